@@ -1,0 +1,50 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both bootstrap .venv and the Debian packages they need; re-running is cheap.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_STAMP := $(VENV)/.apt-installed
+APT_PACKAGES := prometheus
+export DEBIAN_FRONTEND := noninteractive
+
+.PHONY: demo test lint bench venv system-deps clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# Debian's prometheus gives `prometheus` and `promtool` for the chargeback tests and the demo.
+system-deps: $(APT_STAMP)
+
+$(APT_STAMP): | $(STAMP)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+demo: venv system-deps
+	$(BIN)/python -m chargeback.demo
+
+test: venv system-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: venv system-deps
+	$(BIN)/python bench/infra_scale.py
+	$(BIN)/python bench/chargeback_scale.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,163 @@
+"""Read a catalog directory into typed models, turning every problem into a `Finding`.
+
+YAML is read with ruamel.yaml so each finding can point at the line the reviewer must edit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from .errors import CatalogError, Finding, Severity
+from .models import BusinessUnit, Catalog, Pool, RateCard
+
+M = TypeVar("M", bound=BaseModel)
+
+POOL_FILE = "pool.yaml"
+RATES_FILE = "rates.yaml"
+UNITS_DIR = "business-units"
+
+
+def read_yaml(path: Path) -> Any:
+    """Load one YAML file with line information, or raise CatalogError naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise CatalogError([Finding(str(path), "", "file not found", "create it or point --catalog elsewhere")]) from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise CatalogError([Finding(str(path), "", f"cannot be read: {e}", "save it as UTF-8 text")]) from e
+    try:
+        return YAML(typ="rt").load(text)
+    except YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise CatalogError(
+            [Finding(str(path), "", f"is not valid YAML: {problem}", "fix the syntax", line=line)]
+        ) from e
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """('namespaces', 0, 'quota', 'cpu') -> 'namespaces[0].quota.cpu'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def line_of(document: Any, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the deepest node of `loc` that exists in the ruamel document."""
+    node, line = document, None
+    for part in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if isinstance(part, int) and isinstance(node, list):
+                if lc is not None and part < len(node):
+                    line = lc.item(part)[0] + 1
+                node = node[part]
+            elif isinstance(node, dict) and part in node:
+                if lc is not None:
+                    line = lc.key(part)[0] + 1
+                node = node[part]
+            else:
+                break
+        except (KeyError, IndexError, TypeError):
+            break
+    if line is None and getattr(document, "lc", None) is not None:
+        return None
+    return line
+
+
+def parse_model(model: type[M], document: Any, file: str) -> M:
+    """Validate `document` as `model`, or raise CatalogError with one finding per pydantic error."""
+    if not isinstance(document, dict):
+        raise CatalogError([Finding(file, "", "must be a YAML mapping (key: value) at the top level")])
+    try:
+        return model.model_validate(_plain(document))
+    except ValidationError as e:
+        raise CatalogError([_finding(file, document, error) for error in e.errors()]) from e
+
+
+def _finding(file: str, document: Any, error: Any) -> Finding:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    message = error["msg"].removeprefix("Value error, ")
+    hint = ""
+    if error["type"] == "extra_forbidden":
+        message, hint = "unknown field", "check the spelling; `pool catalog schema` lists every field"
+    elif error["type"] == "missing":
+        message, hint = "is required", "add it"
+    return Finding(file, field_path(loc), message, hint, Severity.ERROR, line_of(document, loc))
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's commented containers to plain dicts/lists (pydantic wants plain types)."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def load_catalog(root: str | Path, *, check: bool = True) -> Catalog:
+    """Read pool.yaml, rates.yaml and business-units/*.yaml from `root`.
+
+    Collects the problems of every file before raising, so one run shows them all. With
+    `check`, cross-file rules (capacity, references, budgets) run too; warnings do not raise.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise CatalogError([Finding(str(root), "", "is not a directory", "pass the catalog directory")])
+    findings: list[Finding] = []
+    documents: dict[str, Any] = {}
+
+    def load(model: type[M], path: Path) -> M | None:
+        try:
+            documents[str(path)] = document = read_yaml(path)
+            return parse_model(model, document, str(path))
+        except CatalogError as e:
+            findings.extend(e.findings)
+            return None
+
+    pool = load(Pool, root / POOL_FILE)
+    rates = load(RateCard, root / RATES_FILE)
+    unit_files = sorted((root / UNITS_DIR).glob("*.yaml"))
+    if not unit_files:
+        findings.append(
+            Finding(str(root / UNITS_DIR), "", "holds no <unit>.yaml files", "add one file per business unit")
+        )
+    units: list[BusinessUnit] = []
+    for path in unit_files:
+        unit = load(BusinessUnit, path)
+        if unit is None:
+            continue
+        if unit.id != path.stem:
+            findings.append(
+                Finding(
+                    str(path),
+                    "id",
+                    f"is {unit.id!r} but the file is {path.name}",
+                    f"rename the file to {unit.id}.yaml or set id: {path.stem}",
+                    line=line_of(documents[str(path)], ("id",)),
+                )
+            )
+        units.append(unit)
+    if findings or pool is None or rates is None:
+        raise CatalogError(findings)
+    catalog = Catalog(root=str(root), pool=pool, units=units, rates=rates)
+    if not check:
+        return catalog
+    from .checks import check_catalog
+
+    found = check_catalog(catalog, documents)
+    errors = [f for f in found if f.severity is Severity.ERROR]
+    if errors:
+        raise CatalogError(errors)
+    return catalog.model_copy(update={"warnings": [f for f in found if f.severity is Severity.WARNING]})
+
+
+def unit_file(root: str | Path, unit_id: str) -> Path:
+    return Path(root) / UNITS_DIR / f"{unit_id}.yaml"

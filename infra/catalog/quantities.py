@@ -1,0 +1,56 @@
+"""Kubernetes quantities: parsed with the `kubernetes` package, formatted back canonically."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from kubernetes.utils import parse_quantity
+from pydantic import BeforeValidator, PlainSerializer
+
+GIB = Decimal(2**30)
+_BINARY_SUFFIXES = [("Ei", 2**60), ("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)]
+
+
+def parse(value: object) -> Decimal:
+    """Parse a Kubernetes quantity ("500m", "128Gi", 4) into a non-negative Decimal."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"expected a Kubernetes quantity such as 4, 500m or 128Gi, got {value!r}")
+    try:
+        number = parse_quantity(value if isinstance(value, str) else str(value))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (examples: 4, 500m, 128Gi, 2Ti)") from e
+    if number < 0:
+        raise ValueError(f"{value!r} is negative; quantities must be zero or more")
+    return number
+
+
+def format_cpu(cores: Decimal) -> str:
+    """Whole cores as "8", fractions as millicores "1500m"."""
+    if cores == cores.to_integral_value():
+        return str(int(cores))
+    return f"{int((cores * 1000).to_integral_value())}m"
+
+
+def format_bytes(size: Decimal) -> str:
+    """Bytes with the largest binary suffix that divides them exactly ("128Gi", "1536Mi")."""
+    whole = int(size)
+    for suffix, factor in _BINARY_SUFFIXES:
+        if whole and whole % factor == 0:
+            return f"{whole // factor}{suffix}"
+    return str(whole)
+
+
+def _serialize_bytes(value: Decimal) -> str:
+    return format_bytes(value)
+
+
+def _serialize_cpu(value: Decimal) -> str:
+    return format_cpu(value)
+
+
+Cores = Annotated[Decimal, BeforeValidator(parse), PlainSerializer(_serialize_cpu, return_type=str)]
+"""CPU cores, written as a Kubernetes quantity (4, 500m)."""
+
+Bytes = Annotated[Decimal, BeforeValidator(parse), PlainSerializer(_serialize_bytes, return_type=str)]
+"""A size in bytes, written as a Kubernetes quantity (128Gi, 2Ti)."""

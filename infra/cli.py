@@ -1,0 +1,83 @@
+"""`pool`: the platform engineer's and business unit's command line.
+
+Each command parses its flags, calls one library function and prints; errors from the
+catalog (or any `PoolError`) are shown as findings and end with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .catalog import CatalogError, Finding, Severity, load_catalog
+from .catalog.models import BusinessUnit, Pool, RateCard
+
+app = typer.Typer(
+    help="Pool servers, storage and network into namespaces per business unit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+catalog_app = typer.Typer(help="Catalog helpers.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+CatalogDir = Annotated[Path, typer.Option("--catalog", "-c", help="Catalog directory.", envvar="POOL_CATALOG")]
+
+
+def print_findings(findings: list[Finding]) -> None:
+    """Errors in red and warnings in yellow, one per line, on stderr."""
+    for finding in findings:
+        style = "red" if finding.severity is Severity.ERROR else "yellow"
+        err.print(f"[{style}]{finding.severity.value}[/{style}] {finding}", soft_wrap=True, markup=True)
+
+
+def fail(findings: list[Finding]) -> None:
+    print_findings(findings)
+    raise typer.Exit(2)
+
+
+@app.command()
+def validate(catalog: CatalogDir = Path("catalog")) -> None:
+    """Check the catalog: schema, references, capacity, address ranges, prices and budgets."""
+    try:
+        loaded = load_catalog(catalog)
+    except CatalogError as e:
+        fail(e.findings)
+    print_findings(loaded.warnings)
+    namespaces = len(loaded.namespaces())
+    out.print(
+        f"catalog {catalog} is valid: {len(loaded.units)} business units, {namespaces} namespaces, "
+        f"{len(loaded.warnings)} warnings"
+    )
+
+
+@catalog_app.command("schema")
+def catalog_schema(
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write one JSON Schema per file kind here.")] = None,
+) -> None:
+    """JSON Schemas of pool.yaml, business-units/*.yaml and rates.yaml, for editor completion."""
+    schemas = {
+        "pool.schema.json": Pool.model_json_schema(),
+        "business-unit.schema.json": BusinessUnit.model_json_schema(),
+        "rates.schema.json": RateCard.model_json_schema(),
+    }
+    if out_dir is None:
+        json.dump(schemas, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, schema in schemas.items():
+        (out_dir / name).write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        out.print(f"wrote {out_dir / name}")
+
+
+def main() -> None:
+    app()
