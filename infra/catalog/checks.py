@@ -15,7 +15,7 @@ from .errors import Finding, Severity
 from .loader import POOL_FILE, RATES_FILE, UNITS_DIR, field_path, line_of
 from .models import Catalog, Cluster, NodePool, parse_address_range
 from .pricing import MissingPriceError, rate_version_for, round_money, unit_monthly_cost
-from .quantities import GIB, format_bytes, format_cpu
+from .quantities import GIB, format_cpu
 
 RESERVED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 
@@ -228,7 +228,7 @@ def _format(resource: str, amount: Decimal) -> str:
         return f"{format_cpu(amount)} cores"
     if resource == "memory":
         return f"{amount / GIB:,.0f}Gi"
-    return f"{amount:,.0f} GPUs"
+    return f"{amount:,.0f} GPU" if amount == 1 else f"{amount:,.0f} GPUs"
 
 
 def _check_capacity(catalog: Catalog, report: _Reporter) -> None:
@@ -259,8 +259,8 @@ def _check_capacity(catalog: Catalog, report: _Reporter) -> None:
                 report.add(
                     pool_file,
                     ("clusters", ci, "storage_tiers", ti, "capacity"),
-                    f"storage tier {tier.name!r}: quotas total {format_bytes(allocated_bytes)}, above capacity "
-                    f"{format_bytes(tier.capacity)} by {_format('memory', over)}",
+                    f"storage tier {tier.name!r}: quotas total {_format('memory', allocated_bytes)}, above capacity "
+                    f"{_format('memory', tier.capacity)} by {_format('memory', over)}",
                     "add capacity to the tier or shrink storage quotas",
                 )
 

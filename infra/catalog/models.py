@@ -451,12 +451,13 @@ class RateCard(_Model):
     )
     idle: IdlePolicy = Field(default_factory=IdlePolicy, description="Thresholds for idle allocations.")
 
-    @model_validator(mode="after")
-    def _ordered_versions(self) -> RateCard:
-        starts = [v.effective_from for v in self.versions]
+    @field_validator("versions")
+    @classmethod
+    def _distinct_starts(cls, versions: list[RateVersion]) -> list[RateVersion]:
+        starts = [v.effective_from for v in versions]
         if len(set(starts)) != len(starts):
             raise ValueError("two rate versions share one effective_from; merge them")
-        return self
+        return versions
 
     def sorted_versions(self) -> list[RateVersion]:
         return sorted(self.versions, key=lambda v: v.effective_from)
