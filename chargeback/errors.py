@@ -17,3 +17,40 @@ class RatingError(ChargebackError):
 
 class OutputError(ChargebackError):
     """Reports could not be written to the output directory."""
+
+
+class PrometheusError(ChargebackError):
+    """A Prometheus query failed: the message names the query, the server and what to check."""
+
+    def __init__(self, message: str, *, query: str = "", server: str = "", hint: str = "") -> None:
+        self.query = query
+        self.server = server
+        self.hint = hint
+        text = message
+        if server:
+            text += f" (server {server})"
+        if query:
+            text += f"\n  query: {query}"
+        if hint:
+            text += f"\n  fix: {hint}"
+        super().__init__(text)
+
+
+class PrometheusUnreachableError(PrometheusError):
+    """Connection refused, DNS failure or timeout after every retry."""
+
+
+class PrometheusQueryError(PrometheusError):
+    """Prometheus answered with an error status (bad query, limits, server error)."""
+
+
+class PrometheusResponseError(PrometheusError):
+    """The answer is not the JSON the HTTP API documents (a proxy's page, a truncated body …)."""
+
+
+class UsageDataError(ChargebackError):
+    """A usage frame breaks its declared schema, or series cannot be turned into one."""
+
+
+class LocalPrometheusError(ChargebackError):
+    """The local Prometheus of the tests and the demo could not be built or started."""
