@@ -1,0 +1,128 @@
+"""A throw-away Prometheus on a loopback port, serving series backfilled from OpenMetrics text.
+
+Used by the tests, the demo and the bench: `backfill(om_file, data_dir)` runs
+`promtool tsdb create-blocks-from openmetrics --max-block-duration=744h` (without that flag a month
+takes minutes: promtool would cut two-hour blocks), then `LocalPrometheus(data_dir)` starts Debian's
+`prometheus` with no scrape targets, ten years of retention (so old backfilled blocks stay) and
+`--web.listen-address=127.0.0.1:<free port>`, waits for `/-/ready` and stops it on exit.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from .errors import LocalPrometheusError
+
+INSTALL_HINT = "run `make test` or `make demo` (both install Debian's prometheus package)"
+
+
+def find_binary(name: str) -> str:
+    """Path of `prometheus` / `promtool`, or a LocalPrometheusError saying how to install it."""
+    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").is_file() else None)
+    if path is None:
+        raise LocalPrometheusError(f"`{name}` is not installed: {INSTALL_HINT}")
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def backfill(openmetrics_file: Path, data_dir: Path) -> None:
+    """Turn an OpenMetrics file into TSDB blocks under `data_dir` (created if needed)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        find_binary("promtool"),
+        "tsdb",
+        "create-blocks-from",
+        "openmetrics",
+        "--max-block-duration=744h",
+        str(openmetrics_file),
+        str(data_dir),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip()[-2000:]
+        raise LocalPrometheusError(f"promtool could not backfill {openmetrics_file}: {detail}")
+
+
+class LocalPrometheus:
+    """Prometheus serving `data_dir` on 127.0.0.1; use as a context manager or call start()/stop()."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, ready_timeout: float = 60.0) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.ready_timeout = ready_timeout
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_file = data_dir.parent / f"prometheus-{self.port}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        """Start Prometheus and wait until it answers /-/ready; returns its URL."""
+        binary = find_binary("prometheus")
+        config = self.data_dir.parent / f"prometheus-{self.port}.yml"
+        # No scrape targets: the server only serves the backfilled blocks.
+        config.write_text("global:\n  scrape_interval: 1m\nscrape_configs: []\n", encoding="utf-8")
+        command = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.data_dir}",
+            "--storage.tsdb.retention.time=3650d",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=warn",
+        ]
+        with self.log_file.open("wb") as log:
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise LocalPrometheusError(
+                    f"prometheus exited with status {self._process.returncode} while starting: {self._log_tail()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
+                    return self.url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise LocalPrometheusError(
+            f"prometheus on {self.url} was not ready after {self.ready_timeout:g} s: {self._log_tail()}"
+        )
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 15 s)."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_file.read_text(encoding="utf-8", errors="replace").strip()[-1500:] or "(no log output)"
+        except OSError:
+            return "(no log file)"
+
+    def __enter__(self) -> LocalPrometheus:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()

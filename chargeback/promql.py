@@ -1,0 +1,193 @@
+"""Every PromQL query chargeback runs, one named template per query with the reason it looks so.
+
+All queries are range queries with a one-hour step, evaluated one millisecond before the end of
+each hour H (at H+1h-1ms) over the hour window `$window`:
+
+* Prometheus 2.x range selectors are closed on both ends, so `[1h]` at H+1h would see a sample
+  taken exactly at H+1h in hour H *and* in hour H+1 — `sum_over_time` / `count_over_time` would
+  count it twice (kube-state-metrics scraped at :00 does exactly that). `[59m59s999ms]` evaluated
+  at H+1h-1ms covers [H, H+1h-1ms]: each millisecond belongs to exactly one hour.
+* Prometheus 3 made the left end open, so there the same half-open hour is `[1h]` at H+1h-1ms.
+  `hour_window(version)` picks the right one from the server's build info.
+
+Counters use `increase`, which corrects counter resets and, at a series' start, extrapolates back
+to the counter's zero point (a pod that starts mid-hour is charged from its start, not from its
+first scrape). Gauges use `sum_over_time`: divided by the number of scrapes in the hour
+(`*_SCRAPES`, the largest sample count of any series of that source) it gives value-hours, so a
+pod present for 20 minutes of an hour counts one third of its value, and an hour with a scrape
+gap is averaged over the scrapes that did happen. Everything is aggregated on the server
+(`sum by (namespace, …)`), never pulled per pod.
+
+Templates use `$extra` for the caller's additional label matchers (e.g. `cluster="dc1"` on a
+Prometheus that holds several clusters), rendered by `render` with values escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from string import Template
+
+from .errors import ChargebackError
+
+# ---------------------------------------------------------------- usage (the `used` column)
+
+CPU_USED = Template(
+    # Containers only: the pod-level cgroup (container="") and the pause container (POD) would count CPU twice.
+    'sum by (namespace) (increase(container_cpu_usage_seconds_total{container!="",container!="POD"$extra}[$window]))'
+)
+MEMORY_USED = Template(
+    # Working set is what the kernel cannot reclaim, the figure the OOM killer and kubectl top use.
+    "sum by (namespace) (sum_over_time("
+    'container_memory_working_set_bytes{container!="",container!="POD"$extra}[$window]))'
+)
+EGRESS_USED = Template(
+    # Network counters exist only on the pod-level series (no container label), one per interface.
+    'sum by (namespace) (increase(container_network_transmit_bytes_total{container=""$extra}[$window]))'
+)
+STORAGE_USED = Template(
+    # Bytes used on each PVC, labelled with the PVC's StorageClass; PVCs without kube-state-metrics info
+    # still count (with no storageclass) so that rating can name them instead of dropping them.
+    "sum by (namespace, storageclass) ("
+    "sum_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window])"
+    " * on (namespace, persistentvolumeclaim) group_left (storageclass)"
+    " max by (namespace, persistentvolumeclaim, storageclass)"
+    " (max_over_time(kube_persistentvolumeclaim_info{$matchers}[$window]))"
+    " or on (namespace, persistentvolumeclaim) sum_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window]))"
+)
+LOAD_BALANCERS_USED = Template(
+    # A Service of type LoadBalancer holds one address from the pool for as long as it exists.
+    'sum by (namespace) (sum_over_time(kube_service_spec_type{type="LoadBalancer"$extra}[$window]))'
+)
+PODS_RUNNING = Template(
+    # Running pods only: pending and finished pods hold no resources on a node.
+    'sum by (namespace) (sum_over_time(kube_pod_status_phase{phase="Running"$extra}[$window]))'
+)
+
+# ---------------------------------------------------------------- requests and quotas
+
+CONTAINER_REQUESTS = Template(
+    # Requests of running pods only (kube-state-metrics also exports pending and completed pods);
+    # the pod's running scrapes weight its request, so a pod started mid-hour counts part of the hour.
+    # GPU usage is these GPU requests: no utilisation series is part of the metric contract.
+    "sum by (namespace, resource) ("
+    'max_over_time(kube_pod_container_resource_requests{resource=~"cpu|memory|nvidia_com_gpu"$extra}[$window])'
+    " * on (namespace, pod, uid) group_left ()"
+    ' max by (namespace, pod, uid) (sum_over_time(kube_pod_status_phase{phase="Running"$extra}[$window])))'
+)
+STORAGE_REQUESTED = Template(
+    # The size each PVC asked for, labelled with its StorageClass (same join as STORAGE_USED).
+    "sum by (namespace, storageclass) ("
+    "sum_over_time(kube_persistentvolumeclaim_resource_requests_storage_bytes{$matchers}[$window])"
+    " * on (namespace, persistentvolumeclaim) group_left (storageclass)"
+    " max by (namespace, persistentvolumeclaim, storageclass)"
+    " (max_over_time(kube_persistentvolumeclaim_info{$matchers}[$window]))"
+    " or on (namespace, persistentvolumeclaim)"
+    " sum_over_time(kube_persistentvolumeclaim_resource_requests_storage_bytes{$matchers}[$window]))"
+)
+QUOTA_HARD = Template(
+    # Hard quota limits are the allocation a unit pays for in request mode; with several ResourceQuota
+    # objects in one namespace the smallest limit applies, as in the API server.
+    'min by (namespace, resource) (sum_over_time(kube_resourcequota{type="hard",resource=~"'
+    r"requests\\.cpu|cpu|requests\\.memory|memory|requests\\.nvidia\\.com/gpu|services\\.loadbalancers|pods|"
+    r'.+\\.storageclass\\.storage\\.k8s\\.io/requests\\.storage"$extra}[$window]))'
+)
+
+# ---------------------------------------------------------------- scrapes per hour, per source
+
+CADVISOR_SCRAPES = Template(
+    # How often the kubelets' cAdvisor endpoint was scraped this hour: divides gauge sums, measures coverage.
+    'max(count_over_time(container_memory_working_set_bytes{container!="",container!="POD"$extra}[$window]))'
+)
+KUBE_STATE_SCRAPES = Template(
+    # How often kube-state-metrics was scraped this hour; every cluster runs some pod all the time.
+    'max(count_over_time(kube_pod_status_phase{phase="Running"$extra}[$window]))'
+)
+KUBELET_VOLUME_SCRAPES = Template(
+    # How often the kubelets' volume statistics were scraped this hour (a separate endpoint from cAdvisor).
+    "max(count_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window]))"
+)
+
+QUERIES: dict[str, Template] = {
+    "cpu_used": CPU_USED,
+    "memory_used": MEMORY_USED,
+    "egress_used": EGRESS_USED,
+    "storage_used": STORAGE_USED,
+    "load_balancers_used": LOAD_BALANCERS_USED,
+    "pods_running": PODS_RUNNING,
+    "container_requests": CONTAINER_REQUESTS,
+    "storage_requested": STORAGE_REQUESTED,
+    "quota_hard": QUOTA_HARD,
+    "cadvisor_scrapes": CADVISOR_SCRAPES,
+    "kube_state_scrapes": KUBE_STATE_SCRAPES,
+    "kubelet_volume_scrapes": KUBELET_VOLUME_SCRAPES,
+}
+"""Every query `collect_usage` runs, by name."""
+
+WINDOW_PROMETHEUS_2 = "59m59s999ms"
+WINDOW_PROMETHEUS_3 = "1h"
+
+
+def hour_window(version: str | None) -> str:
+    """The range that, evaluated at H+1h-1ms, covers exactly [H, H+1h) on a server of this version.
+
+    Unknown versions (Thanos, Mimir do not always say) get the 2.x window: on a left-open server it
+    only misses samples taken at exactly H+0 ms, while the 3.x window on a closed server counts them twice.
+    """
+    match = re.match(r"v?(\d+)\.", version or "")
+    if match and int(match.group(1)) >= 3:
+        return WINDOW_PROMETHEUS_3
+    return WINDOW_PROMETHEUS_2
+
+
+class MatcherError(ChargebackError):
+    """An extra label matcher that is not `name="value"` (or !=, =~, !~)."""
+
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|(.*?))\s*$')
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def escape_label_value(value: str) -> str:
+    """Escape `value` for a double-quoted PromQL string literal (backslash, double quote, newline)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+@dataclass(frozen=True)
+class LabelMatcher:
+    """One extra label matcher added to every selector, e.g. cluster="dc1"."""
+
+    name: str
+    value: str
+    op: str = "="
+
+    def __post_init__(self) -> None:
+        if not _LABEL_NAME.match(self.name):
+            raise MatcherError(f"{self.name!r} is not a Prometheus label name (letters, digits, _; not first a digit)")
+        if self.op not in ("=", "!=", "=~", "!~"):
+            raise MatcherError(f"{self.op!r} is not a label matcher operator; use =, !=, =~ or !~")
+        if self.name == "__name__":
+            raise MatcherError("extra matchers may not select on __name__: chargeback chooses the metrics")
+
+    def render(self) -> str:
+        return f'{self.name}{self.op}"{escape_label_value(self.value)}"'
+
+    @classmethod
+    def parse(cls, text: str) -> LabelMatcher:
+        """Parse `name="value"` (quotes optional; =, !=, =~, !~) as written on the command line."""
+        match = _MATCHER.match(text)
+        if not match:
+            raise MatcherError(f'{text!r} is not a label matcher; write e.g. cluster="dc1" or env=~"prod|staging"')
+        name, op, quoted, bare = match.groups()
+        if quoted is not None:
+            value = _UNESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), quoted)
+        else:
+            value = bare
+        return cls(name=name, value=value, op=op)
+
+
+def render(template: Template, window: str, matchers: tuple[LabelMatcher, ...] = ()) -> str:
+    """Fill a query template: `$window` with the hour range, `$extra`/`$matchers` with the extra matchers."""
+    rendered = ",".join(m.render() for m in matchers)
+    return template.substitute(window=window, extra=f",{rendered}" if rendered else "", matchers=rendered)
