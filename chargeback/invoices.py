@@ -1,0 +1,254 @@
+"""Invoices and the finance summary as plain documents (dicts of strings), shared by JSON and HTML.
+
+Numbers are written as fixed-point strings (Decimal, never float) so a re-run over the same data
+gives the same bytes, and JSON readers do not round money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import pandas as pd
+
+from infra.catalog.models import BusinessUnit
+
+from .idle import REASONS
+from .period import iso_utc
+from .rating import UNALLOCATED
+from .result import Chargeback
+
+UNALLOCATED_NAME = "Unallocated (namespaces no business unit owns)"
+SHARE = Decimal("0.0001")
+
+
+def invoice_number(chargeback: Chargeback, unit_id: str) -> str:
+    """Deterministic invoice number: RP-<year>-<month>-<unit id>."""
+    return f"RP-{chargeback.period.year:04d}-{chargeback.period.month:02d}-{unit_id}"
+
+
+def text(value: Decimal) -> str:
+    """A Decimal as fixed-point text, without exponent ('0E-9' → '0.000000000')."""
+    return format(value, "f")
+
+
+def ratio(part: Decimal, whole: Decimal) -> Decimal | None:
+    return (part / whole).quantize(SHARE, rounding=ROUND_HALF_EVEN) if whole else None
+
+
+def _ratio_text(part: Decimal, whole: Decimal) -> str | None:
+    value = ratio(part, whole)
+    return None if value is None else text(value)
+
+
+def idle_totals(idle: pd.DataFrame) -> tuple[Decimal, Decimal]:
+    """Idle cost and monthly savings, counting each allocation once: where both its quota and its
+    requests are flagged, the larger figure (the quota's) stands for it."""
+    if idle.empty:
+        return Decimal(0), Decimal(0)
+    per_allocation = idle.groupby(["cluster", "namespace", "resource", "tier"], sort=True).agg(
+        idle_cost=("idle_cost", "max"), monthly_savings=("monthly_savings", "max")
+    )
+    return sum(per_allocation["idle_cost"], Decimal(0)), sum(per_allocation["monthly_savings"], Decimal(0))
+
+
+def _line(row: dict) -> dict[str, Any]:
+    return {
+        "resource": row["resource"],
+        "tier": row["tier"],
+        "rate_effective_from": iso_utc(row["rate_effective_from"]),
+        "charge_period_start": iso_utc(row["charge_period_start"]),
+        "charge_period_end": iso_utc(row["charge_period_end"]),
+        "usage_quantity": text(row["usage_quantity"]),
+        "usage_unit": row["usage_unit"],
+        "billed_quantity": text(row["billed_quantity"]),
+        "unit": row["unit"],
+        "unit_price": text(row["unit_price"]),
+        "amount": text(row["amount"]),
+    }
+
+
+def _coverage(chargeback: Chargeback, cluster: str, namespace: str) -> dict[str, Any]:
+    frame = chargeback.coverage
+    match = frame[(frame["cluster"] == cluster) & (frame["namespace"] == namespace)]
+    hours = chargeback.period.hours
+    seen = int(match["hours_seen"].iloc[0]) if len(match) else 0
+    covered = Decimal(repr(float(match["hours_covered"].iloc[0]))) if len(match) else Decimal(0)
+    covered = covered.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+    return {
+        "hours_in_period": hours,
+        "hours_seen": seen,
+        "hours_covered": text(covered),
+        "share": text((covered / hours).quantize(SHARE, rounding=ROUND_HALF_EVEN)),
+        "complete": covered >= hours,
+    }
+
+
+def _idle_rows(idle: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {
+            "cluster": row["cluster"],
+            "namespace": row["namespace"],
+            "resource": row["resource"],
+            "tier": row["tier"],
+            "basis": row["basis"],
+            "unit": row["unit"],
+            "allocated": text(row["allocated"]),
+            "used_avg": text(row["used_avg"]),
+            "used_p95": text(row["used_p95"]),
+            "utilization": text(row["utilization"]),
+            "idle_cost": text(row["idle_cost"]),
+            "recommended_allocation": text(row["recommended_allocation"]),
+            "monthly_savings": text(row["monthly_savings"]),
+            "reason": row["reason"],
+            "reason_text": REASONS[row["reason"]],
+        }
+        for row in idle.to_dict("records")
+    ]
+
+
+def _namespaces(chargeback: Chargeback, unit_id: str, own: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    lines = chargeback.lines[chargeback.lines["business_unit"] == unit_id]
+    keys = set(own) | set(zip(lines["cluster"], lines["namespace"], strict=True))
+    result = []
+    for cluster, namespace in sorted(keys):
+        ns_lines = lines[(lines["cluster"] == cluster) & (lines["namespace"] == namespace)].to_dict("records")
+        split = ns_lines[0]["shared_split"] if ns_lines else ""
+        result.append(
+            {
+                "cluster": cluster,
+                "namespace": namespace,
+                "shared_split": split,
+                "share": text(ns_lines[0]["share"]) if split else None,
+                "subtotal": text(sum((row["amount"] for row in ns_lines), Decimal(0))),
+                "coverage": _coverage(chargeback, cluster, namespace),
+                "lines": [_line(row) for row in ns_lines],
+            }
+        )
+    return result
+
+
+def _by_resource(lines: pd.DataFrame) -> list[dict[str, str]]:
+    totals = lines.groupby(["resource", "tier"], sort=True)["amount"].agg(lambda s: sum(s, Decimal(0)))
+    return [{"resource": r, "tier": t, "amount": text(amount)} for (r, t), amount in totals.items()]
+
+
+def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> dict[str, Any]:
+    """The invoice of one unit, or (unit None) the statement of unallocated namespaces."""
+    catalog, period = chargeback.catalog, chargeback.period
+    unit_id = unit.id if unit else UNALLOCATED
+    lines = chargeback.lines[chargeback.lines["business_unit"] == unit_id]
+    if unit:
+        own = [(catalog.cluster_of(ns).name, ns.name) for ns in unit.namespaces]
+    else:
+        usage = chargeback.usage[chargeback.usage["business_unit"] == UNALLOCATED]
+        own = list(zip(usage["cluster"], usage["namespace"], strict=True))
+    total = sum(lines["amount"], Decimal(0))
+    idle = chargeback.idle[chargeback.idle["business_unit"] == unit_id]
+    idle_cost, savings = idle_totals(idle)
+    namespaces = _namespaces(chargeback, unit_id, own)
+    budget = unit.budget.monthly if unit else None
+    versions = sorted({iso_utc(v) for v in lines["rate_effective_from"]})
+    return {
+        "invoice_number": invoice_number(chargeback, unit_id),
+        "period": period.label,
+        "period_start": iso_utc(period.start),
+        "period_end": iso_utc(period.end),
+        "issuer": chargeback.catalog.rates.issuer.model_dump(),
+        "business_unit": {
+            "id": unit_id,
+            "display_name": unit.display_name if unit else UNALLOCATED_NAME,
+            "cost_center": unit.cost_center if unit else "",
+        },
+        "currency": chargeback.currency,
+        "billing_mode": chargeback.billing_mode.value,
+        "rate_versions": versions,
+        "total": text(total),
+        "by_resource": _by_resource(lines),
+        "budget": None
+        if budget is None
+        else {
+            "monthly": text(budget),
+            "used": _ratio_text(total, budget),
+            "alert_at": text(Decimal(str(unit.budget.alert_at))),
+        },
+        "coverage": {
+            "hours_in_period": period.hours,
+            "complete": all(ns["coverage"]["complete"] for ns in namespaces),
+            "incomplete_namespaces": [ns["namespace"] for ns in namespaces if not ns["coverage"]["complete"]],
+        },
+        "namespaces": namespaces,
+        "idle": {"idle_cost": text(idle_cost), "monthly_savings": text(savings), "allocations": _idle_rows(idle)},
+    }
+
+
+def build_invoices(chargeback: Chargeback) -> list[dict[str, Any]]:
+    """An invoice per catalog unit (even without usage), plus the unallocated statement if anything is."""
+    invoices = [build_invoice(chargeback, unit) for unit in sorted(chargeback.catalog.units, key=lambda u: u.id)]
+    if (chargeback.usage["business_unit"] == UNALLOCATED).any():
+        invoices.append(build_invoice(chargeback, None))
+    return invoices
+
+
+def finance_summary(chargeback: Chargeback, invoices: list[dict[str, Any]]) -> dict[str, Any]:
+    """All units side by side: budget vs actual, share of the pool, idle money; unallocated shown."""
+    pool_total = sum((Decimal(inv["total"]) for inv in invoices), Decimal(0))
+    rows = []
+    for invoice in invoices:
+        actual = Decimal(invoice["total"])
+        budget = invoice["budget"]
+        used = Decimal(budget["used"]) if budget and budget["used"] is not None else None
+        rows.append(
+            {
+                "id": invoice["business_unit"]["id"],
+                "display_name": invoice["business_unit"]["display_name"],
+                "cost_center": invoice["business_unit"]["cost_center"],
+                "invoice_number": invoice["invoice_number"],
+                "budget": budget["monthly"] if budget else None,
+                "actual": invoice["total"],
+                "budget_used": budget["used"] if budget else None,
+                "over_budget": used is not None and used > 1,
+                "at_alert": used is not None and used >= Decimal(budget["alert_at"]),
+                "share_of_pool": _ratio_text(actual, pool_total),
+                "idle_cost": invoice["idle"]["idle_cost"],
+                "monthly_savings": invoice["idle"]["monthly_savings"],
+                "coverage_complete": invoice["coverage"]["complete"],
+            }
+        )
+    budgets = sum((Decimal(r["budget"]) for r in rows if r["budget"] is not None), Decimal(0))
+    return {
+        "period": chargeback.period.label,
+        "period_start": iso_utc(chargeback.period.start),
+        "period_end": iso_utc(chargeback.period.end),
+        "issuer": chargeback.catalog.rates.issuer.model_dump(),
+        "currency": chargeback.currency,
+        "billing_mode": chargeback.billing_mode.value,
+        "units": rows,
+        "shared_namespaces": _shared(chargeback),
+        "total": {
+            "actual": text(pool_total),
+            "budget": text(budgets),
+            "budget_used": _ratio_text(pool_total, budgets),
+            "idle_cost": text(sum((Decimal(r["idle_cost"]) for r in rows), Decimal(0))),
+            "monthly_savings": text(sum((Decimal(r["monthly_savings"]) for r in rows), Decimal(0))),
+        },
+    }
+
+
+def _shared(chargeback: Chargeback) -> list[dict[str, Any]]:
+    """How each shared namespace's cost was split."""
+    lines = chargeback.lines[chargeback.lines["shared_split"] != ""]
+    result = []
+    for (cluster, namespace, split), group in lines.groupby(["cluster", "namespace", "shared_split"], sort=True):
+        units = group.groupby("business_unit", sort=True)["amount"].agg(lambda s: sum(s, Decimal(0)))
+        result.append(
+            {
+                "cluster": cluster,
+                "namespace": namespace,
+                "split": split,
+                "amount": text(sum(group["amount"], Decimal(0))),
+                "units": [{"id": unit_id, "amount": text(amount)} for unit_id, amount in units.items()],
+            }
+        )
+    return result
