@@ -1,0 +1,53 @@
+"""A real Prometheus for the chargeback tests, serving the closed-form scenario.
+
+One server per test session: the scenario (cluster dc1, plus a decoy cluster dc2 in the same
+Prometheus) is written as OpenMetrics, backfilled with promtool and served on a free loopback
+port. A missing `prometheus`/`promtool` fails the tests with the command that installs it:
+skipping would hide that the usage queries were never run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chargeback.errors import LocalPrometheusError
+from chargeback.local_prometheus import LocalPrometheus, backfill, find_binary
+from chargeback.synthetic import Scenario, closed_form_scenario, other_cluster_scenario, write_openmetrics
+
+SCENARIO_START = dt.datetime(2026, 10, 1, 0, tzinfo=dt.UTC)
+SCENARIO_END = dt.datetime(2026, 10, 1, 8, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class ScenarioServer:
+    """The running Prometheus and the scenario it serves."""
+
+    url: str
+    scenario: Scenario
+    data_dir: Path
+
+
+def require_prometheus() -> None:
+    """Fail (never skip) when Debian's prometheus is missing."""
+    try:
+        find_binary("prometheus")
+        find_binary("promtool")
+    except LocalPrometheusError as e:
+        pytest.fail(f"{e}. The chargeback tests need a real Prometheus: run `make test`.", pytrace=False)
+
+
+def serve_scenario(workdir: Path) -> Iterator[ScenarioServer]:
+    """Backfill the closed-form scenario into `workdir` and serve it until the generator is closed."""
+    require_prometheus()
+    scenario = closed_form_scenario("dc1")
+    source = workdir / "scenario.om"
+    write_openmetrics(source, [scenario, other_cluster_scenario("dc2")])
+    data_dir = workdir / "tsdb"
+    backfill(source, data_dir)
+    with LocalPrometheus(data_dir) as server:
+        yield ScenarioServer(url=server.url, scenario=scenario, data_dir=data_dir)
