@@ -351,6 +351,8 @@ def _status_error(response: httpx.Response, query: str, server: str) -> Promethe
 
 
 def _decode(response: httpx.Response, query: str, server: str) -> tuple[Any, list[str]]:
+    if response.status_code >= 400:
+        raise _status_error(response, query, server)
     try:
         body = json.loads(response.content)
     except ValueError as e:
@@ -360,8 +362,6 @@ def _decode(response: httpx.Response, query: str, server: str) -> tuple[Any, lis
             server=server,
             hint="check that --prometheus points at the Prometheus API, not a web UI or a proxy's login page",
         ) from e
-    if response.status_code >= 400:
-        raise _status_error(response, query, server)
     if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
         raise PrometheusResponseError(
             f"answer is JSON but not a Prometheus API answer: {_snippet(response.text)!r}",
@@ -394,6 +394,8 @@ def _parse_result(data: Any, query: str, server: str) -> list[Series]:
     if not isinstance(data, dict) or "result" not in data:
         raise broken("no data.result")
     kind = data.get("resultType")
+    if kind not in ("matrix", "vector"):
+        raise broken(f"result type {kind!r}, expected matrix or vector")
     series: list[Series] = []
     for item in data["result"] or []:
         if not isinstance(item, dict) or not isinstance(item.get("metric"), dict):
@@ -403,10 +405,8 @@ def _parse_result(data: Any, query: str, server: str) -> list[Series]:
                 points = item.get("values") or []
                 if item.get("histograms"):
                     raise broken("native histograms are not usage series")
-            elif kind == "vector":
-                points = [item["value"]]
             else:
-                raise broken(f"result type {kind!r}, expected matrix or vector")
+                points = [item["value"]]
             pairs = np.array(points, dtype=object).reshape(-1, 2)
             timestamps = pairs[:, 0].astype(np.float64)
             values = pairs[:, 1].astype(np.float64)
