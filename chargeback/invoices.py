@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from infra.catalog.models import BusinessUnit
+from infra.catalog.pricing import round_money
 
 from .idle import REASONS
 from .period import iso_utc
@@ -42,15 +43,17 @@ def _ratio_text(part: Decimal, whole: Decimal) -> str | None:
     return None if value is None else text(value)
 
 
-def idle_totals(idle: pd.DataFrame) -> tuple[Decimal, Decimal]:
+def idle_totals(idle: pd.DataFrame, currency: str) -> tuple[Decimal, Decimal]:
     """Idle cost and monthly savings, counting each allocation once: where both its quota and its
     requests are flagged, the larger figure (the quota's) stands for it."""
-    if idle.empty:
-        return Decimal(0), Decimal(0)
-    per_allocation = idle.groupby(["cluster", "namespace", "resource", "tier"], sort=True).agg(
-        idle_cost=("idle_cost", "max"), monthly_savings=("monthly_savings", "max")
-    )
-    return sum(per_allocation["idle_cost"], Decimal(0)), sum(per_allocation["monthly_savings"], Decimal(0))
+    idle_cost = savings = Decimal(0)
+    if not idle.empty:
+        per_allocation = idle.groupby(["cluster", "namespace", "resource", "tier"], sort=True).agg(
+            idle_cost=("idle_cost", "max"), monthly_savings=("monthly_savings", "max")
+        )
+        idle_cost = sum(per_allocation["idle_cost"], Decimal(0))
+        savings = sum(per_allocation["monthly_savings"], Decimal(0))
+    return round_money(idle_cost, currency), round_money(savings, currency)
 
 
 def _line(row: dict) -> dict[str, Any]:
@@ -110,6 +113,7 @@ def _idle_rows(idle: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _namespaces(chargeback: Chargeback, unit_id: str, own: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
     lines = chargeback.lines[chargeback.lines["business_unit"] == unit_id]
+    currency = chargeback.currency
     keys = set(own) | set(zip(lines["cluster"], lines["namespace"], strict=True))
     result = []
     for cluster, namespace in sorted(keys):
@@ -121,7 +125,7 @@ def _namespaces(chargeback: Chargeback, unit_id: str, own: Iterable[tuple[str, s
                 "namespace": namespace,
                 "shared_split": split,
                 "share": text(ns_lines[0]["share"]) if split else None,
-                "subtotal": text(sum((row["amount"] for row in ns_lines), Decimal(0))),
+                "subtotal": text(round_money(sum((row["amount"] for row in ns_lines), Decimal(0)), currency)),
                 "coverage": _coverage(chargeback, cluster, namespace),
                 "lines": [_line(row) for row in ns_lines],
             }
@@ -144,9 +148,9 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> dict[str
     else:
         usage = chargeback.usage[chargeback.usage["business_unit"] == UNALLOCATED]
         own = list(zip(usage["cluster"], usage["namespace"], strict=True))
-    total = sum(lines["amount"], Decimal(0))
+    total = round_money(sum(lines["amount"], Decimal(0)), chargeback.currency)
     idle = chargeback.idle[chargeback.idle["business_unit"] == unit_id]
-    idle_cost, savings = idle_totals(idle)
+    idle_cost, savings = idle_totals(idle, chargeback.currency)
     namespaces = _namespaces(chargeback, unit_id, own)
     budget = unit.budget.monthly if unit else None
     versions = sorted({iso_utc(v) for v in lines["rate_effective_from"]})
@@ -193,7 +197,8 @@ def build_invoices(chargeback: Chargeback) -> list[dict[str, Any]]:
 
 def finance_summary(chargeback: Chargeback, invoices: list[dict[str, Any]]) -> dict[str, Any]:
     """All units side by side: budget vs actual, share of the pool, idle money; unallocated shown."""
-    pool_total = sum((Decimal(inv["total"]) for inv in invoices), Decimal(0))
+    currency = chargeback.currency
+    pool_total = round_money(sum((Decimal(inv["total"]) for inv in invoices), Decimal(0)), currency)
     rows = []
     for invoice in invoices:
         actual = Decimal(invoice["total"])
@@ -230,8 +235,10 @@ def finance_summary(chargeback: Chargeback, invoices: list[dict[str, Any]]) -> d
             "actual": text(pool_total),
             "budget": text(budgets),
             "budget_used": _ratio_text(pool_total, budgets),
-            "idle_cost": text(sum((Decimal(r["idle_cost"]) for r in rows), Decimal(0))),
-            "monthly_savings": text(sum((Decimal(r["monthly_savings"]) for r in rows), Decimal(0))),
+            "idle_cost": text(round_money(sum((Decimal(r["idle_cost"]) for r in rows), Decimal(0)), currency)),
+            "monthly_savings": text(
+                round_money(sum((Decimal(r["monthly_savings"]) for r in rows), Decimal(0)), currency)
+            ),
         },
     }
 

@@ -180,7 +180,12 @@ def _check_storage_tiers(usage: pd.DataFrame, catalog: Catalog) -> None:
     for cluster_name, namespace, tier in sorted(storage.itertuples(index=False)):
         cluster = catalog.pool.cluster(cluster_name)
         known = {t.name for t in cluster.storage_tiers} if cluster else all_tiers
-        if tier not in known:
+        if tier == "":
+            problems.append(
+                f"namespace {namespace!r} (cluster {cluster_name}) has volumes whose storage class is unknown "
+                "(kube_persistentvolumeclaim_info has no series for them)"
+            )
+        elif tier not in known:
             classes = ", ".join(
                 sorted(f"{t.class_name} ({t.name})" for c in catalog.pool.clusters for t in c.storage_tiers)
             )
@@ -236,7 +241,8 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     check_frame(attributed, ATTRIBUTED_SCHEMA, "rating (attributed usage)")
     rates = catalog.rates
     versions = rates.sorted_versions()
-    frame = attributed[attributed["resource"].isin(BILLABLE)]
+    # Rows of unscraped hours (used unknown) are not billed; `coverage` reports them.
+    frame = attributed[attributed["resource"].isin(BILLABLE) & attributed["used"].notna()]
     if frame.empty:
         return empty_frame(LINE_SCHEMA)
     grouped = pd.DataFrame(
@@ -256,6 +262,7 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
         last_hour=("hour", "max"),
     )
     lines, missing = [], []
+    sums = sums[(sums["used_nano"] > 0) | (sums["billed_nano"] > 0)]  # nothing used, nothing billed: no line
     for key, row in sums.iterrows():
         unit_id, cost_center, cluster, namespace, resource_name, tier, shared, version_number = key
         version = versions[version_number]

@@ -1,0 +1,220 @@
+"""`chargeback`: finance's command line — invoices, idle allocations.
+
+Each command parses its flags, calls `run.run_period` and prints. Errors (bad period, catalog,
+Prometheus, prices) are printed as one clear message and end with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import pydantic
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.catalog import CatalogError
+from infra.catalog.models import BillingMode
+from infra.catalog.pricing import round_money
+
+from .errors import ChargebackError
+from .idle import REASONS
+from .invoices import build_invoices, idle_totals, text
+from .prometheus import PrometheusSettings
+from .run import PeriodRun, run_period
+
+app = typer.Typer(
+    help="Charge business units for what their namespaces used, from Prometheus and the catalog.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+T = TypeVar("T")
+
+PeriodOption = Annotated[str, typer.Option("--period", "-p", help="Calendar month to bill, YYYY-MM (UTC).")]
+PrometheusOption = Annotated[
+    str, typer.Option("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090.", envvar="PROMETHEUS_URL")
+]
+CatalogOption = Annotated[Path, typer.Option("--catalog", "-c", help="Catalog directory.", envvar="POOL_CATALOG")]
+ClusterOption = Annotated[
+    str | None, typer.Option("--cluster", help="Bill only this pool.yaml cluster (default: every cluster).")
+]
+ClusterLabelOption = Annotated[
+    str | None,
+    typer.Option("--cluster-label", help="Series label naming the cluster when one Prometheus holds several."),
+]
+MatchOption = Annotated[
+    list[str] | None,
+    typer.Option("--match", help='Extra label matcher added to every query, e.g. env="prod" (repeatable).'),
+]
+TokenOption = Annotated[
+    Path | None, typer.Option("--bearer-token-file", help="File with a bearer token for Prometheus.")
+]
+HeaderOption = Annotated[
+    list[str] | None, typer.Option("--header", help="Extra HTTP header K=V, e.g. X-Scope-OrgID=finance (repeatable).")
+]
+ModeOption = Annotated[
+    BillingMode | None,
+    typer.Option("--billing-mode", help="Override rates.yaml: usage, request, or max of request and use per hour."),
+]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error[/red] {message}", soft_wrap=True, markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run `action`; any user-facing error becomes a message and exit status 2."""
+    try:
+        return action()
+    except CatalogError as e:
+        _fail(str(e))
+    except ChargebackError as e:
+        _fail(str(e))
+    except pydantic.ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        _fail(f"invalid Prometheus settings: {problems}")
+    raise AssertionError("unreachable")
+
+
+def parse_headers(values: list[str] | None) -> dict[str, str]:
+    headers = {}
+    for value in values or []:
+        name, sep, content = value.partition("=")
+        if not sep or not name.strip():
+            raise ChargebackError(f"--header {value!r} is not K=V; write e.g. --header X-Scope-OrgID=finance")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def _settings(url: str, token: Path | None, headers: list[str] | None) -> PrometheusSettings:
+    return PrometheusSettings(url=url, bearer_token_file=token, headers=parse_headers(headers))
+
+
+def _warn(run: PeriodRun) -> None:
+    for warning in run.warnings:
+        err.print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)
+
+
+@app.command()
+def invoice(
+    period: PeriodOption,
+    prometheus: PrometheusOption,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for the reports of the period.")],
+    catalog: CatalogOption = Path("catalog"),
+    cluster: ClusterOption = None,
+    cluster_label: ClusterLabelOption = None,
+    match: MatchOption = None,
+    bearer_token_file: TokenOption = None,
+    header: HeaderOption = None,
+    billing_mode: ModeOption = None,
+) -> None:
+    """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
+    run = _guarded(
+        lambda: run_period(
+            period,
+            catalog,
+            _settings(prometheus, bearer_token_file, header),
+            out_dir,
+            cluster=cluster,
+            cluster_label=cluster_label,
+            matchers=match or [],
+            billing_mode=billing_mode,
+        )
+    )
+    _warn(run)
+    chargeback = run.chargeback
+    table = Table(title=f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)")
+    for column in ("Invoice", "Business unit", f"Total ({chargeback.currency})", "Budget used", "Coverage"):
+        table.add_column(column, justify="right" if "(" in column or column == "Budget used" else "left")
+    grand_total = Decimal(0)
+    for document in _guarded(lambda: build_invoices(chargeback)):
+        grand_total += Decimal(document["total"])
+        budget = document["budget"]
+        used = f"{Decimal(budget['used']) * 100:.1f} %" if budget and budget["used"] is not None else "—"
+        coverage = "complete" if document["coverage"]["complete"] else "incomplete"
+        table.add_row(
+            document["invoice_number"], document["business_unit"]["display_name"], document["total"], used, coverage
+        )
+    table.add_section()
+    table.add_row("", "Pool total", text(round_money(grand_total, chargeback.currency)), "", "")
+    out.print(table)
+    out.print(f"wrote {len(run.written)} files to {out_dir}")
+
+
+@app.command()
+def idle(
+    period: PeriodOption,
+    prometheus: PrometheusOption,
+    catalog: CatalogOption = Path("catalog"),
+    cluster: ClusterOption = None,
+    cluster_label: ClusterLabelOption = None,
+    match: MatchOption = None,
+    bearer_token_file: TokenOption = None,
+    header: HeaderOption = None,
+) -> None:
+    """Allocations used below rates.yaml's idle threshold, what they cost, and a right-size."""
+    run = _guarded(
+        lambda: run_period(
+            period,
+            catalog,
+            _settings(prometheus, bearer_token_file, header),
+            None,
+            cluster=cluster,
+            cluster_label=cluster_label,
+            matchers=match or [],
+        )
+    )
+    _warn(run)
+    chargeback = run.chargeback
+    frame = chargeback.idle
+    policy = chargeback.catalog.rates.idle
+    if frame.empty:
+        out.print(
+            f"no idle allocations in {chargeback.period}: everything held ≥ {policy.min_hours} h "
+            f"was used ≥ {policy.utilization_threshold:.0%} on average"
+        )
+        return
+    cur = chargeback.currency
+    table = Table(title=f"Idle allocations {chargeback.period} (threshold {policy.utilization_threshold:.0%})")
+    for column in ("Unit", "Namespace", "Resource", "Basis"):
+        table.add_column(column)
+    for column in ("Allocated", "Used avg", "Used p95", "Util.", f"Idle cost ({cur})", "Recommended"):
+        table.add_column(column, justify="right")
+    table.add_column(f"Savings/month ({cur})", justify="right")
+    table.add_column("Why")
+    for row in frame.to_dict("records"):
+        resource = f"{row['resource']} ({row['tier']})" if row["tier"] else row["resource"]
+        table.add_row(
+            row["business_unit"],
+            row["namespace"],
+            resource,
+            row["basis"],
+            f"{row['allocated']:.2f} {row['unit']}",
+            f"{row['used_avg']:.2f}",
+            f"{row['used_p95']:.2f}",
+            f"{row['utilization'] * 100:.1f} %",
+            text(row["idle_cost"]),
+            f"{text(row['recommended_allocation'])} {row['unit']}",
+            text(row["monthly_savings"]),
+            REASONS[row["reason"]],
+        )
+    out.print(table)
+    idle_cost, savings = idle_totals(frame, cur)
+    out.print(f"idle cost {cur} {text(idle_cost)} this period; right-sizing saves {cur} {text(savings)} a month")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

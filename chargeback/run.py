@@ -1,0 +1,100 @@
+"""One chargeback run: period → collect usage from Prometheus → rate → idle → write reports.
+
+The command line, the demo and the exporter all call `run_period`, so they bill the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from infra.catalog import Catalog, load_catalog
+from infra.catalog.models import BillingMode
+
+from .errors import ChargebackError
+from .period import Period
+from .prometheus import PrometheusClient, PrometheusSettings
+from .promql import LabelMatcher
+from .reports import write_reports
+from .result import Chargeback, charge
+from .usage import check_usage_frame, collect_usage, empty_usage_frame
+
+
+@dataclass(frozen=True)
+class PeriodRun:
+    """What a run computed and wrote."""
+
+    chargeback: Chargeback
+    warnings: list[str] = field(default_factory=list)
+    """Prometheus warnings (partial answers) and data gaps, worth showing to the user."""
+    written: list[Path] = field(default_factory=list)
+    """Report files written (empty when no output directory was given)."""
+    queries: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Cluster → query name → the exact PromQL run."""
+
+
+def clusters_to_collect(catalog: Catalog, cluster: str | None, cluster_label: str | None) -> list[str]:
+    """The clusters of this run. Several clusters in one Prometheus need a label telling them apart."""
+    if cluster is not None:
+        if catalog.pool.cluster(cluster) is None:
+            names = ", ".join(c.name for c in catalog.pool.clusters)
+            raise ChargebackError(f"--cluster {cluster!r} is not in pool.yaml (clusters: {names})")
+        return [cluster]
+    names = [c.name for c in catalog.pool.clusters]
+    if len(names) > 1 and cluster_label is None:
+        raise ChargebackError(
+            f"pool.yaml has {len(names)} clusters ({', '.join(names)}): pass --cluster-label (the series label "
+            "naming the cluster, e.g. cluster) if one Prometheus holds them all, or run once per cluster with --cluster"
+        )
+    return names
+
+
+def collect_period(
+    period: Period,
+    catalog: Catalog,
+    client: PrometheusClient,
+    clusters: Sequence[str],
+    cluster_label: str | None = None,
+    matchers: Sequence[LabelMatcher] = (),
+) -> tuple[pd.DataFrame, list[str], dict[str, dict[str, str]]]:
+    """The usage frame of every cluster for the period, with warnings and the queries run."""
+    frames, warnings, queries = [], [], {}
+    for cluster in clusters:
+        selectors = [*matchers, LabelMatcher(cluster_label, cluster)] if cluster_label else list(matchers)
+        result = collect_usage(client, catalog, period.start, period.end, cluster, selectors)
+        frames.append(result.frame)
+        warnings.extend(f"{cluster}: {w}" for w in result.warnings)
+        queries[cluster] = result.queries
+    non_empty = [f for f in frames if len(f)]
+    frame = pd.concat(non_empty, ignore_index=True) if non_empty else empty_usage_frame()
+    return check_usage_frame(frame), warnings, queries
+
+
+def run_period(
+    period: str | Period,
+    catalog: Catalog | Path | str,
+    prometheus: PrometheusSettings | str,
+    out: Path | str | None = None,
+    *,
+    cluster: str | None = None,
+    cluster_label: str | None = None,
+    matchers: Sequence[LabelMatcher | str] = (),
+    billing_mode: str | BillingMode | None = None,
+) -> PeriodRun:
+    """Bill one month: collect, rate, judge idle allocations and (if `out`) write every report.
+
+    Raises ChargebackError or CatalogError with a message for the user; writes nothing on failure.
+    """
+    period = period if isinstance(period, Period) else Period.parse(period)
+    catalog = catalog if isinstance(catalog, Catalog) else load_catalog(Path(catalog))
+    settings = prometheus if isinstance(prometheus, PrometheusSettings) else PrometheusSettings(url=prometheus)
+    selectors = [m if isinstance(m, LabelMatcher) else LabelMatcher.parse(m) for m in matchers]
+    clusters = clusters_to_collect(catalog, cluster, cluster_label)
+    with PrometheusClient(settings) as client:
+        frame, warnings, queries = collect_period(period, catalog, client, clusters, cluster_label, selectors)
+    chargeback = charge(frame, catalog, period, billing_mode)
+    written = write_reports(chargeback, Path(out)) if out is not None else []
+    return PeriodRun(chargeback=chargeback, warnings=warnings, written=written, queries=queries)
