@@ -1,0 +1,28 @@
+"""Errors of the provisioning half (the Pulumi program, rendering, manifest validation).
+
+Catalog problems stay `infra.catalog.CatalogError`; everything here derives from `PoolError` so the
+CLI can print one clear message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class PoolError(Exception):
+    """Base of every error the `pool` command reports as a message."""
+
+
+class ProgramError(PoolError):
+    """The Pulumi program could not be built or run (under mocks) for a cluster."""
+
+
+class RenderError(PoolError):
+    """Manifests could not be rendered or written."""
+
+
+class ManifestValidationError(RenderError):
+    """Rendered manifests do not match the Kubernetes (or CRD) schema; `problems` lists each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        noun = "manifest problem" if len(problems) == 1 else "manifest problems"
+        super().__init__(f"{len(problems)} {noun}:\n  " + "\n  ".join(problems))
