@@ -173,7 +173,7 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> dict[str
         "budget": None
         if budget is None
         else {
-            "monthly": text(budget),
+            "monthly": text(round_money(budget, chargeback.currency)),
             "used": _ratio_text(total, budget),
             "alert_at": text(Decimal(str(unit.budget.alert_at))),
         },
