@@ -33,8 +33,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+
+def out() -> Console:
+    """Console for results; made per call so the terminal width (or COLUMNS) of this run applies."""
+    return Console(highlight=False)
+
+
+def err() -> Console:
+    return Console(stderr=True, highlight=False)
+
 
 T = TypeVar("T")
 
@@ -67,7 +75,7 @@ ModeOption = Annotated[
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error[/red] {message}", soft_wrap=True, markup=True, highlight=False)
+    err().print(f"[red]error[/red] {message}", soft_wrap=True, markup=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -101,7 +109,7 @@ def _settings(url: str, token: Path | None, headers: list[str] | None) -> Promet
 
 def _warn(run: PeriodRun) -> None:
     for warning in run.warnings:
-        err.print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)
+        err().print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)
 
 
 @app.command()
@@ -146,8 +154,8 @@ def invoice(
         )
     table.add_section()
     table.add_row("", "Pool total", text(round_money(grand_total, chargeback.currency)), "", "")
-    out.print(table)
-    out.print(f"wrote {len(run.written)} files to {out_dir}")
+    out().print(table)
+    out().print(f"wrote {len(run.written)} files to {out_dir}")
 
 
 @app.command()
@@ -178,7 +186,7 @@ def idle(
     frame = chargeback.idle
     policy = chargeback.catalog.rates.idle
     if frame.empty:
-        out.print(
+        out().print(
             f"no idle allocations in {chargeback.period}: everything held ≥ {policy.min_hours} h "
             f"was used ≥ {policy.utilization_threshold:.0%} on average"
         )
@@ -207,9 +215,9 @@ def idle(
             text(row["monthly_savings"]),
             REASONS[row["reason"]],
         )
-    out.print(table)
+    out().print(table)
     idle_cost, savings = idle_totals(frame, cur)
-    out.print(f"idle cost {cur} {text(idle_cost)} this period; right-sizing saves {cur} {text(savings)} a month")
+    out().print(f"idle cost {cur} {text(idle_cost)} this period; right-sizing saves {cur} {text(savings)} a month")
 
 
 def main() -> None:
