@@ -1,0 +1,5 @@
+"""`pulumi up` entry point (Pulumi.yaml: main: infra/). Everything else lives in infra.program."""
+
+from infra.program import main
+
+main()

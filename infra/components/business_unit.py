@@ -1,0 +1,314 @@
+"""`BusinessUnit`: everything one unit gets in one cluster, per namespace.
+
+Namespace (pinned to its node pool, tolerating the pool's taints), ResourceQuota, LimitRange,
+NetworkPolicies and RoleBindings for the unit's owner and viewer groups.
+
+Network model (per namespace):
+- ingress and egress are denied by default;
+- ingress is allowed from the unit's own namespaces, from the ingress controller, and — only to the
+  pods and ports of an exposed capability — from the namespaces that consume it;
+- egress is allowed to cluster DNS, to the unit's own namespaces, to the pods and ports of consumed
+  capabilities, to the ingress controller (in-cluster calls to public host names), and to addresses
+  outside the cluster (0.0.0.0/0, ::/0). Whether an ipBlock also matches pod addresses depends on
+  the CNI (Calico: yes, so in-cluster egress is then bounded only by the receivers' ingress rules;
+  Cilium: no, and it also does not match node addresses, so pods calling the Kubernetes API need
+  one more policy). Ingress isolation is what separates units on every CNI.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ..catalog.models import BusinessUnit as UnitModel
+from ..catalog.models import Capability, Cluster, Namespace
+from ..catalog.quantities import format_bytes, format_cpu
+from .conventions import (
+    BUSINESS_UNIT_LABEL,
+    BUSINESS_UNIT_TYPE,
+    COST_CENTER_LABEL,
+    DEFAULT_TOLERATIONS_ANNOTATION,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    NAMESPACE_NAME_LABEL,
+    NODE_POOL_LABEL,
+    NODE_SELECTOR_ANNOTATION,
+    storage_quota_key,
+)
+
+QUOTA_NAME = "pool-quota"
+LIMIT_RANGE_NAME = "pool-container-defaults"
+OWNERS_BINDING = "pool-owners-admin"
+VIEWERS_BINDING = "pool-viewers-view"
+OWNER_ROLE = "admin"
+VIEWER_ROLE = "view"
+EVERYWHERE_OUTSIDE = ["0.0.0.0/0", "::/0"]
+
+
+@dataclass(frozen=True)
+class CapabilityLink:
+    """A capability exposed in this cluster: who serves it and which namespaces call it."""
+
+    capability: Capability
+    provider_namespace: str
+    consumer_namespaces: list[str]
+
+
+@dataclass(frozen=True)
+class BusinessUnitArgs:
+    unit: UnitModel
+    cluster: Cluster
+    namespaces: list[Namespace]
+    """The unit's namespaces in this cluster."""
+    capabilities: dict[str, CapabilityLink] = field(default_factory=dict)
+    """Every capability exposed in this cluster, by name."""
+
+
+class BusinessUnit(pulumi.ComponentResource):
+    """Namespaces, quotas, limit ranges, network policies and RBAC of one business unit."""
+
+    namespaces: dict[str, k8s.core.v1.Namespace]
+
+    def __init__(self, name: str, args: BusinessUnitArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(BUSINESS_UNIT_TYPE, name, None, opts)
+        self._args = args
+        self.namespaces = {}
+        for namespace in args.namespaces:
+            ns_resource = self._namespace(namespace)
+            self.namespaces[namespace.name] = ns_resource
+            inside = pulumi.ResourceOptions(parent=self, depends_on=[ns_resource])
+            self._quota(namespace, inside)
+            self._limit_range(namespace, inside)
+            self._network_policies(namespace, inside)
+            self._role_bindings(namespace, inside)
+        self.register_outputs({"namespaces": sorted(self.namespaces)})
+
+    # ------------------------------------------------------------------ namespace
+
+    def _namespace(self, namespace: Namespace) -> k8s.core.v1.Namespace:
+        unit, cluster = self._args.unit, self._args.cluster
+        pool = cluster.node_pool(namespace.node_pool)
+        annotations = {
+            # PodNodeSelector admission pins every pod of the namespace to its node pool.
+            NODE_SELECTOR_ANNOTATION: f"{NODE_POOL_LABEL}={namespace.node_pool}",
+        }
+        if pool is not None and pool.taints:
+            # PodTolerationRestriction admission adds these tolerations to every pod, so workloads
+            # pinned to a tainted (dedicated) pool schedule without each manifest repeating them.
+            tolerations = [
+                {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect} for t in pool.taints
+            ]
+            annotations[DEFAULT_TOLERATIONS_ANNOTATION] = json.dumps(tolerations, separators=(",", ":"))
+        return k8s.core.v1.Namespace(
+            namespace.name,
+            metadata={
+                "name": namespace.name,
+                "labels": {
+                    BUSINESS_UNIT_LABEL: unit.id,
+                    COST_CENTER_LABEL: unit.cost_center,
+                    NODE_POOL_LABEL: namespace.node_pool,
+                    MANAGED_BY_LABEL: MANAGED_BY,
+                },
+                "annotations": annotations,
+            },
+            # Deleting or replacing a namespace deletes every workload and volume in it: `protect`
+            # makes `pulumi up` refuse both until someone unprotects it on purpose, and
+            # `retain_on_delete` keeps the namespace in the cluster even then, so removal is a
+            # deliberate `kubectl delete`. No `ignore_changes`: with server-side apply, labels and
+            # annotations other controllers add are not ours and cause no diff, and ignoring our
+            # own fields would hide drift from the catalog.
+            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
+        )
+
+    # ------------------------------------------------------------- quota, limits
+
+    def _quota(self, namespace: Namespace, opts: pulumi.ResourceOptions) -> k8s.core.v1.ResourceQuota:
+        return k8s.core.v1.ResourceQuota(
+            f"{namespace.name}-quota",
+            metadata=self._metadata(QUOTA_NAME, namespace),
+            spec={"hard": quota_hard(namespace, self._args.cluster)},
+            opts=opts,
+        )
+
+    def _limit_range(self, namespace: Namespace, opts: pulumi.ResourceOptions) -> k8s.core.v1.LimitRange:
+        defaults = namespace.container_defaults
+        # Without an explicit maximum a container may take at most the namespace's whole limit.
+        max_cpu = defaults.max_cpu if defaults.max_cpu is not None else namespace.quota.cpu_limit
+        max_memory = defaults.max_memory if defaults.max_memory is not None else namespace.quota.memory_limit
+        return k8s.core.v1.LimitRange(
+            f"{namespace.name}-limits",
+            metadata=self._metadata(LIMIT_RANGE_NAME, namespace),
+            spec={
+                "limits": [
+                    {
+                        "type": "Container",
+                        "default": {
+                            "cpu": format_cpu(defaults.default_cpu),
+                            "memory": format_bytes(defaults.default_memory),
+                        },
+                        "defaultRequest": {
+                            "cpu": format_cpu(defaults.default_request_cpu),
+                            "memory": format_bytes(defaults.default_request_memory),
+                        },
+                        "max": {"cpu": format_cpu(max_cpu), "memory": format_bytes(max_memory)},
+                    }
+                ]
+            },
+            opts=opts,
+        )
+
+    # ------------------------------------------------------------------ network
+
+    def _network_policies(self, namespace: Namespace, opts: pulumi.ResourceOptions) -> None:
+        cluster, unit = self._args.cluster, self._args.unit
+        network = cluster.network
+        own_unit = {"namespaceSelector": {"matchLabels": {BUSINESS_UNIT_LABEL: unit.id}}}
+        ingress_controller = {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: network.ingress_namespace}}}
+        policies: dict[str, dict[str, Any]] = {
+            "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+            "allow-same-unit": {
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [own_unit]}],
+                "egress": [{"to": [own_unit]}],
+            },
+            "allow-from-ingress-controller": {
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [ingress_controller]}],
+            },
+            "allow-dns-egress": {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: network.dns_namespace}},
+                                "podSelector": {"matchLabels": dict(network.dns_pod_labels)},
+                            }
+                        ],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }
+                ],
+            },
+            "allow-egress-to-ingress-and-outside": {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {"to": [ingress_controller]},
+                    {"to": [{"ipBlock": {"cidr": cidr}} for cidr in EVERYWHERE_OUTSIDE]},
+                ],
+            },
+        }
+        for capability in namespace.exposes:
+            consumers = sorted(
+                set(self._args.capabilities[capability.name].consumer_namespaces)
+                if capability.name in self._args.capabilities
+                else set()
+            )
+            if not consumers:
+                continue  # nobody calls it (yet): the default deny stands
+            policies[f"allow-capability-{capability.name}"] = {
+                "podSelector": {"matchLabels": dict(capability.pod_selector)},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchExpressions": [
+                                        {"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": consumers}
+                                    ]
+                                }
+                            }
+                        ],
+                        "ports": _tcp_ports(capability),
+                    }
+                ],
+            }
+        consumed = [
+            self._args.capabilities[name] for name in sorted(set(namespace.consumes)) if name in self._args.capabilities
+        ]
+        if consumed:
+            policies["allow-egress-to-consumed-capabilities"] = {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: link.provider_namespace}},
+                                "podSelector": {"matchLabels": dict(link.capability.pod_selector)},
+                            }
+                        ],
+                        "ports": _tcp_ports(link.capability),
+                    }
+                    for link in consumed
+                ],
+            }
+        for policy_name, spec in policies.items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{namespace.name}-netpol-{policy_name}",
+                metadata=self._metadata(policy_name, namespace),
+                spec=spec,
+                opts=opts,
+            )
+
+    # --------------------------------------------------------------------- rbac
+
+    def _role_bindings(self, namespace: Namespace, opts: pulumi.ResourceOptions) -> None:
+        unit = self._args.unit
+        bindings = [(OWNERS_BINDING, OWNER_ROLE, unit.owners), (VIEWERS_BINDING, VIEWER_ROLE, unit.viewers)]
+        for binding_name, role, groups in bindings:
+            if not groups:
+                continue
+            k8s.rbac.v1.RoleBinding(
+                f"{namespace.name}-{binding_name}",
+                metadata=self._metadata(binding_name, namespace),
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                subjects=[
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
+                    for group in sorted(set(groups))
+                ],
+                opts=opts,
+            )
+
+    def _metadata(self, name: str, namespace: Namespace) -> dict[str, Any]:
+        return {
+            "name": name,
+            "namespace": namespace.name,
+            "labels": {BUSINESS_UNIT_LABEL: self._args.unit.id, MANAGED_BY_LABEL: MANAGED_BY},
+        }
+
+
+def quota_hard(namespace: Namespace, cluster: Cluster) -> dict[str, str]:
+    """The ResourceQuota `hard` map of a namespace, as Kubernetes quantities."""
+    quota = namespace.quota
+    hard: dict[str, str] = {
+        "requests.cpu": format_cpu(quota.cpu),
+        "limits.cpu": format_cpu(quota.cpu_limit),
+        "requests.memory": format_bytes(quota.memory),
+        "limits.memory": format_bytes(quota.memory_limit),
+        # The total also bounds claims on classes outside the pool (a node-local class, say).
+        "requests.storage": format_bytes(sum(quota.storage.values(), Decimal(0))),
+    }
+    # Every tier of the cluster appears, 0 where not granted: without the key a namespace could
+    # claim any amount of a tier it never asked for (up to the total above).
+    for tier in cluster.storage_tiers:
+        hard[storage_quota_key(tier.class_name)] = format_bytes(quota.storage.get(tier.name, Decimal(0)))
+    hard["requests.nvidia.com/gpu"] = str(quota.gpu)
+    hard["services.loadbalancers"] = str(quota.load_balancers)
+    hard["pods"] = str(quota.pods)
+    # No `persistentvolumeclaims` count: the catalog bounds storage in bytes per tier, which is what
+    # costs money; a claim count would be a number nobody chose.
+    return hard
+
+
+def _tcp_ports(capability: Capability) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": port} for port in sorted(set(capability.ports))]

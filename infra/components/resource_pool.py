@@ -1,0 +1,166 @@
+"""`ResourcePool`: what the platform team owns in one cluster.
+
+- a StorageClass per storage tier,
+- labels (and taints) on the existing servers of each node pool, applied with server-side apply
+  patches so the Node objects stay owned by the kubelet,
+- a MetalLB IPAddressPool and L2Advertisement per business unit that owns load-balancer addresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ..catalog.models import Cluster, NodePool, StorageTier
+from .conventions import (
+    CLUSTER_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    METALLB_API_VERSION,
+    METALLB_NAMESPACE,
+    NODE_POOL_LABEL,
+    PATCH_FIELD_MANAGER_ANNOTATION,
+    PATCH_FORCE_ANNOTATION,
+    RESOURCE_POOL_TYPE,
+    STORAGE_TIER_LABEL,
+)
+
+NODE_LABELS_FIELD_MANAGER = "resource-pool-node-labels"
+NODE_TAINTS_FIELD_MANAGER = "resource-pool-node-taints"
+
+
+@dataclass(frozen=True)
+class AddressPoolSpec:
+    """One unit's slice of the cluster's load-balancer ranges, for the namespaces it runs here."""
+
+    unit_id: str
+    addresses: list[str]
+    namespaces: list[str]
+
+
+@dataclass(frozen=True)
+class ResourcePoolArgs:
+    cluster: Cluster
+    address_pools: list[AddressPoolSpec] = field(default_factory=list)
+
+
+class ResourcePool(pulumi.ComponentResource):
+    """Storage classes, node-pool labels/taints and load-balancer address pools of one cluster."""
+
+    storage_classes: dict[str, k8s.storage.v1.StorageClass]
+    node_patches: list[k8s.core.v1.NodePatch]
+    address_pools: dict[str, k8s.apiextensions.CustomResource]
+
+    def __init__(self, name: str, args: ResourcePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(RESOURCE_POOL_TYPE, name, None, opts)
+        cluster = args.cluster
+        self._child = pulumi.ResourceOptions(parent=self)
+        self.storage_classes = {tier.name: self._storage_class(cluster, tier) for tier in cluster.storage_tiers}
+        self.node_patches = [patch for pool in cluster.node_pools for patch in self._node_patches(pool)]
+        self.address_pools = {}
+        # MetalLB only where the platform hands out addresses: a cluster without ranges has no pools.
+        if cluster.network.load_balancer_ranges:
+            for spec in args.address_pools:
+                self.address_pools[spec.unit_id] = self._address_pool(cluster, spec)
+        self.register_outputs(
+            {
+                "storage_classes": sorted(tier.class_name for tier in cluster.storage_tiers),
+                "nodes": sorted(node.name for pool in cluster.node_pools for node in pool.nodes),
+                "address_pools": sorted(self.address_pools),
+            }
+        )
+
+    def _storage_class(self, cluster: Cluster, tier: StorageTier) -> k8s.storage.v1.StorageClass:
+        return k8s.storage.v1.StorageClass(
+            f"storageclass-{tier.class_name}",
+            metadata={
+                "name": tier.class_name,
+                "labels": {
+                    STORAGE_TIER_LABEL: tier.name,
+                    CLUSTER_LABEL: cluster.name,
+                    MANAGED_BY_LABEL: MANAGED_BY,
+                },
+            },
+            provisioner=tier.provisioner,
+            parameters=dict(tier.parameters),
+            reclaim_policy=tier.reclaim_policy,
+            volume_binding_mode=tier.volume_binding_mode,
+            allow_volume_expansion=tier.allow_volume_expansion,
+            opts=self._child,
+        )
+
+    def _node_patches(self, pool: NodePool) -> list[k8s.core.v1.NodePatch]:
+        """Per server: a labels patch, and for tainted pools a separate taints patch.
+
+        Labels are a granular map under server-side apply, so forcing only takes over our own keys
+        (e.g. from an earlier `kubectl label`). `spec.taints` is an atomic list: forcing it would
+        also drop taints the node lifecycle controller or an operator set, so the taints patch is
+        not forced and a conflict stops `pulumi up` with the other field manager's name instead.
+        Deleting a patch (pool removed from the catalog) releases its labels or taints.
+        """
+        labels = {NODE_POOL_LABEL: pool.name, **pool.labels}
+        patches = []
+        for node in pool.nodes:
+            patches.append(
+                k8s.core.v1.NodePatch(
+                    f"node-labels-{node.name}",
+                    metadata={
+                        "name": node.name,
+                        "labels": labels,
+                        "annotations": {
+                            PATCH_FIELD_MANAGER_ANNOTATION: NODE_LABELS_FIELD_MANAGER,
+                            PATCH_FORCE_ANNOTATION: "true",
+                        },
+                    },
+                    opts=self._child,
+                )
+            )
+            if pool.taints:
+                patches.append(
+                    k8s.core.v1.NodePatch(
+                        f"node-taints-{node.name}",
+                        metadata={
+                            "name": node.name,
+                            "annotations": {
+                                PATCH_FIELD_MANAGER_ANNOTATION: NODE_TAINTS_FIELD_MANAGER,
+                                PATCH_FORCE_ANNOTATION: "false",
+                            },
+                        },
+                        spec={
+                            "taints": [
+                                {"key": taint.key, "value": taint.value, "effect": taint.effect}
+                                for taint in pool.taints
+                            ]
+                        },
+                        opts=self._child,
+                    )
+                )
+        return patches
+
+    def _address_pool(self, cluster: Cluster, spec: AddressPoolSpec) -> k8s.apiextensions.CustomResource:
+        labels = {CLUSTER_LABEL: cluster.name, MANAGED_BY_LABEL: MANAGED_BY}
+        pool = k8s.apiextensions.CustomResource(
+            f"metallb-pool-{spec.unit_id}",
+            api_version=METALLB_API_VERSION,
+            kind="IPAddressPool",
+            metadata={"name": spec.unit_id, "namespace": METALLB_NAMESPACE, "labels": labels},
+            spec={
+                "addresses": list(spec.addresses),
+                # Services of the unit get an address without asking for a pool by name; other
+                # namespaces can never draw from it because serviceAllocation restricts the pool.
+                "autoAssign": True,
+                "serviceAllocation": {"namespaces": sorted(spec.namespaces)},
+            },
+            opts=self._child,
+        )
+        k8s.apiextensions.CustomResource(
+            f"metallb-l2-{spec.unit_id}",
+            api_version=METALLB_API_VERSION,
+            kind="L2Advertisement",
+            metadata={"name": spec.unit_id, "namespace": METALLB_NAMESPACE, "labels": labels},
+            spec={"ipAddressPools": [spec.unit_id]},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool]),
+        )
+        return pool
