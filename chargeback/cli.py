@@ -34,7 +34,6 @@ app = typer.Typer(
 )
 
 
-
 def out() -> Console:
     """Console for results; made per call so the terminal width (or COLUMNS) of this run applies."""
     return Console(highlight=False)

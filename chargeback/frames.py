@@ -7,7 +7,6 @@ with the stage's name, instead of producing a wrong invoice three steps later.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 
 import pandas as pd
 from pandas.api import types
@@ -17,10 +16,10 @@ from .errors import RatingError
 # Kinds a column may be declared as, and the check for each.
 _KINDS = {
     "datetime-utc": lambda s: isinstance(s.dtype, pd.DatetimeTZDtype) and str(s.dtype.tz) == "UTC",
-    "str": lambda s: types.is_string_dtype(s.dtype) or (s.dtype == object and all(isinstance(v, str) for v in s)),
+    "str": lambda s: types.is_string_dtype(s.dtype) or types.infer_dtype(s, skipna=False) in ("string", "empty"),
     "float": lambda s: types.is_float_dtype(s.dtype) or types.is_integer_dtype(s.dtype),
     "int": lambda s: types.is_integer_dtype(s.dtype),
-    "decimal": lambda s: s.dtype == object and all(isinstance(v, Decimal) for v in s),
+    "decimal": lambda s: s.dtype == object and types.infer_dtype(s, skipna=False) in ("decimal", "empty"),
     "bool": lambda s: types.is_bool_dtype(s.dtype),
 }
 

@@ -147,7 +147,10 @@ def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: 
         last_version=("version", "max"),
     )
     p95 = groups["used"].quantile(0.95)
-    idle_by_version = work.groupby([*_KEY, "version"], sort=True)["idle_nano"].sum()
+    idle_by_version: dict[tuple, list[tuple[int, int]]] = {}
+    for (*key, version), idle_nano in work.groupby([*_KEY, "version"], sort=True)["idle_nano"].sum().items():
+        idle_by_version.setdefault(tuple(key), []).append((version, idle_nano))
+    p95_of = p95.to_dict()
     rows = []
     for key, stat in stats.iterrows():
         unit_id, cluster, namespace, resource, tier = key
@@ -160,13 +163,14 @@ def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: 
         idle_pods = (cluster, namespace) in no_pods and resource in POD_DRIVEN
         if utilization >= Decimal(str(policy.utilization_threshold)) and not idle_pods:
             continue
-        used_p95 = Decimal(repr(float(p95[key]))).quantize(LEVEL, rounding=ROUND_HALF_EVEN)
+        used_p95 = Decimal(repr(float(p95_of[key]))).quantize(LEVEL, rounding=ROUND_HALF_EVEN)
         recommended = recommend(resource, used_p95, policy.headroom)
+
         def price_at(version_number: int) -> Decimal:
             return hourly_price_for(versions[version_number], Resource(resource), tier, namespace, cluster)  # noqa: B023
 
         idle_cost = sum(
-            (from_nano(idle_nano) * price_at(number) for number, idle_nano in idle_by_version[key].items()),
+            (from_nano(idle_nano) * price_at(number) for number, idle_nano in idle_by_version[key]),
             Decimal(0),
         )
         latest_price = price_at(int(stat["last_version"]))

@@ -72,20 +72,24 @@ def _line(row: dict) -> dict[str, Any]:
     }
 
 
-def _coverage(chargeback: Chargeback, cluster: str, namespace: str) -> dict[str, Any]:
-    frame = chargeback.coverage
-    match = frame[(frame["cluster"] == cluster) & (frame["namespace"] == namespace)]
+def _coverage(chargeback: Chargeback) -> dict[tuple[str, str], dict[str, Any]]:
+    """(cluster, namespace) → coverage entry of the invoice; namespaces without samples are left out."""
     hours = chargeback.period.hours
-    seen = int(match["hours_seen"].iloc[0]) if len(match) else 0
-    covered = Decimal(repr(float(match["hours_covered"].iloc[0]))) if len(match) else Decimal(0)
-    covered = covered.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
-    return {
-        "hours_in_period": hours,
-        "hours_seen": seen,
-        "hours_covered": text(covered),
-        "share": text((covered / hours).quantize(SHARE, rounding=ROUND_HALF_EVEN)),
-        "complete": covered >= hours,
-    }
+    result = {}
+    for row in chargeback.coverage.to_dict("records"):
+        covered = Decimal(repr(float(row["hours_covered"]))).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+        result[(row["cluster"], row["namespace"])] = {
+            "hours_in_period": hours,
+            "hours_seen": int(row["hours_seen"]),
+            "hours_covered": text(covered),
+            "share": text((covered / hours).quantize(SHARE, rounding=ROUND_HALF_EVEN)),
+            "complete": covered >= hours,
+        }
+    return result
+
+
+def _no_coverage(hours: int) -> dict[str, Any]:
+    return {"hours_in_period": hours, "hours_seen": 0, "hours_covered": "0.00", "share": "0.0000", "complete": False}
 
 
 def _idle_rows(idle: pd.DataFrame) -> list[dict[str, Any]]:
@@ -114,10 +118,13 @@ def _idle_rows(idle: pd.DataFrame) -> list[dict[str, Any]]:
 def _namespaces(chargeback: Chargeback, unit_id: str, own: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
     lines = chargeback.lines[chargeback.lines["business_unit"] == unit_id]
     currency = chargeback.currency
-    keys = set(own) | set(zip(lines["cluster"], lines["namespace"], strict=True))
+    by_namespace: dict[tuple[str, str], list[dict]] = {}
+    for line in lines.to_dict("records"):
+        by_namespace.setdefault((line["cluster"], line["namespace"]), []).append(line)
+    coverage = _coverage(chargeback)
     result = []
-    for cluster, namespace in sorted(keys):
-        ns_lines = lines[(lines["cluster"] == cluster) & (lines["namespace"] == namespace)].to_dict("records")
+    for cluster, namespace in sorted(set(own) | set(by_namespace)):
+        ns_lines = by_namespace.get((cluster, namespace), [])
         split = ns_lines[0]["shared_split"] if ns_lines else ""
         result.append(
             {
@@ -126,7 +133,7 @@ def _namespaces(chargeback: Chargeback, unit_id: str, own: Iterable[tuple[str, s
                 "shared_split": split,
                 "share": text(ns_lines[0]["share"]) if split else None,
                 "subtotal": text(round_money(sum((row["amount"] for row in ns_lines), Decimal(0)), currency)),
-                "coverage": _coverage(chargeback, cluster, namespace),
+                "coverage": coverage.get((cluster, namespace)) or _no_coverage(chargeback.period.hours),
                 "lines": [_line(row) for row in ns_lines],
             }
         )
@@ -147,7 +154,8 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> dict[str
         own = [(catalog.cluster_of(ns).name, ns.name) for ns in unit.namespaces]
     else:
         usage = chargeback.usage[chargeback.usage["business_unit"] == UNALLOCATED]
-        own = list(zip(usage["cluster"], usage["namespace"], strict=True))
+        pairs = usage[["cluster", "namespace"]].drop_duplicates()
+        own = list(zip(pairs["cluster"], pairs["namespace"], strict=True))
     total = round_money(sum(lines["amount"], Decimal(0)), chargeback.currency)
     idle = chargeback.idle[chargeback.idle["business_unit"] == unit_id]
     idle_cost, savings = idle_totals(idle, chargeback.currency)

@@ -38,7 +38,6 @@ from infra.catalog.pricing import minor_unit, round_money
 from .errors import RatingError
 from .frames import check_frame, empty_frame
 from .period import Period
-from .usage import check_usage_frame
 
 BILLABLE = tuple(r.value for r in Resource)
 UNALLOCATED = "unallocated"
@@ -51,6 +50,19 @@ QUANTUM = Decimal(1).scaleb(-9)
 # Hourly quantities above this are refused: far beyond any real server, and it keeps month sums
 # of nano units inside int64.
 MAX_HOURLY_QUANTITY = 1e7
+
+USAGE_KINDS = {
+    "hour": "datetime-utc",
+    "cluster": "str",
+    "namespace": "str",
+    "resource": "str",
+    "tier": "str",
+    "used": "float",
+    "requested": "float",
+    "allocated": "float",
+    "coverage": "float",
+}
+"""Column kinds of chargeback.usage.USAGE_SCHEMA (whose values `check_usage_frame` checks in full)."""
 
 ATTRIBUTED_SCHEMA = {
     "hour": "datetime-utc",
@@ -133,24 +145,24 @@ def attribute(usage: pd.DataFrame, catalog: Catalog, period: Period) -> pd.DataF
 
     Shared namespaces win over ownership: their cost is split by the rate card's rule.
     """
-    check_usage_frame(usage)
+    check_frame(usage, USAGE_KINDS, "rating (usage frame)")  # collect_usage checked every value already
     _check_rows(usage, period)
     _check_storage_tiers(usage, catalog)
-    owners: dict[tuple[str, str], tuple[str, str, bool]] = {}
+    owners = []
     for cluster, namespace in usage[["cluster", "namespace"]].drop_duplicates().itertuples(index=False):
         rule = shared_rule(catalog.rates, namespace, cluster)
         if rule is not None and rule.split is not SharedSplit.NONE:
-            owners[(cluster, namespace)] = (SHARED, "", True)
+            owner = (SHARED, "", True)
         elif rule is not None:
-            owners[(cluster, namespace)] = (UNALLOCATED, "", False)
+            owner = (UNALLOCATED, "", False)
         else:
             unit = catalog.owner_of(namespace, cluster)
-            owners[(cluster, namespace)] = (unit.id, unit.cost_center, False) if unit else (UNALLOCATED, "", False)
-    keys = list(zip(usage["cluster"], usage["namespace"], strict=True))
-    frame = usage.copy()
-    frame["business_unit"] = pd.Series([owners[k][0] for k in keys], index=usage.index, dtype=object)
-    frame["cost_center"] = pd.Series([owners[k][1] for k in keys], index=usage.index, dtype=object)
-    frame["shared"] = pd.Series([owners[k][2] for k in keys], index=usage.index, dtype=bool)
+            owner = (unit.id, unit.cost_center, False) if unit else (UNALLOCATED, "", False)
+        owners.append((cluster, namespace, *owner))
+    table = pd.DataFrame(owners, columns=["cluster", "namespace", "business_unit", "cost_center", "shared"])
+    table = table.astype({"cluster": object, "namespace": object, "business_unit": object, "cost_center": object})
+    frame = usage.merge(table.astype({"shared": bool}), on=["cluster", "namespace"], how="left", sort=False)
+    frame.index = usage.index
     return frame
 
 
