@@ -120,7 +120,8 @@ def find_idle(attributed: pd.DataFrame, catalog: Catalog, period: Period) -> pd.
 
 def _namespaces_without_pods(attributed: pd.DataFrame) -> set[tuple[str, str]]:
     """(cluster, namespace) pairs with no running pod-hour in the whole period (no pods row counts as none)."""
-    seen = set(zip(attributed["cluster"], attributed["namespace"], strict=True))
+    pairs = attributed[["cluster", "namespace"]].drop_duplicates()
+    seen = set(zip(pairs["cluster"], pairs["namespace"], strict=True))
     pods = attributed[attributed["resource"] == PODS]
     running = pods.groupby(["cluster", "namespace"])["used"].sum()
     return {key for key in seen if running.get(key, 0.0) <= 0}
