@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from .catalog import CatalogError, Finding, Severity, load_catalog
+from .catalog import Catalog, CatalogError, Finding, Severity, load_catalog
 from .catalog.models import BusinessUnit, Pool, RateCard
+from .errors import PoolError
+
+if TYPE_CHECKING:
+    from .render import RenderResult
 
 app = typer.Typer(
     help="Pool servers, storage and network into namespaces per business unit.",
@@ -57,6 +62,54 @@ def validate(catalog: CatalogDir = Path("catalog")) -> None:
         f"catalog {catalog} is valid: {len(loaded.units)} business units, {namespaces} namespaces, "
         f"{len(loaded.warnings)} warnings"
     )
+    for result in _render_all(loaded, None):
+        out.print(
+            f"cluster {result.cluster}: program built {len(result.resources)} resources under mocks, "
+            f"{len(result.manifests)} manifests validated"
+        )
+
+
+def _render_all(loaded: Catalog, cluster: str | None) -> list[RenderResult]:
+    """Run the Pulumi program under mocks and validate its manifests; errors end the command (exit 2)."""
+    from .render import render_cluster
+
+    names = [cluster] if cluster else [c.name for c in loaded.pool.clusters]
+    try:
+        return [render_cluster(loaded, name) for name in names]
+    except CatalogError as e:
+        fail(e.findings)
+    except PoolError as e:
+        fail_error(e)
+    raise AssertionError("unreachable")
+
+
+def fail_error(error: PoolError) -> NoReturn:
+    """Print a PoolError (every line of it) in red and exit 2."""
+    err.print(f"[red]error[/red] {escape(str(error))}", soft_wrap=True, markup=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def render(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory; manifests go to <out>/<cluster>/.")],
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster (default: all).")] = None,
+    catalog: CatalogDir = Path("catalog"),
+) -> None:
+    """Write the manifests the Pulumi program applies, one validated YAML file per object, for GitOps review."""
+    from .render import write_cluster
+
+    try:
+        loaded = load_catalog(catalog)
+    except CatalogError as e:
+        fail(e.findings)
+    print_findings(loaded.warnings)
+    results = _render_all(loaded, cluster)
+    try:
+        for result in results:
+            target = write_cluster(out_dir, result.cluster, result.manifests)
+            out.print(f"cluster {result.cluster}: {len(result.manifests)} manifests validated and written to {target}")
+    except PoolError as e:
+        fail_error(e)
 
 
 @catalog_app.command("schema")
