@@ -106,9 +106,32 @@ def _settings(url: str, token: Path | None, headers: list[str] | None) -> Promet
     return PrometheusSettings(url=url, bearer_token_file=token, headers=parse_headers(headers))
 
 
-def _warn(run: PeriodRun) -> None:
+def _run(
+    period: str,
+    catalog: Path,
+    settings: PrometheusSettings,
+    out_dir: Path | None,
+    cluster: str | None,
+    cluster_label: str | None,
+    match: list[str] | None,
+    billing_mode: BillingMode | None,
+) -> PeriodRun:
+    """`run_period` with errors turned into messages; prints the run's warnings."""
+    run = _guarded(
+        lambda: run_period(
+            period,
+            catalog,
+            settings,
+            out_dir,
+            cluster=cluster,
+            cluster_label=cluster_label,
+            matchers=match or [],
+            billing_mode=billing_mode,
+        )
+    )
     for warning in run.warnings:
         err().print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)
+    return run
 
 
 @app.command()
@@ -125,19 +148,8 @@ def invoice(
     billing_mode: ModeOption = None,
 ) -> None:
     """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
-    run = _guarded(
-        lambda: run_period(
-            period,
-            catalog,
-            _settings(prometheus, bearer_token_file, header),
-            out_dir,
-            cluster=cluster,
-            cluster_label=cluster_label,
-            matchers=match or [],
-            billing_mode=billing_mode,
-        )
-    )
-    _warn(run)
+    settings = _guarded(lambda: _settings(prometheus, bearer_token_file, header))
+    run = _run(period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode)
     chargeback = run.chargeback
     table = Table(title=f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)")
     for column in ("Invoice", "Business unit", f"Total ({chargeback.currency})", "Budget used", "Coverage"):
@@ -169,18 +181,8 @@ def idle(
     header: HeaderOption = None,
 ) -> None:
     """Allocations used below rates.yaml's idle threshold, what they cost, and a right-size."""
-    run = _guarded(
-        lambda: run_period(
-            period,
-            catalog,
-            _settings(prometheus, bearer_token_file, header),
-            None,
-            cluster=cluster,
-            cluster_label=cluster_label,
-            matchers=match or [],
-        )
-    )
-    _warn(run)
+    settings = _guarded(lambda: _settings(prometheus, bearer_token_file, header))
+    run = _run(period, catalog, settings, None, cluster, cluster_label, match, None)
     chargeback = run.chargeback
     frame = chargeback.idle
     policy = chargeback.catalog.rates.idle

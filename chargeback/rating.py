@@ -65,15 +65,7 @@ USAGE_KINDS = {
 """Column kinds of chargeback.usage.USAGE_SCHEMA (whose values `check_usage_frame` checks in full)."""
 
 ATTRIBUTED_SCHEMA = {
-    "hour": "datetime-utc",
-    "cluster": "str",
-    "namespace": "str",
-    "resource": "str",
-    "tier": "str",
-    "used": "float",
-    "requested": "float",
-    "allocated": "float",
-    "coverage": "float",
+    **USAGE_KINDS,
     "business_unit": "str",
     "cost_center": "str",
     "shared": "bool",
