@@ -73,17 +73,22 @@ def _line(row: dict) -> dict[str, Any]:
 
 
 def _coverage(chargeback: Chargeback) -> dict[tuple[str, str], dict[str, Any]]:
-    """(cluster, namespace) → coverage entry of the invoice; namespaces without samples are left out."""
+    """(cluster, namespace) → coverage entry of the invoice; namespaces without samples are left out.
+
+    hours_seen: hours in which Prometheus had the namespace (hours before it was created are not
+    gaps); hours_covered: how much of those hours scrapes covered; share = covered / seen. Complete
+    means every hour seen was fully scraped; a catalog namespace never seen is never complete."""
     hours = chargeback.period.hours
     result = {}
     for row in chargeback.coverage.to_dict("records"):
         covered = Decimal(repr(float(row["hours_covered"]))).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+        seen = int(row["hours_seen"])
         result[(row["cluster"], row["namespace"])] = {
             "hours_in_period": hours,
-            "hours_seen": int(row["hours_seen"]),
+            "hours_seen": seen,
             "hours_covered": text(covered),
-            "share": text((covered / hours).quantize(SHARE, rounding=ROUND_HALF_EVEN)),
-            "complete": covered >= hours,
+            "share": text((covered / seen).quantize(SHARE, rounding=ROUND_HALF_EVEN)),
+            "complete": covered >= seen,
         }
     return result
 

@@ -418,10 +418,11 @@ def allocate(amount: Decimal, weights: list[Fraction], minor: Decimal) -> list[D
 
 
 def coverage(attributed: pd.DataFrame, period: Period) -> pd.DataFrame:
-    """Per namespace: hours with samples, and hours covered by scrapes (sum of each hour's coverage).
+    """Per namespace: hours with rows, and how much of them scrapes covered (sum of each hour's coverage).
 
-    An hour's coverage is the best of the namespace's rows in that hour; hours without any row
-    count as uncovered. Missing data is reported, never billed as zero silently.
+    An hour's coverage is the best of the namespace's rows in that hour. Collection adds rows with
+    coverage 0 for the hours a source was not scraped, so uncovered hours show here; hours before a
+    namespace existed have no rows. Missing data is reported, never billed as zero silently.
     """
     check_frame(attributed, ATTRIBUTED_SCHEMA, "coverage")
     if attributed.empty:
