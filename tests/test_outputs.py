@@ -25,7 +25,7 @@ from chargeback.period import Period
 from chargeback.reports import IDLE_COLUMNS, LINE_COLUMNS, USAGE_COLUMNS, report_files, write_reports
 from chargeback.result import Chargeback, charge
 from infra.catalog import Catalog, load_catalog
-from tests.catalog_edit import EXAMPLE_CATALOG
+from tests.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
 from tests.usage_frames import row, steady, usage_frame
 
 GOLDEN = Path(__file__).parent / "golden" / "chargeback-2026-10"
@@ -281,3 +281,17 @@ def test_empty_period_still_writes_every_invoice(catalog: Catalog) -> None:
     assert read_csv(files["line_items.csv"]) == [] and read_csv(files["focus.csv"]) == []
     invoice = json.loads(files["invoices/platform.json"])
     assert invoice["total"] == "0.00" and invoice["coverage"]["complete"] is False
+
+
+def test_currency_without_minor_unit_rounds_to_whole_yen(tmp_path: Path) -> None:
+    directory = copy_example(tmp_path)
+    edit_yaml(directory / "rates.yaml", lambda doc: doc.__setitem__("currency", "JPY"))
+    catalog = load_catalog(directory)
+    # 3 core-hours × 0.24 = 0.72 → 1 yen; 1.25 GiB × 0.50 = 0.625 → 1; 1 GiB × 0.50 = 0.5 → 0 (half-even)
+    egress = [row(START, "di-batch", "egress", 1.25), row(START, "cs-miniapp", "egress", 1.0)]
+    frame = usage_frame([*steady("di-api", "cpu", 1.0, START, 3), *egress])
+    files = report_files(charge(frame, catalog, OCT))
+    amounts = {(r["namespace"], r["resource"]): r["amount"] for r in read_csv(files["line_items.csv"])}
+    assert amounts == {("di-api", "cpu"): "1", ("di-batch", "egress"): "1", ("cs-miniapp", "egress"): "0"}
+    assert json.loads(files["invoices/data-insight.json"])["total"] == "2"
+    assert "Total JPY 2</p>" in files["invoices/data-insight.html"]
