@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 
 from .catalog import Catalog, CatalogError, Finding, load_catalog
-from .catalog.loader import UNITS_DIR
+from .catalog.loader import UNITS_DIR, field_path
 from .catalog.models import Cluster, parse_address_range
 from .catalog.pricing import MissingPriceError, namespace_monthly_cost, rate_version_for, round_money
 from .components import (
@@ -114,7 +114,7 @@ def container_default_findings(catalog: Catalog, cluster: Cluster) -> list[Findi
                     findings.append(
                         Finding(
                             file,
-                            f"namespaces.{index}.container_defaults.{field}",
+                            field_path(("namespaces", index, "container_defaults", field)),
                             f"namespace {ns.name!r}: default container limit {default} is above the namespace's "
                             f"{quota_field} quota {quota_limit}",
                             f"lower container_defaults.{field} or raise quota.{quota_field}",
