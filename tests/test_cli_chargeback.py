@@ -4,6 +4,7 @@ exit status 2, never a traceback."""
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 from collections import defaultdict
@@ -15,7 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from chargeback.cli import app
+from chargeback.errors import ChargebackError
 from chargeback.local_prometheus import LocalPrometheus, backfill
+from chargeback.run import clusters_to_collect
 from chargeback.synthetic import (
     Scenario,
     closed_form_scenario,
@@ -194,3 +197,55 @@ def test_unreachable_prometheus_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert url in result.output and "Traceback" not in result.output
+
+
+def two_cluster_catalog(tmp_path: Path) -> Path:
+    """The example catalog with a second cluster dc2 (same hardware) and every namespace pinned to dc1."""
+    directory = copy_example(tmp_path)
+
+    def add_dc2(doc) -> None:
+        second = copy.deepcopy(doc["clusters"][0])
+        second["name"] = "dc2"
+        for pool in second["node_pools"]:
+            for node in pool["nodes"]:
+                node["name"] = node["name"].replace("srv-", "srv2-")
+        second["network"]["load_balancer_ranges"] = ["198.51.100.0/25"]
+        doc["clusters"].append(second)
+
+    def pin_dc1(doc) -> None:
+        for namespace in doc["namespaces"]:
+            namespace["cluster"] = "dc1"
+
+    edit_yaml(directory / "pool.yaml", add_dc2)
+    for unit_file in sorted((directory / "business-units").glob("*.yaml")):
+        edit_yaml(unit_file, pin_dc1)
+    return directory
+
+
+def test_several_clusters_need_a_cluster_label(tmp_path: Path) -> None:
+    catalog = load_catalog(two_cluster_catalog(tmp_path))
+    with pytest.raises(ChargebackError, match=r"pool.yaml has 2 clusters \(dc1, dc2\): pass --cluster-label"):
+        clusters_to_collect(catalog, None, None)
+    assert clusters_to_collect(catalog, None, "cluster") == ["dc1", "dc2"]
+    assert clusters_to_collect(catalog, "dc2", None) == ["dc2"]
+
+
+@pytest.mark.prometheus
+def test_one_prometheus_with_two_clusters(priced_prometheus: ScenarioServer, tmp_path: Path) -> None:
+    """dc2 runs a namespace named di-api too; the catalog's di-api lives in dc1, so dc2's goes to unallocated."""
+    catalog = two_cluster_catalog(tmp_path)
+    both, single = tmp_path / "both", tmp_path / "single"
+    base = ["invoice", "--period", "2026-10", "--prometheus", priced_prometheus.url, "--catalog", str(catalog)]
+    base += ["--cluster-label", "cluster"]
+    assert runner.invoke(app, [*base, "--out", str(both)]).exit_code == 0
+    assert runner.invoke(app, [*base, "--out", str(single), "--cluster", "dc1"]).exit_code == 0
+
+    def invoice(directory: Path, unit: str) -> dict:
+        return json.loads((directory / "invoices" / f"{unit}.json").read_text(encoding="utf-8"))
+
+    assert invoice(both, "data-insight")["total"] == invoice(single, "data-insight")["total"]
+    unallocated = {(ns["cluster"], ns["namespace"]) for ns in invoice(both, "unallocated")["namespaces"]}
+    assert unallocated == {("dc1", "sandbox-x"), ("dc2", "di-api")}
+    # 100 cores for the 7 scraped hours at 0.24: the decoy is billed, to nobody's unit.
+    dc2 = next(ns for ns in invoice(both, "unallocated")["namespaces"] if ns["cluster"] == "dc2")
+    assert any(line["resource"] == "cpu" and Decimal(line["amount"]) > 100 for line in dc2["lines"])
