@@ -65,7 +65,8 @@ def validate(catalog: CatalogDir = Path("catalog")) -> None:
     for result in _render_all(loaded, None):
         out.print(
             f"cluster {result.cluster}: program built {len(result.resources)} resources under mocks, "
-            f"{len(result.manifests)} manifests validated"
+            f"{len(result.manifests)} manifests validated",
+            soft_wrap=True,
         )
 
 
@@ -107,7 +108,10 @@ def render(
     try:
         for result in results:
             target = write_cluster(out_dir, result.cluster, result.manifests)
-            out.print(f"cluster {result.cluster}: {len(result.manifests)} manifests validated and written to {target}")
+            out.print(
+                f"cluster {result.cluster}: {len(result.manifests)} manifests validated and written to {target}",
+                soft_wrap=True,
+            )
     except PoolError as e:
         fail_error(e)
 
