@@ -209,6 +209,10 @@ def write_reports(
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / relative, target)
             written.append(target)
+        # Invoices of an earlier run for units that have none now would contradict the new summary.
+        for stale in sorted((out / "invoices").glob("*")):
+            if stale.suffix in (".json", ".html") and stale not in written:
+                stale.unlink()
         return written
     except OSError as e:
         raise OutputError(f"cannot write the reports to {out}: {e}; check free space and permissions") from e

@@ -267,6 +267,17 @@ def test_failed_run_keeps_earlier_reports(chargeback: Chargeback, tmp_path: Path
     assert [p.name for p in tmp_path.iterdir()] == ["reports"], "no staging directory may be left behind"
 
 
+def test_rewrite_removes_invoices_of_an_earlier_run_only(chargeback: Chargeback, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    (out / "invoices").mkdir(parents=True)
+    (out / "invoices" / "retired-unit.json").write_text("{}", encoding="utf-8")
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    written = write_reports(chargeback, out)
+    assert not (out / "invoices" / "retired-unit.json").exists()
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
+    assert sorted(p for p in out.rglob("*") if p.is_file() and p.name != "notes.txt") == written
+
+
 def test_out_must_be_a_directory(chargeback: Chargeback, tmp_path: Path) -> None:
     target = tmp_path / "file.txt"
     target.write_text("keep me", encoding="utf-8")
