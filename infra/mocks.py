@@ -11,18 +11,23 @@ of reusing one root stack across runs).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as pulumi_resource
+from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
+from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
 
 from .catalog import Catalog
 from .errors import ProgramError
@@ -78,14 +83,20 @@ class _RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         self.registered.append((args.typ, args.name, args.inputs))
-        return (f"{args.name}-id" if args.custom else None), dict(args.inputs)
+        # The inputs object itself: the monitor then echoes the request instead of re-serializing it.
+        return (f"{args.name}-id" if args.custom else None), args.inputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         raise ProgramError(f"the program called {args.token}, which has no mock: it must not read the cluster")
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
-    """Keeps what `Mocks.new_resource` does not see: the parent and the resource options."""
+    """The mock monitor, plus what `Mocks.new_resource` does not see: parent and resource options.
+
+    It also skips the stock monitor's costliest step: re-serializing the outputs through a
+    private event loop on the executor thread. When the mocks answer with the inputs unchanged
+    (always, here) the request's own property struct is the answer.
+    """
 
     def __init__(self, recorder: _RecordingMocks) -> None:
         super().__init__(recorder)
@@ -93,6 +104,8 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self.options: dict[tuple[str, str], ResourceOptionsSeen] = {}
 
     def RegisterResource(self, request: Any) -> Any:
+        if request.type == STACK_TYPE:
+            return super().RegisterResource(request)
         key = (request.type, request.name)
         parent_type = _type_of_urn(request.parent) if request.parent else None
         if parent_type and parent_type != STACK_TYPE:
@@ -103,7 +116,20 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             ignore_changes=tuple(request.ignoreChanges),
             dependencies=tuple(request.dependencies),
         )
-        return super().RegisterResource(request)
+        inputs = rpc.deserialize_properties(request.object)
+        args = pulumi.runtime.MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=inputs,
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+        )
+        resource_id, state = self.mocks.new_resource(args)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
+        outputs = request.object if state is inputs else _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id or "", object=outputs)
 
 
 def _type_of_urn(urn: str) -> str:
@@ -146,8 +172,9 @@ def run_pulumi(
 
     # A fresh Context: the runtime's context variables start unset on this thread and vanish with it.
     thread = threading.Thread(target=contextvars.Context().run, args=(on_thread,), name="pulumi-mocks")
-    thread.start()
-    thread.join()
+    with _without_source_positions():
+        thread.start()
+        thread.join()
     if "error" in outcome:
         raise outcome["error"]
     resources = [
@@ -160,6 +187,28 @@ def run_pulumi(
         stack_outputs=outcome.get("stack_outputs", {}),
         result=outcome.get("result"),
     )
+
+
+@contextlib.contextmanager
+def _without_source_positions() -> Iterator[None]:
+    """Skip the stack walk the SDK does per resource to tell the engine its source line.
+
+    Mocks have no engine to show it to, and the walk is a sixth of the time per resource. Runs are
+    serialized by a lock because the switch is process-wide.
+    """
+    with _SOURCE_POSITIONS_LOCK:
+        original = getattr(pulumi_resource, "_get_stack_trace", None)
+        if original is None:  # a Pulumi release without it: nothing to skip
+            yield
+            return
+        pulumi_resource._get_stack_trace = source_pb2.StackTrace
+        try:
+            yield
+        finally:
+            pulumi_resource._get_stack_trace = original
+
+
+_SOURCE_POSITIONS_LOCK = threading.Lock()
 
 
 async def _resolve(values: dict[str, Any]) -> dict[str, Any]:

@@ -155,28 +155,27 @@ def peers(rules: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return [peer for rule in rules for peer in rule.get(key, [])]
 
 
-def test_default_deny_covers_ingress_and_egress(run: ProgramRun) -> None:
+def baseline(run: ProgramRun, namespace: str) -> dict[str, Any]:
+    return in_namespace(run, NETPOL, namespace)["pool-baseline"]["spec"]
+
+
+def test_baseline_denies_by_default_in_both_directions(run: ProgramRun) -> None:
     for namespace in ("cs-miniapp", "es-testbed", "pf-identity"):
-        spec = in_namespace(run, NETPOL, namespace)["default-deny"]["spec"]
-        assert spec == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        spec = baseline(run, namespace)
+        assert spec["podSelector"] == {}  # every pod of the namespace
+        assert spec["policyTypes"] == ["Ingress", "Egress"]  # isolated: only the rules below pass
 
 
 def test_policies_of_a_provider_namespace(run: ProgramRun) -> None:
     policies = in_namespace(run, NETPOL, "pf-identity")
-    assert sorted(policies) == [
-        "allow-capability-identity",
-        "allow-dns-egress",
-        "allow-egress-to-ingress-and-outside",
-        "allow-from-ingress-controller",
-        "allow-same-unit",
-        "default-deny",
+    assert sorted(policies) == ["allow-capability-identity", "pool-baseline"]
+    assert policies["pool-baseline"]["spec"]["ingress"] == [
+        {"from": [{"namespaceSelector": {"matchLabels": {UNIT_LABEL: "platform"}}}]},
+        {"from": [{"namespaceSelector": {"matchLabels": {NAME_LABEL: "ingress-nginx"}}}]},
     ]
-    same_unit = policies["allow-same-unit"]["spec"]
-    assert peers(same_unit["ingress"], "from") == [{"namespaceSelector": {"matchLabels": {UNIT_LABEL: "platform"}}}]
-    ingress = policies["allow-from-ingress-controller"]["spec"]["ingress"]
-    assert peers(ingress, "from") == [{"namespaceSelector": {"matchLabels": {NAME_LABEL: "ingress-nginx"}}}]
     capability = policies["allow-capability-identity"]["spec"]
     assert capability["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "identity"}}
+    assert capability["policyTypes"] == ["Ingress"]
     (rule,) = capability["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8443}]
     (peer,) = rule["from"]
@@ -189,19 +188,56 @@ def test_policies_of_a_provider_namespace(run: ProgramRun) -> None:
     }
 
 
-def test_consumers_may_reach_only_the_exposed_pods_and_ports(run: ProgramRun) -> None:
-    egress = in_namespace(run, NETPOL, "di-api")["allow-egress-to-consumed-capabilities"]["spec"]["egress"]
-    reach = {
-        (rule["to"][0]["namespaceSelector"]["matchLabels"][NAME_LABEL], json.dumps(rule["to"][0]["podSelector"]))
-        : [(p["protocol"], p["port"]) for p in rule["ports"]]
-        for rule in egress
-    }  # fmt: skip
-    assert reach == {
-        ("pf-credit", '{"matchLabels": {"app.kubernetes.io/name": "credit-scoring"}}'): [("TCP", 8080)],
-        ("pf-identity", '{"matchLabels": {"app.kubernetes.io/name": "identity"}}'): [("TCP", 8443)],
-    }
-    # A namespace that consumes nothing has no such policy.
-    assert "allow-egress-to-consumed-capabilities" not in in_namespace(run, NETPOL, "pf-credit")
+def test_a_capability_nobody_consumes_stays_closed(tmp_path: Path) -> None:
+    root = copy_example(tmp_path)
+
+    def consume_nothing(doc: Any) -> None:
+        for ns in doc["namespaces"]:
+            ns["consumes"] = [c for c in ns.get("consumes", []) if c != "credit-scoring"]
+
+    edit_yaml(root / "business-units" / "data-insight.yaml", consume_nothing)
+    resources = run_program(load_catalog(root), "dc1")
+    names = {r.props["metadata"]["name"] for r in resources if r.type == NETPOL}
+    assert "allow-capability-credit-scoring" not in names
+    assert "allow-capability-identity" in names
+
+
+def test_egress_goes_to_dns_own_unit_ingress_consumed_capabilities_and_outside(run: ProgramRun) -> None:
+    assert baseline(run, "di-api")["egress"] == [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {NAME_LABEL: "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                }
+            ],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        },
+        {"to": [{"namespaceSelector": {"matchLabels": {UNIT_LABEL: "data-insight"}}}]},
+        {"to": [{"namespaceSelector": {"matchLabels": {NAME_LABEL: "ingress-nginx"}}}]},
+        # Consumed capabilities: only the serving pods, only their ports.
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {NAME_LABEL: "pf-credit"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "credit-scoring"}},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 8080}],
+        },
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {NAME_LABEL: "pf-identity"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "identity"}},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 8443}],
+        },
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]},
+    ]
+    # A namespace that consumes nothing reaches no other unit's pods.
+    assert len(baseline(run, "pf-credit")["egress"]) == 4
 
 
 def test_ingress_is_allowed_only_from_own_unit_ingress_controller_and_consumers(run: ProgramRun) -> None:
@@ -224,19 +260,6 @@ def test_ingress_is_allowed_only_from_own_unit_ingress_controller_and_consumers(
         for name, policy in in_namespace(run, NETPOL, ns.name).items():
             for peer in peers(policy["spec"].get("ingress", []), "from"):
                 assert peer in allowed, (ns.name, name, peer)
-
-
-def test_dns_egress_goes_to_the_cluster_dns_pods_only(run: ProgramRun) -> None:
-    (rule,) = in_namespace(run, NETPOL, "di-batch")["allow-dns-egress"]["spec"]["egress"]
-    assert rule == {
-        "to": [
-            {
-                "namespaceSelector": {"matchLabels": {NAME_LABEL: "kube-system"}},
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-            }
-        ],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-    }
 
 
 # ------------------------------------------------------------------- rbac
@@ -356,4 +379,4 @@ def test_runs_repeat_with_identical_results() -> None:
 
     first, second = run_program(catalog, "dc1"), run_program(catalog, "dc1")
     assert key(first) == key(second)
-    assert len(first) == 112
+    assert len(first) == 75
