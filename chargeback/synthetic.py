@@ -221,6 +221,7 @@ class Scenario:
     kubelet: Source = field(default_factory=lambda: Source("kubelet", 30.0, 19.0))
     gaps: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)  # [from, to): nothing scraped
     labels: dict[str, str] = field(default_factory=dict)  # added to every series (e.g. cluster)
+    decoys: bool = True  # also write the series the queries must ignore (pause/pod cgroups, other phases, quota use)
     pods: list[Pod] = field(default_factory=list)
     volumes: list[Volume] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
@@ -328,6 +329,8 @@ class Scenario:
                 labels = self._labels(self.cadvisor, namespace=pod.namespace, pod=pod.name, container=container.name)
                 yield labels, (times, values)
                 pod_total += container.cpu_cores * self._factor(pod, times) * (times - begin)
+            if not self.decoys:
+                continue
             # The pause container and the pod-level cgroup: both must be left out of usage.
             yield (
                 self._labels(self.cadvisor, namespace=pod.namespace, pod=pod.name, container="POD"),
@@ -345,6 +348,8 @@ class Scenario:
             for container in pod.containers:
                 labels = self._labels(self.cadvisor, namespace=pod.namespace, pod=pod.name, container=container.name)
                 yield labels, (times, container.memory_bytes * factor)
+            if not self.decoys:
+                continue
             yield (
                 self._labels(self.cadvisor, namespace=pod.namespace, pod=pod.name, container="POD"),
                 (times, np.full_like(times, 1 * MIB)),
@@ -396,7 +401,8 @@ class Scenario:
             if not len(times):
                 continue
             running = (times >= (pod.start or self.start).timestamp()).astype(np.float64)
-            for phase, values in (("Pending", 1.0 - running), ("Running", running), ("Succeeded", 0.0 * running)):
+            phases = (("Pending", 1.0 - running), ("Running", running), ("Succeeded", 0.0 * running))
+            for phase, values in phases if self.decoys else phases[1:2]:
                 labels = self._labels(self.kube_state, namespace=pod.namespace, pod=pod.name, uid=pod.uid, phase=phase)
                 yield labels, (times, values)
 
@@ -434,7 +440,7 @@ class Scenario:
             if not len(times):
                 continue
             for resource, hard in quota.hard.items():
-                for kind, value in (("hard", hard), ("used", hard / 2)):
+                for kind, value in (("hard", hard), ("used", hard / 2))[: 2 if self.decoys else 1]:
                     labels = self._labels(
                         self.kube_state,
                         namespace=quota.namespace,

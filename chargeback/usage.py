@@ -12,7 +12,6 @@ Units of `used`, `requested` and `allocated` (per row, i.e. per hour):
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -81,8 +80,8 @@ def check_usage_frame(frame: pd.DataFrame) -> pd.DataFrame:
         return f"{int(mask.sum())} rows, e.g. {sample}"
 
     for name in ("cluster", "namespace", "resource", "tier"):
-        not_text = ~frame[name].map(lambda v: isinstance(v, str))
-        if not_text.any():
+        if pd.api.types.infer_dtype(frame[name], skipna=False) != "string":
+            not_text = ~frame[name].map(lambda v: isinstance(v, str))
             problems.append(f"column {name!r} holds non-text values: {rows(not_text)}")
     if problems:
         raise UsageDataError("usage frame breaks its schema:\n  " + "\n  ".join(problems))
@@ -111,7 +110,7 @@ def check_usage_frame(frame: pd.DataFrame) -> pd.DataFrame:
         negative = frame[name] < 0
         if negative.any():
             problems.append(f"{name} is negative: {rows(negative)}")
-        infinite = frame[name].map(lambda v: isinstance(v, float) and math.isinf(v))
+        infinite = pd.Series(np.isinf(frame[name].to_numpy()), index=frame.index)
         if infinite.any():
             problems.append(f"{name} is infinite: {rows(infinite)}")
     duplicated = frame.duplicated(list(USAGE_KEY), keep=False)
@@ -239,23 +238,54 @@ def collect_usage(
 
 # ---------------------------------------------------------------- pure: series → frame
 
-
-def _long(series: Sequence[Series], labels: Sequence[str]) -> pd.DataFrame:
-    """Series → one row per point: hour (unix seconds of the hour start), the given labels, value."""
-    if not series:
-        return pd.DataFrame({"hour": np.array([], dtype=np.int64), **{k: [] for k in labels}, "value": []})
-    counts = np.array([len(s.timestamps) for s in series])
-    timestamps = np.concatenate([s.timestamps for s in series])
-    data: dict[str, object] = {"hour": (np.floor(timestamps / 3600.0) * 3600).astype(np.int64)}
-    for key in labels:
-        data[key] = np.repeat(np.array([s.labels.get(key, "") for s in series], dtype=object), counts)
-    data["value"] = np.concatenate([s.values for s in series])
-    return pd.DataFrame(data)
+_COLUMNS = ("used", "requested", "allocated")
 
 
-def _per_hour(series: Sequence[Series]) -> pd.Series:
-    frame = _long(series, ())
-    return frame.groupby("hour")["value"].max()
+class _Grid:
+    """Dense hour × key matrices of used / requested / allocated, filled series by series.
+
+    Keys are (namespace, resource, tier). Each series maps to one key and its points to hour
+    indices, so filling is vectorised per series and the frame is cut out of the matrices at the
+    end, already sorted by hour and key — no joins, no pivots over millions of rows.
+    """
+
+    def __init__(self, hour0: float, hours: int) -> None:
+        self.hour0 = hour0
+        self.hours = hours
+        self.keys: dict[tuple[str, str, str], int] = {}
+        self._pending: list[tuple[str, int, np.ndarray, np.ndarray, str]] = []
+
+    def add(
+        self, column: str, key: tuple[str, str, str], series: Series, scale: np.ndarray | float, combine: str = "sum"
+    ) -> None:
+        index = self.keys.setdefault(key, len(self.keys))
+        hour = np.floor((series.timestamps - self.hour0) / 3600.0).astype(np.int64)
+        inside = (hour >= 0) & (hour < self.hours)
+        hour = hour[inside]
+        values = series.values[inside] * (scale[hour] if isinstance(scale, np.ndarray) else scale)
+        self._pending.append((column, index, hour, values, combine))
+
+    def matrices(self, order: np.ndarray) -> dict[str, np.ndarray]:
+        """column → (hours × keys) matrix, keys in `order` (position of each key index in the output)."""
+        out = {c: np.full((self.hours, len(self.keys)), np.nan) for c in _COLUMNS}
+        for column, index, hour, values, combine in self._pending:
+            target = out[column]
+            current = target[hour, order[index]]
+            if combine == "min":
+                target[hour, order[index]] = np.fmin(current, values)
+            else:
+                target[hour, order[index]] = np.where(np.isnan(current), values, current + values)
+        self._pending.clear()
+        return out
+
+
+def _scrapes_per_hour(series: Sequence[Series], hour0: float, hours: int) -> np.ndarray:
+    counts = np.zeros(hours)
+    for item in series:
+        hour = np.floor((item.timestamps - hour0) / 3600.0).astype(np.int64)
+        inside = (hour >= 0) & (hour < hours)
+        np.maximum.at(counts, hour[inside], item.values[inside])
+    return counts
 
 
 def build_usage_frame(
@@ -268,193 +298,158 @@ def build_usage_frame(
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """The usage frame, the coverage table and data warnings from the answers of `usage_queries`."""
     warnings: list[str] = []
-    hours = np.arange(int(start.timestamp()), int(end.timestamp()), 3600, dtype=np.int64)
+    hour0 = start.timestamp()
+    hours = round((end.timestamp() - hour0) / 3600)
 
-    # Scrapes per hour and source: divide gauge sums, and measure coverage.
-    scrapes: dict[str, pd.Series] = {}
-    coverage_parts = []
+    # Scrapes per hour and source: they divide gauge sums and measure coverage.
+    scrapes: dict[str, np.ndarray] = {}
+    share: dict[str, np.ndarray] = {}
+    expected: dict[str, float] = {}
     for source in SOURCES:
-        counts = _per_hour(series.get(_SCRAPE_QUERY[source], ())).reindex(hours, fill_value=0.0).astype(float)
-        expected = 3600.0 / scrape_interval if scrape_interval else float(counts.max())
-        share = (counts / expected).clip(upper=1.0) if expected > 0 else counts * 0.0
+        counts = _scrapes_per_hour(series.get(_SCRAPE_QUERY[source], ()), hour0, hours)
+        expected[source] = 3600.0 / scrape_interval if scrape_interval else float(counts.max(initial=0.0))
         scrapes[source] = counts
-        coverage_parts.append(
-            pd.DataFrame(
-                {
-                    "hour": hours,
-                    "source": source,
-                    "scrapes": counts.to_numpy(),
-                    "expected": expected,
-                    "coverage": share.to_numpy(),
-                }
-            )
-        )
-    coverage = pd.concat(coverage_parts, ignore_index=True)
+        share[source] = np.minimum(counts / expected[source], 1.0) if expected[source] > 0 else np.zeros(hours)
+    coverage = pd.DataFrame(
+        {
+            "hour": pd.to_datetime(np.repeat(np.arange(hours), 1) * 3600 + int(hour0), unit="s", utc=True)
+            .astype("datetime64[ns, UTC]")
+            .repeat(len(SOURCES))
+            .to_numpy(),
+            "cluster": cluster,
+            "source": np.tile(np.array(SOURCES, dtype=object), hours),
+            "scrapes": np.column_stack([scrapes[s] for s in SOURCES]).ravel(),
+            "expected": np.tile([expected[s] for s in SOURCES], hours),
+            "coverage": np.column_stack([share[s] for s in SOURCES]).ravel(),
+        }
+    ).astype(COVERAGE_SCHEMA)
 
-    parts: list[pd.DataFrame] = []
-
-    def add(
-        frame: pd.DataFrame, resource: str | pd.Series, tier: str | pd.Series, column: str, value: pd.Series
-    ) -> None:
-        parts.append(
-            pd.DataFrame(
-                {
-                    "hour": frame["hour"].to_numpy(),
-                    "namespace": frame["namespace"].to_numpy(),
-                    "resource": resource,
-                    "tier": tier,
-                    "column": column,
-                    "value": np.asarray(value, dtype=float),
-                }
-            )
-        )
-
-    def per_scrape(frame: pd.DataFrame, source: str) -> pd.Series:
-        divisor = frame["hour"].map(scrapes[source])
-        missing = ~(divisor > 0)
+    def per_scrape(source: str, factor: float = 1.0) -> np.ndarray:
+        """Scale turning a sum of samples into value-hours: factor / scrapes in the hour."""
+        divisor = scrapes[source].copy()
+        missing = divisor <= 0
         if missing.any():
-            fallback = float(coverage.loc[coverage["source"] == source, "expected"].iloc[0]) or 1.0
-            warnings.append(
-                f"{int(missing.sum())} {source} values fall in hours without any {source} scrape count; "
-                f"divided by {fallback:g} scrapes per hour instead"
-            )
-            divisor = divisor.where(~missing, fallback)
-        return frame["value"] / divisor
+            divisor[missing] = expected[source] or 1.0
+        return factor / divisor
 
-    cpu = _long(series.get("cpu_used", ()), ("namespace",))
-    add(cpu, "cpu", "", "used", cpu["value"] / 3600.0)
-    memory = _long(series.get("memory_used", ()), ("namespace",))
-    add(memory, "memory", "", "used", per_scrape(memory, CADVISOR) / GIB_BYTES)
-    egress = _long(series.get("egress_used", ()), ("namespace",))
-    add(egress, "egress", "", "used", egress["value"] / GIB_BYTES)
-    balancers = _long(series.get("load_balancers_used", ()), ("namespace",))
-    add(balancers, "load_balancer", "", "used", per_scrape(balancers, KUBE_STATE))
-    add(balancers, "load_balancer", "", "requested", per_scrape(balancers, KUBE_STATE))
-    pods = _long(series.get("pods_running", ()), ("namespace",))
-    add(pods, PODS, "", "used", per_scrape(pods, KUBE_STATE))
-
-    requests = _long(series.get("container_requests", ()), ("namespace", "resource"))
-    for kube_name, (resource, factor) in _REQUEST_RESOURCES.items():
-        rows = requests[requests["resource"] == kube_name]
-        hours_of = per_scrape(rows, KUBE_STATE) * factor
-        add(rows, resource, "", "requested", hours_of)
+    grid = _Grid(hour0, hours)
+    for item in series.get("cpu_used", ()):
+        grid.add("used", (item.labels.get("namespace", ""), "cpu", ""), item, 1 / 3600.0)
+    for item in series.get("memory_used", ()):
+        grid.add("used", (item.labels.get("namespace", ""), "memory", ""), item, per_scrape(CADVISOR, 1 / GIB_BYTES))
+    for item in series.get("egress_used", ()):
+        grid.add("used", (item.labels.get("namespace", ""), "egress", ""), item, 1 / GIB_BYTES)
+    for item in series.get("load_balancers_used", ()):
+        key = (item.labels.get("namespace", ""), "load_balancer", "")
+        grid.add("used", key, item, per_scrape(KUBE_STATE))
+        grid.add("requested", key, item, per_scrape(KUBE_STATE))  # a LoadBalancer Service is its own request
+    for item in series.get("pods_running", ()):
+        grid.add("used", (item.labels.get("namespace", ""), PODS, ""), item, per_scrape(KUBE_STATE))
+    for item in series.get("container_requests", ()):
+        resource, factor = _REQUEST_RESOURCES.get(item.labels.get("resource", ""), ("", 0.0))
+        if not resource:
+            continue
+        key = (item.labels.get("namespace", ""), resource, "")
+        grid.add("requested", key, item, per_scrape(KUBE_STATE, factor))
         if resource == "gpu":  # GPU use is GPU requests of running pods: no utilisation series in the contract
-            add(rows, resource, "", "used", hours_of)
+            grid.add("used", key, item, per_scrape(KUBE_STATE))
 
-    def tier_column(frame: pd.DataFrame) -> pd.Series:
-        return frame["storageclass"].map(lambda name: tiers.get(name, name) if name else "")
+    def tier_of(item: Series) -> str:
+        name = item.labels.get("storageclass", "")
+        return tiers.get(name, name) if name else ""
 
-    storage_used = _long(series.get("storage_used", ()), ("namespace", "storageclass"))
-    add(storage_used, "storage", tier_column(storage_used), "used", per_scrape(storage_used, KUBELET) / GIB_BYTES)
-    storage_requested = _long(series.get("storage_requested", ()), ("namespace", "storageclass"))
-    add(
-        storage_requested,
-        "storage",
-        tier_column(storage_requested),
-        "requested",
-        per_scrape(storage_requested, KUBE_STATE) / GIB_BYTES,
-    )
-
-    quota = _long(series.get("quota_hard", ()), ("namespace", "resource"))
-    if len(quota):
-        quota_hours = per_scrape(quota, KUBE_STATE)
-        names = quota["resource"]
-        storage_class = names.str.removesuffix(_STORAGE_QUOTA_SUFFIX)
-        is_storage = names.str.endswith(_STORAGE_QUOTA_SUFFIX)
-        mapped = names.map(lambda n: _QUOTA_RESOURCES.get(n, ("", 0.0)))
-        resource = pd.Series([m[0] for m in mapped], index=quota.index).where(~is_storage, "storage")
-        factor = pd.Series([m[1] for m in mapped], index=quota.index).where(~is_storage, 1.0 / GIB_BYTES)
-        tier = storage_class.map(lambda name: tiers.get(name, name)).where(is_storage, "")
-        quota_part = pd.DataFrame(
-            {
-                "hour": quota["hour"],
-                "namespace": quota["namespace"],
-                "resource": resource,
-                "tier": tier,
-                "value": quota_hours * factor,
-            }
+    for item in series.get("storage_used", ()):
+        grid.add(
+            "used",
+            (item.labels.get("namespace", ""), "storage", tier_of(item)),
+            item,
+            per_scrape(KUBELET, 1 / GIB_BYTES),
         )
+    storage_requested = series.get("storage_requested", ())
+    for item in storage_requested:
+        grid.add(
+            "requested",
+            (item.labels.get("namespace", ""), "storage", tier_of(item)),
+            item,
+            per_scrape(KUBE_STATE, 1 / GIB_BYTES),
+        )
+    for item in series.get("quota_hard", ()):
+        name = item.labels.get("resource", "")
+        if name.endswith(_STORAGE_QUOTA_SUFFIX):
+            storage_class = name.removesuffix(_STORAGE_QUOTA_SUFFIX)
+            resource, tier, factor = "storage", tiers.get(storage_class, storage_class), 1 / GIB_BYTES
+        elif name in _QUOTA_RESOURCES:
+            (resource, factor), tier = _QUOTA_RESOURCES[name], ""
+        else:
+            continue
         # `cpu` and `requests.cpu` (or several quota objects) limit the same thing: the smallest applies.
-        quota_part = quota_part.groupby(["hour", "namespace", "resource", "tier"], as_index=False)["value"].min()
-        quota_part["column"] = "allocated"
-        parts.append(quota_part)
+        grid.add(
+            "allocated",
+            (item.labels.get("namespace", ""), resource, tier),
+            item,
+            per_scrape(KUBE_STATE, factor),
+            combine="min",
+        )
 
-    long = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
-    key = ["hour", "namespace", "resource", "tier"]
-    if long is None:
-        wide = pd.DataFrame(columns=[*key, "used", "requested", "allocated"])
-    else:
-        wide = long.pivot_table(index=key, columns="column", values="value", aggfunc="sum").reset_index()
-        wide.columns.name = None
-    for column in ("used", "requested", "allocated"):
-        if column not in wide.columns:
-            wide[column] = np.nan
-    wide = wide[[*key, "used", "requested", "allocated"]]
-
-    # Scrape coverage of each row's sources.
-    share = {s: coverage[coverage["source"] == s].set_index("hour")["coverage"] for s in SOURCES}
     if not scrapes[KUBELET].any():
         # No volume statistics at all: fine without PVCs (storage use is 0 wherever kube-state-metrics
         # saw the quota), a blind spot with them.
         share[KUBELET] = share[KUBE_STATE]
-        if len(storage_requested):
+        if storage_requested:
             warnings.append(
                 "PVCs exist but kubelet_volume_stats_used_bytes has no series: storage use cannot be measured; "
                 "scrape the kubelets' /metrics endpoint (volume statistics are not part of /metrics/cadvisor)"
             )
-    used_source = wide["resource"].map(USED_SOURCE)
-    used_coverage = np.zeros(len(wide))
-    for source in SOURCES:
-        mask = (used_source == source).to_numpy()
-        used_coverage[mask] = wide.loc[mask, "hour"].map(share[source]).fillna(0.0).to_numpy()
-    kube_state_coverage = wide["hour"].map(share[KUBE_STATE]).fillna(0.0).to_numpy()
-    from_kube_state = wide["resource"].isin([*_HAS_REQUEST, PODS]).to_numpy()
-    wide["coverage"] = np.where(from_kube_state, np.minimum(used_coverage, kube_state_coverage), used_coverage)
-    wide["used"] = wide["used"].where(wide["used"].notna() | (used_coverage == 0), 0.0)
-    has_request = wide["resource"].isin(_HAS_REQUEST) & (kube_state_coverage > 0)
-    wide["requested"] = wide["requested"].where(wide["requested"].notna() | ~has_request, 0.0)
 
-    # Hours a source was not scraped at all: every key it reported elsewhere in the period gets an
-    # explicit row with unknown (NaN) quantities and coverage 0, never a silent zero.
-    gap_rows = []
-    for source in SOURCES:
-        gap_hours = share[source][share[source] == 0].index.to_numpy()
-        if not len(gap_hours):
-            continue
-        keys = wide.loc[used_source == source, ["namespace", "resource", "tier"]].drop_duplicates()
-        if keys.empty:
-            continue
-        grid = keys.merge(pd.DataFrame({"hour": gap_hours}), how="cross")
-        gap_rows.append(grid)
-    if gap_rows:
-        gaps = pd.concat(gap_rows, ignore_index=True)
-        gaps = gaps.merge(wide[key], on=key, how="left", indicator=True)
-        gaps = gaps[gaps["_merge"] == "left_only"].drop(columns="_merge")
-        gaps = gaps.assign(used=np.nan, requested=np.nan, allocated=np.nan, coverage=0.0)
-        wide = pd.concat([wide, gaps[wide.columns]], ignore_index=True)
-    frame = _finish(wide, cluster)
-    coverage_frame = coverage.assign(cluster=cluster)
-    coverage_frame["hour"] = pd.to_datetime(coverage_frame["hour"], unit="s", utc=True).astype("datetime64[ns, UTC]")
-    coverage_frame = coverage_frame[list(COVERAGE_SCHEMA)].astype(COVERAGE_SCHEMA)
-    warnings += _data_warnings(frame, coverage_frame, tiers, cluster)
-    return check_usage_frame(frame), coverage_frame, warnings
+    frame = _cut_frame(grid, share, cluster, hour0)
+    warnings += _data_warnings(frame, coverage, tiers, cluster)
+    return check_usage_frame(frame), coverage, warnings
 
 
-def _finish(wide: pd.DataFrame, cluster: str) -> pd.DataFrame:
-    frame = pd.DataFrame(
+def _cut_frame(grid: _Grid, share: Mapping[str, np.ndarray], cluster: str, hour0: float) -> pd.DataFrame:
+    """The rows of the grid that hold a value, or whose hour was not scraped at all (coverage 0, NaN use)."""
+    keys = sorted(grid.keys, key=lambda k: (k[0], k[1], k[2]))
+    order = np.empty(len(keys), dtype=np.int64)
+    for position, key in enumerate(keys):
+        order[grid.keys[key]] = position
+    namespaces = np.array([k[0] for k in keys], dtype=object)
+    resources = np.array([k[1] for k in keys], dtype=object)
+    tier_names = np.array([k[2] for k in keys], dtype=object)
+    source_of = np.array([SOURCES.index(USED_SOURCE[r]) for r in resources], dtype=np.int64)
+    has_request = np.isin(resources, _HAS_REQUEST)
+    from_kube_state = has_request | (resources == PODS)
+
+    by_source = np.column_stack([share[s] for s in SOURCES]) if len(SOURCES) else np.zeros((grid.hours, 0))
+    used_coverage = by_source[:, source_of]  # hours × keys
+    matrices = grid.matrices(order)
+    present = ~np.isnan(matrices["used"]) | ~np.isnan(matrices["requested"]) | ~np.isnan(matrices["allocated"])
+    present |= used_coverage == 0  # an hour the source was not scraped: an explicit row with unknown use
+    hour_index, key_index = np.nonzero(present)
+
+    kube_state = share[KUBE_STATE][hour_index]
+    row_used_coverage = used_coverage[hour_index, key_index]
+    del used_coverage
+    used = matrices.pop("used")[hour_index, key_index]
+    used = np.where(np.isnan(used) & (row_used_coverage > 0), 0.0, used)
+    used[row_used_coverage == 0] = np.nan
+    requested = matrices.pop("requested")[hour_index, key_index]
+    requested = np.where(np.isnan(requested) & has_request[key_index] & (kube_state > 0), 0.0, requested)
+    allocated = matrices.pop("allocated")[hour_index, key_index]
+    coverage = np.where(from_kube_state[key_index], np.minimum(row_used_coverage, kube_state), row_used_coverage)
+    hours = pd.to_datetime(hour_index * 3600 + int(hour0), unit="s", utc=True).astype("datetime64[ns, UTC]")
+    return pd.DataFrame(
         {
-            "hour": pd.to_datetime(wide["hour"].astype(np.int64), unit="s", utc=True).astype("datetime64[ns, UTC]"),
-            "cluster": pd.Series(cluster, index=wide.index, dtype=object),
-            "namespace": wide["namespace"].astype(object),
-            "resource": wide["resource"].astype(object),
-            "tier": wide["tier"].astype(object),
-            "used": wide["used"].astype("float64"),
-            "requested": wide["requested"].astype("float64"),
-            "allocated": wide["allocated"].astype("float64"),
-            "coverage": wide["coverage"].astype("float64"),
+            "hour": hours,
+            "cluster": pd.Series(np.full(len(hour_index), cluster, dtype=object), dtype=object),
+            "namespace": pd.Series(namespaces[key_index], dtype=object),
+            "resource": pd.Series(resources[key_index], dtype=object),
+            "tier": pd.Series(tier_names[key_index], dtype=object),
+            "used": used,
+            "requested": requested,
+            "allocated": allocated,
+            "coverage": coverage,
         }
     )
-    return frame.sort_values(list(USAGE_KEY), kind="stable").reset_index(drop=True)
 
 
 def _data_warnings(frame: pd.DataFrame, coverage: pd.DataFrame, tiers: Mapping[str, str], cluster: str) -> list[str]:
