@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_STAMP := $(VENV)/.apt-installed
-APT_PACKAGES := prometheus
+APT_PACKAGES := prometheus chromium fonts-wqy-microhei
 export DEBIAN_FRONTEND := noninteractive
 
 .PHONY: demo test lint bench venv system-deps clean
@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# Debian's prometheus gives `prometheus` and `promtool` for the chargeback tests and the demo.
+# Debian packages: prometheus (prometheus, promtool) for the chargeback tests and the demo; chromium and a
+# CJK font for PDF invoices and the browser test of the reports (unit names such as 数据洞察事业部).
 system-deps: $(APT_STAMP)
 
-$(APT_STAMP): | $(STAMP)
+$(APT_STAMP): Makefile | $(STAMP)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
