@@ -204,7 +204,7 @@ def idle(
         resource = f"{row['resource']} ({row['tier']})" if row["tier"] else row["resource"]
         table.add_row(
             row["business_unit"],
-            row["namespace"],
+            f"{row['namespace']} (claim {row['pvc']})" if row["pvc"] else row["namespace"],
             resource,
             row["basis"],
             f"{row['allocated']:.2f} {row['unit']}",

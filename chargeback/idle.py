@@ -9,6 +9,8 @@ request above zero), compare the hourly allocation with the hourly use:
   would write in a quota (never below the p95);
 - monthly savings = (allocation − recommended) × 730 h × the latest price of the period.
 Allocations that existed for fewer than rates.idle.min_hours hours are not judged.
+Storage requests are judged per PersistentVolumeClaim when the per-PVC detail is given (the `pvc`
+column names the claim to shrink); the namespace's storage quota is judged as a whole.
 Hourly values are levels: a core-hour in one hour is one core held (or used) for that hour.
 """
 
@@ -70,11 +72,13 @@ IDLE_SCHEMA = {
     "basis": "str",
     "hours": "int",
     "unit": "str",
+    "pvc": "str",
 }
-"""Flagged allocations; `basis` is quota or requests, levels are in `unit` (cores, GiB, …)."""
+"""Flagged allocations; `basis` is quota or requests, levels are in `unit` (cores, GiB, …); `pvc` names the
+claim of a per-volume row ("" for namespace-wide rows)."""
 
 LEVEL = Decimal("0.0001")
-_KEY = ["business_unit", "cluster", "namespace", "resource", "tier"]
+_KEY = ["business_unit", "cluster", "namespace", "resource", "tier", "pvc"]
 
 
 def recommend(resource: str, p95: Decimal, headroom: float) -> Decimal:
@@ -99,23 +103,43 @@ def _step(resource: str, target: Decimal) -> Decimal:
     return Decimal(1)  # GPUs and load balancers come whole
 
 
-def find_idle(attributed: pd.DataFrame, catalog: Catalog, period: Period) -> pd.DataFrame:
-    """Flagged allocations of the period, sorted by unit, namespace, resource, tier and reason."""
+def find_idle(
+    attributed: pd.DataFrame, catalog: Catalog, period: Period, volumes: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Flagged allocations of the period, sorted by unit, namespace, resource, tier, claim and reason.
+
+    `volumes` (usage.VOLUME_SCHEMA) is the per-PVC detail of storage; without it storage requests are
+    judged per namespace and tier."""
     check_frame(attributed, ATTRIBUTED_SCHEMA, "idle (attributed usage)")
     idle_rows = []
     no_pods = _namespaces_without_pods(attributed)
+    per_volume = volumes is not None and not volumes.empty
     for basis, column in (("quota", "allocated"), ("requests", "requested")):
-        frame = attributed[
-            attributed["resource"].isin([r.value for r in ALLOCATED]) & (attributed[column].fillna(0) > 0)
-        ]
+        judged = attributed["resource"].isin([r.value for r in ALLOCATED]) & (attributed[column].fillna(0) > 0)
+        if basis == "requests" and per_volume:
+            judged &= attributed["resource"] != Resource.STORAGE.value
+        frame = attributed[judged].assign(pvc="")
         if not frame.empty:
             idle_rows.extend(_judge(frame, column, basis, no_pods, catalog))
+    if per_volume:
+        frame = _volume_requests(volumes, attributed)
+        if not frame.empty:
+            idle_rows.extend(_judge(frame, "requested", "requests", no_pods, catalog))
     if not idle_rows:
         return empty_frame(IDLE_SCHEMA)
     result = pd.DataFrame(idle_rows, columns=list(IDLE_SCHEMA))
     result["hours"] = result["hours"].astype("int64")
-    result = result.sort_values(["business_unit", "namespace", "resource", "tier", "cluster", "reason"], kind="stable")
+    result = result.sort_values(
+        ["business_unit", "namespace", "resource", "tier", "pvc", "cluster", "reason"], kind="stable"
+    )
     return check_frame(result.reset_index(drop=True), IDLE_SCHEMA, "idle")
+
+
+def _volume_requests(volumes: pd.DataFrame, attributed: pd.DataFrame) -> pd.DataFrame:
+    """Per-PVC hours shaped like attributed storage rows: the namespace's owner, hours the use is known."""
+    owners = attributed[["cluster", "namespace", "business_unit"]].drop_duplicates(["cluster", "namespace"])
+    frame = volumes[volumes["used"].notna()].merge(owners, on=["cluster", "namespace"], how="inner")
+    return frame.assign(resource=Resource.STORAGE.value)
 
 
 def _namespaces_without_pods(attributed: pd.DataFrame) -> set[tuple[str, str]]:
@@ -154,7 +178,7 @@ def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: 
     p95_of = p95.to_dict()
     rows = []
     for key, stat in stats.iterrows():
-        unit_id, cluster, namespace, resource, tier = key
+        unit_id, cluster, namespace, resource, tier, pvc = key
         hours = int(stat["hours"])
         if hours < policy.min_hours:
             continue
@@ -195,6 +219,7 @@ def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: 
                 "basis": basis,
                 "hours": hours,
                 "unit": LEVEL_UNITS[resource],
+                "pvc": pvc,
             }
         )
     return rows

@@ -45,10 +45,12 @@ def _ratio_text(part: Decimal, whole: Decimal) -> str | None:
 
 def idle_totals(idle: pd.DataFrame, currency: str) -> tuple[Decimal, Decimal]:
     """Idle cost and monthly savings, counting each allocation once: where both its quota and its
-    requests are flagged, the larger figure (the quota's) stands for it."""
+    requests (or the claims of its volumes, summed) are flagged, the larger figure stands for it."""
     idle_cost = savings = Decimal(0)
     if not idle.empty:
-        per_allocation = idle.groupby(["cluster", "namespace", "resource", "tier"], sort=True).agg(
+        allocation = ["cluster", "namespace", "resource", "tier"]
+        per_basis = idle.groupby([*allocation, "basis"], sort=True)[["idle_cost", "monthly_savings"]].sum()
+        per_allocation = per_basis.groupby(level=allocation, sort=True).agg(
             idle_cost=("idle_cost", "max"), monthly_savings=("monthly_savings", "max")
         )
         idle_cost = sum(per_allocation["idle_cost"], Decimal(0))
@@ -104,6 +106,7 @@ def _idle_rows(idle: pd.DataFrame) -> list[dict[str, Any]]:
             "namespace": row["namespace"],
             "resource": row["resource"],
             "tier": row["tier"],
+            "pvc": row["pvc"],
             "basis": row["basis"],
             "unit": row["unit"],
             "allocated": text(row["allocated"]),

@@ -47,8 +47,9 @@ EGRESS_USED = Template(
 )
 STORAGE_USED = Template(
     # Bytes used on each PVC, labelled with the PVC's StorageClass; PVCs without kube-state-metrics info
-    # still count (with no storageclass) so that rating can name them instead of dropping them.
-    "sum by (namespace, storageclass) ("
+    # still count (with no storageclass) so that rating can name them instead of dropping them. Kept per
+    # PVC (one kubelet series each anyway) so that idle volumes can be named; summed per tier client-side.
+    "sum by (namespace, persistentvolumeclaim, storageclass) ("
     "sum_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window])"
     " * on (namespace, persistentvolumeclaim) group_left (storageclass)"
     " max by (namespace, persistentvolumeclaim, storageclass)"
@@ -76,8 +77,8 @@ CONTAINER_REQUESTS = Template(
     ' max by (namespace, pod, uid) (sum_over_time(kube_pod_status_phase{phase="Running"$extra}[$window])))'
 )
 STORAGE_REQUESTED = Template(
-    # The size each PVC asked for, labelled with its StorageClass (same join as STORAGE_USED).
-    "sum by (namespace, storageclass) ("
+    # The size each PVC asked for, labelled with its StorageClass (same join and granularity as STORAGE_USED).
+    "sum by (namespace, persistentvolumeclaim, storageclass) ("
     "sum_over_time(kube_persistentvolumeclaim_resource_requests_storage_bytes{$matchers}[$window])"
     " * on (namespace, persistentvolumeclaim) group_left (storageclass)"
     " max by (namespace, persistentvolumeclaim, storageclass)"
@@ -86,8 +87,9 @@ STORAGE_REQUESTED = Template(
     " sum_over_time(kube_persistentvolumeclaim_resource_requests_storage_bytes{$matchers}[$window]))"
 )
 QUOTA_HARD = Template(
-    # Hard quota limits are the allocation a unit pays for in request mode; with several ResourceQuota
-    # objects in one namespace the smallest limit applies, as in the API server.
+    # Hard quota limits are the allocation: idle analysis compares use with them (billing in request mode
+    # uses pod requests, not quotas); with several ResourceQuota objects the smallest limit applies, as in
+    # the API server.
     'min by (namespace, resource) (sum_over_time(kube_resourcequota{type="hard",resource=~"'
     r"requests\\.cpu|cpu|requests\\.memory|memory|requests\\.nvidia\\.com/gpu|services\\.loadbalancers|pods|"
     r'.+\\.storageclass\\.storage\\.k8s\\.io/requests\\.storage"$extra}[$window]))'

@@ -73,6 +73,7 @@ IDLE_COLUMNS = (
     "recommended_allocation",
     "monthly_savings",
     "reason",
+    "pvc",
 )
 USAGE_UNITS = {**{r.value: r.usage_unit for r in Resource}, PODS: "pod-hour"}
 

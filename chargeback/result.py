@@ -39,9 +39,14 @@ class Chargeback:
 
 
 def charge(
-    usage: pd.DataFrame, catalog: Catalog, period: Period, billing_mode: str | BillingMode | None = None
+    usage: pd.DataFrame,
+    catalog: Catalog,
+    period: Period,
+    billing_mode: str | BillingMode | None = None,
+    volumes: pd.DataFrame | None = None,
 ) -> Chargeback:
-    """Attribute, rate and judge one period's usage frame (as `collect_usage` returns it)."""
+    """Attribute, rate and judge one period's usage frame (as `collect_usage` returns it, with its
+    per-PVC `volumes` detail when there is one)."""
     mode = billing_mode_of(catalog.rates, billing_mode)
     attributed = attribute(usage, catalog, period)
     return Chargeback(
@@ -51,5 +56,5 @@ def charge(
         usage=attributed,
         lines=rate(attributed, catalog, period, mode),
         coverage=coverage(attributed, period),
-        idle=find_idle(attributed, catalog, period),
+        idle=find_idle(attributed, catalog, period, volumes),
     )

@@ -20,7 +20,7 @@ from .prometheus import PrometheusClient, PrometheusSettings
 from .promql import LabelMatcher
 from .reports import write_reports
 from .result import Chargeback, charge
-from .usage import collect_usage, empty_usage_frame
+from .usage import collect_usage, empty_usage_frame, empty_volume_frame
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,25 @@ def clusters_to_collect(catalog: Catalog, cluster: str | None, cluster_label: st
     return names
 
 
+@dataclass(frozen=True)
+class Collected:
+    """Usage of every cluster of a run, as Prometheus answered it."""
+
+    usage: pd.DataFrame
+    """usage.USAGE_SCHEMA, all clusters."""
+    volumes: pd.DataFrame
+    """usage.VOLUME_SCHEMA: per-PVC storage detail, all clusters."""
+    warnings: list[str]
+    queries: dict[str, dict[str, str]]
+    """Cluster → query name → the exact PromQL run."""
+
+
+def _union(frames: Sequence[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
+    # Each frame was checked by collect_usage; clusters differ, so their union is a valid frame too.
+    non_empty = [f for f in frames if len(f)]
+    return pd.concat(non_empty, ignore_index=True) if non_empty else empty
+
+
 def collect_period(
     period: Period,
     catalog: Catalog,
@@ -59,19 +78,21 @@ def collect_period(
     clusters: Sequence[str],
     cluster_label: str | None = None,
     matchers: Sequence[LabelMatcher] = (),
-) -> tuple[pd.DataFrame, list[str], dict[str, dict[str, str]]]:
-    """The usage frame of every cluster for the period, with warnings and the queries run."""
-    frames, warnings, queries = [], [], {}
+) -> Collected:
+    """The usage of every cluster for the period, with warnings and the queries run."""
+    results, warnings, queries = [], [], {}
     for cluster in clusters:
         selectors = [*matchers, LabelMatcher(cluster_label, cluster)] if cluster_label else list(matchers)
         result = collect_usage(client, catalog, period.start, period.end, cluster, selectors)
-        frames.append(result.frame)
+        results.append(result)
         warnings.extend(f"{cluster}: {w}" for w in result.warnings)
         queries[cluster] = result.queries
-    non_empty = [f for f in frames if len(f)]
-    # Each frame was checked by collect_usage; clusters differ, so their union is a valid frame too.
-    frame = pd.concat(non_empty, ignore_index=True) if non_empty else empty_usage_frame()
-    return frame, warnings, queries
+    return Collected(
+        usage=_union([r.frame for r in results], empty_usage_frame()),
+        volumes=_union([r.volumes for r in results], empty_volume_frame()),
+        warnings=warnings,
+        queries=queries,
+    )
 
 
 def run_period(
@@ -95,7 +116,7 @@ def run_period(
     selectors = [m if isinstance(m, LabelMatcher) else LabelMatcher.parse(m) for m in matchers]
     clusters = clusters_to_collect(catalog, cluster, cluster_label)
     with PrometheusClient(settings) as client:
-        frame, warnings, queries = collect_period(period, catalog, client, clusters, cluster_label, selectors)
-    chargeback = charge(frame, catalog, period, billing_mode)
+        collected = collect_period(period, catalog, client, clusters, cluster_label, selectors)
+    chargeback = charge(collected.usage, catalog, period, billing_mode, collected.volumes)
     written = write_reports(chargeback, Path(out)) if out is not None else []
-    return PeriodRun(chargeback=chargeback, warnings=warnings, written=written, queries=queries)
+    return PeriodRun(chargeback=chargeback, warnings=collected.warnings, written=written, queries=collected.queries)

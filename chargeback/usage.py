@@ -172,6 +172,7 @@ class UsageResult:
 
     frame: pd.DataFrame  # USAGE_SCHEMA
     coverage: pd.DataFrame  # COVERAGE_SCHEMA: every hour of the period × source
+    volumes: pd.DataFrame = field(default_factory=lambda: empty_volume_frame())  # VOLUME_SCHEMA, per PVC
     warnings: list[str] = field(default_factory=list)  # Prometheus warnings (partial answers) and data warnings
     queries: dict[str, str] = field(default_factory=dict)  # name → the exact PromQL run
 
@@ -233,7 +234,10 @@ def collect_usage(
     ]
     series = {name: result.series for name, result in zip(queries, results, strict=True)}
     frame, coverage, data_warnings = build_usage_frame(series, cluster, tiers, start, end, scrape_interval)
-    return UsageResult(frame=frame, coverage=coverage, warnings=warnings + data_warnings, queries=queries)
+    volumes = build_volume_frame(series, cluster, tiers, start, end, scrape_interval)
+    return UsageResult(
+        frame=frame, coverage=coverage, volumes=volumes, warnings=warnings + data_warnings, queries=queries
+    )
 
 
 # ---------------------------------------------------------------- pure: series → frame
@@ -288,6 +292,35 @@ def _scrapes_per_hour(series: Sequence[Series], hour0: float, hours: int) -> np.
     return counts
 
 
+@dataclass(frozen=True)
+class _Scrapes:
+    """Scrapes per hour of each source, the count of a fully scraped hour, and the covered share."""
+
+    counts: dict[str, np.ndarray]
+    expected: dict[str, float]
+    share: dict[str, np.ndarray]
+
+    @classmethod
+    def measure(
+        cls, series: Mapping[str, Sequence[Series]], hour0: float, hours: int, scrape_interval: float | None
+    ) -> _Scrapes:
+        counts, expected, share = {}, {}, {}
+        for source in SOURCES:
+            found = _scrapes_per_hour(series.get(_SCRAPE_QUERY[source], ()), hour0, hours)
+            expected[source] = 3600.0 / scrape_interval if scrape_interval else float(found.max(initial=0.0))
+            counts[source] = found
+            share[source] = np.minimum(found / expected[source], 1.0) if expected[source] > 0 else np.zeros(hours)
+        return cls(counts, expected, share)
+
+    def per_scrape(self, source: str, factor: float = 1.0) -> np.ndarray:
+        """Scale turning a sum of samples into value-hours: factor / scrapes in the hour."""
+        divisor = self.counts[source].copy()
+        missing = divisor <= 0
+        if missing.any():
+            divisor[missing] = self.expected[source] or 1.0
+        return factor / divisor
+
+
 def build_usage_frame(
     series: Mapping[str, Sequence[Series]],
     cluster: str,
@@ -302,14 +335,8 @@ def build_usage_frame(
     hours = round((end.timestamp() - hour0) / 3600)
 
     # Scrapes per hour and source: they divide gauge sums and measure coverage.
-    scrapes: dict[str, np.ndarray] = {}
-    share: dict[str, np.ndarray] = {}
-    expected: dict[str, float] = {}
-    for source in SOURCES:
-        counts = _scrapes_per_hour(series.get(_SCRAPE_QUERY[source], ()), hour0, hours)
-        expected[source] = 3600.0 / scrape_interval if scrape_interval else float(counts.max(initial=0.0))
-        scrapes[source] = counts
-        share[source] = np.minimum(counts / expected[source], 1.0) if expected[source] > 0 else np.zeros(hours)
+    measured = _Scrapes.measure(series, hour0, hours, scrape_interval)
+    scrapes, share, expected, per_scrape = measured.counts, dict(measured.share), measured.expected, measured.per_scrape
     coverage = pd.DataFrame(
         {
             "hour": pd.to_datetime(np.repeat(np.arange(hours), 1) * 3600 + int(hour0), unit="s", utc=True)
@@ -323,14 +350,6 @@ def build_usage_frame(
             "coverage": np.column_stack([share[s] for s in SOURCES]).ravel(),
         }
     ).astype(COVERAGE_SCHEMA)
-
-    def per_scrape(source: str, factor: float = 1.0) -> np.ndarray:
-        """Scale turning a sum of samples into value-hours: factor / scrapes in the hour."""
-        divisor = scrapes[source].copy()
-        missing = divisor <= 0
-        if missing.any():
-            divisor[missing] = expected[source] or 1.0
-        return factor / divisor
 
     grid = _Grid(hour0, hours)
     for item in series.get("cpu_used", ()):
@@ -355,8 +374,7 @@ def build_usage_frame(
             grid.add("used", key, item, per_scrape(KUBE_STATE))
 
     def tier_of(item: Series) -> str:
-        name = item.labels.get("storageclass", "")
-        return tiers.get(name, name) if name else ""
+        return _tier_of(item, tiers)
 
     for item in series.get("storage_used", ()):
         grid.add(
@@ -404,6 +422,83 @@ def build_usage_frame(
     frame = _cut_frame(grid, share, cluster, hour0)
     warnings += _data_warnings(frame, coverage, tiers, cluster)
     return check_usage_frame(frame), coverage, warnings
+
+
+def _tier_of(item: Series, tiers: Mapping[str, str]) -> str:
+    """The storage tier of a per-PVC series: its StorageClass's tier, the raw class if none, "" if unknown."""
+    name = item.labels.get("storageclass", "")
+    return tiers.get(name, name) if name else ""
+
+
+VOLUME_SCHEMA: dict[str, str] = {
+    "hour": "datetime64[ns, UTC]",
+    "cluster": "object",
+    "namespace": "object",
+    "pvc": "object",  # PersistentVolumeClaim name
+    "tier": "object",  # as in the usage frame
+    "used": "float64",  # GiB-hours used on the volume; NaN when the kubelets were not scraped that hour
+    "requested": "float64",  # GiB-hours the claim asked for
+}
+"""Per-PVC hourly storage, the detail behind the usage frame's storage rows (idle volumes are named by it)."""
+
+
+def empty_volume_frame() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in VOLUME_SCHEMA.items()})
+
+
+def build_volume_frame(
+    series: Mapping[str, Sequence[Series]],
+    cluster: str,
+    tiers: Mapping[str, str],
+    start: dt.datetime,
+    end: dt.datetime,
+    scrape_interval: float | None = None,
+) -> pd.DataFrame:
+    """Hourly used and requested GiB-hours per PVC, for the hours its claim existed (requested > 0)."""
+    hour0 = start.timestamp()
+    hours = round((end.timestamp() - hour0) / 3600)
+    scrapes = _Scrapes.measure(series, hour0, hours, scrape_interval)
+    keys: dict[tuple[str, str, str], int] = {}
+    grid = {c: [] for c in ("used", "requested")}
+    for column, query, source in (("requested", "storage_requested", KUBE_STATE), ("used", "storage_used", KUBELET)):
+        scale = scrapes.per_scrape(source, 1 / GIB_BYTES)
+        for item in series.get(query, ()):
+            key = (
+                item.labels.get("namespace", ""),
+                item.labels.get("persistentvolumeclaim", ""),
+                _tier_of(item, tiers),
+            )
+            index = keys.setdefault(key, len(keys))
+            hour = np.floor((item.timestamps - hour0) / 3600.0).astype(np.int64)
+            inside = (hour >= 0) & (hour < hours)
+            grid[column].append((index, hour[inside], item.values[inside] * scale[hour[inside]]))
+    if not keys:
+        return empty_volume_frame()
+    matrices = {}
+    for column, parts in grid.items():
+        matrix = np.full((hours, len(keys)), np.nan)
+        for index, hour, values in parts:
+            current = matrix[hour, index]
+            matrix[hour, index] = np.where(np.isnan(current), values, current + values)
+        matrices[column] = matrix
+    hour_index, key_index = np.nonzero(matrices["requested"] > 0)
+    used = matrices["used"][hour_index, key_index]
+    scraped = scrapes.share[KUBELET][hour_index] > 0
+    used = np.where(np.isnan(used) & scraped, 0.0, used)
+    used[~scraped] = np.nan
+    names = list(keys)
+    frame = pd.DataFrame(
+        {
+            "hour": pd.to_datetime(hour_index * 3600 + int(hour0), unit="s", utc=True).astype("datetime64[ns, UTC]"),
+            "cluster": pd.Series(np.full(len(hour_index), cluster, dtype=object), dtype=object),
+            "namespace": pd.Series([names[k][0] for k in key_index], dtype=object),
+            "pvc": pd.Series([names[k][1] for k in key_index], dtype=object),
+            "tier": pd.Series([names[k][2] for k in key_index], dtype=object),
+            "used": used,
+            "requested": matrices["requested"][hour_index, key_index],
+        }
+    )
+    return frame.sort_values(["namespace", "tier", "pvc", "hour"], kind="stable").reset_index(drop=True)
 
 
 def _cut_frame(grid: _Grid, share: Mapping[str, np.ndarray], cluster: str, hour0: float) -> pd.DataFrame:

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 
 from chargeback.idle import recommend
+from chargeback.invoices import idle_totals
 from chargeback.period import Period
 from chargeback.result import charge
 from infra.catalog import Catalog, load_catalog
 from tests.catalog_edit import EXAMPLE_CATALOG
-from tests.usage_frames import steady, usage_frame
+from tests.usage_frames import hours, steady, usage_frame
 
 OCT = Period.parse("2026-10")
 START = OCT.start
@@ -113,3 +114,43 @@ def test_namespace_without_pods_and_idle_cost_across_a_price_change(catalog: Cat
     # 1000 GiB × (336 h × 0.30 + 408 h × 0.24) / 730 = 272.219… ; savings at the latest price 0.24
     assert idle.loc["storage", "idle_cost"] == Decimal("272.22")
     assert idle.loc["storage", "monthly_savings"] == Decimal("240.00")
+
+
+def volume_rows(namespace: str, pvc: str, tier: str, used: float, requested: float, count: int) -> list[dict]:
+    return [
+        {"hour": h, "cluster": "dc1", "namespace": namespace, "pvc": pvc, "tier": tier, "used": used,
+         "requested": requested}
+        for h in hours(START, count)
+    ]  # fmt: skip
+
+
+def test_volume_claims_are_judged_one_by_one_when_the_detail_is_known(catalog: Catalog) -> None:
+    # Two 100 GiB hot claims: `logs` holds 5 GiB, `db` 90 GiB; the namespace as a whole uses 95/200 = 47.5 %,
+    # above the 30 % threshold — only the per-claim view finds the empty one.
+    rows = steady("cs-miniapp", "storage", 95.0, START, 100, tier="hot", requested=200.0)
+    rows += steady("cs-miniapp", "pods", 2.0, START, 100)
+    volumes = pd.DataFrame(
+        volume_rows("cs-miniapp", "logs", "hot", 5.0, 100.0, 100)
+        + volume_rows("cs-miniapp", "db", "hot", 90.0, 100.0, 100)
+    )
+    assert idle_of(rows, catalog).empty
+    flagged = only(charge(usage_frame(rows), catalog, OCT, volumes=volumes).idle)
+    assert (flagged["pvc"], flagged["reason"], flagged["basis"]) == ("logs", "volumes-underused", "requests")
+    assert (flagged["allocated"], flagged["used_avg"], flagged["utilization"]) == (100, 5, Decimal("0.05"))
+    assert flagged["idle_cost"] == Decimal("11.71")  # 95 GiB × 100 h × 0.90 / 730 = 11.712…
+    assert flagged["recommended_allocation"] == Decimal(10)  # 5 × 1.2 = 6 → 10Gi
+    assert flagged["monthly_savings"] == Decimal("81.00")  # 90 GiB × 0.90
+
+
+def test_idle_totals_count_a_namespace_quota_once_over_its_claims(catalog: Catalog) -> None:
+    # Quota 1000 GiB hot, two empty 100 GiB claims: the quota's idle money (1000 − 2) already holds the claims'.
+    rows = steady("cs-miniapp", "storage", 2.0, START, 730, tier="hot", requested=200.0, allocated=1000.0)
+    rows += steady("cs-miniapp", "pods", 1.0, START, 730)
+    volumes = pd.DataFrame(
+        volume_rows("cs-miniapp", "a", "hot", 1.0, 100.0, 730) + volume_rows("cs-miniapp", "b", "hot", 1.0, 100.0, 730)
+    )
+    idle = charge(usage_frame(rows), catalog, OCT, volumes=volumes).idle
+    assert sorted(zip(idle["basis"], idle["pvc"], strict=True)) == [("quota", ""), ("requests", "a"), ("requests", "b")]
+    quota = idle[idle["basis"] == "quota"].iloc[0]
+    assert quota["idle_cost"] == Decimal("898.20")  # 998 GiB-months × 0.90
+    assert idle_totals(idle, "CNY")[0] == Decimal("898.20")

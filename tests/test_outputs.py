@@ -123,7 +123,7 @@ def test_output_file_list_and_csv_columns(files: dict[str, str]) -> None:
     assert files["idle.csv"].splitlines()[0] == ",".join(IDLE_COLUMNS)
     assert IDLE_COLUMNS == (
         "business_unit", "namespace", "resource", "tier", "allocated", "used_avg", "used_p95", "utilization",
-        "idle_cost", "recommended_allocation", "monthly_savings", "reason",
+        "idle_cost", "recommended_allocation", "monthly_savings", "reason", "pvc",
     )  # fmt: skip
 
 

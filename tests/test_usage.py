@@ -183,6 +183,20 @@ def test_storage_is_split_by_tier(collected: UsageResult) -> None:
     assert any("without kube_persistentvolumeclaim_info" in w for w in collected.warnings)
 
 
+def test_volumes_name_each_claim_and_add_up_to_the_tier_rows(collected: UsageResult) -> None:
+    volumes = collected.volumes.set_index(["namespace", "pvc", "hour"])
+    first = pd.Timestamp(hour(0))
+    assert volumes.loc[("cs-miniapp", "data", first), ["tier", "used", "requested"]].tolist() == ["hot", 10.0, 20.0]
+    assert volumes.loc[("cs-miniapp", "archive", first), "used"] == 100.0
+    assert ("di-batch", "scratch", first) not in volumes.index  # created at 01:00
+    assert volumes.loc[("di-batch", "scratch", pd.Timestamp(hour(1))), "used"] == 600.0
+    # Summed per namespace and tier, the claims are the usage frame's storage rows, hour by hour.
+    per_tier = collected.volumes.groupby(["hour", "namespace", "tier"])[["used", "requested"]].sum(min_count=1)
+    storage = collected.frame[(collected.frame["resource"] == "storage") & (collected.frame["requested"] > 0)]
+    expected = storage.set_index(["hour", "namespace", "tier"])[["used", "requested"]].sort_index()
+    pd.testing.assert_frame_equal(per_tier.sort_index(), expected, check_exact=False, rtol=1e-9, check_index_type=False)
+
+
 def test_quotas_become_allocated_hours(collected: UsageResult) -> None:
     frame = collected.frame
     assert value(frame, "di-batch", "storage", "allocated", tier="cold", at=hour(0)) == 20 * 1024
