@@ -5,6 +5,10 @@ enough servers, storage and addresses, runs the program under Pulumi's mocks (`i
 prints resources built, seconds, resources per second and the ratio to the goal: 2,000 namespaces
 in at most 20 s on a 2-core machine.
 
+It also times the floor: the same number of bare Namespaces (name and two labels, no parent, no
+options) under the same mocks — what Pulumi's Python SDK alone costs per resource — so the ratio
+shows how much the program adds to the SDK.
+
     .venv/bin/python bench/infra_scale.py [--units 500] [--namespaces-per-unit 4]
 """
 
@@ -25,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from infra.catalog import load_catalog  # noqa: E402
-from infra.mocks import run_program  # noqa: E402
+from infra.mocks import run_program, run_pulumi  # noqa: E402
 
 GOAL_SECONDS = 20.0
 GOAL_NAMESPACES = 2000
@@ -101,6 +105,19 @@ def write_catalog(root: Path, units: int, per_unit: int) -> None:
         (units_dir / f"{unit_id}.yaml").write_text(yaml.safe_dump(unit, sort_keys=False), encoding="utf-8")
 
 
+def sdk_floor_seconds(count: int) -> float:
+    """Seconds for `count` bare Namespaces under the same mocks: the SDK's own cost per resource."""
+    import pulumi_kubernetes as k8s
+
+    def program() -> None:
+        for i in range(count):
+            k8s.core.v1.Namespace(f"floor-{i}", metadata={"name": f"floor-{i}", "labels": {"a": "b", "c": "d"}})
+
+    started = time.perf_counter()
+    run_pulumi(program)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=500)
@@ -116,6 +133,7 @@ def main() -> None:
         resources = run_program(catalog, "dc1")
         finished = time.perf_counter()
         cpu_seconds = time.process_time() - cpu_before
+        floor = sdk_floor_seconds(len(resources))
     namespaces = args.units * args.namespaces_per_unit
     seconds = finished - loaded
     rate = len(resources) / seconds
@@ -125,6 +143,10 @@ def main() -> None:
     print(f"catalog load and checks: {loaded - started:.2f} s")
     print(f"resources built under mocks: {len(resources)}")
     print(f"program run: {seconds:.2f} s wall, {cpu_seconds:.2f} s CPU, {rate:,.0f} resources/s")
+    print(
+        f"SDK floor: {len(resources)} bare Namespaces under the same mocks in {floor:.2f} s "
+        f"({floor / len(resources) * 1000:.2f} ms each); program/floor = {seconds / floor:.2f}"
+    )
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(
         f"goal: {GOAL_NAMESPACES} namespaces in ≤ {GOAL_SECONDS:.0f} s; "

@@ -150,9 +150,10 @@ def run_pulumi(
     outcome: dict[str, Any] = {}
 
     def on_thread() -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
+        loop = None
         try:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=False)
             set_all_config(dict(config or {}))
             pulumi.runtime.set_mocks(recorder, project=PROJECT, stack=stack, preview=False, monitor=monitor)
@@ -167,7 +168,8 @@ def run_pulumi(
         except BaseException as e:  # handed to the caller's thread below
             outcome["error"] = e
         finally:
-            loop.close()
+            if loop is not None:
+                loop.close()
             asyncio.set_event_loop(None)
 
     # A fresh Context: the runtime's context variables start unset on this thread and vanish with it.
@@ -177,6 +179,8 @@ def run_pulumi(
         thread.join()
     if "error" in outcome:
         raise outcome["error"]
+    if "result" not in outcome:
+        raise ProgramError("the Pulumi program did not run to its end under mocks")
     resources = [
         RegisteredResource(type=typ, name=name, props=props, parent_type=monitor.parents.get((typ, name)))
         for typ, name, props in recorder.registered
