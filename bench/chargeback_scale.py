@@ -1,0 +1,230 @@
+"""How long usage collection takes on a month of a large cluster, against what Prometheus alone takes.
+
+  .venv/bin/python bench/chargeback_scale.py [--namespaces 2000] [--pods 20000] [--days 30]
+                                              [--scrape-interval 1800] [--workdir DIR] [--keep]
+
+Builds N namespaces × P pods (one container each, requests, a PVC per namespace on hot or cold
+storage, a load balancer per tenth namespace, a quota per namespace, egress from one pod per
+namespace) for D days with `chargeback.synthetic`, backfills it with promtool, starts a local
+Prometheus and times, end to end:
+
+* collect_usage: every query of the usage frame, parsed, checked and built into the frame;
+* end to end: collection, then rating, idle allocations and every report rendered (in memory);
+* the floor: the same PromQL, cut into the same pieces with the same concurrency, fetched with raw
+  httpx calls that only read the bytes (what Prometheus alone costs);
+
+and prints the ratios to the floor (goal ≤ 1.5×) and the peak RSS after collection and after the
+whole run (goal ≤ 1 GB). The
+scrape interval is what keeps the file and the backfill to minutes on two cores (at 300 s the
+OpenMetrics text of a month is over 100 GB). The usage queries' output (namespaces × hours) does
+not depend on it, only Prometheus' share of the work does: two scrapes an hour (the least `increase`
+needs) gives Prometheus the least work, so the ratio measured is the worst case for chargeback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from chargeback import promql
+from chargeback.local_prometheus import LocalPrometheus, backfill
+from chargeback.period import Period
+from chargeback.prometheus import PrometheusClient, PrometheusSettings, split_range
+from chargeback.reports import report_files
+from chargeback.result import charge
+from chargeback.synthetic import GIB, MIB, Container, Pod, Quota, Scenario, Service, Source, Volume
+from chargeback.usage import collect_usage, usage_queries
+from infra.catalog import load_catalog
+
+CATALOG = Path(__file__).resolve().parent.parent / "catalog"
+START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+STORAGE = ".storageclass.storage.k8s.io/requests.storage"
+
+
+def build_scenario(namespaces: int, pods: int, days: int, interval: float) -> Scenario:
+    """A deterministic cluster: pods spread round-robin over namespaces, every 7th pod churns daily."""
+    end = START + dt.timedelta(days=days)
+    names = [f"team-{i:04d}" for i in range(namespaces)]
+    pod_list = []
+    for i in range(pods):
+        namespace = names[i % namespaces]
+        cores = 0.05 + (i % 17) * 0.05
+        container = Container(
+            "app",
+            cpu_cores=cores,
+            memory_bytes=(128 + (i % 13) * 64) * MIB,
+            cpu_request=cores * 1.5,
+            memory_request=(256 + (i % 13) * 64) * MIB,
+        )
+        start = stop = None
+        if i % 7 == 0:  # batch-like pods that live for part of the month
+            start = START + dt.timedelta(hours=(i * 5) % (24 * days // 2), seconds=22)
+            stop = start + dt.timedelta(days=max(1, days // 3))
+        egress = 64 * 1024.0 if i < namespaces else 0.0
+        pod_list.append(
+            Pod(namespace, f"pod-{i:05d}", (container,), start=start, end=stop, egress_bytes_per_second=egress)
+        )
+    volumes, services, quotas = [], [], []
+    for i, namespace in enumerate(names):
+        storage_class = "pool-hot" if i % 2 else "pool-cold"
+        volumes.append(
+            Volume(namespace, "data", storage_class, requested_bytes=50 * GIB, used_bytes=(5 + i % 40) * GIB)
+        )
+        if i % 10 == 0:
+            services.append(Service(namespace, "edge"))
+        quotas.append(
+            Quota(
+                namespace,
+                namespace,
+                {"requests.cpu": 16, "requests.memory": 64 * GIB, f"{storage_class}{STORAGE}": 100 * GIB, "pods": 100},
+            )
+        )
+    return Scenario(
+        start=START,
+        end=end,
+        cadvisor=Source("kubelet-cadvisor", interval, 7.0),
+        kube_state=Source("kube-state-metrics", interval, 0.0),
+        kubelet=Source("kubelet", interval, 19.0),
+        labels={"cluster": "dc1"},
+        decoys=False,
+        pods=pod_list,
+        volumes=volumes,
+        services=services,
+        quotas=quotas,
+    )
+
+
+def floor_seconds(url: str, queries: list[str], first: float, last: float, settings: PrometheusSettings) -> float:
+    """Prometheus alone: the same requests, bytes read and dropped."""
+    pieces = split_range(first, last, 3600.0, settings.max_points, settings.chunk.total_seconds())
+    jobs = [(q, a, b) for q in queries for a, b in pieces]
+    began = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=settings.timeout) as http:
+
+        def fetch(job: tuple[str, float, float]) -> int:
+            query, a, b = job
+            params = {"query": query, "start": f"{a:.3f}", "end": f"{b:.3f}", "step": "3600"}
+            response = http.get("/api/v1/query_range", params=params)
+            response.raise_for_status()
+            return len(response.content)
+
+        with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+            list(pool.map(fetch, jobs))
+    return time.perf_counter() - began
+
+
+def measure(url: str, days: int, repeats: int, out: multiprocessing.Queue) -> None:
+    """Runs in a fresh process so that its peak RSS is the collection's alone."""
+    catalog = load_catalog(CATALOG)
+    settings = PrometheusSettings(url=url, timeout=600)
+    end = START + dt.timedelta(days=days)
+    with PrometheusClient(settings) as client:
+        window = promql.hour_window(client.build_version())
+        queries = list(usage_queries(window, (promql.LabelMatcher("cluster", "dc1"),)).values())
+        first, last = (START + dt.timedelta(hours=1)).timestamp() - 0.001, end.timestamp() - 0.001
+        floor_seconds(url, queries, first, last, settings)  # warm the page cache and Prometheus' postings
+        floors, collects, rows = [], [], 0
+        for _ in range(repeats):
+            floors.append(floor_seconds(url, queries, first, last, settings))
+            began = time.perf_counter()
+            result = collect_usage(client, catalog, START, end, "dc1", (promql.LabelMatcher("cluster", "dc1"),))
+            collects.append(time.perf_counter() - began)
+            rows = len(result.frame)
+            del result
+        collect_rss = peak_rss_mb()
+        # End to end once: the figures a finance run waits for, from the queries to the rendered reports.
+        began = time.perf_counter()
+        result = collect_usage(client, catalog, START, end, "dc1", (promql.LabelMatcher("cluster", "dc1"),))
+        chargeback = charge(result.frame, catalog, Period(START.year, START.month), volumes=result.volumes)
+        del result
+        files = report_files(chargeback)
+        end_to_end = time.perf_counter() - began
+    out.put(
+        {
+            "floor": statistics.median(floors),
+            "collect": statistics.median(collects),
+            "end_to_end": end_to_end,
+            "rows": rows,
+            "report_bytes": sum(len(text) for text in files.values()),
+            "collect_peak_rss_mb": collect_rss,
+            "peak_rss_mb": peak_rss_mb(),
+        }
+    )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--namespaces", type=int, default=2000)
+    parser.add_argument("--pods", type=int, default=20000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--scrape-interval", type=float, default=1800.0, help="seconds between scrapes")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs; the median is printed")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the OpenMetrics file and TSDB here")
+    parser.add_argument("--keep", action="store_true", help="do not delete the work directory")
+    args = parser.parse_args()
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="chargeback-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(
+        f"scale: {args.namespaces} namespaces, {args.pods} pods, {args.days} days, "
+        f"scrapes every {args.scrape_interval:g} s (work dir {workdir})",
+        flush=True,
+    )
+    try:
+        data_dir = workdir / "tsdb"
+        if not data_dir.exists():
+            began = time.perf_counter()
+            scenario = build_scenario(args.namespaces, args.pods, args.days, args.scrape_interval)
+            source = workdir / "bench.om"
+            writer = scenario.write(source)
+            size = source.stat().st_size / 2**30
+            print(
+                f"generate: {writer.series_written:,} series, {writer.samples_written:,} samples, {size:.1f} GiB "
+                f"in {time.perf_counter() - began:.0f} s",
+                flush=True,
+            )
+            began = time.perf_counter()
+            backfill(source, data_dir)
+            source.unlink()
+            print(f"backfill: {time.perf_counter() - began:.0f} s", flush=True)
+        with LocalPrometheus(data_dir, ready_timeout=300) as server:
+            queue: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
+            process = multiprocessing.get_context("spawn").Process(
+                target=measure, args=(server.url, args.days, args.repeats, queue)
+            )
+            process.start()
+            figures = queue.get()
+            process.join()
+        floor = figures["floor"]
+        print(json.dumps(figures))
+        print(
+            f"Prometheus alone (floor): {floor:.2f} s\n"
+            f"collect_usage: {figures['collect']:.2f} s for {figures['rows']:,} rows, "
+            f"{figures['collect'] / floor:.2f}× the floor (goal ≤ 1.5×), "
+            f"peak RSS {figures['collect_peak_rss_mb']:.0f} MB (goal ≤ 1024 MB)\n"
+            f"end to end (collect, rate, idle, render {figures['report_bytes'] / 2**20:.0f} MiB of reports): "
+            f"{figures['end_to_end']:.2f} s, {figures['end_to_end'] / floor:.2f}× the floor, "
+            f"peak RSS {figures['peak_rss_mb']:.0f} MB"
+        )
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
