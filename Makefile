@@ -45,6 +45,7 @@ lint: venv
 
 bench: venv system-deps
 	$(BIN)/python bench/infra_scale.py
+	$(BIN)/python bench/rating_scale.py
 	$(BIN)/python bench/chargeback_scale.py
 
 clean:
