@@ -64,6 +64,16 @@ MatchOption = Annotated[
 TokenOption = Annotated[
     Path | None, typer.Option("--bearer-token-file", help="File with a bearer token for Prometheus.")
 ]
+BasicUserOption = Annotated[str | None, typer.Option("--basic-auth-user", help="User for HTTP basic auth.")]
+BasicPasswordOption = Annotated[
+    Path | None, typer.Option("--basic-auth-password-file", help="File holding the basic-auth password.")
+]
+CaBundleOption = Annotated[
+    Path | None, typer.Option("--ca-bundle", help="PEM file of the CAs that sign Prometheus's certificate.")
+]
+TimeoutOption = Annotated[
+    float | None, typer.Option("--timeout", help="Seconds to wait for one answer before retrying (default 120).")
+]
 HeaderOption = Annotated[
     list[str] | None, typer.Option("--header", help="Extra HTTP header K=V, e.g. X-Scope-OrgID=finance (repeatable).")
 ]
@@ -102,8 +112,28 @@ def parse_headers(values: list[str] | None) -> dict[str, str]:
     return headers
 
 
-def _settings(url: str, token: Path | None, headers: list[str] | None) -> PrometheusSettings:
-    return PrometheusSettings(url=url, bearer_token_file=token, headers=parse_headers(headers))
+def _settings(
+    url: str,
+    token: Path | None,
+    headers: list[str] | None,
+    *,
+    basic_auth_user: str | None = None,
+    basic_auth_password_file: Path | None = None,
+    ca_bundle: Path | None = None,
+    timeout: float | None = None,
+) -> PrometheusSettings:
+    optional = {
+        "basic_auth_user": basic_auth_user,
+        "basic_auth_password_file": basic_auth_password_file,
+        "ca_bundle": ca_bundle,
+        "timeout": timeout,
+    }
+    return PrometheusSettings(
+        url=url,
+        bearer_token_file=token,
+        headers=parse_headers(headers),
+        **{name: value for name, value in optional.items() if value is not None},
+    )
 
 
 def _run(
@@ -144,11 +174,25 @@ def invoice(
     cluster_label: ClusterLabelOption = None,
     match: MatchOption = None,
     bearer_token_file: TokenOption = None,
+    basic_auth_user: BasicUserOption = None,
+    basic_auth_password_file: BasicPasswordOption = None,
+    ca_bundle: CaBundleOption = None,
+    timeout: TimeoutOption = None,
     header: HeaderOption = None,
     billing_mode: ModeOption = None,
 ) -> None:
     """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
-    settings = _guarded(lambda: _settings(prometheus, bearer_token_file, header))
+    settings = _guarded(
+        lambda: _settings(
+            prometheus,
+            bearer_token_file,
+            header,
+            basic_auth_user=basic_auth_user,
+            basic_auth_password_file=basic_auth_password_file,
+            ca_bundle=ca_bundle,
+            timeout=timeout,
+        )
+    )
     run = _run(period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode)
     chargeback = run.chargeback
     table = Table(title=f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)")
@@ -178,10 +222,24 @@ def idle(
     cluster_label: ClusterLabelOption = None,
     match: MatchOption = None,
     bearer_token_file: TokenOption = None,
+    basic_auth_user: BasicUserOption = None,
+    basic_auth_password_file: BasicPasswordOption = None,
+    ca_bundle: CaBundleOption = None,
+    timeout: TimeoutOption = None,
     header: HeaderOption = None,
 ) -> None:
     """Allocations used below rates.yaml's idle threshold, what they cost, and a right-size."""
-    settings = _guarded(lambda: _settings(prometheus, bearer_token_file, header))
+    settings = _guarded(
+        lambda: _settings(
+            prometheus,
+            bearer_token_file,
+            header,
+            basic_auth_user=basic_auth_user,
+            basic_auth_password_file=basic_auth_password_file,
+            ca_bundle=ca_bundle,
+            timeout=timeout,
+        )
+    )
     run = _run(period, catalog, settings, None, cluster, cluster_label, match, None)
     chargeback = run.chargeback
     frame = chargeback.idle

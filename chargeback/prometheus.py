@@ -140,13 +140,13 @@ class PrometheusClient:
         headers = {"Accept": "application/json", **settings.headers}
         auth: httpx.Auth | None = None
         if settings.bearer_token_file is not None:
-            token = _read_secret(settings.bearer_token_file, "bearer token", "--prometheus-bearer-token-file")
+            token = _read_secret(settings.bearer_token_file, "bearer token", "--bearer-token-file")
             headers["Authorization"] = f"Bearer {token}"
         if settings.basic_auth_user is not None:
             password = ""
             if settings.basic_auth_password_file is not None:
                 password = _read_secret(
-                    settings.basic_auth_password_file, "basic-auth password", "--prometheus-password-file"
+                    settings.basic_auth_password_file, "basic-auth password", "--basic-auth-password-file"
                 )
             auth = httpx.BasicAuth(settings.basic_auth_user, password)
         verify: bool | str = True
@@ -157,7 +157,7 @@ class PrometheusClient:
                 raise PrometheusError(
                     f"CA bundle {settings.ca_bundle} does not exist",
                     server=settings.url,
-                    hint="point --prometheus-ca at a PEM file",
+                    hint="point --ca-bundle at a PEM file",
                 )
             verify = str(settings.ca_bundle)
         self._http = httpx.Client(

@@ -169,6 +169,13 @@ def free_port() -> int:
         (["--header", "no-equals-sign"], "--header 'no-equals-sign' is not K=V"),
         (["--prometheus", "ftp://127.0.0.1"], "is not an http(s) URL"),
         (["--cluster", "dc9"], "--cluster 'dc9' is not in pool.yaml"),
+        (["--bearer-token-file", "/nonexistent/token"], "--bearer-token-file"),
+        (
+            ["--basic-auth-user", "finance", "--basic-auth-password-file", "/nonexistent/pw"],
+            "--basic-auth-password-file",
+        ),
+        (["--ca-bundle", "/nonexistent/ca.pem"], "point --ca-bundle at a PEM file"),
+        (["--timeout", "0"], "timeout"),
     ],
 )
 def test_user_errors_exit_2_without_traceback(tmp_path: Path, args: list[str], message: str) -> None:

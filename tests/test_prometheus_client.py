@@ -187,7 +187,7 @@ def test_credentials_and_headers_are_sent(tmp_path: Path) -> None:
 def test_a_missing_token_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(PrometheusError, match=r"cannot read the bearer token file .*missing: No such file") as e:
         client(lambda request: ok(), bearer_token_file=tmp_path / "missing")
-    assert "fix: check --prometheus-bearer-token-file" in str(e.value)
+    assert "fix: check --bearer-token-file" in str(e.value)
 
 
 def test_split_range_keeps_every_evaluation_time_once() -> None:
