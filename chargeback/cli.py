@@ -116,12 +116,12 @@ def _settings(
     url: str,
     token: Path | None,
     headers: list[str] | None,
-    *,
     basic_auth_user: str | None = None,
     basic_auth_password_file: Path | None = None,
     ca_bundle: Path | None = None,
     timeout: float | None = None,
 ) -> PrometheusSettings:
+    """Prometheus settings from the connection flags every command shares; unset flags keep the defaults."""
     optional = {
         "basic_auth_user": basic_auth_user,
         "basic_auth_password_file": basic_auth_password_file,
@@ -182,17 +182,8 @@ def invoice(
     billing_mode: ModeOption = None,
 ) -> None:
     """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
-    settings = _guarded(
-        lambda: _settings(
-            prometheus,
-            bearer_token_file,
-            header,
-            basic_auth_user=basic_auth_user,
-            basic_auth_password_file=basic_auth_password_file,
-            ca_bundle=ca_bundle,
-            timeout=timeout,
-        )
-    )
+    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout)
+    settings = _guarded(lambda: _settings(prometheus, *connection))
     run = _run(period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode)
     chargeback = run.chargeback
     table = Table(title=f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)")
@@ -229,17 +220,8 @@ def idle(
     header: HeaderOption = None,
 ) -> None:
     """Allocations used below rates.yaml's idle threshold, what they cost, and a right-size."""
-    settings = _guarded(
-        lambda: _settings(
-            prometheus,
-            bearer_token_file,
-            header,
-            basic_auth_user=basic_auth_user,
-            basic_auth_password_file=basic_auth_password_file,
-            ca_bundle=ca_bundle,
-            timeout=timeout,
-        )
-    )
+    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout)
+    settings = _guarded(lambda: _settings(prometheus, *connection))
     run = _run(period, catalog, settings, None, cluster, cluster_label, match, None)
     chargeback = run.chargeback
     frame = chargeback.idle
