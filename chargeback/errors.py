@@ -54,3 +54,11 @@ class UsageDataError(ChargebackError):
 
 class LocalPrometheusError(ChargebackError):
     """The local Prometheus of the tests and the demo could not be built or started."""
+
+
+class HistoryError(ChargebackError):
+    """The previous period's invoices (for the month-over-month view) cannot be read or compared."""
+
+
+class PdfError(ChargebackError):
+    """Chromium is missing or could not print a report to PDF."""

@@ -1,5 +1,6 @@
 """Write one period's reports: usage.csv, line_items.csv, idle.csv, focus.csv, invoices/<unit>.json|.html
-and finance-summary.html.
+and finance-summary.html (with inline SVG charts, and month over month when the previous period's
+invoices exist), optionally each HTML printed to PDF.
 
 Everything is rendered into a temporary directory next to the output directory and moved into
 place only when every file was written, so a failure leaves earlier reports untouched. Rows are
@@ -20,15 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from infra.catalog.models import Resource
 from infra.catalog.pricing import minor_unit
 
+from . import charts
+from .chart_data import allocation_use, daily_costs, period_days
 from .errors import OutputError
 from .focus import COLUMNS as FOCUS_COLUMNS
 from .focus import focus_rows
+from .history import PreviousPeriod, default_previous_dir, month_over_month, read_previous
 from .idle import LEVEL_UNITS, REASONS
-from .invoices import build_invoices, finance_summary, text
+from .invoices import UNALLOCATED_NAME, build_invoices, finance_summary, text
+from .pdf import print_pdfs
 from .rating import from_nano, nano
 from .result import Chargeback
 from .usage import PODS
@@ -145,13 +151,29 @@ def html_environment(currency: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    places = -minor_unit(currency).as_tuple().exponent
+    places = money_places(currency)
     env.filters["money"] = lambda value: f"{Decimal(value):,.{places}f}"
+    env.filters["signed_money"] = lambda value: f"{Decimal(value):+,.{places}f}"
     env.filters["quantity"] = _quantity
     env.filters["percent"] = lambda value: "—" if value is None else f"{Decimal(value) * 100:,.1f} %"
+    env.filters["signed_percent"] = lambda value: "—" if value is None else f"{Decimal(value) * 100:+,.1f} %"
+    env.filters["css_string"] = css_string
     env.globals["reasons"] = REASONS
     env.globals["level_units"] = LEVEL_UNITS
     return env
+
+
+def css_string(value: str) -> Markup:
+    """A quoted CSS string for a <style> element: everything but letters, digits and spaces as a CSS
+    escape (its trailing space ends the escape and is not shown), so no label can close the string
+    or the element."""
+    escaped = "".join(c if c.isalnum() or c == " " else f"\\{ord(c):x} " for c in str(value))
+    return Markup(f'"{escaped}"')
+
+
+def money_places(currency: str) -> int:
+    """Decimal places of the currency's minor unit (2 for CNY, 0 for JPY)."""
+    return -minor_unit(currency).as_tuple().exponent
 
 
 def _quantity(value: str, places: int = 3) -> str:
@@ -166,10 +188,104 @@ def render(env: jinja2.Environment, template: str, **context: Any) -> str:
 # ------------------------------------------------------------------ writing
 
 
-def report_files(chargeback: Chargeback) -> dict[str, str]:
-    """Relative path → file content of every report of the period."""
+# ------------------------------------------------------------------ charts
+
+
+def _resource_label(resource: str, tier: str) -> str:
+    return f"{resource} ({tier})" if tier else resource
+
+
+def summary_charts(chargeback: Chargeback, invoices: list[dict[str, Any]]) -> dict[str, Markup]:
+    """The finance summary's charts: cost per unit by resource, daily cost per unit, allocation vs use."""
+    currency, places = chargeback.currency, money_places(chargeback.currency)
+    names = {inv["business_unit"]["id"]: inv["business_unit"]["display_name"] for inv in invoices}
+    bars = [
+        charts.StackedBar(
+            names[unit_id],
+            [
+                charts.Segment(_resource_label(r["resource"], r["tier"]), Decimal(r["amount"]))
+                for r in inv["by_resource"]
+            ],
+        )
+        for inv in invoices
+        if Decimal(inv["total"]) and (unit_id := inv["business_unit"]["id"])
+    ]
+    daily = daily_costs(chargeback)
+    series = [(names.get(unit_id, UNALLOCATED_NAME), days) for unit_id, days in daily.items() if any(days)]
+    levels = [
+        charts.Level(level.label, level.allocated, level.used, level.unit, group=names.get(unit_id, unit_id))
+        for unit_id, unit_levels in allocation_use(chargeback).items()
+        for level in unit_levels
+    ]
+    period = chargeback.period.label
+    result = {}
+    if bars:
+        result["cost_by_resource"] = charts.stacked_bars(
+            bars,
+            title=f"Cost per business unit by resource, {period}",
+            description=f"Horizontal bars, one per business unit, split by resource; amounts in {currency}.",
+            chart_id="cost-by-resource",
+            currency=currency,
+            places=places,
+        )
+    if series:
+        result["daily"] = charts.daily_trend(
+            series,
+            period_days(chargeback),
+            title=f"Daily cost per business unit, {period}",
+            description=f"One line per business unit: its cost on each UTC day of the period, in {currency}.",
+            chart_id="daily-cost",
+            currency=currency,
+            places=places,
+        )
+    if levels:
+        result["allocation"] = charts.allocation_bars(
+            levels,
+            title=f"Average allocation and use per business unit, {period}",
+            description="Per unit and resource: the quota held on average (outline) and the average use (filled).",
+            chart_id="allocation-use",
+        )
+    return result
+
+
+def invoice_charts(
+    chargeback: Chargeback, invoice: dict[str, Any], daily: dict[str, list[Decimal]], levels: dict[str, list]
+) -> dict[str, Markup]:
+    """An invoice's charts: its daily cost, and its allocation against use."""
+    unit_id = invoice["business_unit"]["id"]
+    name = invoice["business_unit"]["display_name"]
+    period, currency = chargeback.period.label, chargeback.currency
+    result = {}
+    if any(daily.get(unit_id, ())):
+        result["daily"] = charts.daily_trend(
+            [(name, daily[unit_id])],
+            period_days(chargeback),
+            title=f"Daily cost of {name}, {period}",
+            description=f"Cost on each UTC day of the period, in {currency}; the days add up to the invoice total.",
+            chart_id="daily-cost",
+            currency=currency,
+            places=money_places(currency),
+        )
+    if levels.get(unit_id):
+        result["allocation"] = charts.allocation_bars(
+            [charts.Level(level.label, level.allocated, level.used, level.unit) for level in levels[unit_id]],
+            title=f"Average allocation and use of {name}, {period}",
+            description="Per resource: the quota held on average (outline) and the average use (filled).",
+            chart_id="allocation-use",
+        )
+    return result
+
+
+# ------------------------------------------------------------------ files
+
+
+def report_files(chargeback: Chargeback, previous: PreviousPeriod | None = None) -> dict[str, str]:
+    """Relative path → file content of every report of the period (`previous`: month over month)."""
     invoices = build_invoices(chargeback)
     env = html_environment(chargeback.currency)
+    daily, levels = daily_costs(chargeback), allocation_use(chargeback)
+    comparison = month_over_month(previous, invoices) if previous else None
+    changes = {row["id"]: row for row in comparison["units"]} if comparison else {}
     files = {
         "usage.csv": csv_text(USAGE_COLUMNS, usage_rows(chargeback)),
         "line_items.csv": csv_text(LINE_COLUMNS, line_rows(chargeback)),
@@ -179,20 +295,53 @@ def report_files(chargeback: Chargeback) -> dict[str, str]:
     for invoice in invoices:
         unit_id = invoice["business_unit"]["id"]
         files[f"invoices/{unit_id}.json"] = json.dumps(invoice, indent=2, ensure_ascii=False) + "\n"
-        files[f"invoices/{unit_id}.html"] = render(env, "invoice.html.j2", invoice=invoice)
+        files[f"invoices/{unit_id}.html"] = render(
+            env,
+            "invoice.html.j2",
+            invoice=invoice,
+            charts=invoice_charts(chargeback, invoice, daily, levels),
+            change={**changes[unit_id], "previous_period": comparison["previous_period"]} if comparison else None,
+        )
     files["finance-summary.html"] = render(
-        env, "finance-summary.html.j2", summary=finance_summary(chargeback, invoices)
+        env,
+        "finance-summary.html.j2",
+        summary=finance_summary(chargeback, invoices),
+        charts=summary_charts(chargeback, invoices),
+        month_over_month=comparison,
     )
     return files
 
 
+def previous_period(chargeback: Chargeback, out: Path, previous: Path | None) -> PreviousPeriod | None:
+    """The previous period's totals: from `previous` if given, else the sibling directory named after it."""
+    if previous is not None:
+        return read_previous(Path(previous), chargeback.period, chargeback.currency, explicit=True)
+    directory = default_previous_dir(out.resolve(), chargeback.period)
+    if directory is None:
+        return None
+    return read_previous(directory, chargeback.period, chargeback.currency, explicit=False)
+
+
 def write_reports(
-    chargeback: Chargeback, out: Path, *, render_files: Callable[[Chargeback], dict[str, str]] = report_files
+    chargeback: Chargeback,
+    out: Path,
+    *,
+    previous: Path | None = None,
+    pdf: bool = False,
+    chromium: str | None = None,
+    render_files: Callable[[Chargeback], dict[str, str]] | None = None,
 ) -> list[Path]:
-    """Render every report, then move them into `out` together; returns the written paths, sorted."""
+    """Render every report (and with `pdf` print each HTML to PDF), then move them into `out` together;
+    returns the written paths, sorted. `previous`: directory of the previous period's reports."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file: give a directory for the reports")
+    if render_files is None:
+        history = previous_period(chargeback, out, previous)
+
+        def render_files(c: Chargeback) -> dict[str, str]:
+            return report_files(c, history)
+
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -204,18 +353,27 @@ def write_reports(
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content, encoding="utf-8", newline="")
+        names = list(files)
+        if pdf:
+            pages = [name for name in names if name.endswith(".html")]
+            print_pdfs([(staging / n, staging / pdf_name(n)) for n in pages], chromium)
+            names += [pdf_name(n) for n in pages]
         written = []
-        for relative in sorted(files):
+        for relative in sorted(names):
             target = out / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / relative, target)
             written.append(target)
-        # Invoices of an earlier run for units that have none now would contradict the new summary.
-        for stale in sorted((out / "invoices").glob("*")):
-            if stale.suffix in (".json", ".html") and stale not in written:
+        # Invoices (and PDFs) of an earlier run that this run did not rewrite would contradict it.
+        for stale in sorted([*(out / "invoices").glob("*"), out / "finance-summary.pdf"]):
+            if stale.suffix in (".json", ".html", ".pdf") and stale.is_file() and stale not in written:
                 stale.unlink()
         return written
     except OSError as e:
         raise OutputError(f"cannot write the reports to {out}: {e}; check free space and permissions") from e
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def pdf_name(html_name: str) -> str:
+    return html_name.removesuffix(".html") + ".pdf"

@@ -1,0 +1,146 @@
+"""Month over month: the previous period's invoice totals, read back from its invoices/*.json.
+
+The invoice JSON is the stable contract of a run, so an earlier run's directory is all this needs.
+By default the previous period's directory is the sibling named after it when the output directory
+is named after the period (out/2026-10 → out/2026-09); a missing default means no comparison.
+A directory given explicitly (`--previous`) must hold invoices.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from .errors import HistoryError
+from .invoices import ratio, text
+from .period import Period
+
+
+@dataclass(frozen=True)
+class PreviousPeriod:
+    """Invoice totals of an earlier period."""
+
+    period: str
+    directory: Path
+    currency: str
+    totals: dict[str, Decimal]
+    """Business unit id → invoice total."""
+    names: dict[str, str]
+    """Business unit id → display name (for units that have no invoice this period)."""
+
+
+def previous_label(period: Period) -> str:
+    year, month = (period.year - 1, 12) if period.month == 1 else (period.year, period.month - 1)
+    return f"{year:04d}-{month:02d}"
+
+
+def default_previous_dir(out: Path, period: Period) -> Path | None:
+    """out/<period> → out/<previous period>; None when the output directory is not named after the period."""
+    return out.parent / previous_label(period) if out.name == period.label else None
+
+
+def read_previous(directory: Path, period: Period, currency: str, *, explicit: bool) -> PreviousPeriod | None:
+    """The totals of the invoices in `directory`/invoices, or None when the default directory has none.
+
+    Raises HistoryError for an explicit directory without invoices, unreadable JSON, a mix of periods,
+    the current period itself, or another currency."""
+    invoices_dir = directory / "invoices"
+    files = sorted(invoices_dir.glob("*.json")) if invoices_dir.is_dir() else []
+    if not files:
+        if explicit:
+            raise HistoryError(
+                f"--previous {directory}: no invoices/*.json there; give the output directory of an earlier "
+                "`chargeback invoice` run"
+            )
+        return None
+    documents = [_read(path) for path in files]
+    periods = sorted({doc["period"] for doc in documents})
+    if len(periods) > 1:
+        raise HistoryError(
+            f"{invoices_dir} mixes invoices of periods {', '.join(periods)}: keep one period per directory"
+        )
+    if periods[0] >= period.label:
+        raise HistoryError(
+            f"{invoices_dir} holds invoices of {periods[0]}, not of a period before {period.label}: "
+            "pass --previous with an earlier period's output directory"
+        )
+    currencies = sorted({doc["currency"] for doc in documents})
+    if currencies != [currency]:
+        raise HistoryError(
+            f"{invoices_dir} is in {', '.join(currencies)} but this period is billed in {currency}: "
+            "totals in different currencies cannot be compared; pass --previous with a run in the same currency"
+        )
+    return PreviousPeriod(
+        period=periods[0],
+        directory=directory,
+        currency=currency,
+        totals={doc["business_unit"]["id"]: doc["total"] for doc in documents},
+        names={doc["business_unit"]["id"]: doc["business_unit"]["display_name"] for doc in documents},
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The fields of an invoice JSON the comparison needs, checked."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        unit = document["business_unit"]
+        return {
+            "period": str(document["period"]),
+            "currency": str(document["currency"]),
+            "total": Decimal(str(document["total"])),
+            "business_unit": {"id": str(unit["id"]), "display_name": str(unit["display_name"])},
+        }
+    except OSError as e:
+        raise HistoryError(f"cannot read previous invoice {path}: {e.strerror}") from e
+    except (ValueError, InvalidOperation) as e:
+        raise HistoryError(
+            f"previous invoice {path} is not an invoice JSON ({e}); remove it or rerun that period"
+        ) from e
+    except (KeyError, TypeError) as e:
+        raise HistoryError(
+            f"previous invoice {path} lacks field {e}: it is not an invoice JSON of `chargeback invoice`; "
+            "remove it or rerun that period"
+        ) from e
+
+
+def change(previous: Decimal | None, current: Decimal) -> dict[str, str | None]:
+    """Previous and current total, the difference and its share of the previous total (None if that is 0)."""
+    before = previous if previous is not None else Decimal(0)
+    difference = current - before
+    share = ratio(difference, before)
+    return {
+        "previous": None if previous is None else text(previous),
+        "current": text(current),
+        "change": text(difference),
+        "change_share": None if share is None else text(share),
+    }
+
+
+def month_over_month(previous: PreviousPeriod, invoices: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per unit (this period's units, then units only the previous period had) and for the pool."""
+    rows = []
+    seen = set()
+    for invoice in invoices:
+        unit_id = invoice["business_unit"]["id"]
+        seen.add(unit_id)
+        rows.append(
+            {
+                "id": unit_id,
+                "display_name": invoice["business_unit"]["display_name"],
+                **change(previous.totals.get(unit_id), Decimal(invoice["total"])),
+            }
+        )
+    for unit_id in sorted(set(previous.totals) - seen):
+        rows.append(
+            {"id": unit_id, "display_name": previous.names[unit_id], **change(previous.totals[unit_id], Decimal(0))}
+        )
+    return {
+        "previous_period": previous.period,
+        "units": rows,
+        "total": change(
+            sum(previous.totals.values(), Decimal(0)), sum((Decimal(i["total"]) for i in invoices), Decimal(0))
+        ),
+    }
