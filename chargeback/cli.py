@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pydantic
 import typer
@@ -145,8 +145,10 @@ def _run(
     cluster_label: str | None,
     match: list[str] | None,
     billing_mode: BillingMode | None,
+    reports: dict[str, Any] | None = None,
 ) -> PeriodRun:
-    """`run_period` with errors turned into messages; prints the run's warnings."""
+    """`run_period` with errors turned into messages; prints the run's warnings. `reports`: the
+    report options of run_period (previous, pdf)."""
     run = _guarded(
         lambda: run_period(
             period,
@@ -157,6 +159,7 @@ def _run(
             cluster_label=cluster_label,
             matchers=match or [],
             billing_mode=billing_mode,
+            **(reports or {}),
         )
     )
     for warning in run.warnings:
@@ -180,11 +183,23 @@ def invoice(
     timeout: TimeoutOption = None,
     header: HeaderOption = None,
     billing_mode: ModeOption = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option(
+            "--previous",
+            help="Output directory of the previous period, for month over month "
+            "(default: the sibling named after that period when --out is named after this one, e.g. out/2026-09).",
+        ),
+    ] = None,
+    pdf: Annotated[
+        bool, typer.Option("--pdf", help="Also print each HTML report to PDF with headless Chromium (Debian chromium).")
+    ] = False,
 ) -> None:
     """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
     connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout)
     settings = _guarded(lambda: _settings(prometheus, *connection))
-    run = _run(period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode)
+    reports = {"previous": previous, "pdf": pdf}
+    run = _run(period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode, reports)
     chargeback = run.chargeback
     table = Table(title=f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)")
     for column in ("Invoice", "Business unit", f"Total ({chargeback.currency})", "Budget used", "Coverage"):

@@ -105,8 +105,11 @@ def run_period(
     cluster_label: str | None = None,
     matchers: Sequence[LabelMatcher | str] = (),
     billing_mode: str | BillingMode | None = None,
+    previous: Path | None = None,
+    pdf: bool = False,
 ) -> PeriodRun:
-    """Bill one month: collect, rate, judge idle allocations and (if `out`) write every report.
+    """Bill one month: collect, rate, judge idle allocations and (if `out`) write every report
+    (`previous`: the previous period's output directory for month over month; `pdf`: print HTML to PDF).
 
     Raises ChargebackError or CatalogError with a message for the user; writes nothing on failure.
     """
@@ -118,5 +121,5 @@ def run_period(
     with PrometheusClient(settings) as client:
         collected = collect_period(period, catalog, client, clusters, cluster_label, selectors)
     chargeback = charge(collected.usage, catalog, period, billing_mode, collected.volumes)
-    written = write_reports(chargeback, Path(out)) if out is not None else []
+    written = write_reports(chargeback, Path(out), previous=previous, pdf=pdf) if out is not None else []
     return PeriodRun(chargeback=chargeback, warnings=collected.warnings, written=written, queries=collected.queries)
