@@ -27,7 +27,7 @@ from infra.catalog.models import Resource
 from infra.catalog.pricing import minor_unit
 
 from . import charts
-from .chart_data import allocation_use, daily_costs, period_days
+from .chart_data import AllocationUse, allocation_use, daily_costs, period_days
 from .errors import OutputError
 from .focus import COLUMNS as FOCUS_COLUMNS
 from .focus import focus_rows
@@ -195,7 +195,12 @@ def _resource_label(resource: str, tier: str) -> str:
     return f"{resource} ({tier})" if tier else resource
 
 
-def summary_charts(chargeback: Chargeback, invoices: list[dict[str, Any]]) -> dict[str, Markup]:
+def summary_charts(
+    chargeback: Chargeback,
+    invoices: list[dict[str, Any]],
+    daily: dict[str, list[Decimal]],
+    levels: dict[str, list[AllocationUse]],
+) -> dict[str, Markup]:
     """The finance summary's charts: cost per unit by resource, daily cost per unit, allocation vs use."""
     currency, places = chargeback.currency, money_places(chargeback.currency)
     names = {inv["business_unit"]["id"]: inv["business_unit"]["display_name"] for inv in invoices}
@@ -210,11 +215,10 @@ def summary_charts(chargeback: Chargeback, invoices: list[dict[str, Any]]) -> di
         for inv in invoices
         if Decimal(inv["total"]) and (unit_id := inv["business_unit"]["id"])
     ]
-    daily = daily_costs(chargeback)
     series = [(names.get(unit_id, UNALLOCATED_NAME), days) for unit_id, days in daily.items() if any(days)]
     levels = [
         charts.Level(level.label, level.allocated, level.used, level.unit, group=names.get(unit_id, unit_id))
-        for unit_id, unit_levels in allocation_use(chargeback).items()
+        for unit_id, unit_levels in levels.items()
         for level in unit_levels
     ]
     period = chargeback.period.label
@@ -249,7 +253,10 @@ def summary_charts(chargeback: Chargeback, invoices: list[dict[str, Any]]) -> di
 
 
 def invoice_charts(
-    chargeback: Chargeback, invoice: dict[str, Any], daily: dict[str, list[Decimal]], levels: dict[str, list]
+    chargeback: Chargeback,
+    invoice: dict[str, Any],
+    daily: dict[str, list[Decimal]],
+    levels: dict[str, list[AllocationUse]],
 ) -> dict[str, Markup]:
     """An invoice's charts: its daily cost, and its allocation against use."""
     unit_id = invoice["business_unit"]["id"]
@@ -306,7 +313,7 @@ def report_files(chargeback: Chargeback, previous: PreviousPeriod | None = None)
         env,
         "finance-summary.html.j2",
         summary=finance_summary(chargeback, invoices),
-        charts=summary_charts(chargeback, invoices),
+        charts=summary_charts(chargeback, invoices, daily, levels),
         month_over_month=comparison,
     )
     return files
