@@ -233,14 +233,11 @@ def summary_charts(
             places=places,
         )
     if series:
-        result["daily"] = charts.daily_trend(
+        result["daily"] = _daily_chart(
+            chargeback,
             series,
-            period_days(chargeback),
-            title=f"Daily cost per business unit, {period}",
-            description=f"One line per business unit: its cost on each UTC day of the period, in {currency}.",
-            chart_id="daily-cost",
-            currency=currency,
-            places=places,
+            f"Daily cost per business unit, {period}",
+            f"One line per business unit: its cost on each UTC day of the period, in {currency}.",
         )
     if levels:
         result["allocation"] = charts.allocation_bars(
@@ -250,6 +247,22 @@ def summary_charts(
             chart_id="allocation-use",
         )
     return result
+
+
+def _daily_chart(
+    chargeback: Chargeback, series: list[tuple[str, list[Decimal]]], title: str, description: str
+) -> Markup:
+    currency = chargeback.currency
+    days = period_days(chargeback)
+    return charts.daily_trend(
+        series,
+        days,
+        title=title,
+        description=description,
+        chart_id="daily-cost",
+        currency=currency,
+        places=money_places(currency),
+    )
 
 
 def invoice_charts(
@@ -264,14 +277,11 @@ def invoice_charts(
     period, currency = chargeback.period.label, chargeback.currency
     result = {}
     if any(daily.get(unit_id, ())):
-        result["daily"] = charts.daily_trend(
+        result["daily"] = _daily_chart(
+            chargeback,
             [(name, daily[unit_id])],
-            period_days(chargeback),
-            title=f"Daily cost of {name}, {period}",
-            description=f"Cost on each UTC day of the period, in {currency}; the days add up to the invoice total.",
-            chart_id="daily-cost",
-            currency=currency,
-            places=money_places(currency),
+            f"Daily cost of {name}, {period}",
+            f"Cost on each UTC day of the period, in {currency}; the days add up to the invoice total.",
         )
     if levels.get(unit_id):
         result["allocation"] = charts.allocation_bars(

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import xml.etree.ElementTree as ET
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
 from chargeback import charts
-from chargeback.chart_data import AllocationUse, allocation_use, daily_costs, period_days
+from chargeback.chart_data import AllocationUse, allocation_use, daily_costs, period_days, spread
 from chargeback.period import Period
+from chargeback.rating import allocate
 from chargeback.reports import html_environment, report_files
 from chargeback.result import charge
 from infra.catalog import Catalog, load_catalog
@@ -195,3 +198,16 @@ def test_allocation_use_averages_over_the_period(catalog: Catalog) -> None:
             AllocationUse("memory", "", Decimal("48.000"), Decimal("4.000"), "GiB"),
         ]
     }
+
+
+def test_spread_splits_like_rating_allocate() -> None:
+    """The integer split of daily costs gives the same whole fen as the exact split of shared costs."""
+    generator = random.Random(20261001)
+    for _ in range(200):
+        weights = [generator.choice([0, 1, 7, 10**9, generator.randrange(10**15)]) for _ in range(31)]
+        weights[generator.randrange(31)] += 1  # never all zero
+        amount = Decimal(generator.randrange(10**7)).scaleb(-2)
+        split = spread(amount, weights, Decimal("0.01"))
+        assert split == allocate(amount, [Fraction(w) for w in weights], Decimal("0.01"))
+        assert sum(split) == amount
+    assert spread(Decimal("1.00"), [1, 1, 1], Decimal("0.01")) == [Decimal("0.34"), Decimal("0.33"), Decimal("0.33")]

@@ -240,3 +240,13 @@ def test_missing_chromium_names_the_package_and_writes_nothing(tmp_path: Path) -
     assert not (tmp_path / "out").exists()
     with pytest.raises(PdfError, match="not found on PATH"):
         print_pdfs([(tmp_path / "a.html", tmp_path / "a.pdf")], chromium="no-such-chromium")
+
+
+def test_invoice_previous_flag_errors_cleanly(priced_prometheus, tmp_path: Path) -> None:  # noqa: F811
+    help_text = CliRunner().invoke(app, ["invoice", "--help"], env={"COLUMNS": "200"}).output
+    assert "--pdf" in help_text and "--previous" in help_text
+    out = tmp_path / "2026-10"
+    result = CliRunner().invoke(app, invoice_args(priced_prometheus.url, out, "--previous", str(tmp_path / "none")))
+    assert result.exit_code == 2, result.output
+    assert "no invoices/*.json there" in result.output and "Traceback" not in result.output
+    assert not out.exists()
