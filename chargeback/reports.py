@@ -215,7 +215,7 @@ def summary_charts(
         for inv in invoices
         if Decimal(inv["total"]) and (unit_id := inv["business_unit"]["id"])
     ]
-    series = [(names.get(unit_id, UNALLOCATED_NAME), days) for unit_id, days in daily.items() if any(days)]
+    series = top_series([(names.get(unit_id, UNALLOCATED_NAME), days) for unit_id, days in daily.items() if any(days)])
     levels = [
         charts.Level(level.label, level.allocated, level.used, level.unit, group=names.get(unit_id, unit_id))
         for unit_id, unit_levels in levels.items()
@@ -247,6 +247,20 @@ def summary_charts(
             chart_id="allocation-use",
         )
     return result
+
+
+MAX_SERIES = len(charts.DASHES)
+"""Lines a trend chart draws apart (one dash pattern each); further units are summed into one line."""
+
+
+def top_series(series: list[tuple[str, list[Decimal]]]) -> list[tuple[str, list[Decimal]]]:
+    """The series with the largest totals, and the rest summed as "Other units (n)" when there are too many."""
+    if len(series) <= MAX_SERIES:
+        return series
+    ranked = sorted(series, key=lambda item: (-sum(item[1]), item[0]))
+    kept, rest = ranked[: MAX_SERIES - 1], ranked[MAX_SERIES - 1 :]
+    other = [sum(day, Decimal(0)) for day in zip(*(values for _, values in rest), strict=True)]
+    return [*kept, (f"Other units ({len(rest)})", other)]
 
 
 def _daily_chart(

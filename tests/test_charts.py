@@ -16,7 +16,7 @@ from chargeback import charts
 from chargeback.chart_data import AllocationUse, allocation_use, daily_costs, period_days, spread
 from chargeback.period import Period
 from chargeback.rating import allocate
-from chargeback.reports import html_environment, report_files
+from chargeback.reports import MAX_SERIES, html_environment, report_files, top_series
 from chargeback.result import charge
 from infra.catalog import Catalog, load_catalog
 from tests.catalog_edit import EXAMPLE_CATALOG
@@ -211,3 +211,12 @@ def test_spread_splits_like_rating_allocate() -> None:
         assert split == allocate(amount, [Fraction(w) for w in weights], Decimal("0.01"))
         assert sum(split) == amount
     assert spread(Decimal("1.00"), [1, 1, 1], Decimal("0.01")) == [Decimal("0.34"), Decimal("0.33"), Decimal("0.33")]
+
+
+def test_many_units_keep_the_largest_lines_and_sum_the_rest() -> None:
+    series = [(f"unit {i:02d}", [Decimal(i), Decimal(1)]) for i in range(1, 10)]
+    kept = top_series(series)
+    assert [label for label, _ in kept] == ["unit 09", "unit 08", "unit 07", "unit 06", "unit 05", "Other units (4)"]
+    assert kept[-1][1] == [Decimal(1 + 2 + 3 + 4), Decimal(4)]
+    assert len(kept) == MAX_SERIES == len(charts.DASHES)
+    assert top_series(series[:3]) == series[:3]
