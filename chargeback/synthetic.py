@@ -171,7 +171,7 @@ class Pod:
     end: dt.datetime | None = None  # gone at (None: the scenario's end)
     pending_from: dt.datetime | None = None  # in the API (phase Pending) from, before it runs
     egress_bytes_per_second: float = 0.0
-    load: Callable[[np.ndarray], np.ndarray] | None = None  # multiplier on CPU and memory over time (demo)
+    load: Callable[[np.ndarray], np.ndarray] | None = None  # multiplier on CPU, memory and egress over time (demo)
 
     @property
     def uid(self) -> str:
@@ -368,7 +368,12 @@ class Scenario:
                 continue
             begin = (pod.start or self.start).timestamp()
             labels = self._labels(self.cadvisor, namespace=pod.namespace, pod=pod.name, interface="eth0")
-            yield labels, (times, np.round(pod.egress_bytes_per_second * (times - begin)))
+            if pod.load is None:
+                sent = pod.egress_bytes_per_second * (times - begin)
+            else:  # traffic follows the load: integrate sample to sample, like CPU
+                previous = np.concatenate([[begin], times[:-1]])
+                sent = np.cumsum(pod.egress_bytes_per_second * self._factor(pod, times) * (times - previous))
+            yield labels, (times, np.round(sent))
 
     def _request_series(self) -> Iterator[tuple[dict[str, str], tuple]]:
         grid = self.scrape_times(self.kube_state)
