@@ -26,3 +26,7 @@ class ManifestValidationError(RenderError):
         self.problems = problems
         noun = "manifest problem" if len(problems) == 1 else "manifest problems"
         super().__init__(f"{len(problems)} {noun}:\n  " + "\n  ".join(problems))
+
+
+class PolicyConfigError(PoolError):
+    """The policy config given to `pool check` names an unknown rule or a value its schema rejects."""

@@ -223,12 +223,48 @@ def tier_allocation(catalog: Catalog, cluster: Cluster, tier: str) -> Decimal:
     return sum((ns.quota.storage.get(tier, Decimal(0)) for _, ns in catalog.namespaces(cluster.name)), Decimal(0))
 
 
-def _format(resource: str, amount: Decimal) -> str:
+def format_amount(resource: str, amount: Decimal) -> str:
+    """A cpu (cores), memory or storage (bytes, shown in Gi) or gpu amount as people read it."""
     if resource == "cpu":
         return f"{format_cpu(amount)} cores"
-    if resource == "memory":
+    if resource in ("memory", "storage"):
         return f"{amount / GIB:,.0f}Gi"
     return f"{amount:,.0f} GPU" if amount == 1 else f"{amount:,.0f} GPUs"
+
+
+def pool_capacity(cluster: Cluster, pool: NodePool) -> dict[str, tuple[Decimal, Decimal]]:
+    """Per resource (cpu, memory, gpu): what the pool's servers have and the overcommit allowed on it."""
+    ratios = cluster.overcommit_of(pool)
+    capacity = {"cpu": pool.cpu, "memory": pool.memory, "gpu": Decimal(pool.gpu)}
+    return {resource: (capacity[resource], Decimal(str(getattr(ratios, resource)))) for resource in capacity}
+
+
+def over_capacity(
+    what: str,
+    resource: str,
+    allocated: Decimal,
+    capacity: Decimal,
+    ratio: Decimal | None = None,
+    headroom: Decimal = Decimal(0),
+) -> str | None:
+    """Why `allocated` does not fit in `capacity` × `ratio` less a `headroom` fraction, or None when it fits.
+
+    The message carries every number, so a reviewer sees by how much without doing the arithmetic.
+    """
+    limit = capacity * (ratio if ratio is not None else 1) * (1 - headroom)
+    if allocated <= limit:
+        return None
+    formula = format_amount(resource, capacity)
+    if ratio is not None:
+        formula += f" × overcommit {ratio}"
+    if headroom:
+        formula += f" less {(headroom * 100).normalize():f}% headroom"
+    if ratio is not None or headroom:
+        formula += f" = {format_amount(resource, limit)}"
+    return (
+        f"{what}: {resource} quotas total {format_amount(resource, allocated)}, above capacity {formula} "
+        f"by {format_amount(resource, allocated - limit)}"
+    )
 
 
 def _check_capacity(catalog: Catalog, report: _Reporter) -> None:
@@ -236,31 +272,24 @@ def _check_capacity(catalog: Catalog, report: _Reporter) -> None:
     for ci, cluster in enumerate(catalog.pool.clusters):
         for pi, pool in enumerate(cluster.node_pools):
             allocated = pool_allocation(catalog, cluster, pool)
-            ratios = cluster.overcommit_of(pool)
-            capacity = {"cpu": pool.cpu, "memory": pool.memory, "gpu": Decimal(pool.gpu)}
-            for resource in ("cpu", "memory", "gpu"):
-                ratio = Decimal(str(getattr(ratios, resource)))
-                limit = capacity[resource] * ratio
-                if allocated[resource] > limit:
-                    over = allocated[resource] - limit
+            for resource, (capacity, ratio) in pool_capacity(cluster, pool).items():
+                message = over_capacity(f"node pool {pool.name!r}", resource, allocated[resource], capacity, ratio)
+                if message:
                     users = [ns.name for _, ns in catalog.namespaces(cluster.name) if ns.node_pool == pool.name]
                     report.add(
                         pool_file,
                         ("clusters", ci, "node_pools", pi),
-                        f"node pool {pool.name!r}: {resource} quotas total {_format(resource, allocated[resource])}"
-                        f", above capacity {_format(resource, capacity[resource])} × overcommit {ratio}"
-                        f" = {_format(resource, limit)} by {_format(resource, over)}",
+                        message,
                         f"add servers, raise overcommit.{resource}, or shrink quotas of: {', '.join(users)}",
                     )
         for ti, tier in enumerate(cluster.storage_tiers):
             allocated_bytes = tier_allocation(catalog, cluster, tier.name)
-            if allocated_bytes > tier.capacity:
-                over = allocated_bytes - tier.capacity
+            message = over_capacity(f"storage tier {tier.name!r}", "storage", allocated_bytes, tier.capacity)
+            if message:
                 report.add(
                     pool_file,
                     ("clusters", ci, "storage_tiers", ti, "capacity"),
-                    f"storage tier {tier.name!r}: quotas total {_format('memory', allocated_bytes)}, above capacity "
-                    f"{_format('memory', tier.capacity)} by {_format('memory', over)}",
+                    message,
                     "add capacity to the tier or shrink storage quotas",
                 )
 

@@ -1,0 +1,1 @@
+"""The Resource Pool's CrossGuard policy pack (`rules` holds the rules, `__main__` serves them)."""

@@ -1,0 +1,629 @@
+"""The Resource Pool's CrossGuard rules as pure functions, shared by the pack and `pool check`.
+
+Resource rules look at one resource (type token and input properties); stack rules look at every
+resource the program declares, because "each unit namespace has a quota" or "the quotas of a node
+pool fit its servers" are facts about the whole stack. Capacity, overcommit, prices and budgets are
+not in any Kubernetes object, so the two rules that need them read the catalog named by their
+`catalog` config value. Nothing here starts the policy server: `__main__.py` does, alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from infra.catalog import Catalog, CatalogError, load_catalog
+from infra.catalog.checks import over_capacity, pool_capacity
+from infra.catalog.models import Cluster, Quota
+from infra.catalog.pricing import MissingPriceError, quota_monthly_cost, rate_version_for, round_money
+from infra.catalog.quantities import parse
+from infra.components.conventions import (
+    BUSINESS_UNIT_LABEL,
+    BUSINESS_UNIT_TYPE,
+    COST_CENTER_LABEL,
+    NODE_POOL_LABEL,
+    NODE_SELECTOR_ANNOTATION,
+    RESOURCE_POOL_TYPE,
+    STORAGE_TIER_LABEL,
+)
+
+NAMESPACE = "kubernetes:core/v1:Namespace"
+RESOURCE_QUOTA = "kubernetes:core/v1:ResourceQuota"
+LIMIT_RANGE = "kubernetes:core/v1:LimitRange"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
+ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
+CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
+
+STORAGE_CLASS_QUOTA_SUFFIX = ".storageclass.storage.k8s.io/"
+GPU_QUOTA_KEY = "requests.nvidia.com/gpu"
+CLUSTER_ADMIN = "cluster-admin"
+DEFAULT_CATALOG = "catalog"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""Where Pulumi.yaml lives; a relative `catalog` config value is read from here, as the program does."""
+
+
+@dataclass(frozen=True)
+class StackResource:
+    """One declared resource, as both the policy engine and the mocks describe it."""
+
+    type: str
+    name: str
+    props: Mapping[str, Any]
+    parent_type: str | None = None
+    urn: str | None = None
+
+
+@dataclass(frozen=True)
+class Breach:
+    """One violation a stack rule found: what is wrong, whose unit, which resource (None: the stack)."""
+
+    message: str
+    unit: str | None = None
+    resource: StackResource | None = None
+
+
+ResourceCheck = Callable[[str, Mapping[str, Any], Mapping[str, Any]], Iterable[str]]
+StackCheck = Callable[[Sequence[StackResource], Mapping[str, Any], "Catalog | None"], Iterable[Breach]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule as the pack registers it; `check` is a pure function of resources and settings."""
+
+    name: str
+    description: str
+    enforcement: EnforcementLevel
+    scope: Literal["resource", "stack"]
+    check: ResourceCheck | StackCheck
+    config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """JSON Schema of each config property, with its default."""
+    needs_catalog: bool = False
+
+    def settings(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Config values with the schema's defaults filled in (the engine may not send defaults)."""
+        values = {key: schema["default"] for key, schema in self.config.items() if "default" in schema}
+        values.update({k: v for k, v in (given or {}).items() if k != "enforcementLevel"})
+        return values
+
+    def policy(self) -> Policy:
+        """The CrossGuard policy object running `check` inside `pulumi preview`."""
+        schema = PolicyConfigSchema(properties=self.config) if self.config else None
+        if self.scope == "resource":
+            return ResourceValidationPolicy(
+                name=self.name,
+                description=self.description,
+                enforcement_level=self.enforcement,
+                config_schema=schema,
+                validate=self._validate_resource,
+            )
+        return StackValidationPolicy(
+            name=self.name,
+            description=self.description,
+            enforcement_level=self.enforcement,
+            config_schema=schema,
+            validate=self._validate_stack,
+        )
+
+    def _validate_resource(self, args: ResourceValidationArgs, report: ReportViolation) -> None:
+        check: ResourceCheck = self.check  # type: ignore[assignment]
+        for message in check(args.resource_type, args.props, self.settings(args.get_config())):
+            report(message, None)
+
+    def _validate_stack(self, args: StackValidationArgs, report: ReportViolation) -> None:
+        check: StackCheck = self.check  # type: ignore[assignment]
+        settings = self.settings(args.get_config())
+        resources = [
+            StackResource(
+                type=r.resource_type,
+                name=r.name,
+                props=r.props,
+                parent_type=r.parent.resource_type if r.parent is not None else None,
+                urn=r.urn,
+            )
+            for r in args.resources
+        ]
+        catalog = None
+        if self.needs_catalog:
+            try:
+                catalog = catalog_at(settings.get("catalog", DEFAULT_CATALOG))
+            except CatalogError as e:
+                report(f"cannot read the catalog named by config {self.name}.catalog: {e}", None)
+                return
+        for breach in check(resources, settings, catalog):
+            report(breach.message, breach.resource.urn if breach.resource is not None else None)
+
+
+def catalog_at(path: str) -> Catalog:
+    """The catalog at `path` (relative paths from the project root), loaded once per policy run."""
+    location = Path(path)
+    if not location.is_absolute():
+        location = PROJECT_ROOT / location
+    return _load_catalog(str(location))
+
+
+@lru_cache(maxsize=4)
+def _load_catalog(path: str) -> Catalog:
+    return load_catalog(path)
+
+
+# ----------------------------------------------------------------------------- property access
+
+
+def metadata(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    return props.get("metadata") or {}
+
+
+def labels_of(props: Mapping[str, Any]) -> Mapping[str, str]:
+    return metadata(props).get("labels") or {}
+
+
+def describe(resource_type: str, props: Mapping[str, Any]) -> str:
+    """ "ResourceQuota di-api/pool-quota", "Namespace di-api": kind and Kubernetes name."""
+    kind = props.get("kind") or resource_type.rsplit(":", 1)[-1]
+    meta = metadata(props)
+    name = meta.get("name", "?")
+    return f"{kind} {meta['namespace']}/{name}" if meta.get("namespace") else f"{kind} {name}"
+
+
+def is_unit_namespace(resource: StackResource) -> bool:
+    """A namespace the catalog gives to a business unit: declared by a BusinessUnit or labelled as one."""
+    return resource.type == NAMESPACE and (
+        resource.parent_type == BUSINESS_UNIT_TYPE or BUSINESS_UNIT_LABEL in labels_of(resource.props)
+    )
+
+
+def by_namespace(resources: Sequence[StackResource], resource_type: str) -> dict[str, list[StackResource]]:
+    """Namespaced resources of one type, grouped by their metadata.namespace."""
+    grouped: dict[str, list[StackResource]] = defaultdict(list)
+    for resource in resources:
+        if resource.type == resource_type:
+            grouped[metadata(resource.props).get("namespace", "")].append(resource)
+    return grouped
+
+
+def namespace_name(resource: StackResource) -> str:
+    return metadata(resource.props).get("name") or resource.name
+
+
+def declared_tiers(resources: Sequence[StackResource]) -> dict[str, str]:
+    """StorageClass name → storage tier, for the classes the stack declares as pool tiers."""
+    return {
+        metadata(r.props).get("name", r.name): labels_of(r.props)[STORAGE_TIER_LABEL]
+        for r in resources
+        if r.type == STORAGE_CLASS and STORAGE_TIER_LABEL in labels_of(r.props)
+    }
+
+
+def quota_storage_classes(hard: Mapping[str, Any]) -> set[str]:
+    """StorageClass names a ResourceQuota `hard` map bounds ("pool-hot.storageclass.storage.k8s.io/…")."""
+    return {key.split(STORAGE_CLASS_QUOTA_SUFFIX, 1)[0] for key in hard if STORAGE_CLASS_QUOTA_SUFFIX in key}
+
+
+def quota_hard(resource: StackResource) -> Mapping[str, Any]:
+    return (resource.props.get("spec") or {}).get("hard") or {}
+
+
+# ----------------------------------------------------------------------------- resource rules
+
+
+def check_namespace_labels(resource_type: str, props: Mapping[str, Any], settings: Mapping[str, Any]) -> Iterator[str]:
+    """Chargeback attributes usage by these labels: a namespace without them is billed to nobody."""
+    if resource_type != NAMESPACE:
+        return
+    name = metadata(props).get("name", "?")
+    if name in settings.get("exempt_namespaces", []):
+        return
+    labels = labels_of(props)
+    missing = [key for key in settings.get("required_labels", []) if not str(labels.get(key) or "").strip()]
+    if missing:
+        yield (
+            f"Namespace {name} has no {' or '.join(missing)} label: its usage could not be charged to a "
+            "business unit; declare the namespace in the unit's catalog file instead of by hand"
+        )
+
+
+def check_rbac_scope(resource_type: str, props: Mapping[str, Any], settings: Mapping[str, Any]) -> Iterator[str]:
+    """Units get rights inside their namespaces only; cluster-admin even in one namespace can edit its quota."""
+    what = describe(resource_type, props)
+    role = (props.get("roleRef") or {}).get("name", "")
+    subjects = props.get("subjects") or []
+    if resource_type == ROLE_BINDING and role == CLUSTER_ADMIN:
+        names = ", ".join(f"{s.get('kind')} {s.get('name')}" for s in subjects) or "no subjects"
+        yield (
+            f"{what} grants {CLUSTER_ADMIN} to {names}: that role can rewrite the namespace's ResourceQuota and "
+            "LimitRange; bind the ClusterRole admin instead"
+        )
+    if resource_type == CLUSTER_ROLE_BINDING:
+        allowed = set(settings.get("platform_groups", []))
+        for subject in subjects:
+            if subject.get("kind") in ("Group", "User") and subject.get("name") not in allowed:
+                yield (
+                    f"{what} gives {subject.get('kind')} {subject.get('name')} the role {role or '?'} in every "
+                    "namespace of the cluster; grant unit groups roles per namespace with RoleBindings, or list "
+                    "a platform group in this rule's config platform_groups"
+                )
+
+
+# ----------------------------------------------------------------------------- stack rules
+
+
+def check_quota_and_limits(
+    resources: Sequence[StackResource], settings: Mapping[str, Any], catalog: Catalog | None = None
+) -> Iterator[Breach]:
+    """Without a complete quota a namespace can take what others paid for; without limits, pods bypass it."""
+    quotas = by_namespace(resources, RESOURCE_QUOTA)
+    limit_ranges = by_namespace(resources, LIMIT_RANGE)
+    tier_classes = sorted(declared_tiers(resources))
+    for ns in (r for r in resources if is_unit_namespace(r)):
+        name, unit = namespace_name(ns), labels_of(ns.props).get(BUSINESS_UNIT_LABEL)
+        hards = [quota_hard(q) for q in quotas.get(name, [])]
+        if not hards:
+            yield Breach(f"namespace {name} has no ResourceQuota: nothing bounds what it allocates", unit, ns)
+        else:
+            covered = {key for hard in hards for key in hard}
+            wanted = list(settings.get("required_keys", [])) + [
+                f"{cls}{STORAGE_CLASS_QUOTA_SUFFIX}requests.storage" for cls in tier_classes
+            ]
+            missing = [key for key in wanted if key not in covered]
+            if missing:
+                yield Breach(
+                    f"namespace {name}: its ResourceQuota does not bound {', '.join(missing)}; "
+                    "set each (0 for a tier the unit was not granted)",
+                    unit,
+                    ns,
+                )
+        if not limit_ranges.get(name):
+            yield Breach(
+                f"namespace {name} has no LimitRange: containers without requests escape the quota's accounting",
+                unit,
+                ns,
+            )
+
+
+def denies_ingress_by_default(policy: StackResource) -> bool:
+    """Selects every pod for ingress: traffic its rules do not allow is dropped."""
+    spec = policy.props.get("spec") or {}
+    selector = spec.get("podSelector")
+    selects_all = selector is not None and not (selector.get("matchLabels") or selector.get("matchExpressions"))
+    return selects_all and "Ingress" in (spec.get("policyTypes") or [])
+
+
+def check_default_deny_ingress(
+    resources: Sequence[StackResource], settings: Mapping[str, Any], catalog: Catalog | None = None
+) -> Iterator[Breach]:
+    """Units share nodes; only ingress isolation keeps one unit's pods from calling another's."""
+    policies = by_namespace(resources, NETWORK_POLICY)
+    for ns in (r for r in resources if is_unit_namespace(r)):
+        name = namespace_name(ns)
+        if not any(denies_ingress_by_default(p) for p in policies.get(name, [])):
+            yield Breach(
+                f"namespace {name} has no default-deny ingress NetworkPolicy (podSelector {{}} with policyTypes "
+                "[Ingress]): any pod in the cluster can reach its pods",
+                labels_of(ns.props).get(BUSINESS_UNIT_LABEL),
+                ns,
+            )
+
+
+def check_storage_classes(
+    resources: Sequence[StackResource], settings: Mapping[str, Any], catalog: Catalog | None = None
+) -> Iterator[Breach]:
+    """A quota on an undeclared class bounds nothing that is billed: chargeback prices tiers only."""
+    tiers = declared_tiers(resources)
+    for quota in (r for r in resources if r.type == RESOURCE_QUOTA):
+        unknown = sorted(quota_storage_classes(quota_hard(quota)) - set(tiers))
+        if unknown:
+            known = ", ".join(sorted(tiers)) or "none are declared"
+            yield Breach(
+                f"{describe(quota.type, quota.props)} bounds storage class {', '.join(unknown)}, which is not a "
+                f"storage tier of the pool (tier classes: {known}); add the tier to pool.yaml or fix the name",
+                labels_of(quota.props).get(BUSINESS_UNIT_LABEL),
+                quota,
+            )
+
+
+def stack_cluster(resources: Sequence[StackResource], settings: Mapping[str, Any], catalog: Catalog) -> Cluster | str:
+    """The catalog cluster this stack provisions, or why it cannot be told."""
+    names = [r.name for r in resources if r.type == RESOURCE_POOL_TYPE]
+    name = settings.get("cluster") or (names[0] if len(names) == 1 else None)
+    if name is None and len(catalog.pool.clusters) == 1:
+        return catalog.pool.clusters[0]
+    if name is None:
+        return "the stack declares no single ResourcePool and config cluster is not set"
+    cluster = catalog.pool.cluster(name)
+    if cluster is None:
+        known = ", ".join(c.name for c in catalog.pool.clusters)
+        return f"cluster {name!r} is not in the catalog's pool.yaml (clusters: {known})"
+    return cluster
+
+
+@dataclass
+class _Allocation:
+    """Quota totals of the namespaces on one node pool or storage tier, and who holds them."""
+
+    amounts: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    namespaces: list[str] = field(default_factory=list)
+
+
+def check_node_pool_capacity(
+    resources: Sequence[StackResource], settings: Mapping[str, Any], catalog: Catalog | None
+) -> Iterator[Breach]:
+    """Quotas are promises: their sum per node pool must fit the servers × overcommit, less headroom.
+
+    Summed from the ResourceQuota objects themselves, so quotas declared outside the catalog count too.
+    """
+    assert catalog is not None
+    cluster = stack_cluster(resources, settings, catalog)
+    if isinstance(cluster, str):
+        yield Breach(f"cannot check capacity: {cluster}")
+        return
+    headroom = Decimal(str(settings.get("headroom_percent", 0))) / 100
+    namespaces = {namespace_name(r): r for r in resources if r.type == NAMESPACE}
+    pools: dict[str, _Allocation] = defaultdict(_Allocation)
+    tiers: dict[str, _Allocation] = defaultdict(_Allocation)
+    tier_of_class = {t.class_name: t.name for t in cluster.storage_tiers}
+    for quota in (r for r in resources if r.type == RESOURCE_QUOTA):
+        ns_name = metadata(quota.props).get("namespace", "")
+        unit = labels_of(quota.props).get(BUSINESS_UNIT_LABEL)
+        hard = quota_hard(quota)
+        try:
+            amounts = {
+                "cpu": parse(hard.get("requests.cpu", 0)),
+                "memory": parse(hard.get("requests.memory", 0)),
+                "gpu": parse(hard.get(GPU_QUOTA_KEY, 0)),
+            }
+            storage = {
+                cls: parse(hard[f"{cls}{STORAGE_CLASS_QUOTA_SUFFIX}requests.storage"])
+                for cls in quota_storage_classes(hard)
+                if f"{cls}{STORAGE_CLASS_QUOTA_SUFFIX}requests.storage" in hard
+            }
+        except ValueError as e:
+            yield Breach(f"{describe(quota.type, quota.props)}: {e}", unit, quota)
+            continue
+        for cls, size in storage.items():
+            if cls in tier_of_class:
+                tiers[tier_of_class[cls]].amounts["storage"] += size
+                tiers[tier_of_class[cls]].namespaces.append(ns_name)
+        pool_name = node_pool_of(namespaces.get(ns_name))
+        if pool_name is None:
+            if any(amounts.values()):
+                yield Breach(
+                    f"{describe(quota.type, quota.props)} grants quota in a namespace not pinned to a node pool "
+                    f"(no {NODE_SELECTOR_ANNOTATION} annotation {NODE_POOL_LABEL}=<pool>): no server capacity "
+                    "backs it; declare the namespace in the catalog",
+                    unit,
+                    quota,
+                )
+            continue
+        if cluster.node_pool(pool_name) is None:
+            yield Breach(
+                f"namespace {ns_name} is pinned to node pool {pool_name!r}, which cluster {cluster.name!r} does not "
+                f"have (pools: {', '.join(p.name for p in cluster.node_pools)})",
+                unit,
+                quota,
+            )
+            continue
+        for resource, amount in amounts.items():
+            pools[pool_name].amounts[resource] += amount
+        pools[pool_name].namespaces.append(ns_name)
+    for pool in cluster.node_pools:
+        allocation = pools.get(pool.name, _Allocation())
+        for resource, (capacity, ratio) in pool_capacity(cluster, pool).items():
+            message = over_capacity(
+                f"node pool {pool.name!r}", resource, allocation.amounts[resource], capacity, ratio, headroom
+            )
+            if message:
+                holders = ", ".join(sorted(allocation.namespaces))
+                yield Breach(f"{message}; add servers or shrink quotas of: {holders}")
+    for tier in cluster.storage_tiers:
+        allocation = tiers.get(tier.name, _Allocation())
+        message = over_capacity(
+            f"storage tier {tier.name!r}", "storage", allocation.amounts["storage"], tier.capacity, None, headroom
+        )
+        if message:
+            yield Breach(f"{message}; add capacity or shrink quotas of: {', '.join(sorted(allocation.namespaces))}")
+
+
+def node_pool_of(namespace: StackResource | None) -> str | None:
+    """The node pool a namespace's pods are pinned to by the PodNodeSelector annotation."""
+    if namespace is None:
+        return None
+    selector = (metadata(namespace.props).get("annotations") or {}).get(NODE_SELECTOR_ANNOTATION, "")
+    for term in str(selector).split(","):
+        key, _, value = term.partition("=")
+        if key.strip() == NODE_POOL_LABEL and value.strip():
+            return value.strip()
+    return None
+
+
+def quota_from_hard(hard: Mapping[str, Any], tier_of_class: Mapping[str, str]) -> Quota:
+    """The catalog Quota a ResourceQuota `hard` map stands for (only what is priced); raises ValueError."""
+    storage = {
+        tier: parse(hard[f"{cls}{STORAGE_CLASS_QUOTA_SUFFIX}requests.storage"])
+        for cls, tier in tier_of_class.items()
+        if f"{cls}{STORAGE_CLASS_QUOTA_SUFFIX}requests.storage" in hard
+    }
+    return Quota(
+        cpu=parse(hard.get("requests.cpu", 0)),
+        memory=parse(hard.get("requests.memory", 0)),
+        storage=storage,
+        gpu=int(parse(hard.get(GPU_QUOTA_KEY, 0))),
+        load_balancers=int(parse(hard.get("services.loadbalancers", 0))),
+    )
+
+
+def check_unit_budget(
+    resources: Sequence[StackResource], settings: Mapping[str, Any], catalog: Catalog | None
+) -> Iterator[Breach]:
+    """What a unit would pay per month if it used all of its quota, against the budget it declared."""
+    assert catalog is not None
+    cluster = stack_cluster(resources, settings, catalog)
+    if isinstance(cluster, str):
+        yield Breach(f"cannot price quotas: {cluster}")
+        return
+    priced_at = settings.get("priced_at")
+    when = dt.datetime.fromisoformat(priced_at) if priced_at else None
+    version = rate_version_for(catalog.rates, when)
+    currency = catalog.rates.currency
+    tier_of_class = {t.class_name: t.name for t in cluster.storage_tiers}
+    costs: dict[str, Decimal] = defaultdict(Decimal)
+    for quota in (r for r in resources if r.type == RESOURCE_QUOTA):
+        unit = labels_of(quota.props).get(BUSINESS_UNIT_LABEL)
+        if unit is None:
+            continue  # namespace-labels and capacity report unlabelled quotas
+        try:
+            costs[unit] += quota_monthly_cost(quota_from_hard(quota_hard(quota), tier_of_class), version).total
+        except (ValueError, MissingPriceError) as e:
+            yield Breach(f"{describe(quota.type, quota.props)} cannot be priced: {e}", unit, quota)
+    budgets = {u.id: u.budget.monthly for u in catalog.units}
+    for unit, cost in sorted(costs.items()):
+        if unit not in budgets:
+            yield Breach(f"unit {unit!r} has quotas but no budget: it has no file in the catalog", unit)
+        elif cost > budgets[unit]:
+            yield Breach(
+                f"unit {unit!r}: full-quota monthly cost {round_money(cost, currency):,} {currency} (prices effective "
+                f"{version.effective_from:%Y-%m-%d}) is above its budget {budgets[unit]:,} {currency} by "
+                f"{round_money(cost - budgets[unit], currency):,} {currency}; raise the budget or shrink quotas",
+                unit,
+            )
+
+
+# ----------------------------------------------------------------------------- the pack
+
+CATALOG_CONFIG = {
+    "catalog": {
+        "type": "string",
+        "default": DEFAULT_CATALOG,
+        "description": "Catalog directory (capacity, overcommit, prices, budgets); relative to the project root.",
+    },
+    "cluster": {
+        "type": "string",
+        "description": "Catalog cluster of this stack; default: the stack's ResourcePool.",
+    },
+}
+
+RULES: list[Rule] = [
+    Rule(
+        name="namespace-labels",
+        description="Every namespace carries the business-unit and cost-center labels chargeback bills by.",
+        enforcement=EnforcementLevel.MANDATORY,
+        scope="resource",
+        check=check_namespace_labels,
+        config={
+            "required_labels": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [BUSINESS_UNIT_LABEL, COST_CENTER_LABEL],
+                "description": "Labels every namespace must carry, non-empty.",
+            },
+            "exempt_namespaces": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "Platform namespaces the stack may declare without unit labels.",
+            },
+        },
+    ),
+    Rule(
+        name="quota-and-limits",
+        description="Every unit namespace has a ResourceQuota bounding cpu, memory and each storage tier, "
+        "and a LimitRange.",
+        enforcement=EnforcementLevel.MANDATORY,
+        scope="stack",
+        check=check_quota_and_limits,
+        config={
+            "required_keys": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": ["requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "requests.storage"],
+                "description": "ResourceQuota keys besides the per-tier storage keys.",
+            }
+        },
+    ),
+    Rule(
+        name="default-deny-ingress",
+        description="Every unit namespace has a NetworkPolicy selecting all pods for Ingress (deny by default).",
+        enforcement=EnforcementLevel.MANDATORY,
+        scope="stack",
+        check=check_default_deny_ingress,
+    ),
+    Rule(
+        name="storage-classes-are-tiers",
+        description="Storage classes named in ResourceQuotas are storage tiers the pool declares.",
+        enforcement=EnforcementLevel.MANDATORY,
+        scope="stack",
+        check=check_storage_classes,
+    ),
+    Rule(
+        name="rbac-namespace-scoped",
+        description="No binding gives cluster-admin, and no ClusterRoleBinding gives a group or user cluster-wide "
+        "rights, except listed platform groups.",
+        enforcement=EnforcementLevel.MANDATORY,
+        scope="resource",
+        check=check_rbac_scope,
+        config={
+            "platform_groups": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "Groups or users allowed in ClusterRoleBindings (the platform team).",
+            }
+        },
+    ),
+    Rule(
+        name="node-pool-capacity",
+        description="Per node pool the quotas sum to at most servers × overcommit (less headroom); per storage "
+        "tier to at most its capacity.",
+        enforcement=EnforcementLevel.MANDATORY,
+        scope="stack",
+        check=check_node_pool_capacity,
+        needs_catalog=True,
+        config={
+            **CATALOG_CONFIG,
+            "headroom_percent": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 100,
+                "default": 0,
+                "description": "Share of capacity × overcommit kept free (e.g. 25 for a server failure in four).",
+            },
+        },
+    ),
+    Rule(
+        name="unit-budget",
+        description="A unit's quotas held for a whole month cost at most its monthly budget.",
+        enforcement=EnforcementLevel.ADVISORY,
+        scope="stack",
+        check=check_unit_budget,
+        needs_catalog=True,
+        config={
+            **CATALOG_CONFIG,
+            "priced_at": {
+                "type": "string",
+                "description": "ISO timestamp whose rate-card version prices the quotas; default: now.",
+            },
+        },
+    ),
+]
+
+
+def policies() -> list[Policy]:
+    """The CrossGuard policies of the pack, one per rule."""
+    return [rule.policy() for rule in RULES]
