@@ -16,7 +16,7 @@ from chargeback import charts
 from chargeback.chart_data import AllocationUse, allocation_use, daily_costs, period_days, spread
 from chargeback.period import Period
 from chargeback.rating import allocate
-from chargeback.reports import MAX_SERIES, html_environment, report_files, top_series
+from chargeback.reports import MAX_SERIES, css_string, html_environment, report_files, top_series
 from chargeback.result import charge
 from infra.catalog import Catalog, load_catalog
 from tests.catalog_edit import EXAMPLE_CATALOG
@@ -220,3 +220,11 @@ def test_many_units_keep_the_largest_lines_and_sum_the_rest() -> None:
     assert kept[-1][1] == [Decimal(1 + 2 + 3 + 4), Decimal(4)]
     assert len(kept) == MAX_SERIES == len(charts.DASHES)
     assert top_series(series[:3]) == series[:3]
+
+
+def test_page_header_text_cannot_leave_its_css_string() -> None:
+    quoted = css_string('Evil "Co" </style><script>x</script> 数据')
+    inner = quoted[1:-1]
+    assert quoted[0] == quoted[-1] == '"' and '"' not in inner and "<" not in inner and "\\" in inner
+    assert "数据" in inner, "letters of any script stay readable"
+    assert css_string("Co. Ltd") == '"Co\\2e  Ltd"', "an escape ends with one space, which CSS drops"
