@@ -37,6 +37,7 @@ demo: venv system-deps
 
 test: venv system-deps
 	$(BIN)/ruff check .
+	$(BIN)/pool check
 	$(BIN)/python -m pytest -q
 
 lint: venv

@@ -116,6 +116,58 @@ def render(
         fail_error(e)
 
 
+@app.command()
+def check(
+    catalog: CatalogDir = Path("catalog"),
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster (default: all).")] = None,
+    policy_config: Annotated[
+        Path | None,
+        typer.Option("--policy-config", help="JSON policy config, as for `pulumi preview --policy-pack-config`."),
+    ] = None,
+) -> None:
+    """Run the policy pack offline over what the program declares; exit 1 on mandatory violations."""
+    from rich.tree import Tree
+
+    from .check import check_catalog
+
+    try:
+        loaded = load_catalog(catalog)
+    except CatalogError as e:
+        fail(e.findings)
+    print_findings(loaded.warnings)
+    try:
+        config = json.loads(policy_config.read_text(encoding="utf-8")) if policy_config else {}
+        if not isinstance(config, dict):
+            raise ValueError("expected a JSON object of rule name → level or settings")
+    except (OSError, ValueError) as e:
+        fail_error(PoolError(f"--policy-config {policy_config}: {e}"))
+    try:
+        violations = check_catalog(loaded, cluster, config)
+    except CatalogError as e:
+        fail(e.findings)
+    except PoolError as e:
+        fail_error(e)
+    mandatory = sum(v.enforcement == "mandatory" for v in violations)
+    tree = Tree(f"policy check of {catalog}" + (f", cluster {cluster}" if cluster else ""))
+    units: dict[str, Tree] = {}
+    rules: dict[tuple[str, str], Tree] = {}
+    for v in violations:
+        unit = v.unit or "cluster-wide"
+        if unit not in units:
+            units[unit] = tree.add(f"[bold]{escape(unit)}[/bold]")
+        if (unit, v.rule) not in rules:
+            rules[(unit, v.rule)] = units[unit].add(escape(v.rule))
+        style = "red" if v.enforcement == "mandatory" else "yellow"
+        rules[(unit, v.rule)].add(f"[{style}]{v.enforcement}[/{style}] {escape(v.resource)}: {escape(v.message)}")
+    if violations:
+        out.print(tree, soft_wrap=True)
+    advisory = len(violations) - mandatory
+    verdict = "failed" if mandatory else "passed"
+    out.print(f"policy check {verdict}: {mandatory} mandatory and {advisory} advisory violations", soft_wrap=True)
+    if mandatory:
+        raise typer.Exit(1)
+
+
 @catalog_app.command("schema")
 def catalog_schema(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write one JSON Schema per file kind here.")] = None,
