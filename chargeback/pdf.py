@@ -7,7 +7,6 @@ and a host resolver that resolves nothing, so printing never reaches the network
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -19,10 +18,13 @@ from .errors import PdfError
 
 PACKAGE_HINT = "install Debian's chromium package (apt-get install chromium fonts-wqy-microhei)"
 TIMEOUT_SECONDS = 120
+PARALLEL_PRINTS = 4
+"""Chromiums printing at once: most of each one's time is start-up, which overlaps well even on 2 cores."""
 OFFLINE_FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
     "--no-first-run",
     "--no-default-browser-check",
     "--disable-background-networking",
@@ -84,7 +86,7 @@ def print_pdfs(pages: Sequence[tuple[Path, Path]], chromium: str | None = None) 
     if not pages:
         return
     executable = find_chromium(chromium)
-    workers = max(1, min(len(pages), os.cpu_count() or 1, 4))
+    workers = min(len(pages), PARALLEL_PRINTS)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(print_pdf, executable, html, pdf) for html, pdf in pages]
         for future in futures:
