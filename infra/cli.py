@@ -6,8 +6,10 @@ catalog (or any `PoolError`) are shown as findings and end with exit status 2, n
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -21,6 +23,7 @@ from .errors import PoolError
 
 if TYPE_CHECKING:
     from .render import RenderResult
+    from .request import Decision
 
 app = typer.Typer(
     help="Pool servers, storage and network into namespaces per business unit.",
@@ -47,6 +50,16 @@ def print_findings(findings: list[Finding]) -> None:
 def fail(findings: list[Finding]) -> None:
     print_findings(findings)
     raise typer.Exit(2)
+
+
+def load_or_fail(catalog: Path) -> Catalog:
+    """The catalog at `catalog` with its warnings printed; its errors end the command (exit 2)."""
+    try:
+        loaded = load_catalog(catalog)
+    except CatalogError as e:
+        fail(e.findings)
+    print_findings(loaded.warnings)
+    return loaded
 
 
 @app.command()
@@ -99,11 +112,7 @@ def render(
     """Write the manifests the Pulumi program applies, one validated YAML file per object, for GitOps review."""
     from .render import write_cluster
 
-    try:
-        loaded = load_catalog(catalog)
-    except CatalogError as e:
-        fail(e.findings)
-    print_findings(loaded.warnings)
+    loaded = load_or_fail(catalog)
     results = _render_all(loaded, cluster)
     try:
         for result in results:
@@ -130,11 +139,7 @@ def check(
 
     from .check import check_catalog
 
-    try:
-        loaded = load_catalog(catalog)
-    except CatalogError as e:
-        fail(e.findings)
-    print_findings(loaded.warnings)
+    loaded = load_or_fail(catalog)
     try:
         config = json.loads(policy_config.read_text(encoding="utf-8")) if policy_config else {}
         if not isinstance(config, dict):
@@ -166,6 +171,196 @@ def check(
     out.print(f"policy check {verdict}: {mandatory} mandatory and {advisory} advisory violations", soft_wrap=True)
     if mandatory:
         raise typer.Exit(1)
+
+
+@app.command()
+def request(
+    unit: Annotated[str | None, typer.Option("--unit", help="Business unit id (or `unit:` in --file).")] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", help="Namespace: new, or one of the unit's.")] = None,
+    node_pool: Annotated[str | None, typer.Option("--node-pool", help="Node pool (required when new).")] = None,
+    cpu: Annotated[str | None, typer.Option("--cpu", help="CPU quota in cores: 8, 500m.")] = None,
+    memory: Annotated[str | None, typer.Option("--memory", help="Memory quota: 32Gi.")] = None,
+    storage: Annotated[
+        list[str] | None, typer.Option("--storage", help="TIER=SIZE, repeatable: --storage hot=500Gi; 0 removes.")
+    ] = None,
+    limits_cpu: Annotated[str | None, typer.Option("--limits-cpu", help="limits.cpu (default 2 × cpu).")] = None,
+    limits_memory: Annotated[
+        str | None, typer.Option("--limits-memory", help="limits.memory (default memory).")
+    ] = None,
+    gpu: Annotated[int | None, typer.Option("--gpu", help="GPUs.")] = None,
+    load_balancers: Annotated[int | None, typer.Option("--load-balancers", help="LoadBalancer services.")] = None,
+    pods: Annotated[int | None, typer.Option("--pods", help="Maximum pods (default 100).")] = None,
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Cluster (default: the first).")] = None,
+    purpose: Annotated[str | None, typer.Option("--purpose", help="What runs there.")] = None,
+    consumes: Annotated[list[str] | None, typer.Option("--consumes", help="Capability it calls, repeatable.")] = None,
+    request_file: Annotated[
+        Path | None,
+        typer.Option("--file", help="YAML namespace entry as in the unit's file (+ `unit:`); flags override."),
+    ] = None,
+    write: Annotated[bool, typer.Option("--write", help="Edit the unit's catalog file when accepted.")] = False,
+    allow_over_budget: Annotated[
+        bool, typer.Option("--allow-over-budget", help="Accept (with a warning) a request above the unit's budget.")
+    ] = False,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Price at the rate card in force at this UTC time (default: now).")
+    ] = None,
+    catalog: CatalogDir = Path("catalog"),
+) -> None:
+    """Ask for a namespace or a quota change: checks names, capacity, budget and policies; exit 1 when refused."""
+    from .request import evaluate, parse_request, parse_storage_flags, read_request_file, write_unit_file
+
+    try:
+        loaded = load_catalog(catalog)
+    except CatalogError as e:
+        fail(e.findings)
+    try:
+        fields = read_request_file(request_file) if request_file else {}
+        flags = {"unit": unit, "name": namespace, "cluster": cluster, "node_pool": node_pool, "purpose": purpose}
+        fields.update({k: v for k, v in flags.items() if v is not None})
+        if consumes:
+            fields["consumes"] = consumes
+        quota = dict(fields.get("quota") or {})
+        quota_flags = {
+            "cpu": cpu,
+            "memory": memory,
+            "limits_cpu": limits_cpu,
+            "limits_memory": limits_memory,
+            "gpu": gpu,
+            "load_balancers": load_balancers,
+            "pods": pods,
+        }
+        quota.update({k: v for k, v in quota_flags.items() if v is not None})
+        if storage:
+            quota["storage"] = {**(quota.get("storage") or {}), **parse_storage_flags(storage)}
+        fields["quota"] = quota
+        parsed = parse_request(fields, f"--file {request_file}" if request_file else "flags")
+        when = _utc_time(at, "--at") if at else None
+        decision = evaluate(loaded, parsed, at=when, allow_over_budget=allow_over_budget)
+        _print_decision(decision)
+        if decision.accepted and decision.changed:
+            out.print(escape(decision.diff(catalog)), soft_wrap=True, end="")
+            if write:
+                write_unit_file(decision)
+                out.print(f"wrote {decision.file}: commit it and open a pull request", soft_wrap=True)
+            else:
+                out.print(f"run again with --write to edit {decision.file}", soft_wrap=True)
+    except PoolError as e:
+        fail_error(e)
+    if not decision.accepted:
+        raise typer.Exit(1)
+
+
+def _utc_time(text: str, flag: str) -> datetime.datetime:
+    try:
+        value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise PoolError(f"{flag} {text!r}: write an ISO time such as 2026-11-01T00:00:00Z") from e
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+
+
+def _print_decision(decision: Decision) -> None:
+    """What was asked, what it costs per month at full quota, and the verdict with reasons."""
+    from rich.table import Table
+
+    from .catalog.pricing import round_money
+
+    what = "new namespace" if decision.is_new else "quota change of"
+    out.print(f"{what} {decision.namespace} for unit {decision.unit} in cluster {decision.cluster}", soft_wrap=True)
+    if decision.cost is not None:
+        currency = decision.currency
+        table = Table(title=f"monthly cost at full quota (730 h, rates from {decision.rates_from:%Y-%m-%d})")
+        table.add_column("resource")
+        table.add_column("tier")
+        table.add_column(currency, justify="right")
+        for (resource, tier), amount in decision.cost.lines.items():
+            table.add_row(resource.value, tier, f"{round_money(amount, currency):,}")
+        table.add_row("total", "", f"{round_money(decision.cost.total, currency):,}")
+        out.print(table)
+        change = decision.unit_after - decision.unit_before
+        share = f" ({decision.unit_after / decision.budget:.1%} of it)" if decision.budget else ""
+        out.print(
+            f"unit {decision.unit} projected monthly total: {round_money(decision.unit_before, currency):,} → "
+            f"{round_money(decision.unit_after, currency):,} {currency} ({round_money(change, currency):+,}); "
+            f"budget {decision.budget:,} {currency}{share}",
+            soft_wrap=True,
+        )
+    for warning in decision.warnings:
+        err.print(f"[yellow]warning[/yellow] {escape(warning)}", soft_wrap=True)
+    if decision.accepted:
+        note = "" if decision.changed else " (nothing changes: the catalog already says so)"
+        out.print(f"[green]ACCEPTED[/green]{note}", soft_wrap=True)
+        return
+    out.print(f"[red]REFUSED[/red] ({len(decision.refusals)} limits)", soft_wrap=True)
+    for refusal in decision.refusals:
+        out.print(f"  [red]{escape(refusal.limit)}[/red]: {escape(refusal.message)}", soft_wrap=True)
+        if refusal.fits:
+            out.print(f"    what fits: {escape(refusal.fits)}", soft_wrap=True)
+
+
+@app.command()
+def capacity(
+    catalog: CatalogDir = Path("catalog"),
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Capacity, allocated quotas, free room and overcommit per node pool, storage tier and address range."""
+    from rich.table import Table
+
+    from .capacity import capacity_json, capacity_report
+    from .catalog.checks import format_amount
+
+    try:
+        loaded = load_catalog(catalog)
+    except CatalogError as e:
+        fail(e.findings)
+    try:
+        report = capacity_report(loaded, cluster)
+    except KeyError:
+        known = ", ".join(c.name for c in loaded.pool.clusters)
+        fail_error(PoolError(f"--cluster {cluster!r} is not in pool.yaml: use one of {known}"))
+    if as_json:
+        json.dump(capacity_json(report), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+
+    def percent(share: Decimal | None) -> str:
+        return "–" if share is None else f"{share:.1%}"
+
+    for item in report:
+        pools = Table(title=f"cluster {item.cluster}: node pools")
+        for column in ("node pool", "resource", "capacity", "overcommit", "limit", "allocated", "free", "allocated %"):
+            pools.add_column(column, justify="left" if column in ("node pool", "resource") else "right")
+        for pool_name, rooms in item.node_pools.items():
+            for resource, room in rooms.items():
+                pools.add_row(
+                    pool_name,
+                    resource,
+                    format_amount(resource, room.capacity),
+                    f"× {room.overcommit}",
+                    format_amount(resource, room.limit),
+                    format_amount(resource, room.allocated),
+                    format_amount(resource, room.free),
+                    percent(room.share_allocated),
+                )
+        out.print(pools)
+        tiers = Table(title=f"cluster {item.cluster}: storage tiers")
+        for column in ("tier", "capacity", "allocated", "free", "allocated %"):
+            tiers.add_column(column, justify="left" if column == "tier" else "right")
+        for tier_name, room in item.tiers.items():
+            tiers.add_row(
+                tier_name,
+                format_amount("storage", room.capacity),
+                format_amount("storage", room.allocated),
+                format_amount("storage", room.free),
+                percent(room.share_allocated),
+            )
+        out.print(tiers)
+        addresses = item.addresses
+        out.print(
+            f"cluster {item.cluster}: load-balancer addresses {addresses.addresses}, assigned to units "
+            f"{addresses.assigned}, unassigned {addresses.unassigned}; quotas allow {addresses.quota} load balancers",
+            soft_wrap=True,
+        )
 
 
 @catalog_app.command("schema")

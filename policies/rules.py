@@ -42,6 +42,7 @@ from infra.components.conventions import (
     NODE_SELECTOR_ANNOTATION,
     RESOURCE_POOL_TYPE,
     STORAGE_TIER_LABEL,
+    storage_quota_key,
 )
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -279,9 +280,7 @@ def check_quota_and_limits(
             yield Breach(f"namespace {name} has no ResourceQuota: nothing bounds what it allocates", unit, ns)
         else:
             covered = {key for hard in hards for key in hard}
-            wanted = list(settings.get("required_keys", [])) + [
-                f"{cls}{STORAGE_CLASS_QUOTA_SUFFIX}requests.storage" for cls in tier_classes
-            ]
+            wanted = list(settings.get("required_keys", [])) + [storage_quota_key(cls) for cls in tier_classes]
             missing = [key for key in wanted if key not in covered]
             if missing:
                 yield Breach(
@@ -390,9 +389,9 @@ def check_node_pool_capacity(
                 "gpu": parse(hard.get(GPU_QUOTA_KEY, 0)),
             }
             storage = {
-                cls: parse(hard[f"{cls}{STORAGE_CLASS_QUOTA_SUFFIX}requests.storage"])
+                cls: parse(hard[storage_quota_key(cls)])
                 for cls in quota_storage_classes(hard)
-                if f"{cls}{STORAGE_CLASS_QUOTA_SUFFIX}requests.storage" in hard
+                if storage_quota_key(cls) in hard
             }
         except ValueError as e:
             yield Breach(f"{describe(quota.type, quota.props)}: {e}", unit, quota)
@@ -456,9 +455,9 @@ def node_pool_of(namespace: StackResource | None) -> str | None:
 def quota_from_hard(hard: Mapping[str, Any], tier_of_class: Mapping[str, str]) -> Quota:
     """The catalog Quota a ResourceQuota `hard` map stands for (only what is priced); raises ValueError."""
     storage = {
-        tier: parse(hard[f"{cls}{STORAGE_CLASS_QUOTA_SUFFIX}requests.storage"])
+        tier: parse(hard[storage_quota_key(cls)])
         for cls, tier in tier_of_class.items()
-        if f"{cls}{STORAGE_CLASS_QUOTA_SUFFIX}requests.storage" in hard
+        if storage_quota_key(cls) in hard
     }
     return Quota(
         cpu=parse(hard.get("requests.cpu", 0)),
@@ -507,6 +506,12 @@ def check_unit_budget(
 
 # ----------------------------------------------------------------------------- the pack
 
+
+def string_list(default: list[str], description: str) -> dict[str, Any]:
+    """Config schema of a list of names."""
+    return {"type": "array", "items": {"type": "string"}, "default": default, "description": description}
+
+
 CATALOG_CONFIG = {
     "catalog": {
         "type": "string",
@@ -527,18 +532,10 @@ RULES: list[Rule] = [
         scope="resource",
         check=check_namespace_labels,
         config={
-            "required_labels": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": [BUSINESS_UNIT_LABEL, COST_CENTER_LABEL],
-                "description": "Labels every namespace must carry, non-empty.",
-            },
-            "exempt_namespaces": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": [],
-                "description": "Platform namespaces the stack may declare without unit labels.",
-            },
+            "required_labels": string_list(
+                [BUSINESS_UNIT_LABEL, COST_CENTER_LABEL], "Labels every namespace must carry, non-empty."
+            ),
+            "exempt_namespaces": string_list([], "Platform namespaces the stack may declare without unit labels."),
         },
     ),
     Rule(
@@ -549,12 +546,10 @@ RULES: list[Rule] = [
         scope="stack",
         check=check_quota_and_limits,
         config={
-            "required_keys": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": ["requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "requests.storage"],
-                "description": "ResourceQuota keys besides the per-tier storage keys.",
-            }
+            "required_keys": string_list(
+                ["requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "requests.storage"],
+                "ResourceQuota keys besides the per-tier storage keys.",
+            )
         },
     ),
     Rule(
@@ -579,12 +574,7 @@ RULES: list[Rule] = [
         scope="resource",
         check=check_rbac_scope,
         config={
-            "platform_groups": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": [],
-                "description": "Groups or users allowed in ClusterRoleBindings (the platform team).",
-            }
+            "platform_groups": string_list([], "Groups or users allowed in ClusterRoleBindings (the platform team).")
         },
     ),
     Rule(

@@ -525,3 +525,24 @@ def test_pack_checks_the_stack_with_config_and_the_catalog(
             " = 128Gi by 64Gi; add servers or shrink quotas of: es-testbed",
         )
     ]
+
+
+def test_pack_reports_a_catalog_it_cannot_read(tmp_path: Path) -> None:
+    from pulumi_policy import StackValidationArgs
+
+    reported: list[tuple[str, str | None]] = []
+    policy = next(r for r in rules.RULES if r.name == "unit-budget").policy()
+    policy.validate(
+        StackValidationArgs([], {"catalog": str(tmp_path / "missing")}), lambda m, u=None: reported.append((m, u))
+    )
+    ((message, urn),) = reported
+    assert urn is None
+    assert message.startswith("cannot read the catalog named by config unit-budget.catalog:")
+    assert f"{tmp_path / 'missing'}: is not a directory" in message
+
+
+def test_pool_check_unknown_cluster_exits_2() -> None:
+    args = ["check", "--catalog", str(EXAMPLE_CATALOG), "--cluster", "dc9"]
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert "cluster 'dc9' is not in" in result.output
