@@ -276,6 +276,12 @@ def _print_decision(decision: Decision) -> None:
             table.add_row(resource.value, tier, f"{round_money(amount, currency):,}")
         table.add_row("total", "", f"{round_money(decision.cost.total, currency):,}")
         out.print(table)
+        if decision.previous_cost is not None:
+            out.print(
+                f"namespace {decision.namespace} now costs {round_money(decision.previous_cost, currency):,} "
+                f"{currency} per month at full quota",
+                soft_wrap=True,
+            )
         change = decision.unit_after - decision.unit_before
         share = f" ({decision.unit_after / decision.budget:.1%} of it)" if decision.budget else ""
         out.print(
@@ -290,7 +296,8 @@ def _print_decision(decision: Decision) -> None:
         note = "" if decision.changed else " (nothing changes: the catalog already says so)"
         out.print(f"[green]ACCEPTED[/green]{note}", soft_wrap=True)
         return
-    out.print(f"[red]REFUSED[/red] ({len(decision.refusals)} limits)", soft_wrap=True)
+    count = len(decision.refusals)
+    out.print(f"[red]REFUSED[/red] ({count} {'limit' if count == 1 else 'limits'})", soft_wrap=True)
     for refusal in decision.refusals:
         out.print(f"  [red]{escape(refusal.limit)}[/red]: {escape(refusal.message)}", soft_wrap=True)
         if refusal.fits:
@@ -304,10 +311,11 @@ def capacity(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Capacity, allocated quotas, free room and overcommit per node pool, storage tier and address range."""
+    from rich.box import SIMPLE
     from rich.table import Table
 
     from .capacity import capacity_json, capacity_report
-    from .catalog.checks import format_amount
+    from .catalog.quantities import GIB, format_cpu
 
     try:
         loaded = load_catalog(catalog)
@@ -326,32 +334,39 @@ def capacity(
     def percent(share: Decimal | None) -> str:
         return "–" if share is None else f"{share:.1%}"
 
+    def amount(resource: str, value: Decimal) -> str:
+        if resource in ("memory", "storage"):
+            return f"{value / GIB:,.0f}Gi"
+        return format_cpu(value) if resource == "cpu" else f"{value:,.0f}"
+
     for item in report:
-        pools = Table(title=f"cluster {item.cluster}: node pools")
-        for column in ("node pool", "resource", "capacity", "overcommit", "limit", "allocated", "free", "allocated %"):
-            pools.add_column(column, justify="left" if column in ("node pool", "resource") else "right")
+        pools = Table(title=f"cluster {item.cluster}: node pools (cpu in cores; limit = capacity × over)", box=SIMPLE)
+        for column in ("pool", "resource", "capacity", "over", "limit", "allocated", "free", "%"):
+            pools.add_column(
+                column, justify="left" if column in ("pool", "resource") else "right", min_width=len(column)
+            )
         for pool_name, rooms in item.node_pools.items():
             for resource, room in rooms.items():
                 pools.add_row(
                     pool_name,
                     resource,
-                    format_amount(resource, room.capacity),
-                    f"× {room.overcommit}",
-                    format_amount(resource, room.limit),
-                    format_amount(resource, room.allocated),
-                    format_amount(resource, room.free),
+                    amount(resource, room.capacity),
+                    f"×{room.overcommit}",
+                    amount(resource, room.limit),
+                    amount(resource, room.allocated),
+                    amount(resource, room.free),
                     percent(room.share_allocated),
                 )
         out.print(pools)
-        tiers = Table(title=f"cluster {item.cluster}: storage tiers")
-        for column in ("tier", "capacity", "allocated", "free", "allocated %"):
+        tiers = Table(title=f"cluster {item.cluster}: storage tiers", box=SIMPLE)
+        for column in ("tier", "capacity", "allocated", "free", "%"):
             tiers.add_column(column, justify="left" if column == "tier" else "right")
         for tier_name, room in item.tiers.items():
             tiers.add_row(
                 tier_name,
-                format_amount("storage", room.capacity),
-                format_amount("storage", room.allocated),
-                format_amount("storage", room.free),
+                amount("storage", room.capacity),
+                amount("storage", room.allocated),
+                amount("storage", room.free),
                 percent(room.share_allocated),
             )
         out.print(tiers)

@@ -30,3 +30,7 @@ class ManifestValidationError(RenderError):
 
 class PolicyConfigError(PoolError):
     """The policy config given to `pool check` names an unknown rule or a value its schema rejects."""
+
+
+class RequestError(PoolError):
+    """A `pool request` cannot be evaluated: unknown unit, bad quantity, unreadable request file."""

@@ -1,0 +1,616 @@
+"""A business unit's request for a namespace or a quota change, checked before it becomes a pull request.
+
+The request is applied to the unit's catalog file (ruamel round trip, so comments and order stay), the
+edited catalog is loaded again from a temporary copy — which proves the file a reviewer will see validates —
+and capacity, budget and the policy pack are checked on it. Every refusal names the limit, by how much it
+is exceeded and what would fit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from .capacity import NODE_RESOURCES, Room, node_pool_room, tier_room
+from .catalog import Catalog, CatalogError, Severity, load_catalog
+from .catalog.checks import RESERVED_NAMESPACES, format_amount, over_capacity
+from .catalog.loader import POOL_FILE, UNITS_DIR, field_path, unit_file
+from .catalog.models import BusinessUnit, Capability, Cluster, ContainerDefaults, DnsLabel, Namespace
+from .catalog.pricing import (
+    MissingPriceError,
+    QuotaCost,
+    quota_monthly_cost,
+    rate_version_for,
+    round_money,
+    unit_monthly_cost,
+)
+from .catalog.quantities import Bytes, Cores, format_bytes, format_cpu
+from .errors import PoolError, RequestError
+
+# ------------------------------------------------------------------ the request
+
+
+class QuotaRequest(BaseModel):
+    """Quota fields of a request; a field left out keeps the current value of an existing namespace."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu: Cores | None = Field(None, description="requests.cpu in cores (8, 500m).")
+    memory: Bytes | None = Field(None, description="requests.memory (32Gi).")
+    limits_cpu: Cores | None = Field(None, description="limits.cpu; defaults to twice cpu.")
+    limits_memory: Bytes | None = Field(None, description="limits.memory; defaults to memory.")
+    storage: dict[str, Bytes] = Field(
+        default_factory=dict, description="Storage per tier (hot: 500Gi); 0 removes the tier from the quota."
+    )
+    gpu: int | None = Field(None, ge=0, description="requests.nvidia.com/gpu.")
+    load_balancers: int | None = Field(None, ge=0, description="services.loadbalancers.")
+    pods: int | None = Field(None, ge=1, description="Maximum number of pods.")
+
+
+class NamespaceRequest(BaseModel):
+    """A new namespace or a quota change, with the field names of a namespace entry in the unit's file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unit: str = Field(..., description="Id of the business unit asking (its file is business-units/<unit>.yaml).")
+    name: str = Field(..., description="Namespace name: new, or one the unit already has (a quota change).")
+    cluster: str | None = Field(None, description="Cluster; default: the namespace's, else the first in pool.yaml.")
+    node_pool: str | None = Field(None, description="Node pool; required for a new namespace.")
+    purpose: str | None = Field(None, description="What runs there.")
+    quota: QuotaRequest = Field(default_factory=QuotaRequest, description="Requested quota.")
+    container_defaults: ContainerDefaults | None = Field(None, description="LimitRange defaults.")
+    exposes: list[Capability] | None = Field(None, description="Capabilities served from the namespace.")
+    consumes: list[str] | None = Field(None, description="Capabilities of other units it calls.")
+
+
+_FLAG_OF = {
+    "unit": "--unit",
+    "name": "--namespace",
+    "cluster": "--cluster",
+    "node_pool": "--node-pool",
+    "quota.cpu": "--cpu",
+    "quota.memory": "--memory",
+    "quota.limits_cpu": "--limits-cpu",
+    "quota.limits_memory": "--limits-memory",
+    "quota.gpu": "--gpu",
+    "quota.load_balancers": "--load-balancers",
+    "quota.pods": "--pods",
+}
+
+
+def parse_request(fields: Mapping[str, Any], source: str) -> NamespaceRequest:
+    """Validate request fields (from flags and/or a file); bad quantities raise RequestError naming the field."""
+    try:
+        return NamespaceRequest.model_validate(dict(fields))
+    except ValidationError as e:
+        problems = []
+        for error in e.errors():
+            where = field_path(tuple(error["loc"]))
+            if source == "flags":
+                flag = _FLAG_OF.get(where) or ("--storage" if where.startswith("quota.storage") else where)
+                where = flag
+            message = "is required" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "is not a field of a namespace request (see `pool request --help`)"
+            problems.append(f"{where}: {message}")
+        raise RequestError(f"request ({source}) is not valid:\n  " + "\n  ".join(problems)) from e
+
+
+def read_request_file(path: Path) -> dict[str, Any]:
+    """A request file: a namespace entry as in business-units/<unit>.yaml, plus an optional `unit:`."""
+    try:
+        document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise RequestError(f"{path}: cannot be read: {e}") from e
+    except YAMLError as e:
+        raise RequestError(f"{path}: is not valid YAML: {str(e).splitlines()[0]}") from e
+    if not isinstance(document, dict):
+        raise RequestError(f"{path}: must be a mapping such as `name: ...`, `node_pool: ...`, `quota: {{cpu: 8}}`")
+    return document
+
+
+def parse_storage_flags(values: list[str]) -> dict[str, str]:
+    """--storage hot=500Gi (repeatable) to {tier: size}."""
+    storage = {}
+    for value in values:
+        tier, sep, size = value.partition("=")
+        if not sep or not tier.strip() or not size.strip():
+            raise RequestError(f"--storage {value!r}: write TIER=SIZE, e.g. --storage hot=500Gi")
+        storage[tier.strip()] = size.strip()
+    return storage
+
+
+# ------------------------------------------------------------------ the decision
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request cannot be accepted: the limit, by how much, and what would fit."""
+
+    limit: str
+    message: str
+    fits: str = ""
+
+
+@dataclass
+class Decision:
+    """Outcome of a request, with the figures a unit and a reviewer need."""
+
+    unit: str
+    namespace: str
+    cluster: str
+    is_new: bool
+    file: Path
+    refusals: list[Refusal] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    entry: Namespace | None = None
+    """The namespace entry as it would be written."""
+    currency: str = ""
+    rates_from: dt.datetime | None = None
+    cost: QuotaCost | None = None
+    """Full-quota monthly cost of the namespace after the request."""
+    previous_cost: Decimal | None = None
+    """…and before it, for a quota change."""
+    unit_before: Decimal | None = None
+    unit_after: Decimal | None = None
+    budget: Decimal | None = None
+    original_text: str = ""
+    new_text: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return not self.refusals
+
+    @property
+    def changed(self) -> bool:
+        return self.new_text != self.original_text
+
+    def diff(self, root: Path) -> str:
+        """Unified diff of the unit file, paths relative to the catalog directory."""
+        name = f"{UNITS_DIR}/{self.file.name}"
+        return "".join(
+            difflib.unified_diff(
+                self.original_text.splitlines(keepends=True),
+                self.new_text.splitlines(keepends=True),
+                fromfile=f"a/{name}",
+                tofile=f"b/{name}",
+            )
+        )
+
+
+def _yaml() -> YAML:
+    """Round-trip settings that reproduce the example files byte for byte."""
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def _dump(document: Any) -> str:
+    stream = io.StringIO()
+    _yaml().dump(document, stream)
+    return stream.getvalue()
+
+
+def _cpu_value(cores: Decimal) -> int | str:
+    text = format_cpu(cores)
+    return int(text) if text.isdigit() else text
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _flow_map(values: Mapping[str, Any]) -> CommentedMap:
+    mapping = CommentedMap(values)
+    mapping.fa.set_flow_style()
+    return mapping
+
+
+def _apply_quota(quota: CommentedMap, change: QuotaRequest) -> None:
+    """Set the requested quota fields in the unit file's quota mapping, in the catalog's key order."""
+    values: dict[str, Any] = {}
+    if change.cpu is not None:
+        values["cpu"] = _cpu_value(change.cpu)
+    if change.memory is not None:
+        values["memory"] = format_bytes(change.memory)
+    if change.limits_cpu is not None:
+        values["limits_cpu"] = _cpu_value(change.limits_cpu)
+    if change.limits_memory is not None:
+        values["limits_memory"] = format_bytes(change.limits_memory)
+    for key in ("gpu", "load_balancers", "pods"):
+        if getattr(change, key) is not None:
+            values[key] = getattr(change, key)
+    for key, value in values.items():
+        if key in quota:
+            quota[key] = value
+        else:
+            quota.insert(_insert_position(quota, key), key, value)
+    if change.storage:
+        storage = quota.get("storage")
+        if storage is None:
+            storage = _flow_map({})
+            quota.insert(_insert_position(quota, "storage"), "storage", storage)
+        for tier, size in change.storage.items():
+            if size:
+                storage[tier] = format_bytes(size)
+            else:
+                storage.pop(tier, None)
+        if not storage:
+            del quota["storage"]
+
+
+_QUOTA_ORDER = ["cpu", "memory", "limits_cpu", "limits_memory", "storage", "gpu", "load_balancers", "pods"]
+
+
+def _insert_position(quota: CommentedMap, key: str) -> int:
+    """Where `key` goes so the quota keeps the documented order."""
+    rank = _QUOTA_ORDER.index(key)
+    keys = list(quota)
+    return sum(1 for k in keys if k in _QUOTA_ORDER and _QUOTA_ORDER.index(k) < rank)
+
+
+def _new_entry(request: NamespaceRequest, cluster: str | None) -> CommentedMap:
+    entry = CommentedMap()
+    entry["name"] = request.name
+    if cluster is not None:
+        entry["cluster"] = cluster
+    entry["node_pool"] = request.node_pool
+    if request.purpose:
+        entry["purpose"] = request.purpose
+    entry["quota"] = CommentedMap()
+    return entry
+
+
+def _apply_request(entry: CommentedMap, request: NamespaceRequest) -> None:
+    """Write the request's non-quota fields into a namespace entry; the quota separately."""
+    if request.node_pool is not None:
+        entry["node_pool"] = request.node_pool
+    if request.purpose is not None:
+        entry["purpose"] = request.purpose
+    _apply_quota(entry["quota"], request.quota)
+    if request.container_defaults is not None:
+        entry["container_defaults"] = _flow_map(request.container_defaults.model_dump(mode="json"))
+    if request.exposes is not None:
+        exposes = CommentedSeq()
+        for capability in request.exposes:
+            item = CommentedMap(capability.model_dump(mode="json", exclude_defaults=True))
+            for key in ("ports", "pod_selector"):
+                if key in item:
+                    item[key] = _flow_list(item[key]) if key == "ports" else _flow_map(item[key])
+            exposes.append(item)
+        entry["exposes"] = exposes
+    if request.consumes is not None:
+        entry["consumes"] = _flow_list(request.consumes)
+
+
+def _flow_list(values: list[Any]) -> CommentedSeq:
+    seq = CommentedSeq(values)
+    seq.fa.set_flow_style()
+    return seq
+
+
+def evaluate(
+    catalog: Catalog,
+    request: NamespaceRequest,
+    *,
+    at: dt.datetime | None = None,
+    allow_over_budget: bool = False,
+    policy_config: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Apply `request` to a copy of `catalog` and decide. Raises RequestError for requests that cannot be read."""
+    root = Path(catalog.root)
+    unit = catalog.unit(request.unit)
+    if unit is None:
+        known = ", ".join(sorted(u.id for u in catalog.units))
+        raise RequestError(f"unknown unit {request.unit!r}: use one of {known}")
+    path = unit_file(root, unit.id)
+    existing_index = _existing_index(catalog, unit, request)
+    existing = unit.namespaces[existing_index] if existing_index is not None else None
+    cluster_name = request.cluster or (
+        catalog.cluster_of(existing).name if existing is not None else catalog.pool.clusters[0].name
+    )
+    original_text = path.read_text(encoding="utf-8")
+    decision = Decision(
+        unit.id, request.name, cluster_name, existing is None, path, original_text=original_text, new_text=original_text
+    )
+    owner = catalog.owner_of(request.name, cluster_name)
+    if owner is not None and owner.id != unit.id:
+        decision.refusals.append(
+            Refusal(
+                "namespace owner",
+                f"namespace {request.name!r} in cluster {cluster_name!r} belongs to unit {owner.id!r}",
+                f"pick another name, e.g. {unit.id}-{request.name}, or ask {owner.id} to hand it over",
+            )
+        )
+        return decision
+    if not _name_allowed(request.name, unit, decision):
+        return decision
+    cluster = catalog.pool.cluster(cluster_name)
+    if cluster is None:
+        known = ", ".join(c.name for c in catalog.pool.clusters)
+        decision.refusals.append(Refusal("cluster", f"unknown cluster {cluster_name!r}", f"use one of: {known}"))
+        return decision
+    if existing is None and (request.node_pool is None or request.quota.cpu is None or request.quota.memory is None):
+        raise RequestError(
+            f"namespace {request.name!r} is new for unit {unit.id!r}: give at least --node-pool, --cpu and --memory "
+            "(node_pool and quota.cpu/quota.memory in a file)"
+        )
+
+    document = _yaml().load(original_text)
+    if existing_index is None:
+        write_cluster = cluster_name if (request.cluster or len(catalog.pool.clusters) > 1) else None
+        entry = _new_entry(request, write_cluster)
+        document["namespaces"].append(entry)
+    else:
+        entry = document["namespaces"][existing_index]
+    _apply_request(entry, request)
+    try:
+        namespace = Namespace.model_validate(_plain(entry))
+    except ValidationError as e:
+        problems = "\n  ".join(
+            f"{field_path(tuple(err['loc']))}: {err['msg'].removeprefix('Value error, ')}" for err in e.errors()
+        )
+        raise RequestError(f"namespace {request.name!r} would not be a valid entry:\n  {problems}") from e
+    decision.entry = namespace
+    decision.new_text = _dump(document)
+
+    if not _known_pool_and_tiers(cluster, namespace, decision):
+        return decision
+    namespaces = list(unit.namespaces)
+    if existing_index is None:
+        namespaces.append(namespace)
+    else:
+        namespaces[existing_index] = namespace
+    unit_after = unit.model_copy(update={"namespaces": namespaces})
+    others = [u for u in catalog.units if u.id != unit.id]
+    unit_without = unit.model_copy(update={"namespaces": [ns for ns in namespaces if ns is not namespace]})
+    without = catalog.model_copy(update={"units": [*others, unit_without]})
+    _check_capacity(without, cluster, namespace, decision)
+    _check_budget(catalog, unit, unit_after, namespace, existing, at, allow_over_budget, decision)
+    _revalidate(catalog, decision, cluster_name, policy_config)
+    return decision
+
+
+def _existing_index(catalog: Catalog, unit: BusinessUnit, request: NamespaceRequest) -> int | None:
+    for index, ns in enumerate(unit.namespaces):
+        if ns.name == request.name and (request.cluster is None or catalog.cluster_of(ns).name == request.cluster):
+            return index
+    return None
+
+
+def _name_allowed(name: str, unit: BusinessUnit, decision: Decision) -> bool:
+    try:
+        TypeAdapter(DnsLabel).validate_python(name)
+    except ValidationError as e:
+        reason = e.errors()[0]["msg"].removeprefix("Value error, ")
+        decision.refusals.append(Refusal("namespace name", reason, f"e.g. {_suggest_name(name, unit)}"))
+        return False
+    if name in RESERVED_NAMESPACES:
+        decision.refusals.append(
+            Refusal("namespace name", f"{name!r} is reserved for the platform", f"e.g. {unit.id}-{name}")
+        )
+        return False
+    return True
+
+
+def _suggest_name(name: str, unit: BusinessUnit) -> str:
+    """The name in lower case with other characters turned into '-', or the unit id and '-app'."""
+    cleaned = "".join(c if c.isalnum() and c.isascii() else "-" for c in name.lower())
+    return "-".join(part for part in cleaned.split("-") if part)[:63].strip("-") or f"{unit.id}-app"
+
+
+def _known_pool_and_tiers(cluster: Cluster, namespace: Namespace, decision: Decision) -> bool:
+    known = True
+    if cluster.node_pool(namespace.node_pool) is None:
+        pools = ", ".join(p.name for p in cluster.node_pools)
+        decision.refusals.append(
+            Refusal(
+                "node pool",
+                f"cluster {cluster.name!r} has no node pool {namespace.node_pool!r}",
+                f"use one of: {pools}",
+            )
+        )
+        known = False
+    for tier in namespace.quota.storage:
+        if cluster.tier(tier) is None:
+            tiers = ", ".join(t.name for t in cluster.storage_tiers)
+            decision.refusals.append(
+                Refusal(
+                    "storage tier", f"cluster {cluster.name!r} has no storage tier {tier!r}", f"use one of: {tiers}"
+                )
+            )
+            known = False
+    return known
+
+
+def _check_capacity(without: Catalog, cluster: Cluster, namespace: Namespace, decision: Decision) -> None:
+    """Does the namespace fit in what its node pool and tiers have left once every other quota is counted?"""
+    pool = cluster.node_pool(namespace.node_pool)
+    assert pool is not None  # checked by _known_pool_and_tiers
+    wanted = {"cpu": namespace.quota.cpu, "memory": namespace.quota.memory, "gpu": Decimal(namespace.quota.gpu)}
+    rooms = node_pool_room(without, cluster, pool)
+    for resource in NODE_RESOURCES:
+        room = rooms[resource]
+        message = over_capacity(
+            f"node pool {pool.name!r}",
+            resource,
+            room.allocated + wanted[resource],
+            room.capacity,
+            room.overcommit,
+        )
+        if message:
+            alternatives = [
+                f"{other.name} has {_free_text(other_rooms)}"
+                for other in cluster.node_pools
+                if other.name != pool.name and not other.taints
+                for other_rooms in [node_pool_room(without, cluster, other)]
+                if all(wanted[r] <= other_rooms[r].free for r in NODE_RESOURCES)
+            ]
+            fits = (
+                f"node pool {pool.name} has {format_amount(resource, max(room.free, Decimal(0)))} free at overcommit "
+                f"{room.overcommit}: ask for ≤ {format_amount(resource, max(room.free, Decimal(0)))}"
+            )
+            fits += f", or another pool: {'; '.join(alternatives)}" if alternatives else "; no other pool has room"
+            decision.refusals.append(Refusal(f"node pool {pool.name} {resource}", message, fits))
+    for tier, size in namespace.quota.storage.items():
+        room = tier_room(without, cluster, tier)
+        message = over_capacity(f"storage tier {tier!r}", "storage", room.allocated + size, room.capacity)
+        if message:
+            others = [
+                f"{other.name} has {format_amount('storage', free)} free"
+                for other in cluster.storage_tiers
+                if other.name != tier
+                for free in [tier_room(without, cluster, other.name).free]
+                if size <= free
+            ]
+            fits = f"ask for ≤ {format_amount('storage', max(room.free, Decimal(0)))} on {tier}"
+            fits += f", or another tier: {'; '.join(others)}" if others else ""
+            decision.refusals.append(Refusal(f"storage tier {tier}", message, fits))
+
+
+def _free_text(rooms: dict[str, Room]) -> str:
+    return ", ".join(format_amount(r, max(rooms[r].free, Decimal(0))) for r in NODE_RESOURCES) + " free"
+
+
+def _check_budget(
+    catalog: Catalog,
+    unit: BusinessUnit,
+    unit_after: BusinessUnit,
+    namespace: Namespace,
+    existing: Namespace | None,
+    at: dt.datetime | None,
+    allow_over_budget: bool,
+    decision: Decision,
+) -> None:
+    """Price the quota at the rate card in force and compare the unit's projected total with its budget.
+
+    A request that raises the unit's full-quota total above its budget is refused: the budget is what finance
+    approved, and a request is the moment cost is added. `--allow-over-budget` accepts it with a warning for
+    units that know they never use all of their quota.
+    """
+    version = rate_version_for(catalog.rates, at)
+    currency = catalog.rates.currency
+    try:
+        decision.cost = quota_monthly_cost(namespace.quota, version)
+        decision.previous_cost = quota_monthly_cost(existing.quota, version).total if existing else None
+        decision.unit_before = unit_monthly_cost(unit, version)
+        decision.unit_after = unit_monthly_cost(unit_after, version)
+    except MissingPriceError as e:
+        raise RequestError(f"{e}: add the price to rates.yaml before requesting it") from e
+    decision.currency = currency
+    decision.rates_from = version.effective_from
+    decision.budget = budget = unit.budget.monthly
+    after, before = decision.unit_after, decision.unit_before
+    if after <= budget or after <= before:
+        return
+    over = round_money(after - budget, currency)
+    message = (
+        f"unit {unit.id!r} would cost {round_money(after, currency):,} {currency} per month at full quota, "
+        f"above its budget {budget:,} {currency} by {over:,} {currency}"
+    )
+    left = budget - (before - (decision.previous_cost or Decimal(0)))
+    fits = (
+        f"the budget leaves {round_money(max(left, Decimal(0)), currency):,} {currency} per month for {namespace.name} "
+        f"(this quota costs {round_money(decision.cost.total, currency):,}): shrink the quota, raise budget.monthly "
+        "in the unit's file with finance, or pass --allow-over-budget"
+    )
+    if allow_over_budget:
+        decision.warnings.append(f"{message} — accepted with --allow-over-budget")
+    else:
+        decision.refusals.append(Refusal("budget", message, fits))
+
+
+def _revalidate(catalog: Catalog, decision: Decision, cluster: str, policy_config: Mapping[str, Any] | None) -> None:
+    """Load the edited catalog from a temporary copy and, when it loads, run the policy pack on it.
+
+    Capacity findings (on pool.yaml) are left out: `_check_capacity` reported them with what would fit.
+    """
+    root = Path(catalog.root)
+    with tempfile.TemporaryDirectory(prefix="pool-request-") as scratch:
+        copy = Path(scratch) / "catalog"
+        shutil.copytree(root, copy)
+        unit_file(copy, decision.unit).write_text(decision.new_text, encoding="utf-8")
+        try:
+            after = load_catalog(copy)
+        except CatalogError as e:
+            for finding in e.findings:
+                if Path(finding.file).name == POOL_FILE and finding.field.startswith("clusters"):
+                    continue
+                real = replace(finding, file=finding.file.replace(str(copy), str(root), 1))
+                decision.refusals.append(Refusal("catalog rule", str(real)))
+            return
+        before_warnings = {str(w) for w in catalog.warnings}
+        for warning in after.warnings:
+            text = str(replace(warning, file=warning.file.replace(str(copy), str(root), 1)))
+            if (
+                warning.severity is Severity.WARNING
+                and warning.field != "budget.monthly"
+                and text not in before_warnings
+            ):
+                decision.warnings.append(text)
+        if decision.refusals:
+            return
+        _check_policies(catalog, after, decision, cluster, policy_config)
+
+
+def _check_policies(
+    before: Catalog, after: Catalog, decision: Decision, cluster: str, policy_config: Mapping[str, Any] | None
+) -> None:
+    """Mandatory violations the request introduces refuse it; advisory ones become warnings.
+
+    Violations already in the catalog are not the requester's to fix, so only new ones count. The
+    pack's unit-budget rule is left to the stricter budget check above.
+    """
+    from .check import check_catalog
+
+    try:
+        existing = set(check_catalog(before, cluster, policy_config))
+        found = check_catalog(after, cluster, policy_config)
+    except CatalogError as e:
+        raise RequestError("policy check failed: " + "; ".join(str(f) for f in e.findings)) from e
+    except PoolError as e:
+        raise RequestError(f"policy check failed: {e}") from e
+    for violation in found:
+        if violation in existing or violation.rule == "unit-budget":
+            continue
+        text = f"{violation.resource}: {violation.message}"
+        if violation.enforcement == "mandatory":
+            decision.refusals.append(Refusal(f"policy {violation.rule}", text))
+        else:
+            decision.warnings.append(f"policy {violation.rule} (advisory): {text}")
+
+
+def write_unit_file(decision: Decision) -> None:
+    """Replace the unit's file atomically (temporary file in the same directory, then rename)."""
+    if not decision.accepted:
+        raise RequestError("a refused request is never written")
+    directory = decision.file.parent
+    handle, temporary = tempfile.mkstemp(prefix=f".{decision.file.name}.", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(decision.new_text)
+        shutil.copymode(decision.file, temporary)
+        os.replace(temporary, decision.file)
+    except OSError as e:
+        Path(temporary).unlink(missing_ok=True)
+        raise RequestError(f"cannot write {decision.file}: {e}") from e
