@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -41,6 +41,10 @@ SCRAPE_INTERVAL = 1800.0
 LOCAL_OFFSET_HOURS = 8
 """The group's offices are on China Standard Time; daily rhythms follow local hours."""
 DEFAULT_SEED = 2026
+STAGGER = 0.5
+"""Seconds between pods of one rollout or batch run. Pods start and stop in the first seconds of an hour,
+before its first cAdvisor scrape (at :00:07), so that with two scrapes an hour every hour a pod runs has
+both scrapes and `increase` sees all of its CPU; at 30 s scrapes (real clusters) this would not matter."""
 
 Load = Callable[[np.ndarray], np.ndarray]
 
@@ -68,8 +72,8 @@ class Batch:
 
     name: str
     pods: int
-    start_hour: float
-    hours: tuple[float, float]  # duration drawn uniformly from this range
+    start_hour: int  # local; the run starts at this hour or the next
+    hours: tuple[int, int]  # whole hours, drawn uniformly from this range (inclusive)
     cpu_request: float
     memory_request_gib: float
     cpu_use: float  # share of the request actually used
@@ -94,7 +98,7 @@ class Workload:
     load_balancer: bool = False
     storage: dict[str, tuple[float, float]] = field(default_factory=dict)  # tier → (share of quota, fill)
     batches: tuple[Batch, ...] = ()
-    weekly_test: tuple[int, float, float] | None = None  # (weekday, local start hour, hours) of a test run
+    weekly_test: tuple[int, int, int] | None = None  # (weekday, local start hour, hours) of a test run
     follows_consumers: bool = False  # load follows the namespaces consuming its capabilities
     monthly_growth: float = 0.03  # load grows by this share per month (the month-over-month view)
 
@@ -121,12 +125,12 @@ EXAMPLE_WORKLOADS: dict[str, Workload] = {
         deploys_per_week=0,
         storage={"hot": (0.8, 0.75), "cold": (0.8, 0.8)},
         batches=(
-            Batch("etl", pods=6, start_hour=1.0, hours=(3.0, 5.5), cpu_request=12, memory_request_gib=48, cpu_use=0.85),
+            Batch("etl", pods=6, start_hour=1, hours=(3, 5), cpu_request=12, memory_request_gib=48, cpu_use=0.85),
             Batch(
                 "train",
                 pods=2,
-                start_hour=20.0,
-                hours=(18.0, 22.0),
+                start_hour=20,
+                hours=(18, 21),
                 cpu_request=8,
                 memory_request_gib=64,
                 cpu_use=0.7,
@@ -141,7 +145,7 @@ EXAMPLE_WORKLOADS: dict[str, Workload] = {
         memory_share=0.5,
         cpu_use=0.95,
         memory_use=0.65,
-        egress_mib_s=2.3,
+        egress_mib_s=2.15,
         deploys_per_week=2,
         evening_extra=4,
         load_balancer=True,
@@ -167,7 +171,7 @@ EXAMPLE_WORKLOADS: dict[str, Workload] = {
         memory_use=0.5,
         deploys_per_week=0,
         storage={"hot": (0.5, 0.1), "archive": (0.4, 0.15)},
-        weekly_test=(3, 10.0, 2.0),
+        weekly_test=(3, 10, 2),
         monthly_growth=0.0,
     ),
     "pf-identity": Workload(
@@ -335,6 +339,16 @@ class _Builder:
         noise = hourly_noise(generator(self.seed, namespace, "load"), self.hours)
         return LoadModel(rhythm, self.start.timestamp(), base, growth, noise)
 
+    def days(self) -> Iterator[dt.datetime]:
+        """Midnight UTC of every day of the scenario."""
+        day = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
+        while day < self.end:
+            yield day
+            day += dt.timedelta(days=1)
+
+    def inside(self, begin: dt.datetime, finish: dt.datetime) -> bool:
+        return begin >= self.start and finish <= self.end
+
     def deployment(
         self,
         namespace: str,
@@ -345,32 +359,29 @@ class _Builder:
         egress_bytes_per_second: float,
         deploys_per_week: int,
     ) -> None:
-        """Replicas replaced one after another at every rolling deploy (local working days, 14:00)."""
+        """Replicas replaced by a new ReplicaSet at every rollout (early afternoon local, working days)."""
         rng = generator(self.seed, namespace, name, "deploys")
         deploy_days = {0: (), 1: (1,), 2: (1, 3), 5: (0, 1, 2, 3, 4)}.get(deploys_per_week, (1,))
         deploys = []
-        day = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
-        while day < self.end:
-            # 14:00 local on deploy days, plus up to half an hour of release drift.
-            moment = day + dt.timedelta(hours=14 - LOCAL_OFFSET_HOURS, minutes=int(rng.integers(0, 30)))
+        for day in self.days():
+            moment = day + dt.timedelta(hours=13 - LOCAL_OFFSET_HOURS + int(rng.integers(0, 4)))
             if day.weekday() in deploy_days and self.start < moment < self.end:
                 deploys.append(moment)
-            day += dt.timedelta(days=1)
         boundaries: list[dt.datetime | None] = [None, *deploys, None]
         for revision in range(len(boundaries) - 1):
             template = revision_hash(namespace, name, revision)
+            begin, finish = boundaries[revision], boundaries[revision + 1]
             for replica in range(replicas):
-                # Each new pod starts a minute and a half after the previous one; the old one stops once it is up.
-                step = dt.timedelta(seconds=90 * replica + 22)
-                begin, finish = boundaries[revision], boundaries[revision + 1]
+                # Pod by pod, half a second apart; each old pod stops a quarter second after its successor started.
+                step = dt.timedelta(seconds=STAGGER * replica)
                 self.pods.append(
                     Pod(
                         namespace,
                         f"{name}-{template}-{_pod_suffix(rng)}",
                         (container,),
                         start=None if begin is None else begin + step,
-                        end=None if finish is None else finish + step + dt.timedelta(seconds=60),
-                        pending_from=None if begin is None else begin + step - dt.timedelta(seconds=45),
+                        end=None if finish is None else finish + step + dt.timedelta(seconds=STAGGER / 2),
+                        pending_from=None if begin is None else begin + step - dt.timedelta(seconds=30),
                         egress_bytes_per_second=egress_bytes_per_second,
                         load=load,
                     )
@@ -379,15 +390,14 @@ class _Builder:
     def evening_replicas(
         self, namespace: str, name: str, extra: int, container: Container, load: Load, egress: float
     ) -> None:
-        """Autoscaled replicas for the consumer peak: up at 18:00 local, down at 22:00-ish, every day."""
+        """Autoscaled replicas for the consumer peak: up at 18:00 or 19:00 local, down four to five hours later."""
         rng = generator(self.seed, namespace, name, "autoscale")
-        day = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
-        while day < self.end:
-            up = day + dt.timedelta(hours=18 - LOCAL_OFFSET_HOURS, minutes=int(rng.integers(0, 20)), seconds=22)
+        for day in self.days():
+            up = day + dt.timedelta(hours=18 - LOCAL_OFFSET_HOURS + int(rng.integers(0, 2)))
             for replica in range(extra):
-                begin = up + dt.timedelta(minutes=3 * replica)
-                finish = begin + dt.timedelta(hours=4, minutes=int(rng.integers(0, 40)))
-                if begin >= self.start and finish <= self.end:
+                begin = up + dt.timedelta(seconds=STAGGER * replica)
+                finish = begin + dt.timedelta(hours=int(rng.integers(4, 6)))
+                if self.inside(begin, finish):
                     self.pods.append(
                         Pod(
                             namespace,
@@ -395,66 +405,62 @@ class _Builder:
                             (container,),
                             start=begin,
                             end=finish,
-                            pending_from=begin - dt.timedelta(seconds=40),
+                            pending_from=begin - dt.timedelta(seconds=20),
                             egress_bytes_per_second=egress,
                             load=load,
                         )
                     )
-            day += dt.timedelta(days=1)
 
     def batches(self, namespace: str, batch: Batch) -> None:
-        """One run per night: `pods` pods starting together, each finishing after its own duration."""
+        """One run per night: `pods` pods starting together, each finishing after its own number of hours."""
         rng = generator(self.seed, namespace, batch.name, "batch")
-        day = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
-        while day < self.end:
+        for day in self.days():
             local_day = day + dt.timedelta(hours=LOCAL_OFFSET_HOURS)
-            begin = day + dt.timedelta(hours=batch.start_hour - LOCAL_OFFSET_HOURS, minutes=int(rng.integers(0, 15)))
+            begin = day + dt.timedelta(hours=batch.start_hour - LOCAL_OFFSET_HOURS + int(rng.integers(0, 2)))
             run = f"{batch.name}-{local_day:%Y%m%d}"
             for index in range(batch.pods):
-                hours = float(rng.uniform(*batch.hours))
-                finish = begin + dt.timedelta(seconds=round(hours * 3600))
+                start = begin + dt.timedelta(seconds=STAGGER * index)
+                finish = start + dt.timedelta(hours=int(rng.integers(batch.hours[0], batch.hours[1] + 1)))
                 use = batch.cpu_use * float(rng.uniform(0.85, 1.1))
                 container = Container(
                     "worker",
-                    cpu_cores=batch.cpu_request * use,
-                    memory_bytes=batch.memory_request_gib * GIB * min(1.0, use),
+                    cpu_cores=round(batch.cpu_request * use, 3),
+                    memory_bytes=round(batch.memory_request_gib * min(1.0, use) * 1024) * MIB,
                     cpu_request=batch.cpu_request,
                     memory_request=batch.memory_request_gib * GIB,
                     gpu_request=batch.gpu,
                 )
-                if local_day.weekday() in batch.weekdays and begin >= self.start and finish <= self.end:
+                if local_day.weekday() in batch.weekdays and self.inside(start, finish):
                     self.pods.append(
                         Pod(
                             namespace,
                             f"{run}-{index}-{_pod_suffix(rng)}",
                             (container,),
-                            start=begin + dt.timedelta(seconds=22),
-                            end=finish + dt.timedelta(seconds=22),
-                            pending_from=begin,
+                            start=start,
+                            end=finish,
+                            pending_from=start - dt.timedelta(minutes=2),
                         )
                     )
-            day += dt.timedelta(days=1)
 
-    def weekly_test(self, namespace: str, weekday: int, start_hour: float, hours: float, cpu: float) -> None:
+    def weekly_test(self, namespace: str, weekday: int, start_hour: int, hours: int, cpu: float) -> None:
         """A hardware test run once a week: four pods for a couple of hours."""
         rng = generator(self.seed, namespace, "weekly-test")
-        day = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
-        while day < self.end:
-            begin = day + dt.timedelta(hours=start_hour - LOCAL_OFFSET_HOURS, seconds=22)
-            finish = begin + dt.timedelta(hours=hours)
-            if day.weekday() == weekday and begin >= self.start and finish <= self.end:
-                for index in range(4):
-                    container = Container(
-                        "bench",
-                        cpu_cores=cpu * float(rng.uniform(0.6, 0.9)),
-                        memory_bytes=4 * GIB,
-                        cpu_request=cpu,
-                        memory_request=8 * GIB,
-                    )
+        for day in self.days():
+            begin = day + dt.timedelta(hours=start_hour - LOCAL_OFFSET_HOURS)
+            for index in range(4):
+                start = begin + dt.timedelta(seconds=STAGGER * index)
+                finish = start + dt.timedelta(hours=hours)
+                container = Container(
+                    "bench",
+                    cpu_cores=round(cpu * float(rng.uniform(0.6, 0.9)), 3),
+                    memory_bytes=4 * GIB,
+                    cpu_request=cpu,
+                    memory_request=8 * GIB,
+                )
+                if day.weekday() == weekday and self.inside(start, finish):
                     self.pods.append(
-                        Pod(namespace, f"hil-run-{day:%Y%m%d}-{index}", (container,), start=begin, end=finish)
+                        Pod(namespace, f"hil-run-{day:%Y%m%d}-{index}", (container,), start=start, end=finish)
                     )
-            day += dt.timedelta(days=1)
 
     def volumes_for(
         self, namespace: str, cluster: Cluster, sizes: dict[str, tuple[float, float]], quota_bytes: dict[str, float]
