@@ -209,10 +209,7 @@ def request(
     """Ask for a namespace or a quota change: checks names, capacity, budget and policies; exit 1 when refused."""
     from .request import evaluate, parse_request, parse_storage_flags, read_request_file, write_unit_file
 
-    try:
-        loaded = load_catalog(catalog)
-    except CatalogError as e:
-        fail(e.findings)
+    loaded = load_or_fail(catalog)
     try:
         fields = read_request_file(request_file) if request_file else {}
         flags = {"unit": unit, "name": namespace, "cluster": cluster, "node_pool": node_pool, "purpose": purpose}
@@ -317,10 +314,7 @@ def capacity(
     from .capacity import capacity_json, capacity_report
     from .catalog.quantities import GIB, format_cpu
 
-    try:
-        loaded = load_catalog(catalog)
-    except CatalogError as e:
-        fail(e.findings)
+    loaded = load_or_fail(catalog)
     try:
         report = capacity_report(loaded, cluster)
     except KeyError:
