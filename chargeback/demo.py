@@ -23,9 +23,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -51,8 +52,8 @@ ERROR = 2
 """Exit status of every other error, as in `pool` and `chargeback`."""
 
 UTILIZATION_CAPTION = (
-    "utilization = CPU and memory used ÷ quota over the month, weighted by their prices "
-    "(core-hours × CPU price + GiB-hours × memory price); idle = money of allocations flagged idle"
+    "! = over budget. utilization = CPU and memory used ÷ quota over the month, weighted by their prices "
+    "(core-hours × CPU price + GiB-hours × memory price). idle money = what allocations flagged idle cost."
 )
 
 
@@ -122,24 +123,19 @@ def validate_catalog(catalog_dir: Path, console: Console) -> Catalog:
 
 
 def policy_check(catalog: Catalog, console: Console) -> bool:
-    """The offline policy check; True when no mandatory policy is violated."""
+    """The offline policy check (`pool check`); True when no mandatory policy is violated."""
     from infra.check import check_catalog
 
     violations = check_catalog(catalog)
-    mandatory = [v for v in violations if _is_mandatory(v)]
-    for violation in violations:
-        style = "red" if violation in mandatory else "yellow"
-        console.print(f"  [{style}]{escape(str(violation))}[/{style}]", soft_wrap=True)
-    console.print(
-        f"  policy check: {len(mandatory)} mandatory and {len(violations) - len(mandatory)} advisory findings"
-    )
+    mandatory = [v for v in violations if v.enforcement == "mandatory"]
+    for v in violations:
+        style = "red" if v.enforcement == "mandatory" else "yellow"
+        where = f"{v.unit}: " if v.unit else ""
+        line = f"{v.enforcement} {v.rule} {where}{v.resource}: {v.message}"
+        console.print(f"  [{style}]{escape(line)}[/{style}]", soft_wrap=True)
+    advisory = len(violations) - len(mandatory)
+    console.print(f"  policy check: {len(mandatory)} mandatory and {advisory} advisory violations")
     return not mandatory
-
-
-def _is_mandatory(violation: Any) -> bool:
-    level = getattr(violation, "enforcement", None) or getattr(violation, "level", None)
-    value = getattr(level, "value", level)
-    return str(value).lower() == "mandatory"
 
 
 def render_manifests(catalog: Catalog, out: Path, console: Console) -> list[Path]:
@@ -150,7 +146,10 @@ def render_manifests(catalog: Catalog, out: Path, console: Console) -> list[Path
         for cluster in catalog.pool.clusters:
             result = render_cluster(catalog, cluster.name)
             target = write_cluster(out, cluster.name, result.manifests)
-            console.print(f"  cluster {cluster.name}: {len(result.manifests)} manifests validated, written to {target}")
+            console.print(
+                f"  cluster {cluster.name}: {len(result.manifests)} manifests validated, written to {target}",
+                soft_wrap=True,
+            )
             written.append(target)
     except CatalogError as e:
         raise DemoError("rendering the manifests failed:\n" + "\n".join(f"  {f}" for f in e.findings)) from e
@@ -244,24 +243,26 @@ def summarize(run: PeriodRun) -> list[UnitSummary]:
 
 
 def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Table:
-    table = Table(title=f"Chargeback {period.label} ({currency})", caption=UTILIZATION_CAPTION, caption_justify="left")
-    for name, justify in (
-        ("unit", "left"),
-        ("cost", "right"),
-        ("budget", "right"),
-        ("budget used", "right"),
-        ("utilization", "right"),
-        ("idle money", "right"),
-    ):
-        table.add_column(name, justify=justify)
+    table = Table(
+        title=f"Chargeback {period.label} ({currency})",
+        caption=UTILIZATION_CAPTION,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        show_edge=False,
+    )
+    table.add_column("unit", no_wrap=True)
+    for name in ("cost", "budget", "of budget", "utilization", "idle money"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
     for row in rows:
         over = row.budget_used is not None and row.budget_used > 1
         used = "–" if row.budget_used is None else f"{row.budget_used * 100:.1f} %"
         table.add_row(
-            escape(row.display_name),
+            escape(row.unit_id),
             f"{row.cost:,.2f}",
             "–" if row.budget is None else f"{row.budget:,.2f}",
-            f"[red]{used} over[/red]" if over else used,
+            f"[bold red]{used}![/bold red]" if over else used,
             "–" if row.utilization is None else f"{row.utilization * 100:.1f} %",
             f"{row.idle_cost:,.2f}",
         )
@@ -295,43 +296,46 @@ def run_demo(
     while Prometheus still serves (the command line waits there for Ctrl-C)."""
     times = StepTimes()
     periods = [previous_period(period), period]
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+
+    def progress() -> Progress:
+        return Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
 
     console.rule("1 validate the catalog")
     with times.measure("validate"):
         catalog = validate_catalog(catalog_dir, console)
     console.rule("2 policy check")
-    with times.measure("policy check"):
+    with times.measure("policy check"), progress() as bar:
+        bar.add_task("checking the policy pack's rules against the program's resources", total=None)
         if not policy_check(catalog, console):
             console.print(
                 "[red]mandatory policies are violated: fix the catalog (see `pool check`) and run again[/red]"
             )
             return None
     console.rule("3 render manifests")
-    with times.measure("render"), progress:
-        progress.add_task("running the Pulumi program under mocks", total=None)
+    with times.measure("render"), progress() as bar:
+        bar.add_task("running the Pulumi program under mocks", total=None)
         manifests = render_manifests(catalog, out / "manifests", console)
 
     work = _work_dir(out)
     try:
         console.rule(f"4 generate usage {periods[0].label} – {period.label}")
         with times.measure("generate"):
-            written = generate_usage(catalog, periods, work, seed, progress)
+            written = generate_usage(catalog, periods, work, seed, progress())
         pods, series, samples, size = (sum(figures[i] for figures in written) for i in range(4))
         console.print(
             f"  {pods:,} pods, {series:,} series, {samples:,} samples ({size / 2**20:,.0f} MiB of OpenMetrics)"
         )
         console.rule("5 backfill with promtool")
         with times.measure("backfill"):
-            backfill_months(periods, work, progress)
+            backfill_months(periods, work, progress())
 
         console.rule("6 start Prometheus on 127.0.0.1")
         runs: dict[str, PeriodRun] = {}
@@ -341,12 +345,12 @@ def run_demo(
             times.seconds["start prometheus"] = time.perf_counter() - began
             console.print(f"  serving the backfilled months at {prometheus.url}")
             console.rule("7 chargeback")
-            with times.measure("chargeback"), progress:
-                task = progress.add_task("billing", total=len(periods))
+            with times.measure("chargeback"), progress() as bar:
+                task = bar.add_task("billing", total=len(periods))
                 for each in periods:
-                    progress.update(task, description=f"billing {each.label}")
+                    bar.update(task, description=f"billing {each.label}")
                     runs[each.label] = run_period(each, catalog, prometheus.url, out / each.label)
-                    progress.advance(task)
+                    bar.advance(task)
             for label, run in runs.items():
                 warnings = f", {len(run.warnings)} data warnings" if run.warnings else ""
                 console.print(f"  {label}: {len(run.written)} files written to {out / label}{warnings}")

@@ -130,7 +130,7 @@ EXAMPLE_WORKLOADS: dict[str, Workload] = {
                 "train",
                 pods=2,
                 start_hour=20,
-                hours=(18, 21),
+                hours=(14, 20),
                 cpu_request=8,
                 memory_request_gib=64,
                 cpu_use=0.7,
