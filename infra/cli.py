@@ -125,14 +125,28 @@ def render(
         fail_error(e)
 
 
+PolicyConfigFile = Annotated[
+    Path | None,
+    typer.Option("--policy-config", help="JSON policy config, as for `pulumi preview --policy-pack-config`."),
+]
+
+
+def read_policy_config(path: Path | None) -> dict:
+    """The --policy-config JSON object (rule name → level or settings); unreadable or not an object ends with exit 2."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path else {}
+        if not isinstance(config, dict):
+            raise ValueError("expected a JSON object of rule name → level or settings")
+    except (OSError, ValueError) as e:
+        fail_error(PoolError(f"--policy-config {path}: {e}"))
+    return config
+
+
 @app.command()
 def check(
     catalog: CatalogDir = Path("catalog"),
     cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster (default: all).")] = None,
-    policy_config: Annotated[
-        Path | None,
-        typer.Option("--policy-config", help="JSON policy config, as for `pulumi preview --policy-pack-config`."),
-    ] = None,
+    policy_config: PolicyConfigFile = None,
 ) -> None:
     """Run the policy pack offline over what the program declares; exit 1 on mandatory violations."""
     from rich.tree import Tree
@@ -140,12 +154,7 @@ def check(
     from .check import check_catalog
 
     loaded = load_or_fail(catalog)
-    try:
-        config = json.loads(policy_config.read_text(encoding="utf-8")) if policy_config else {}
-        if not isinstance(config, dict):
-            raise ValueError("expected a JSON object of rule name → level or settings")
-    except (OSError, ValueError) as e:
-        fail_error(PoolError(f"--policy-config {policy_config}: {e}"))
+    config = read_policy_config(policy_config)
     try:
         violations = check_catalog(loaded, cluster, config)
     except CatalogError as e:
@@ -204,12 +213,14 @@ def request(
     at: Annotated[
         str | None, typer.Option("--at", help="Price at the rate card in force at this UTC time (default: now).")
     ] = None,
+    policy_config: PolicyConfigFile = None,
     catalog: CatalogDir = Path("catalog"),
 ) -> None:
     """Ask for a namespace or a quota change: checks names, capacity, budget and policies; exit 1 when refused."""
     from .request import evaluate, parse_request, parse_storage_flags, read_request_file, write_unit_file
 
     loaded = load_or_fail(catalog)
+    config = read_policy_config(policy_config)
     try:
         fields = read_request_file(request_file) if request_file else {}
         flags = {"unit": unit, "name": namespace, "cluster": cluster, "node_pool": node_pool, "purpose": purpose}
@@ -232,7 +243,7 @@ def request(
         fields["quota"] = quota
         parsed = parse_request(fields, f"--file {request_file}" if request_file else "flags")
         when = _utc_time(at, "--at") if at else None
-        decision = evaluate(loaded, parsed, at=when, allow_over_budget=allow_over_budget)
+        decision = evaluate(loaded, parsed, at=when, allow_over_budget=allow_over_budget, policy_config=config)
         _print_decision(decision)
         if decision.accepted and decision.changed:
             out.print(escape(decision.diff(catalog)), soft_wrap=True, end="")

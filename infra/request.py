@@ -28,7 +28,7 @@ from ruamel.yaml.error import YAMLError
 from .capacity import NODE_RESOURCES, Room, node_pool_room, tier_room
 from .catalog import Catalog, CatalogError, Severity, load_catalog
 from .catalog.checks import RESERVED_NAMESPACES, format_amount, over_capacity
-from .catalog.loader import POOL_FILE, UNITS_DIR, field_path, unit_file
+from .catalog.loader import POOL_FILE, UNITS_DIR, field_path, parse_model, unit_file
 from .catalog.models import BusinessUnit, Capability, Cluster, ContainerDefaults, DnsLabel, Namespace
 from .catalog.pricing import (
     MissingPriceError,
@@ -212,14 +212,6 @@ def _cpu_value(cores: Decimal) -> int | str:
     return int(text) if text.isdigit() else text
 
 
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
-
-
 def _flow_map(values: Mapping[str, Any]) -> CommentedMap:
     mapping = CommentedMap(values)
     mapping.fa.set_flow_style()
@@ -289,7 +281,7 @@ def _apply_request(entry: CommentedMap, request: NamespaceRequest) -> None:
         entry["purpose"] = request.purpose
     _apply_quota(entry["quota"], request.quota)
     if request.container_defaults is not None:
-        entry["container_defaults"] = _flow_map(request.container_defaults.model_dump(mode="json"))
+        entry["container_defaults"] = _flow_map(request.container_defaults.model_dump(mode="json", exclude_unset=True))
     if request.exposes is not None:
         exposes = CommentedSeq()
         for capability in request.exposes:
@@ -365,12 +357,10 @@ def evaluate(
         entry = document["namespaces"][existing_index]
     _apply_request(entry, request)
     try:
-        namespace = Namespace.model_validate(_plain(entry))
-    except ValidationError as e:
-        problems = "\n  ".join(
-            f"{field_path(tuple(err['loc']))}: {err['msg'].removeprefix('Value error, ')}" for err in e.errors()
-        )
-        raise RequestError(f"namespace {request.name!r} would not be a valid entry:\n  {problems}") from e
+        namespace = parse_model(Namespace, entry, str(path))
+    except CatalogError as e:
+        problems = "; ".join(f"{f.field}: {f.message}" if f.field else f.message for f in e.findings)
+        raise RequestError(f"namespace {request.name!r} would not be a valid entry: {problems}") from e
     decision.entry = namespace
     decision.new_text = _dump(document)
 

@@ -7,6 +7,8 @@ hot 0.90/GiB-month, a month of 730 h), so every figure below is closed-form arit
 from __future__ import annotations
 
 import datetime as dt
+import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -238,6 +240,11 @@ def test_file_form_takes_a_namespace_entry_as_in_the_unit_file(catalog: Path, tm
         "  cpu: 500m\n"
         "  memory: 2Gi\n"
         "  storage: {cold: 100Gi}\n"
+        "container_defaults: {default_cpu: 250m, default_memory: 256Mi}\n"
+        "exposes:\n"
+        "  - name: search\n"
+        "    ports: [9200]\n"
+        "    pod_selector: {app.kubernetes.io/name: search}\n"
         "consumes: [identity]\n",
         encoding="utf-8",
     )
@@ -246,9 +253,20 @@ def test_file_form_takes_a_namespace_entry_as_in_the_unit_file(catalog: Path, tm
     # 0.5 × 730 × 0.24 = 87.60; 2 × 730 × 0.032 = 46.72; 100 × 0.24 (cold from 2026-10-15) = 24.00
     assert "87.60" in output and "46.72" in output and "24.00" in output and "158.32" in output
     text = (catalog / UNIT_FILE.format("community-services")).read_text(encoding="utf-8")
-    assert text.endswith("      cpu: 500m\n      memory: 2Gi\n      storage: {cold: 100Gi}\n    consumes: [identity]\n")
+    assert text.endswith(
+        "      cpu: 500m\n"
+        "      memory: 2Gi\n"
+        "      storage: {cold: 100Gi}\n"
+        "    container_defaults: {default_cpu: 250m, default_memory: 256Mi}\n"
+        "    exposes:\n"
+        "      - name: search\n"
+        "        ports: [9200]\n"
+        "        pod_selector: {app.kubernetes.io/name: search}\n"
+        "    consumes: [identity]\n"
+    )
     namespace = next(ns for _, ns in load_catalog(catalog).namespaces() if ns.name == "cs-search")
     assert namespace.consumes == ["identity"] and namespace.purpose == "Search backend"
+    assert namespace.exposes[0].ports == [9200] and namespace.container_defaults.default_cpu == Decimal("0.25")
 
 
 def test_an_unchanged_request_is_accepted_without_a_diff(catalog: Path) -> None:
@@ -293,19 +311,31 @@ def test_unparsable_request_file_exits_2(catalog: Path, tmp_path: Path) -> None:
     assert code == 2 and "node_pol: is not a field of a namespace request" in output
 
 
-def test_new_mandatory_policy_violations_refuse_the_request(catalog: Path) -> None:
+def test_new_mandatory_policy_violations_refuse_the_request(catalog: Path, tmp_path: Path) -> None:
     """With 25 % headroom the pack allows 384 of general's 512 cores; 104 + 300 breaks only the pack's rule."""
-    loaded = load_catalog(catalog)
+    config = tmp_path / "policy.json"
+    config.write_text(json.dumps({"node-pool-capacity": {"headroom_percent": 25}}), encoding="utf-8")
+    args = ("--unit", "community-services", "--namespace", "cs-big", "--node-pool", "general")
+    args += ("--cpu", "300", "--memory", "8Gi", "--allow-over-budget")
+    code, output = run(catalog, *args, "--policy-config", str(config))
+    assert code == 1, output
+    assert "REFUSED (1 limit)" in output and "policy node-pool-capacity" in output
+    assert "= 384 cores by 20 cores" in output
+    code, output = run(catalog, *args)
+    assert code == 0, output
+
+
+def test_evaluate_reports_figures_for_a_quota_change() -> None:
+    """The library call behind the command: figures as Decimals, the entry as it would be written."""
+    from tests.catalog_edit import EXAMPLE_CATALOG
+
     request = NamespaceRequest.model_validate(
-        {"unit": "community-services", "name": "cs-big", "node_pool": "general", "quota": {"cpu": 300, "memory": "8Gi"}}
+        {"unit": "platform", "name": "pf-credit", "quota": {"storage": {"cold": 0}}}
     )
-    decision = evaluate(
-        loaded,
-        request,
-        at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
-        allow_over_budget=True,
-        policy_config={"node-pool-capacity": {"headroom_percent": 25}},
-    )
-    assert not decision.accepted
-    assert [r.limit for r in decision.refusals] == ["policy node-pool-capacity"]
-    assert "= 384 cores by 20 cores" in decision.refusals[0].message
+    decision = evaluate(load_catalog(EXAMPLE_CATALOG), request, at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+    assert decision.accepted and not decision.is_new
+    # pf-credit drops 2Ti of cold: 2,048 GiB × 0.24 = 491.52 per month
+    assert decision.previous_cost - decision.cost.total == Decimal("491.52")
+    assert decision.unit_before - decision.unit_after == Decimal("491.52")
+    assert decision.entry.quota.storage == {"hot": 300 * GIB}
+    assert "-      storage: {hot: 300Gi, cold: 2Ti}\n+      storage: {hot: 300Gi}\n" in decision.diff(EXAMPLE_CATALOG)
