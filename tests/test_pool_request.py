@@ -23,6 +23,9 @@ from tests.catalog_edit import copy_example
 runner = CliRunner()
 AT = "2026-11-01T00:00:00Z"
 UNIT_FILE = "business-units/{}.yaml"
+SMALL = ("--cpu", "1", "--memory", "1Gi")
+OVER_BUDGET = ("--allow-over-budget",)
+REPORTS = ("--cpu", "8", "--memory", "32Gi", "--storage", "hot=500Gi")
 
 
 @pytest.fixture
@@ -36,24 +39,14 @@ def run(catalog: Path, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def ask(catalog: Path, unit: str, name: str, pool: str, *quota: str) -> tuple[int, str]:
+    """`unit` asks for namespace `name` on node pool `pool` with the given quota flags."""
+    return run(catalog, "--unit", unit, "--namespace", name, "--node-pool", pool, *quota)
+
+
 def new_reports(catalog: Path, *extra: str) -> tuple[int, str]:
     """community-services asks for cs-reports: 8 cores, 32Gi, 500Gi hot on general."""
-    return run(
-        catalog,
-        "--unit",
-        "community-services",
-        "--namespace",
-        "cs-reports",
-        "--node-pool",
-        "general",
-        "--cpu",
-        "8",
-        "--memory",
-        "32Gi",
-        "--storage",
-        "hot=500Gi",
-        *extra,
-    )
+    return ask(catalog, "community-services", "cs-reports", "general", *REPORTS, *extra)
 
 
 def test_new_namespace_is_accepted_with_its_monthly_cost_and_a_diff_but_nothing_written(catalog: Path) -> None:
@@ -113,10 +106,8 @@ def test_quota_change_of_an_existing_namespace_edits_only_that_value(catalog: Pa
 def test_node_pool_refusal_names_the_limit_the_excess_and_what_fits(catalog: Path) -> None:
     path = catalog / UNIT_FILE.format("community-services")
     before = path.read_text(encoding="utf-8")
-    code, output = run(
-        catalog,
-        *("--unit", "community-services", "--namespace", "cs-big", "--node-pool", "general"),
-        *("--cpu", "500", "--memory", "32Gi", "--allow-over-budget", "--write"),
+    code, output = ask(
+        catalog, "community-services", "cs-big", "general", "--cpu", "500", "--memory", "32Gi", *OVER_BUDGET, "--write"
     )
     assert code == 1, output
     assert "REFUSED (1 limit)" in output
@@ -130,10 +121,8 @@ def test_node_pool_refusal_names_the_limit_the_excess_and_what_fits(catalog: Pat
 
 
 def test_node_pool_refusal_points_at_other_pools_with_room(catalog: Path) -> None:
-    code, output = run(
-        catalog,
-        *("--unit", "community-services", "--namespace", "cs-lab", "--node-pool", "edge-lab"),
-        *("--cpu", "150", "--memory", "32Gi", "--allow-over-budget"),
+    code, output = ask(
+        catalog, "community-services", "cs-lab", "edge-lab", "--cpu", "150", "--memory", "32Gi", *OVER_BUDGET
     )
     assert code == 1, output
     # edge-lab: 64 cores × 2.0 = 128, es-testbed holds 48 → 80 free; dedicated (tainted) pools are not offered
@@ -142,10 +131,8 @@ def test_node_pool_refusal_points_at_other_pools_with_room(catalog: Path) -> Non
 
 
 def test_storage_tier_refusal_names_the_excess_and_other_tiers(catalog: Path) -> None:
-    code, output = run(
-        catalog,
-        *("--unit", "community-services", "--namespace", "cs-data", "--node-pool", "general"),
-        *("--cpu", "1", "--memory", "1Gi", "--storage", "hot=40Ti", "--allow-over-budget"),
+    code, output = ask(
+        catalog, "community-services", "cs-data", "general", *SMALL, "--storage", "hot=40Ti", *OVER_BUDGET
     )
     assert code == 1, output
     # hot: 40Ti = 40,960Gi; quotas already hold 3,548Gi
@@ -154,15 +141,13 @@ def test_storage_tier_refusal_names_the_excess_and_other_tiers(catalog: Path) ->
 
 
 def test_budget_overrun_is_refused_unless_allowed(catalog: Path) -> None:
-    args = ("--unit", "data-insight", "--namespace", "di-reports", "--node-pool", "general")
-    args += ("--cpu", "8", "--memory", "32Gi", "--storage", "hot=500Gi")
-    code, output = run(catalog, *args)
+    code, output = ask(catalog, "data-insight", "di-reports", "general", *REPORTS)
     assert code == 1, output
     # data-insight today 58,522.68 + 2,599.12 = 61,121.80 against 60,000
     assert "unit 'data-insight' would cost 61,121.80 CNY per month at full quota, above its budget 60,000 CNY" in output
     assert "by 1,121.80 CNY" in output
     assert "the budget leaves 1,477.32 CNY per month for di-reports (this quota costs 2,599.12)" in output
-    code, output = run(catalog, *args, "--allow-over-budget")
+    code, output = ask(catalog, "data-insight", "di-reports", "general", *REPORTS, *OVER_BUDGET)
     assert code == 0, output
     assert "accepted with --allow-over-budget" in output and "ACCEPTED" in output
 
@@ -176,40 +161,20 @@ def test_budget_overrun_is_refused_unless_allowed(catalog: Path) -> None:
     ],
 )
 def test_bad_namespace_names_are_refused(catalog: Path, name: str, reason: str) -> None:
-    code, output = run(
-        catalog, "--unit", "community-services", "--namespace", name, "--node-pool", "general", "--cpu", "1"
-    )
+    code, output = ask(catalog, "community-services", name, "general", *SMALL)
     assert code == 1, output
     assert "namespace name" in output and reason in output
 
 
 def test_ingress_namespace_is_refused_by_the_catalog_rules(catalog: Path) -> None:
-    code, output = run(
-        catalog,
-        *(
-            "--unit",
-            "platform",
-            "--namespace",
-            "ingress-nginx",
-            "--node-pool",
-            "general",
-            "--cpu",
-            "1",
-            "--memory",
-            "1Gi",
-        ),
-    )
+    code, output = ask(catalog, "platform", "ingress-nginx", "general", *SMALL)
     assert code == 1, output
     assert "namespace 'ingress-nginx' is reserved for the platform" in output
     assert str(catalog / UNIT_FILE.format("platform")) in output, "findings point at the real file, not a copy"
 
 
 def test_unknown_pool_and_tier_are_refused_with_the_known_ones(catalog: Path) -> None:
-    code, output = run(
-        catalog,
-        *("--unit", "community-services", "--namespace", "cs-x", "--node-pool", "gpu"),
-        *("--cpu", "1", "--memory", "1Gi", "--storage", "fast=10Gi"),
-    )
+    code, output = ask(catalog, "community-services", "cs-x", "gpu", *SMALL, "--storage", "fast=10Gi")
     assert code == 1, output
     assert "cluster 'dc1' has no node pool 'gpu'" in output and "use one of: general, batch, edge-lab" in output
     assert "cluster 'dc1' has no storage tier 'fast'" in output and "use one of: hot, cold, archive" in output
