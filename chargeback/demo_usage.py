@@ -340,14 +340,16 @@ class _Builder:
         return LoadModel(rhythm, self.start.timestamp(), base, growth, noise)
 
     def days(self) -> Iterator[dt.datetime]:
-        """Midnight UTC of every day of the scenario."""
-        day = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
-        while day < self.end:
+        """Midnight UTC of every day of the scenario, and of the days either side: a local night starts the
+        UTC day before (callers keep the objects that overlap the scenario)."""
+        day = self.start.replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
+        while day < self.end + dt.timedelta(days=1):
             yield day
             day += dt.timedelta(days=1)
 
-    def inside(self, begin: dt.datetime, finish: dt.datetime) -> bool:
-        return begin >= self.start and finish <= self.end
+    def overlaps(self, begin: dt.datetime, finish: dt.datetime) -> bool:
+        """Whether a pod living [begin, finish) runs at some time of the scenario (it is cut at its edges)."""
+        return begin < self.end and finish > self.start
 
     def deployment(
         self,
@@ -397,7 +399,7 @@ class _Builder:
             for replica in range(extra):
                 begin = up + dt.timedelta(seconds=STAGGER * replica)
                 finish = begin + dt.timedelta(hours=int(rng.integers(4, 6)))
-                if self.inside(begin, finish):
+                if self.overlaps(begin, finish):
                     self.pods.append(
                         Pod(
                             namespace,
@@ -430,7 +432,7 @@ class _Builder:
                     memory_request=batch.memory_request_gib * GIB,
                     gpu_request=batch.gpu,
                 )
-                if local_day.weekday() in batch.weekdays and self.inside(start, finish):
+                if local_day.weekday() in batch.weekdays and self.overlaps(start, finish):
                     self.pods.append(
                         Pod(
                             namespace,
@@ -457,7 +459,7 @@ class _Builder:
                     cpu_request=cpu,
                     memory_request=8 * GIB,
                 )
-                if day.weekday() == weekday and self.inside(start, finish):
+                if day.weekday() == weekday and self.overlaps(start, finish):
                     self.pods.append(
                         Pod(namespace, f"hil-run-{day:%Y%m%d}-{index}", (container,), start=start, end=finish)
                     )
