@@ -214,20 +214,23 @@ def request(
         str | None, typer.Option("--at", help="Price at the rate card in force at this UTC time (default: now).")
     ] = None,
     policy_config: PolicyConfigFile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON (diff included).")] = False,
     catalog: CatalogDir = Path("catalog"),
 ) -> None:
     """Ask for a namespace or a quota change: checks names, capacity, budget and policies; exit 1 when refused."""
-    from .request import evaluate, parse_request, parse_storage_flags, read_request_file, write_unit_file
+    from .request import (
+        evaluate,
+        merge_request_fields,
+        parse_request,
+        parse_storage_flags,
+        read_request_file,
+        write_unit_file,
+    )
 
     loaded = load_or_fail(catalog)
     config = read_policy_config(policy_config)
     try:
-        fields = read_request_file(request_file) if request_file else {}
         flags = {"unit": unit, "name": namespace, "cluster": cluster, "node_pool": node_pool, "purpose": purpose}
-        fields.update({k: v for k, v in flags.items() if v is not None})
-        if consumes:
-            fields["consumes"] = consumes
-        quota = dict(fields.get("quota") or {})
         quota_flags = {
             "cpu": cpu,
             "memory": memory,
@@ -237,20 +240,29 @@ def request(
             "load_balancers": load_balancers,
             "pods": pods,
         }
-        quota.update({k: v for k, v in quota_flags.items() if v is not None})
-        if storage:
-            quota["storage"] = {**(quota.get("storage") or {}), **parse_storage_flags(storage)}
-        fields["quota"] = quota
+        fields = merge_request_fields(
+            read_request_file(request_file) if request_file else {},
+            {**flags, "consumes": consumes or None},
+            quota_flags,
+            parse_storage_flags(storage or []),
+        )
         parsed = parse_request(fields, f"--file {request_file}" if request_file else "flags")
         when = _utc_time(at, "--at") if at else None
         decision = evaluate(loaded, parsed, at=when, allow_over_budget=allow_over_budget, policy_config=config)
-        _print_decision(decision)
+        if as_json:
+            json.dump(decision.to_json(), sys.stdout, indent=2, ensure_ascii=False)
+            sys.stdout.write("\n")
+        else:
+            _print_decision(decision)
         if decision.accepted and decision.changed:
-            out.print(escape(decision.diff(catalog)), soft_wrap=True, end="")
+            if not as_json:
+                out.print(escape(decision.diff()), soft_wrap=True, end="")
             if write:
                 write_unit_file(decision)
-                out.print(f"wrote {decision.file}: commit it and open a pull request", soft_wrap=True)
-            else:
+                (err if as_json else out).print(
+                    f"wrote {decision.file}: commit it and open a pull request", soft_wrap=True
+                )
+            elif not as_json:
                 out.print(f"run again with --write to edit {decision.file}", soft_wrap=True)
     except PoolError as e:
         fail_error(e)

@@ -123,6 +123,25 @@ def read_request_file(path: Path) -> dict[str, Any]:
     return document
 
 
+def merge_request_fields(
+    file_fields: Mapping[str, Any],
+    flags: Mapping[str, Any],
+    quota_flags: Mapping[str, Any],
+    storage_flags: Mapping[str, str],
+) -> dict[str, Any]:
+    """A request file's fields with the flags that were given (not None) laid over them."""
+    fields = dict(file_fields)
+    fields.update({key: value for key, value in flags.items() if value is not None})
+    quota = fields.get("quota") or {}
+    if not isinstance(quota, dict) or not isinstance(quota.get("storage") or {}, dict):
+        raise RequestError("quota must be a mapping such as {cpu: 8, memory: 32Gi, storage: {hot: 500Gi}}")
+    quota = {**quota, **{key: value for key, value in quota_flags.items() if value is not None}}
+    if storage_flags:
+        quota["storage"] = {**(quota.get("storage") or {}), **storage_flags}
+    fields["quota"] = quota
+    return fields
+
+
 def parse_storage_flags(values: list[str]) -> dict[str, str]:
     """--storage hot=500Gi (repeatable) to {tier: size}."""
     storage = {}
@@ -179,7 +198,7 @@ class Decision:
     def changed(self) -> bool:
         return self.new_text != self.original_text
 
-    def diff(self, root: Path) -> str:
+    def diff(self) -> str:
         """Unified diff of the unit file, paths relative to the catalog directory."""
         name = f"{UNITS_DIR}/{self.file.name}"
         return "".join(
@@ -190,6 +209,35 @@ class Decision:
                 tofile=f"b/{name}",
             )
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The decision for scripts and pull-request bots: money as decimal strings rounded like an invoice."""
+
+        def money(amount: Decimal | None) -> str | None:
+            return None if amount is None else str(round_money(amount, self.currency))
+
+        return {
+            "accepted": self.accepted,
+            "unit": self.unit,
+            "namespace": self.namespace,
+            "cluster": self.cluster,
+            "new_namespace": self.is_new,
+            "file": str(self.file),
+            "refusals": [{"limit": r.limit, "message": r.message, "fits": r.fits} for r in self.refusals],
+            "warnings": self.warnings,
+            "currency": self.currency or None,
+            "rates_effective_from": self.rates_from.isoformat() if self.rates_from else None,
+            "monthly_cost": money(self.cost.total if self.cost else None),
+            "monthly_cost_lines": [
+                {"resource": resource.value, "tier": tier, "amount": money(amount)}
+                for (resource, tier), amount in (self.cost.lines.items() if self.cost else [])
+            ],
+            "previous_monthly_cost": money(self.previous_cost),
+            "unit_monthly_before": money(self.unit_before),
+            "unit_monthly_after": money(self.unit_after),
+            "budget": None if self.budget is None else str(self.budget),
+            "diff": self.diff() if self.accepted else "",
+        }
 
 
 def _yaml() -> YAML:

@@ -303,4 +303,33 @@ def test_evaluate_reports_figures_for_a_quota_change() -> None:
     assert decision.previous_cost - decision.cost.total == Decimal("491.52")
     assert decision.unit_before - decision.unit_after == Decimal("491.52")
     assert decision.entry.quota.storage == {"hot": 300 * GIB}
-    assert "-      storage: {hot: 300Gi, cold: 2Ti}\n+      storage: {hot: 300Gi}\n" in decision.diff(EXAMPLE_CATALOG)
+    assert "-      storage: {hot: 300Gi, cold: 2Ti}\n+      storage: {hot: 300Gi}\n" in decision.diff()
+
+
+def ask_json(catalog: Path, unit: str, name: str) -> tuple[int, dict]:
+    """`unit` asks for REPORTS on general with --json; stdout must be the decision alone."""
+    args = ["request", "--catalog", str(catalog), "--at", AT, "--json", "--unit", unit, "--namespace", name]
+    result = runner.invoke(app, [*args, "--node-pool", "general", *REPORTS])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_json_decision_for_scripts(catalog: Path) -> None:
+    code, decision = ask_json(catalog, "community-services", "cs-reports")
+    assert code == 0
+    assert decision["accepted"] is True and decision["new_namespace"] is True
+    assert decision["monthly_cost"] == "2599.12" and decision["currency"] == "CNY"
+    assert decision["monthly_cost_lines"][0] == {"resource": "cpu", "tier": "", "amount": "1401.60"}
+    assert (decision["unit_monthly_before"], decision["unit_monthly_after"]) == ("12449.04", "15048.16")
+    assert decision["rates_effective_from"] == "2026-10-15T00:00:00+00:00"
+    assert "+  - name: cs-reports\n" in decision["diff"]
+    code, refused = ask_json(catalog, "data-insight", "di-reports")
+    assert code == 1
+    assert refused["accepted"] is False and [r["limit"] for r in refused["refusals"]] == ["budget"]
+    assert refused["diff"] == ""
+
+
+def test_request_file_with_a_malformed_quota_exits_2(catalog: Path, tmp_path: Path) -> None:
+    request = tmp_path / "request.yaml"
+    request.write_text("unit: data-insight\nname: di-api\nquota: 8\n", encoding="utf-8")
+    code, output = run(catalog, "--file", str(request))
+    assert code == 2 and "quota must be a mapping" in output
