@@ -199,7 +199,7 @@ def request(
     gpu: Annotated[int | None, typer.Option("--gpu", help="GPUs.")] = None,
     load_balancers: Annotated[int | None, typer.Option("--load-balancers", help="LoadBalancer services.")] = None,
     pods: Annotated[int | None, typer.Option("--pods", help="Maximum pods (default 100).")] = None,
-    cluster: Annotated[str | None, typer.Option("--cluster", help="Cluster (default: the first).")] = None,
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Default: the namespace's, else the first.")] = None,
     purpose: Annotated[str | None, typer.Option("--purpose", help="What runs there.")] = None,
     consumes: Annotated[list[str] | None, typer.Option("--consumes", help="Capability it calls, repeatable.")] = None,
     request_file: Annotated[

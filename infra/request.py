@@ -504,10 +504,8 @@ def _check_capacity(without: Catalog, cluster: Cluster, namespace: Namespace, de
                 for other_rooms in [node_pool_room(without, cluster, other)]
                 if all(wanted[r] <= other_rooms[r].free for r in NODE_RESOURCES)
             ]
-            fits = (
-                f"node pool {pool.name} has {format_amount(resource, max(room.free, Decimal(0)))} free at overcommit "
-                f"{room.overcommit}: ask for ≤ {format_amount(resource, max(room.free, Decimal(0)))}"
-            )
+            free = format_amount(resource, max(room.free, Decimal(0)))
+            fits = f"node pool {pool.name} has {free} free at overcommit {room.overcommit}: ask for ≤ {free}"
             fits += f", or another pool: {'; '.join(alternatives)}" if alternatives else "; no other pool has room"
             decision.refusals.append(Refusal(f"node pool {pool.name} {resource}", message, fits))
     for tier, size in namespace.quota.storage.items():
