@@ -18,7 +18,7 @@ from infra.catalog import load_catalog
 from infra.catalog.quantities import GIB
 from infra.cli import app
 from infra.request import NamespaceRequest, evaluate
-from tests.catalog_edit import copy_example
+from tests.catalog_edit import copy_example, edit_yaml
 
 runner = CliRunner()
 AT = "2026-11-01T00:00:00Z"
@@ -333,3 +333,45 @@ def test_request_file_with_a_malformed_quota_exits_2(catalog: Path, tmp_path: Pa
     request.write_text("unit: data-insight\nname: di-api\nquota: 8\n", encoding="utf-8")
     code, output = run(catalog, "--file", str(request))
     assert code == 2 and "quota must be a mapping" in output
+
+
+def two_clusters(catalog: Path) -> None:
+    """Add cluster dc2 (one 32-core server, 10Ti hot); pin every existing namespace to dc1, as two clusters require."""
+
+    def add_dc2(pool: dict) -> None:
+        pool["clusters"].append(
+            {
+                "name": "dc2",
+                "node_pools": [{"name": "general", "nodes": [{"name": "srv-dc2-01", "cpu": 32, "memory": "128Gi"}]}],
+                "storage_tiers": [{"name": "hot", "provisioner": "rbd.csi.ceph.com", "capacity": "10Ti"}],
+            }
+        )
+
+    def pin_to_dc1(unit: dict) -> None:
+        for namespace in unit["namespaces"]:
+            namespace.insert(1, "cluster", "dc1")
+
+    edit_yaml(catalog / "pool.yaml", add_dc2)
+    for path in sorted((catalog / "business-units").glob("*.yaml")):
+        edit_yaml(path, pin_to_dc1)
+
+
+def test_with_several_clusters_the_first_is_the_default_and_names_are_per_cluster(catalog: Path) -> None:
+    two_clusters(catalog)
+    code, output = ask(catalog, "community-services", "cs-reports", "general", *SMALL, "--write")
+    assert code == 0, output
+    assert "in cluster dc1" in output and "+    cluster: dc1\n" in output, (
+        "the cluster is written when there are several"
+    )
+    code, output = run(catalog, "--cluster", "dc2", "--unit", "community-services", "--namespace", "di-api")
+    assert code == 2 and "is new for unit 'community-services'" in output, "di-api belongs to data-insight in dc1 only"
+    code, output = ask(catalog, "community-services", "di-api", "general", "--cluster", "dc2", *SMALL, "--write")
+    assert code == 0, output
+    # dc2 general: 32 cores × the default overcommit 1.0
+    code, output = ask(
+        catalog, "community-services", "cs-dc2", "general", "--cluster", "dc2", "--cpu", "40", "--memory", "1Gi"
+    )
+    assert code == 1 and "above capacity 32 cores × overcommit 1.0 = 32 cores by 9 cores" in output
+    reloaded = load_catalog(catalog)
+    assert reloaded.owner_of("di-api", "dc2").id == "community-services"
+    assert reloaded.owner_of("di-api", "dc1").id == "data-insight"
