@@ -335,9 +335,15 @@ def capacity(
     from rich.table import Table
 
     from .capacity import capacity_json, capacity_report
+    from .catalog.checks import check_catalog as catalog_findings
     from .catalog.quantities import GIB, format_cpu
 
-    loaded = load_or_fail(catalog)
+    # Loaded without the cross-file checks: an over-allocated pool is when the table matters most.
+    try:
+        loaded = load_catalog(catalog, check=False)
+    except CatalogError as e:
+        fail(e.findings)
+    print_findings(catalog_findings(loaded))
     try:
         report = capacity_report(loaded, cluster)
     except KeyError:

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.cli import app
-from tests.catalog_edit import copy_example
+from tests.catalog_edit import copy_example, edit_yaml
 
 runner = CliRunner()
 GI = 2**30
@@ -99,3 +99,17 @@ def test_unknown_cluster_exits_2_naming_the_known_ones(catalog: Path) -> None:
     assert result.exit_code == 2
     assert "--cluster 'dc9' is not in pool.yaml: use one of dc1" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_over_allocated_pool_is_shown_with_the_finding(catalog: Path) -> None:
+    def grow_di_api(unit: dict) -> None:
+        unit["namespaces"][0]["quota"]["cpu"] = 500
+
+    edit_yaml(catalog / "business-units" / "data-insight.yaml", grow_di_api)
+    result = runner.invoke(app, ["capacity", "--catalog", str(catalog)])
+    assert result.exit_code == 0, result.output
+    # general: 104 - 24 + 500 = 580 cores of 512
+    assert "above capacity 256 cores × overcommit 2.0 = 512 cores by 68 cores" in result.output
+    assert ["general", "cpu", "256", "×2.0", "512", "580", "-68", "113.3%"] in [
+        line.split() for line in result.output.splitlines()
+    ]
