@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -37,11 +38,11 @@ from infra.catalog.models import Resource
 from infra.catalog.pricing import hourly_price
 from infra.errors import PoolError
 
+from . import local_prometheus
 from .demo_usage import DEFAULT_SEED, demo_scenarios, split_by_month
-from .errors import ChargebackError
+from .errors import ChargebackError, LocalPrometheusError
 from .history import previous_label
 from .invoices import build_invoices
-from .local_prometheus import LocalPrometheus, backfill
 from .period import Period
 from .run import PeriodRun, run_period
 from .synthetic import Pod, write_openmetrics
@@ -50,6 +51,8 @@ POLICY_FAILED = 1
 """Exit status when a mandatory policy is violated (the catalog would be refused by `pool check`)."""
 ERROR = 2
 """Exit status of every other error, as in `pool` and `chargeback`."""
+INTERRUPTED = 130
+"""Exit status after Ctrl-C, as shells report it."""
 
 UTILIZATION_CAPTION = (
     "! = over budget. utilization = CPU and memory used ÷ quota over the month, weighted by their prices "
@@ -98,6 +101,15 @@ class DemoResult:
     summary: list[UnitSummary]
     times: StepTimes
     manifests: list[Path]
+
+
+def require_prometheus() -> None:
+    """Fail before any work when Debian's prometheus package is missing."""
+    for name in ("promtool", "prometheus"):
+        try:
+            local_prometheus.find_binary(name)
+        except LocalPrometheusError as e:
+            raise DemoError(f"{e} (or install it yourself: sudo apt-get install prometheus)") from e
 
 
 def previous_period(period: Period) -> Period:
@@ -175,17 +187,20 @@ def generate_usage(
 ) -> list[tuple[int, ...]]:
     """Both months' OpenMetrics files, written side by side in two processes (the slow part is text)."""
     # Forked before the progress display starts its refresh thread.
-    with ProcessPoolExecutor(len(periods), mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [
-            pool.submit(write_month, catalog, periods[0], periods[-1], month, work / f"{month.label}.om", seed)
-            for month in periods
-        ]
-        with progress:
-            task = progress.add_task("writing OpenMetrics, one month per process", total=len(futures))
-            results = []
-            for future in futures:
-                results.append(future.result())
-                progress.advance(task)
+    try:
+        with ProcessPoolExecutor(len(periods), mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [
+                pool.submit(write_month, catalog, periods[0], periods[-1], month, work / f"{month.label}.om", seed)
+                for month in periods
+            ]
+            with progress:
+                task = progress.add_task("writing OpenMetrics, one month per process", total=len(futures))
+                results = []
+                for future in futures:
+                    results.append(future.result())
+                    progress.advance(task)
+    except (OSError, BrokenProcessPool) as e:
+        raise DemoError(f"cannot write the generated usage to {work}: {e}; check free space in {work.parent}") from e
     return results
 
 
@@ -193,16 +208,22 @@ def backfill_months(periods: list[Period], work: Path, progress: Progress) -> No
     """promtool per month in parallel, then every block into one TSDB (the months do not overlap)."""
     with progress, ThreadPoolExecutor(len(periods)) as pool:
         task = progress.add_task("promtool tsdb create-blocks-from openmetrics", total=len(periods))
-        futures = [pool.submit(backfill, work / f"{m.label}.om", work / f"blocks-{m.label}") for m in periods]
+        futures = [
+            pool.submit(local_prometheus.backfill, work / f"{month.label}.om", work / f"blocks-{month.label}")
+            for month in periods
+        ]
         for future in futures:
             future.result()
             progress.advance(task)
     tsdb = work / "tsdb"
-    tsdb.mkdir()
-    for month in periods:
-        (work / f"{month.label}.om").unlink()
-        for block in sorted((work / f"blocks-{month.label}").iterdir()):
-            block.rename(tsdb / block.name)
+    try:
+        tsdb.mkdir()
+        for month in periods:
+            (work / f"{month.label}.om").unlink()
+            for block in sorted((work / f"blocks-{month.label}").iterdir()):
+                block.rename(tsdb / block.name)
+    except OSError as e:
+        raise DemoError(f"cannot gather the TSDB blocks in {tsdb}: {e}") from e
 
 
 def utilization(run: PeriodRun, unit_id: str) -> Decimal | None:
@@ -294,6 +315,7 @@ def run_demo(
 ) -> DemoResult | None:
     """Every step; returns None when a mandatory policy is violated. `keep_prometheus(url)` is called
     while Prometheus still serves (the command line waits there for Ctrl-C)."""
+    require_prometheus()
     times = StepTimes()
     periods = [previous_period(period), period]
 
@@ -341,7 +363,7 @@ def run_demo(
         runs: dict[str, PeriodRun] = {}
         began = time.perf_counter()
         # The context manager stops Prometheus whatever happens below (step 8).
-        with LocalPrometheus(work / "tsdb") as prometheus:
+        with local_prometheus.LocalPrometheus(work / "tsdb") as prometheus:
             times.seconds["start prometheus"] = time.perf_counter() - began
             console.print(f"  serving the backfilled months at {prometheus.url}")
             console.rule("7 chargeback")
@@ -394,12 +416,20 @@ def print_result(result: DemoResult, console: Console) -> None:
 
 
 def wait_for_interrupt(console: Console) -> Callable[[str], None]:
+    """What `--keep-prometheus` does: serve until Ctrl-C (or SIGTERM), then let the demo stop Prometheus."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
     def wait(url: str) -> None:
         console.print(f"[bold]Prometheus keeps serving at {url}; press Ctrl-C to stop it and finish.[/bold]")
+        previous = signal.signal(signal.SIGTERM, interrupt)
         try:
             signal.pause()
         except KeyboardInterrupt:
             console.print("  stopping Prometheus")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wait
 
@@ -435,6 +465,10 @@ def demo(
     except (ChargebackError, CatalogError, PoolError) as e:
         error.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(ERROR) from None
+    except KeyboardInterrupt:
+        # Prometheus is stopped and the work directory removed on the way out; reports are written whole or not at all.
+        error.print("interrupted: Prometheus stopped, reports already written are complete")
+        raise typer.Exit(INTERRUPTED) from None
     if result is None:
         raise typer.Exit(POLICY_FAILED)
     print_result(result, console)

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from chargeback import local_prometheus
 from chargeback.demo import POLICY_FAILED, DemoResult, app, run_demo
 from chargeback.demo_usage import BUSINESS_DAY, LOCAL_OFFSET_HOURS, demo_scenarios
+from chargeback.errors import LocalPrometheusError
 from chargeback.period import Period
 from infra import check
 from infra.catalog import load_catalog
@@ -227,6 +228,19 @@ def test_failed_backfill_keeps_earlier_reports_and_exits_2(
     assert "Traceback" not in result.output
     assert digest(out) == before
     assert sorted(p.name for p in out.iterdir()) == ["2026-09", "2026-10", "manifests"]
+
+
+def test_missing_prometheus_is_reported_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_installed(name: str) -> str:
+        raise LocalPrometheusError(f"`{name}` is not installed: {local_prometheus.INSTALL_HINT}")
+
+    monkeypatch.setattr(local_prometheus, "find_binary", not_installed)
+    result = CliRunner().invoke(app, ["--out", str(tmp_path / "out"), "--catalog", str(CATALOG)])
+    assert result.exit_code == 2
+    assert "`promtool` is not installed" in result.output
+    assert "make demo" in result.output
+    assert "sudo apt-get install prometheus" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_invalid_catalog_exits_2_naming_the_file(tmp_path: Path) -> None:
