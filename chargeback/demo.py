@@ -333,6 +333,12 @@ def run_demo(
     console.rule("1 validate the catalog")
     with times.measure("validate"):
         catalog = validate_catalog(catalog_dir, console)
+    first = catalog.rates.sorted_versions()[0].effective_from
+    if first > periods[0].start:
+        raise DemoError(
+            f"the demo bills {periods[0].label} and {period.label}, but rates.yaml has no prices before "
+            f"{first:%Y-%m-%d %H:%M} UTC: choose a later --period or add a rate version that starts earlier"
+        )
     console.rule("2 policy check")
     with times.measure("policy check"), progress() as bar:
         bar.add_task("checking the policy pack's rules against the program's resources", total=None)

@@ -260,6 +260,14 @@ def test_bad_period_exits_2() -> None:
     assert "months run from 01 to 12" in result.output
 
 
+def test_period_before_the_rate_card_exits_2_before_any_work(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["--period", "2026-01", "--out", str(tmp_path / "out"), "--catalog", str(CATALOG)])
+    assert result.exit_code == 2
+    assert "bills 2025-12 and 2026-01" in result.output
+    assert "no prices before 2026-01-01 00:00 UTC" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_mandatory_policy_violation_stops_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
