@@ -6,6 +6,9 @@ Prometheus, prices) are printed as one clear message and end with exit status 2,
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import pydantic
 import typer
+from prometheus_client import generate_latest
 from rich.console import Console
 from rich.table import Table
 
@@ -21,6 +25,8 @@ from infra.catalog.models import BillingMode
 from infra.catalog.pricing import round_money
 
 from .errors import ChargebackError
+from .exporter import ExporterSource, MonthToDateCollector, parse_interval, parse_listen, registry_of
+from .exporter import serve as serve_metrics
 from .idle import REASONS
 from .invoices import build_invoices, idle_totals, text
 from .prometheus import PrometheusSettings
@@ -274,6 +280,48 @@ def idle(
     out().print(table)
     idle_cost, savings = idle_totals(frame, cur)
     out().print(f"idle cost {cur} {text(idle_cost)} this period; right-sizing saves {cur} {text(savings)} a month")
+
+
+@app.command()
+def serve(
+    prometheus: PrometheusOption,
+    catalog: CatalogOption = Path("catalog"),
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT serving /metrics.")] = "127.0.0.1:9464",
+    interval: Annotated[
+        str, typer.Option("--interval", help="Time between refreshes of the month so far: 30s, 15m, 1h.")
+    ] = "15m",
+    once: Annotated[
+        bool, typer.Option("--once", help="Refresh once, print the metrics to stdout and exit (2 if it failed).")
+    ] = False,
+    cluster: ClusterOption = None,
+    cluster_label: ClusterLabelOption = None,
+    match: MatchOption = None,
+    bearer_token_file: TokenOption = None,
+    basic_auth_user: BasicUserOption = None,
+    basic_auth_password_file: BasicPasswordOption = None,
+    ca_bundle: CaBundleOption = None,
+    timeout: TimeoutOption = None,
+    header: HeaderOption = None,
+    billing_mode: ModeOption = None,
+) -> None:
+    """Export month-to-date cost, budget burn, forecast and idle allocations for Prometheus to scrape."""
+    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout)
+    settings = _guarded(lambda: _settings(prometheus, *connection))
+    seconds = _guarded(lambda: parse_interval(interval))
+    _guarded(lambda: parse_listen(listen))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    source = ExporterSource(catalog, settings, cluster, cluster_label, tuple(match or ()), billing_mode)
+    collector = MonthToDateCollector(source)
+    if once:
+        ok = collector.refresh()
+        typer.echo(generate_latest(registry_of(collector)).decode(), nl=False)
+        if not ok:
+            raise typer.Exit(2)
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    _guarded(lambda: serve_metrics(collector, listen, seconds, stop))
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -59,8 +60,12 @@ def backfill(openmetrics_file: Path, data_dir: Path) -> None:
 class LocalPrometheus:
     """Prometheus serving `data_dir` on 127.0.0.1; use as a context manager or call start()/stop()."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, ready_timeout: float = 60.0) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, ready_timeout: float = 60.0, scrape_targets: Sequence[str] = ()
+    ) -> None:
+        """`scrape_targets`: host:port addresses scraped every second (e.g. an exporter under test)."""
         self.data_dir = data_dir
+        self.scrape_targets = list(scrape_targets)
         self.port = port or free_port()
         self.ready_timeout = ready_timeout
         self.url = f"http://127.0.0.1:{self.port}"
@@ -71,8 +76,8 @@ class LocalPrometheus:
         """Start Prometheus and wait until it answers /-/ready; returns its URL."""
         binary = find_binary("prometheus")
         config = self.data_dir.parent / f"prometheus-{self.port}.yml"
-        # No scrape targets: the server only serves the backfilled blocks.
-        config.write_text("global:\n  scrape_interval: 1m\nscrape_configs: []\n", encoding="utf-8")
+        # Without scrape targets the server only serves the backfilled blocks.
+        config.write_text(self._config(), encoding="utf-8")
         command = [
             binary,
             f"--config.file={config}",
@@ -98,6 +103,15 @@ class LocalPrometheus:
         self.stop()
         raise LocalPrometheusError(
             f"prometheus on {self.url} was not ready after {self.ready_timeout:g} s: {self._log_tail()}"
+        )
+
+    def _config(self) -> str:
+        if not self.scrape_targets:
+            return "global:\n  scrape_interval: 1m\nscrape_configs: []\n"
+        targets = ", ".join(f'"{target}"' for target in self.scrape_targets)
+        return (
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+            f"scrape_configs:\n  - job_name: targets\n    static_configs:\n      - targets: [{targets}]\n"
         )
 
     def stop(self) -> None:

@@ -1,4 +1,8 @@
-"""A billing period: one calendar month in UTC, written YYYY-MM, billed hour by hour."""
+"""A billing period: one calendar month in UTC, written YYYY-MM, billed hour by hour.
+
+A month-to-date period (`Period.month_to_date`) ends at the last whole hour instead of the month's end,
+so the live exporter bills the hours elapsed so far with the same code as a closed month.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,31 @@ _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 
 @dataclass(frozen=True)
 class Period:
-    """The month [start, end) in UTC; `end` is the first instant of the next month."""
+    """The month [start, end) in UTC; `end` is the first instant of the next month, or `until` when set."""
 
     year: int
     month: int
+    until: dt.datetime | None = None
+    """End of a month-to-date period: a whole hour inside the month (None: the whole month)."""
+
+    def __post_init__(self) -> None:
+        if self.until is not None:
+            whole = Period(self.year, self.month)
+            on_the_hour = self.until.minute == self.until.second == self.until.microsecond == 0
+            if self.until.tzinfo is None or not on_the_hour or not whole.start < self.until <= whole.end:
+                raise PeriodError(
+                    f"month-to-date end {self.until.isoformat()} must be a whole UTC hour after the start of "
+                    f"{whole.label} and no later than its end"
+                )
+
+    @classmethod
+    def month_to_date(cls, now: dt.datetime) -> Period:
+        """The month of `now` up to `now` rounded down to the hour. In the first hour of a month no
+        hour has elapsed yet: raises PeriodError (callers keep what they had)."""
+        hour = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+        if hour.day == 1 and hour.hour == 0:
+            raise PeriodError(f"no whole hour of {hour:%Y-%m} has elapsed yet at {now.isoformat()}")
+        return cls(hour.year, hour.month, hour)
 
     @classmethod
     def parse(cls, text: str) -> Period:
@@ -41,12 +66,19 @@ class Period:
 
     @property
     def end(self) -> dt.datetime:
+        if self.until is not None:
+            return self.until.astimezone(dt.UTC)
         year, month = (self.year + 1, 1) if self.month == 12 else (self.year, self.month + 1)
         return dt.datetime(year, month, 1, tzinfo=dt.UTC)
 
     @property
     def hours(self) -> int:
         return int((self.end - self.start).total_seconds() // 3600)
+
+    @property
+    def month_hours(self) -> int:
+        """Hours in the whole calendar month, also for a month-to-date period."""
+        return Period(self.year, self.month).hours
 
     def __str__(self) -> str:
         return self.label

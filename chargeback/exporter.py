@@ -1,0 +1,273 @@
+"""The live view: month-to-date cost, budget burn and idle allocations as Prometheus metrics.
+
+A refresh bills the month so far (`Period.month_to_date`) with the same code as the invoices
+(`run_period`: collect + charge, then `build_invoices` for unit totals and budgets) and swaps the
+finished snapshot in at once. Scrapes only read the latest snapshot, so they never wait for
+Prometheus; a failed refresh keeps the previous snapshot, counts the error and logs its message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from infra.catalog import CatalogError
+from infra.catalog.models import BillingMode
+
+from .errors import ChargebackError
+from .invoices import build_invoices
+from .period import Period
+from .prometheus import PrometheusSettings
+from .promql import LabelMatcher
+from .result import Chargeback
+from .run import run_period
+
+log = logging.getLogger(__name__)
+
+PREFIX = "resource_pool_"
+COST_LABELS = ["business_unit", "cost_center", "cluster", "namespace", "resource", "tier", "currency"]
+IDLE_LABELS = ["business_unit", "cluster", "namespace", "resource", "tier", "pvc", "basis"]
+
+METRICS: dict[str, str] = {
+    "month_to_date_cost": "Cost of the month so far per line as the invoice bills it, in the currency label.",
+    "business_unit_month_to_date_cost": "Invoice total of the month so far per business unit, in the currency label.",
+    "budget_monthly": "Monthly budget of the business unit from the catalog, in the currency label.",
+    "budget_burn_ratio": "Month-to-date cost divided by the monthly budget (1 = budget spent).",
+    "forecast_month_cost": "Linear forecast of the whole month: month-to-date cost x hours in month / hours elapsed.",
+    "forecast_budget_ratio": "Forecast month cost divided by the monthly budget (above 1: heading over budget).",
+    "idle_allocation_ratio": "Unused share of an idle allocation (1 - average utilization) this month so far; "
+    "only allocations flagged by rates.yaml's idle policy.",
+    "idle_cost": "Cost of the unused part of an idle allocation this month so far, in the currency label.",
+    "month_to_date_hours": "Whole hours of the month billed so far (the snapshot covers month start to that hour).",
+    "month_hours": "Hours in the whole calendar month being billed.",
+    "exporter_last_refresh_success": "1 if the last refresh succeeded, 0 if it failed (the previous snapshot stays).",
+    "exporter_last_success_timestamp_seconds": "Unix time of the last successful refresh (0: none yet).",
+    "exporter_refresh_duration_seconds": "Wall time of the last refresh attempt, in seconds.",
+    "exporter_refresh_errors_total": "Refreshes that failed since the exporter started.",
+}
+"""Every series the exporter can expose (without the prefix) and its HELP text, units included."""
+
+
+def metric_names() -> set[str]:
+    """Full names of every series the exporter exposes (counters with their `_total`)."""
+    return {PREFIX + name for name in METRICS}
+
+
+def _gauge(name: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(PREFIX + name, METRICS[name], labels=list(labels))
+
+
+class ExporterError(ChargebackError):
+    """The exporter cannot start (bad --listen or --interval, port taken)."""
+
+
+@dataclass(frozen=True)
+class ExporterSource:
+    """What a refresh bills: the catalog and the Prometheus holding the usage."""
+
+    catalog: Path
+    prometheus: PrometheusSettings
+    cluster: str | None = None
+    cluster_label: str | None = None
+    matchers: Sequence[LabelMatcher | str] = ()
+    billing_mode: BillingMode | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The metric families of one successful refresh."""
+
+    period: Period
+    families: tuple[Metric, ...]
+    warnings: list[str] = field(default_factory=list)
+
+
+def cost_lines(chargeback: Chargeback) -> pd.DataFrame:
+    """Line amounts (Decimal) summed per exported label set: the month_to_date_cost series."""
+    lines = chargeback.lines.assign(currency=chargeback.currency)
+    if lines.empty:
+        return pd.DataFrame(columns=[*COST_LABELS, "amount"])
+    return lines.groupby(COST_LABELS, sort=True)["amount"].agg(lambda s: sum(s, Decimal(0))).reset_index()
+
+
+def _cost_families(chargeback: Chargeback) -> list[Metric]:
+    cost = _gauge("month_to_date_cost", COST_LABELS)
+    for row in cost_lines(chargeback).to_dict("records"):
+        cost.add_metric([str(row[name]) for name in COST_LABELS], float(row["amount"]))
+    return [cost]
+
+
+def _unit_families(chargeback: Chargeback) -> list[Metric]:
+    """Unit totals, budgets, burn and forecast from the invoices themselves, so they agree to the cent."""
+    period, currency = chargeback.period, chargeback.currency
+    total = _gauge("business_unit_month_to_date_cost", ["business_unit", "currency"])
+    forecast = _gauge("forecast_month_cost", ["business_unit", "currency"])
+    budget = _gauge("budget_monthly", ["business_unit", "currency"])
+    burn = _gauge("budget_burn_ratio", ["business_unit"])
+    forecast_ratio = _gauge("forecast_budget_ratio", ["business_unit"])
+    for invoice in build_invoices(chargeback):
+        unit = invoice["business_unit"]["id"]
+        spent = Decimal(invoice["total"])
+        projected = spent * period.month_hours / period.hours
+        total.add_metric([unit, currency], float(spent))
+        forecast.add_metric([unit, currency], float(projected))
+        if invoice["budget"] is not None:
+            monthly = Decimal(invoice["budget"]["monthly"])
+            budget.add_metric([unit, currency], float(monthly))
+            if monthly:
+                burn.add_metric([unit], float(spent / monthly))
+                forecast_ratio.add_metric([unit], float(projected / monthly))
+    return [total, forecast, budget, burn, forecast_ratio]
+
+
+def _idle_families(chargeback: Chargeback) -> list[Metric]:
+    ratio = _gauge("idle_allocation_ratio", IDLE_LABELS)
+    cost = _gauge("idle_cost", [*IDLE_LABELS, "currency"])
+    for row in chargeback.idle.to_dict("records"):
+        labels = [str(row[name]) for name in IDLE_LABELS]
+        ratio.add_metric(labels, float(1 - row["utilization"]))
+        cost.add_metric([*labels, chargeback.currency], float(row["idle_cost"]))
+    return [ratio, cost]
+
+
+def snapshot_of(chargeback: Chargeback, warnings: Sequence[str] = ()) -> Snapshot:
+    """Every business series of one month-to-date chargeback."""
+    hours = _gauge("month_to_date_hours")
+    hours.add_metric([], chargeback.period.hours)
+    month = _gauge("month_hours")
+    month.add_metric([], chargeback.period.month_hours)
+    families = [*_cost_families(chargeback), *_unit_families(chargeback), *_idle_families(chargeback), hours, month]
+    return Snapshot(period=chargeback.period, families=tuple(families), warnings=list(warnings))
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class _Health:
+    ok: bool = False
+    last_success: float = 0.0
+    duration: float = 0.0
+    errors: int = 0
+
+
+class MonthToDateCollector(Collector):
+    """A prometheus_client collector serving the latest snapshot; `refresh()` computes a new one."""
+
+    def __init__(self, source: ExporterSource, clock: Callable[[], dt.datetime] = utc_now) -> None:
+        self.source = source
+        self.clock = clock
+        self.snapshot: Snapshot | None = None
+        self._health = _Health()
+        self._refreshing = threading.Lock()
+
+    def compute(self) -> Snapshot:
+        """Bill the month so far; raises ChargebackError or CatalogError."""
+        period = Period.month_to_date(self.clock())
+        run = run_period(
+            period,
+            self.source.catalog,
+            self.source.prometheus,
+            cluster=self.source.cluster,
+            cluster_label=self.source.cluster_label,
+            matchers=self.source.matchers,
+            billing_mode=self.source.billing_mode,
+        )
+        return snapshot_of(run.chargeback, run.warnings)
+
+    def refresh(self) -> bool:
+        """Compute and swap in a new snapshot; on failure keep the old one, count and log the error."""
+        with self._refreshing:
+            started = time.monotonic()
+            health = self._health
+            try:
+                snapshot = self.compute()
+            except (ChargebackError, CatalogError) as e:
+                duration = time.monotonic() - started
+                self._health = _Health(False, health.last_success, duration, health.errors + 1)
+                log.error("refresh failed, still serving the previous snapshot: %s", e)
+                return False
+            # One assignment each: a scrape sees the old snapshot or the new one, never a mix.
+            self.snapshot = snapshot
+            self._health = _Health(True, time.time(), time.monotonic() - started, health.errors)
+            for warning in snapshot.warnings:
+                log.warning("%s", warning)
+            log.info("refreshed %s up to %s in %.2f s", snapshot.period, snapshot.period.end, self._health.duration)
+            return True
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot, health = self.snapshot, self._health
+        if snapshot is not None:
+            yield from snapshot.families
+        success = _gauge("exporter_last_refresh_success")
+        success.add_metric([], 1.0 if health.ok else 0.0)
+        last = _gauge("exporter_last_success_timestamp_seconds")
+        last.add_metric([], health.last_success)
+        duration = _gauge("exporter_refresh_duration_seconds")
+        duration.add_metric([], health.duration)
+        # CounterMetricFamily appends _total to the name it is given.
+        errors = CounterMetricFamily(
+            PREFIX + "exporter_refresh_errors", METRICS["exporter_refresh_errors_total"], value=health.errors
+        )
+        yield from (success, last, duration, errors)
+
+
+_INTERVAL = re.compile(r"^(\d+)([smh])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_interval(text: str) -> float:
+    """'15m' → 900.0; seconds, minutes or hours, at least 10 s (a refresh queries a month of data)."""
+    match = _INTERVAL.match(text.strip())
+    if not match:
+        raise ExporterError(f"--interval {text!r} is not a duration: write e.g. 30s, 15m or 1h")
+    seconds = float(int(match.group(1)) * _SECONDS[match.group(2)])
+    if seconds < 10:
+        raise ExporterError(f"--interval {text!r} is shorter than 10s: each refresh bills the month so far")
+    return seconds
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'127.0.0.1:9464' → ('127.0.0.1', 9464)."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ExporterError(f"--listen {text!r} is not HOST:PORT: write e.g. 127.0.0.1:9464")
+    return host.strip("[]"), int(port)
+
+
+def registry_of(collector: MonthToDateCollector) -> CollectorRegistry:
+    """A registry holding only the collector (no process/platform metrics of the default registry)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def serve(collector: MonthToDateCollector, listen: str, interval: float, stop: threading.Event) -> None:
+    """Serve /metrics on `listen` and refresh every `interval` seconds until `stop` is set."""
+    host, port = parse_listen(listen)
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry_of(collector))
+    except OSError as e:
+        raise ExporterError(f"cannot listen on {listen}: {e}; pick a free port with --listen") from e
+    log.info("serving metrics on http://%s:%d/metrics, refreshing every %g s", host, port, interval)
+    try:
+        while not stop.is_set():
+            collector.refresh()
+            stop.wait(interval)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
