@@ -41,10 +41,11 @@ def require_prometheus() -> None:
         pytest.fail(f"{e}. The chargeback tests need a real Prometheus: run `make test`.", pytrace=False)
 
 
-def serve_scenario(workdir: Path) -> Iterator[ScenarioServer]:
-    """Backfill the closed-form scenario into `workdir` and serve it until the generator is closed."""
+def serve_scenario(workdir: Path, with_unpriced_storage: bool = True) -> Iterator[ScenarioServer]:
+    """Backfill the closed-form scenario into `workdir` and serve it until the generator is closed
+    (`with_unpriced_storage=False`: without the volumes of storage classes the catalog does not price)."""
     require_prometheus()
-    scenario = closed_form_scenario("dc1")
+    scenario = closed_form_scenario("dc1", with_unpriced_storage=with_unpriced_storage)
     source = workdir / "scenario.om"
     write_openmetrics(source, [scenario, other_cluster_scenario("dc2")])
     data_dir = workdir / "tsdb"
