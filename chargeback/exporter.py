@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from infra.catalog import CatalogError
 from infra.catalog.models import BillingMode
 
-from .errors import ChargebackError
+from .errors import ChargebackError, PeriodError
 from .invoices import build_invoices
 from .period import Period
 from .prometheus import PrometheusSettings
@@ -174,9 +174,8 @@ class MonthToDateCollector(Collector):
         self._health = _Health()
         self._refreshing = threading.Lock()
 
-    def compute(self) -> Snapshot:
+    def compute(self, period: Period) -> Snapshot:
         """Bill the month so far; raises ChargebackError or CatalogError."""
-        period = Period.month_to_date(self.clock())
         run = run_period(
             period,
             self.source.catalog,
@@ -189,12 +188,19 @@ class MonthToDateCollector(Collector):
         return snapshot_of(run.chargeback, run.warnings)
 
     def refresh(self) -> bool:
-        """Compute and swap in a new snapshot; on failure keep the old one, count and log the error."""
+        """Compute and swap in a new snapshot; on failure keep the old one, count and log the error.
+        Returns False when the refresh failed."""
         with self._refreshing:
             started = time.monotonic()
             health = self._health
             try:
-                snapshot = self.compute()
+                period = Period.month_to_date(self.clock())
+            except PeriodError as e:
+                # The first hour of a month: nothing to bill yet, the last month's final figures stay up.
+                log.info("%s; keeping the previous snapshot", e)
+                return True
+            try:
+                snapshot = self.compute(period)
             except (ChargebackError, CatalogError) as e:
                 duration = time.monotonic() - started
                 self._health = _Health(False, health.last_success, duration, health.errors + 1)

@@ -224,6 +224,11 @@ def test_a_failed_refresh_keeps_the_previous_snapshot(priced_scenario: ScenarioS
     assert after["resource_pool_exporter_refresh_errors_total"][0][1] == 1
     for name in ("resource_pool_month_to_date_cost", "resource_pool_forecast_budget_ratio"):
         assert after[name] == before[name] and before[name]
+    # In the first hour of November nothing of it is billable yet: October's final figures stay, no error.
+    collector.clock = lambda: dt.datetime(2026, 11, 1, 0, 30, tzinfo=dt.UTC)
+    assert collector.refresh()
+    assert exposed(collector)["resource_pool_exporter_refresh_errors_total"][0][1] == 1
+    assert exposed(collector)["resource_pool_month_to_date_cost"] == before["resource_pool_month_to_date_cost"]
     stopped = collector_for(f"http://127.0.0.1:{free_port()}", catalog)
     assert not stopped.refresh()
     assert "resource_pool_month_to_date_cost" not in exposed(stopped)
