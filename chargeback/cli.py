@@ -30,6 +30,7 @@ from .exporter import serve as serve_metrics
 from .idle import REASONS
 from .invoices import build_invoices, idle_totals, text
 from .prometheus import PrometheusSettings
+from .promql import LabelMatcher
 from .run import PeriodRun, run_period
 
 app = typer.Typer(
@@ -310,7 +311,8 @@ def serve(
     seconds = _guarded(lambda: parse_interval(interval))
     _guarded(lambda: parse_listen(listen))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    source = ExporterSource(catalog, settings, cluster, cluster_label, tuple(match or ()), billing_mode)
+    matchers = _guarded(lambda: tuple(LabelMatcher.parse(m) for m in match or ()))
+    source = ExporterSource(catalog, settings, cluster, cluster_label, matchers, billing_mode)
     collector = MonthToDateCollector(source)
     if once:
         ok = collector.refresh()

@@ -261,6 +261,12 @@ def registry_of(collector: MonthToDateCollector) -> CollectorRegistry:
     return registry
 
 
+def _refresh_every(collector: MonthToDateCollector, interval: float, stop: threading.Event) -> None:
+    while not stop.is_set():
+        collector.refresh()
+        stop.wait(interval)
+
+
 def serve(collector: MonthToDateCollector, listen: str, interval: float, stop: threading.Event) -> None:
     """Serve /metrics on `listen` and refresh every `interval` seconds until `stop` is set."""
     host, port = parse_listen(listen)
@@ -269,10 +275,12 @@ def serve(collector: MonthToDateCollector, listen: str, interval: float, stop: t
     except OSError as e:
         raise ExporterError(f"cannot listen on {listen}: {e}; pick a free port with --listen") from e
     log.info("serving metrics on http://%s:%d/metrics, refreshing every %g s", host, port, interval)
+    # Refreshes run beside the waiting caller, so a stop request ends the process at once, even mid-refresh.
+    refresher = threading.Thread(target=_refresh_every, args=(collector, interval, stop), name="refresh", daemon=True)
+    refresher.start()
     try:
-        while not stop.is_set():
-            collector.refresh()
-            stop.wait(interval)
+        while not stop.wait(1):
+            pass
     finally:
         server.shutdown()
         server.server_close()

@@ -241,6 +241,8 @@ def test_serve_flags_are_checked_before_anything_runs() -> None:
     assert result.exit_code == 2 and "--interval '15 minutes' is not a duration" in result.output
     result = runner.invoke(app, [*base, "--listen", "9464"])
     assert result.exit_code == 2 and "--listen '9464' is not HOST:PORT" in result.output
+    result = runner.invoke(app, [*base, "--match", "env prod"])
+    assert result.exit_code == 2 and "'env prod' is not a label matcher" in result.output
     assert parse_interval("15m") == 900 and parse_interval("1h") == 3600
     assert parse_listen("127.0.0.1:9464") == ("127.0.0.1", 9464)
     with pytest.raises(ExporterError, match="shorter than 10s"):
