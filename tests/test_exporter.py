@@ -43,6 +43,9 @@ from deploy.prometheus_rule import PLAIN_RULES, PROMETHEUS_RULE, render
 from tests.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
 from tests.prometheus import ScenarioServer, serve_scenario
 
+# Most tests here run Debian's prometheus or promtool.
+pytestmark = pytest.mark.prometheus
+
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana-dashboard.json"
 RULE_TESTS = sorted((ROOT / "tests" / "rules").glob("*.test.yaml"))
