@@ -201,10 +201,13 @@ class MonthToDateCollector(Collector):
                 return True
             try:
                 snapshot = self.compute(period)
-            except (ChargebackError, CatalogError) as e:
+            except Exception as e:  # a long-running server survives any failed refresh
                 duration = time.monotonic() - started
                 self._health = _Health(False, health.last_success, duration, health.errors + 1)
-                log.error("refresh failed, still serving the previous snapshot: %s", e)
+                if isinstance(e, ChargebackError | CatalogError):
+                    log.error("refresh failed, still serving the previous snapshot: %s", e)
+                else:  # not a user-facing error: keep the trace for the bug report
+                    log.exception("refresh failed unexpectedly, still serving the previous snapshot")
                 return False
             # One assignment each: a scrape sees the old snapshot or the new one, never a mix.
             self.snapshot = snapshot
