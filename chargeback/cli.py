@@ -6,6 +6,7 @@ Prometheus, prices) are printed as one clear message and end with exit status 2,
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import threading
@@ -81,6 +82,14 @@ CaBundleOption = Annotated[
 TimeoutOption = Annotated[
     float | None, typer.Option("--timeout", help="Seconds to wait for one answer before retrying (default 120).")
 ]
+ChunkOption = Annotated[
+    float | None,
+    typer.Option(
+        "--chunk-hours",
+        help="Longest time span one request covers (default 24); lower it when Prometheus times out or hits its "
+        "sample limit.",
+    ),
+]
 HeaderOption = Annotated[
     list[str] | None, typer.Option("--header", help="Extra HTTP header K=V, e.g. X-Scope-OrgID=finance (repeatable).")
 ]
@@ -127,6 +136,7 @@ def _settings(
     basic_auth_password_file: Path | None = None,
     ca_bundle: Path | None = None,
     timeout: float | None = None,
+    chunk_hours: float | None = None,
 ) -> PrometheusSettings:
     """Prometheus settings from the connection flags every command shares; unset flags keep the defaults."""
     optional = {
@@ -134,6 +144,7 @@ def _settings(
         "basic_auth_password_file": basic_auth_password_file,
         "ca_bundle": ca_bundle,
         "timeout": timeout,
+        "chunk": None if chunk_hours is None else dt.timedelta(hours=chunk_hours),
     }
     return PrometheusSettings(
         url=url,
@@ -188,6 +199,7 @@ def invoice(
     basic_auth_password_file: BasicPasswordOption = None,
     ca_bundle: CaBundleOption = None,
     timeout: TimeoutOption = None,
+    chunk_hours: ChunkOption = None,
     header: HeaderOption = None,
     billing_mode: ModeOption = None,
     previous: Annotated[
@@ -203,7 +215,7 @@ def invoice(
     ] = False,
 ) -> None:
     """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
-    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout)
+    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
     settings = _guarded(lambda: _settings(prometheus, *connection))
     reports = {"previous": previous, "pdf": pdf}
     run = _run(period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode, reports)
@@ -239,10 +251,11 @@ def idle(
     basic_auth_password_file: BasicPasswordOption = None,
     ca_bundle: CaBundleOption = None,
     timeout: TimeoutOption = None,
+    chunk_hours: ChunkOption = None,
     header: HeaderOption = None,
 ) -> None:
     """Allocations used below rates.yaml's idle threshold, what they cost, and a right-size."""
-    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout)
+    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
     settings = _guarded(lambda: _settings(prometheus, *connection))
     run = _run(period, catalog, settings, None, cluster, cluster_label, match, None)
     chargeback = run.chargeback
@@ -302,11 +315,12 @@ def serve(
     basic_auth_password_file: BasicPasswordOption = None,
     ca_bundle: CaBundleOption = None,
     timeout: TimeoutOption = None,
+    chunk_hours: ChunkOption = None,
     header: HeaderOption = None,
     billing_mode: ModeOption = None,
 ) -> None:
     """Export month-to-date cost, budget burn, forecast and idle allocations for Prometheus to scrape."""
-    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout)
+    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
     settings = _guarded(lambda: _settings(prometheus, *connection))
     seconds = _guarded(lambda: parse_interval(interval))
     _guarded(lambda: parse_listen(listen))

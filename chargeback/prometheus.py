@@ -274,7 +274,7 @@ class PrometheusClient:
                     f"Prometheus did not answer within {self.settings.timeout:g} s after {attempt + 1} attempt(s)",
                     query=query,
                     server=server,
-                    hint="raise --prometheus-timeout, or query shorter pieces (smaller --chunk-hours)",
+                    hint="raise --timeout, or query shorter pieces (smaller --chunk-hours)",
                 )
                 last_error.__cause__ = e
                 continue
@@ -346,7 +346,7 @@ def _status_error(response: httpx.Response, query: str, server: str) -> Promethe
         f"Prometheus rejected the query with HTTP {status}: {detail}",
         query=query,
         server=server,
-        hint="check the extra label matchers (--label) and the metric names; retrying will not help",
+        hint="check the extra label matchers (--match) and the metric names; retrying will not help",
     )
 
 
@@ -374,7 +374,7 @@ def _decode(response: httpx.Response, query: str, server: str) -> tuple[Any, lis
             f"Prometheus reported an error: {body.get('errorType', 'error')}: {body.get('error', '')}",
             query=query,
             server=server,
-            hint="check the extra label matchers (--label) and the metric names",
+            hint="check the extra label matchers (--match) and the metric names",
         )
     warnings = [str(w) for w in body.get("warnings") or []] + [str(i) for i in body.get("infos") or []]
     return body.get("data"), warnings

@@ -176,6 +176,7 @@ def free_port() -> int:
         ),
         (["--ca-bundle", "/nonexistent/ca.pem"], "point --ca-bundle at a PEM file"),
         (["--timeout", "0"], "timeout"),
+        (["--chunk-hours", "0"], "chunk must be a positive duration"),
     ],
 )
 def test_user_errors_exit_2_without_traceback(tmp_path: Path, args: list[str], message: str) -> None:
