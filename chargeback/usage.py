@@ -248,9 +248,10 @@ _COLUMNS = ("used", "requested", "allocated")
 class _Grid:
     """Dense hour × key matrices of used / requested / allocated, filled series by series.
 
-    Keys are (namespace, resource, tier). Each series maps to one key and its points to hour
-    indices, so filling is vectorised per series and the frame is cut out of the matrices at the
-    end, already sorted by hour and key — no joins, no pivots over millions of rows.
+    Keys are three names: (namespace, resource, tier) for the usage frame, (namespace, claim, tier) for
+    the per-PVC frame. Each series maps to one key and its points to hour indices, so filling is
+    vectorised per series and the frame is cut out of the matrices at the end — no joins, no pivots
+    over millions of rows.
     """
 
     def __init__(self, hour0: float, hours: int) -> None:
@@ -263,9 +264,7 @@ class _Grid:
         self, column: str, key: tuple[str, str, str], series: Series, scale: np.ndarray | float, combine: str = "sum"
     ) -> None:
         index = self.keys.setdefault(key, len(self.keys))
-        hour = np.floor((series.timestamps - self.hour0) / 3600.0).astype(np.int64)
-        inside = (hour >= 0) & (hour < self.hours)
-        hour = hour[inside]
+        hour, inside = _hour_index(series.timestamps, self.hour0, self.hours)
         values = series.values[inside] * (scale[hour] if isinstance(scale, np.ndarray) else scale)
         self._pending.append((column, index, hour, values, combine))
 
@@ -283,12 +282,18 @@ class _Grid:
         return out
 
 
+def _hour_index(timestamps: np.ndarray, hour0: float, hours: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the hour each timestamp falls in, for those inside the period, and the mask that chose them."""
+    hour = np.floor((timestamps - hour0) / 3600.0).astype(np.int64)
+    inside = (hour >= 0) & (hour < hours)
+    return hour[inside], inside
+
+
 def _scrapes_per_hour(series: Sequence[Series], hour0: float, hours: int) -> np.ndarray:
     counts = np.zeros(hours)
     for item in series:
-        hour = np.floor((item.timestamps - hour0) / 3600.0).astype(np.int64)
-        inside = (hour >= 0) & (hour < hours)
-        np.maximum.at(counts, hour[inside], item.values[inside])
+        hour, inside = _hour_index(item.timestamps, hour0, hours)
+        np.maximum.at(counts, hour, item.values[inside])
     return counts
 
 
@@ -458,35 +463,21 @@ def build_volume_frame(
     hour0 = start.timestamp()
     hours = round((end.timestamp() - hour0) / 3600)
     scrapes = _Scrapes.measure(series, hour0, hours, scrape_interval)
-    keys: dict[tuple[str, str, str], int] = {}
-    grid = {c: [] for c in ("used", "requested")}
+    grid = _Grid(hour0, hours)  # keys (namespace, claim, tier)
     for column, query, source in (("requested", "storage_requested", KUBE_STATE), ("used", "storage_used", KUBELET)):
         scale = scrapes.per_scrape(source, 1 / GIB_BYTES)
         for item in series.get(query, ()):
-            key = (
-                item.labels.get("namespace", ""),
-                item.labels.get("persistentvolumeclaim", ""),
-                _tier_of(item, tiers),
-            )
-            index = keys.setdefault(key, len(keys))
-            hour = np.floor((item.timestamps - hour0) / 3600.0).astype(np.int64)
-            inside = (hour >= 0) & (hour < hours)
-            grid[column].append((index, hour[inside], item.values[inside] * scale[hour[inside]]))
-    if not keys:
+            claim = item.labels.get("persistentvolumeclaim", "")
+            grid.add(column, (item.labels.get("namespace", ""), claim, _tier_of(item, tiers)), item, scale)
+    if not grid.keys:
         return empty_volume_frame()
-    matrices = {}
-    for column, parts in grid.items():
-        matrix = np.full((hours, len(keys)), np.nan)
-        for index, hour, values in parts:
-            current = matrix[hour, index]
-            matrix[hour, index] = np.where(np.isnan(current), values, current + values)
-        matrices[column] = matrix
+    names = list(grid.keys)  # in index order: the matrices keep it
+    matrices = grid.matrices(np.arange(len(names)))
     hour_index, key_index = np.nonzero(matrices["requested"] > 0)
     used = matrices["used"][hour_index, key_index]
     scraped = scrapes.share[KUBELET][hour_index] > 0
     used = np.where(np.isnan(used) & scraped, 0.0, used)
     used[~scraped] = np.nan
-    names = list(keys)
     frame = pd.DataFrame(
         {
             "hour": pd.to_datetime(hour_index * 3600 + int(hour0), unit="s", utc=True).astype("datetime64[ns, UTC]"),
