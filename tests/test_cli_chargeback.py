@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 from collections import defaultdict
 from collections.abc import Iterator
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -17,7 +16,7 @@ from typer.testing import CliRunner
 
 from chargeback.cli import app
 from chargeback.errors import ChargebackError
-from chargeback.local_prometheus import LocalPrometheus, backfill
+from chargeback.local_prometheus import LocalPrometheus, backfill, free_port
 from chargeback.run import clusters_to_collect
 from chargeback.synthetic import (
     Scenario,
@@ -152,12 +151,6 @@ def test_idle_prints_flagged_allocations(priced_prometheus: ScenarioServer, tmp_
     assert result.exit_code == 0, result.output
     assert "di-batch" in result.output and "quota mostly unused" in result.output
     assert "right-sizing saves CNY" in result.output
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize(
