@@ -41,7 +41,6 @@ from infra.errors import PoolError
 from . import local_prometheus
 from .demo_usage import DEFAULT_SEED, demo_scenarios, split_by_month
 from .errors import ChargebackError, LocalPrometheusError
-from .history import previous_label
 from .invoices import build_invoices
 from .period import Period
 from .run import PeriodRun, run_period
@@ -110,10 +109,6 @@ def require_prometheus() -> None:
             local_prometheus.find_binary(name)
         except LocalPrometheusError as e:
             raise DemoError(f"{e} (or install it yourself: sudo apt-get install prometheus)") from e
-
-
-def previous_period(period: Period) -> Period:
-    return Period.parse(previous_label(period))
 
 
 # ---------------------------------------------------------------- steps
@@ -317,7 +312,7 @@ def run_demo(
     while Prometheus still serves (the command line waits there for Ctrl-C)."""
     require_prometheus()
     times = StepTimes()
-    periods = [previous_period(period), period]
+    periods = [period.previous, period]
 
     def progress() -> Progress:
         return Progress(

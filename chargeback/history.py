@@ -32,14 +32,9 @@ class PreviousPeriod:
     """Business unit id → display name (for units that have no invoice this period)."""
 
 
-def previous_label(period: Period) -> str:
-    year, month = (period.year - 1, 12) if period.month == 1 else (period.year, period.month - 1)
-    return f"{year:04d}-{month:02d}"
-
-
 def default_previous_dir(out: Path, period: Period) -> Path | None:
     """out/<period> → out/<previous period>; None when the output directory is not named after the period."""
-    return out.parent / previous_label(period) if out.name == period.label else None
+    return out.parent / period.previous.label if out.name == period.label else None
 
 
 def read_previous(directory: Path, period: Period, currency: str, *, explicit: bool) -> PreviousPeriod | None:

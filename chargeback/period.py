@@ -57,6 +57,11 @@ class Period:
         return cls(year, month)
 
     @property
+    def previous(self) -> Period:
+        """The whole calendar month before this one."""
+        return Period(self.year - 1, 12) if self.month == 1 else Period(self.year, self.month - 1)
+
+    @property
     def label(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Finding, Severity
-from .loader import POOL_FILE, RATES_FILE, UNITS_DIR, field_path, line_of
+from .loader import POOL_FILE, RATES_FILE, UNITS_DIR, field_path, line_of, unit_file
 from .models import Catalog, Cluster, NodePool, parse_address_range
 from .pricing import MissingPriceError, rate_version_for, round_money, unit_monthly_cost
 from .quantities import GIB, format_cpu
@@ -32,7 +32,7 @@ class _Reporter:
         return str(self.root / name)
 
     def unit_file(self, unit_id: str) -> str:
-        return str(self.root / UNITS_DIR / f"{unit_id}.yaml")
+        return str(unit_file(self.root, unit_id))
 
     def add(
         self, file: str, loc: tuple[int | str, ...], message: str, hint: str = "", severity: Severity = Severity.ERROR
