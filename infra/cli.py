@@ -65,11 +65,7 @@ def load_or_fail(catalog: Path) -> Catalog:
 @app.command()
 def validate(catalog: CatalogDir = Path("catalog")) -> None:
     """Check the catalog: schema, references, capacity, address ranges, prices and budgets."""
-    try:
-        loaded = load_catalog(catalog)
-    except CatalogError as e:
-        fail(e.findings)
-    print_findings(loaded.warnings)
+    loaded = load_or_fail(catalog)
     namespaces = len(loaded.namespaces())
     out.print(
         f"catalog {catalog} is valid: {len(loaded.units)} business units, {namespaces} namespaces, "
