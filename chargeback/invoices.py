@@ -15,6 +15,7 @@ import pandas as pd
 from infra.catalog.models import BusinessUnit
 from infra.catalog.pricing import round_money
 
+from . import usage
 from .idle import REASONS
 from .period import iso_utc
 from .rating import UNALLOCATED
@@ -130,10 +131,12 @@ def _namespaces(chargeback: Chargeback, unit_id: str, own: Iterable[tuple[str, s
     for line in lines.to_dict("records"):
         by_namespace.setdefault((line["cluster"], line["namespace"]), []).append(line)
     coverage = _coverage(chargeback)
+    estimates = _estimates(chargeback)
     result = []
     for cluster, namespace in sorted(set(own) | set(by_namespace)):
         ns_lines = by_namespace.get((cluster, namespace), [])
         split = ns_lines[0]["shared_split"] if ns_lines else ""
+        noted = {"estimates": estimates[(cluster, namespace)]} if (cluster, namespace) in estimates else {}
         result.append(
             {
                 "cluster": cluster,
@@ -143,6 +146,35 @@ def _namespaces(chargeback: Chargeback, unit_id: str, own: Iterable[tuple[str, s
                 "subtotal": text(round_money(sum((row["amount"] for row in ns_lines), Decimal(0)), currency)),
                 "coverage": coverage.get((cluster, namespace)) or _no_coverage(chargeback.period.hours),
                 "lines": [_line(row) for row in ns_lines],
+                **noted,
+            }
+        )
+    return result
+
+
+ESTIMATE_TEXT = {
+    usage.NOT_MEASURED: "not measured per pod (hostNetwork pods send as the node); not billed",
+    usage.CARRIED: "claim not mounted: use carried forward from its last observation, at most its request",
+    usage.NEVER_OBSERVED: "claim never mounted in the period: no kubelet reported it; its use counts as 0",
+    usage.NODE_GAP: "a node running pods of this namespace was not (fully) scraped: use in those hours is incomplete",
+    usage.NAN_SAMPLES: "samples were NaN: those hours are left unknown and not billed",
+}
+"""What each estimate kind (usage.ESTIMATE_SCHEMA) means for the reader of an invoice."""
+
+
+def _estimates(chargeback: Chargeback) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(cluster, namespace) → the figures of its invoice section that are estimates or gaps."""
+    result: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    frame = chargeback.estimates.sort_values(["cluster", "namespace", "resource", "tier", "kind", "detail"])
+    for row in frame.to_dict("records"):
+        result.setdefault((row["cluster"], row["namespace"]), []).append(
+            {
+                "resource": row["resource"],
+                "tier": row["tier"],
+                "kind": row["kind"],
+                "hours": int(row["hours"]),
+                "detail": row["detail"],
+                "text": ESTIMATE_TEXT[row["kind"]],
             }
         )
     return result

@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,10 +196,35 @@ class PrometheusClient:
         return self.query_ranges([RangeQuery(query, start, end, step)])[0]
 
     def query_ranges(self, queries: Sequence[RangeQuery]) -> list[QueryResult]:
-        """Run every query (each split into pieces) with bounded concurrency.
+        """Run every query (each split into pieces) with bounded concurrency; every series of each.
 
         All pieces run before any error is raised, so one failing query reports together with
         the others; the first failure is raised with a count of the rest.
+        """
+        results = [QueryResult(query=q.query) for q in queries]
+        pieces_by_query: list[list[list[Series]]] = [[] for _ in queries]
+
+        def keep(index: int, series: list[Series], warnings: list[str]) -> None:
+            for warning in warnings:
+                if warning not in results[index].warnings:
+                    results[index].warnings.append(warning)
+            pieces_by_query[index].append(series)
+
+        self.stream_ranges(queries, keep)
+        for result, pieces in zip(results, pieces_by_query, strict=True):
+            result.series = _merge_pieces(pieces)
+        return results
+
+    def stream_ranges(
+        self, queries: Sequence[RangeQuery], consume: Callable[[int, list[Series], list[str]], None]
+    ) -> None:
+        """Run every query, split into pieces, and hand each piece's series to `consume(query index,
+        series, warnings)` as soon as it and every piece before it are in — in a fixed order (query by
+        query, piece by piece in time), so sums built from the pieces are the same on every run.
+
+        Nothing but the pieces still waiting for an earlier one is held, which is what keeps a month of
+        a large cluster in bounded memory. Each answer is parsed in the worker that fetched it. Every
+        piece runs even after one fails; then the first failure is raised with a count of the rest.
         """
         jobs: list[tuple[int, str, dict[str, str]]] = []
         for index, item in enumerate(queries):
@@ -220,33 +245,25 @@ class PrometheusClient:
                 }
                 jobs.append((index, item.query, params))
 
-        def run(job: tuple[int, str, dict[str, str]]) -> tuple[Any, list[str]] | PrometheusError:
+        def run(job: tuple[int, str, dict[str, str]]) -> tuple[list[Series], list[str]] | PrometheusError:
             try:
-                return self._get("/api/v1/query_range", job[2], job[1])
+                data, warnings = self._get("/api/v1/query_range", job[2], job[1])
+                return _parse_result(data, job[1], self.settings.url), warnings
             except PrometheusError as error:
                 return error
 
+        failures: list[PrometheusError] = []
         with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
-            answers = list(pool.map(run, jobs))
-
-        failures = [a for a in answers if isinstance(a, PrometheusError)]
+            for (index, _, _), answer in zip(jobs, pool.map(run, jobs), strict=True):
+                if isinstance(answer, PrometheusError):
+                    failures.append(answer)
+                elif not failures:
+                    consume(index, *answer)
         if failures:
             first = failures[0]
             if len(failures) > 1:
                 first.args = (f"{first.args[0]}\n  ({len(failures) - 1} more request(s) failed as well)",)
             raise first
-
-        results = [QueryResult(query=q.query) for q in queries]
-        pieces_by_query: list[list[list[Series]]] = [[] for _ in queries]
-        for (index, query, _), answer in zip(jobs, answers, strict=True):
-            data, warnings = answer  # type: ignore[misc]
-            for warning in warnings:
-                if warning not in results[index].warnings:
-                    results[index].warnings.append(warning)
-            pieces_by_query[index].append(_parse_result(data, query, self.settings.url))
-        for result, pieces in zip(results, pieces_by_query, strict=True):
-            result.series = _merge_pieces(pieces)
-        return results
 
     def build_version(self) -> str | None:
         """The server's version from /api/v1/status/buildinfo, or None if it does not say (Thanos, Mimir)."""

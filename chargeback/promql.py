@@ -31,83 +31,126 @@ from string import Template
 from .errors import ChargebackError
 
 # ---------------------------------------------------------------- usage (the `used` column)
+#
+# Real clusters repeat series: a kubelet scraped by two jobs, two kube-state-metrics replicas both
+# scraped, a pod's requests exported once without `node` (pending) and once with it (scheduled).
+# Every query therefore first reduces to one value per *object* (`max by` the labels that name the
+# container, pod, claim, quota …, never the scrape target's job/instance) and only then sums per
+# namespace. The namespace!="" matcher keeps the root cgroup (id="/") and the system slices, which
+# the kubelet exports without namespace, out of every cAdvisor query.
 
 CPU_USED = Template(
-    # Containers only: the pod-level cgroup (container="") and the pause container (POD) would count CPU twice.
-    'sum by (namespace) (increase(container_cpu_usage_seconds_total{container!="",container!="POD"$extra}[$window]))'
+    # Containers only: the pod-level cgroup (container="") and the sandbox (CRI-O/cri-dockerd: "POD") would
+    # count CPU twice. `id` (the cgroup path) tells a restarted container's new series from its old one.
+    "sum by (namespace) (max by (namespace, pod, container, id) (increase("
+    'container_cpu_usage_seconds_total{container!="",container!="POD",namespace!=""$extra}[$window])))'
 )
 MEMORY_USED = Template(
     # Working set is what the kernel cannot reclaim, the figure the OOM killer and kubectl top use.
-    "sum by (namespace) (sum_over_time("
-    'container_memory_working_set_bytes{container!="",container!="POD"$extra}[$window]))'
+    "sum by (namespace) (max by (namespace, pod, container, id) (sum_over_time("
+    'container_memory_working_set_bytes{container!="",container!="POD",namespace!=""$extra}[$window])))'
 )
 EGRESS_USED = Template(
-    # Network counters exist only on the pod-level series (no container label), one per interface.
-    'sum by (namespace) (increase(container_network_transmit_bytes_total{container=""$extra}[$window]))'
+    # Network counters live on the pod's network sandbox: container="" (containerd: the pod cgroup) or
+    # container="POD" (CRI-O, cri-dockerd); where both report the same namespace, max keeps it once.
+    # hostNetwork pods report every host interface (the node's traffic, not the pod's): left out here and
+    # listed by HOST_NETWORK_PODS as "not measured".
+    "sum by (namespace) (max by (namespace, pod, interface) (increase("
+    'container_network_transmit_bytes_total{container=~"|POD",namespace!="",pod!=""$extra}[$window]))'
+    " unless on (namespace, pod)"
+    ' max by (namespace, pod) (max_over_time(kube_pod_info{host_network="true"$extra}[$window])))'
 )
 STORAGE_USED = Template(
-    # Bytes used on each PVC, labelled with the PVC's StorageClass; PVCs without kube-state-metrics info
-    # still count (with no storageclass) so that rating can name them instead of dropping them. Kept per
-    # PVC (one kubelet series each anyway) so that idle volumes can be named; summed per tier client-side.
-    "sum by (namespace, persistentvolumeclaim, storageclass) ("
-    "sum_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window])"
+    # Bytes used on each PVC, once per claim: a ReadWriteMany claim is reported by every node that mounts
+    # it (max, not sum). Labelled with the claim's StorageClass; claims without kube-state-metrics info still
+    # count (with no storageclass) so that rating can name them instead of dropping them.
+    "max by (namespace, persistentvolumeclaim, storageclass) ("
+    "max by (namespace, persistentvolumeclaim) (sum_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window]))"
     " * on (namespace, persistentvolumeclaim) group_left (storageclass)"
     " max by (namespace, persistentvolumeclaim, storageclass)"
     " (max_over_time(kube_persistentvolumeclaim_info{$matchers}[$window]))"
-    " or on (namespace, persistentvolumeclaim) sum_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window]))"
+    " or on (namespace, persistentvolumeclaim)"
+    " max by (namespace, persistentvolumeclaim) (sum_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window])))"
+)
+STORAGE_LAST = Template(
+    # The last bytes-used sample of each claim in the hour: what an unmounted claim is carried forward with.
+    "max by (namespace, persistentvolumeclaim) (last_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window]))"
 )
 LOAD_BALANCERS_USED = Template(
     # A Service of type LoadBalancer holds one address from the pool for as long as it exists.
-    'sum by (namespace) (sum_over_time(kube_service_spec_type{type="LoadBalancer"$extra}[$window]))'
+    "sum by (namespace) (max by (namespace, service) (sum_over_time("
+    'kube_service_spec_type{type="LoadBalancer"$extra}[$window])))'
 )
 PODS_RUNNING = Template(
     # Running pods only: pending and finished pods hold no resources on a node.
-    'sum by (namespace) (sum_over_time(kube_pod_status_phase{phase="Running"$extra}[$window]))'
+    "sum by (namespace) (max by (namespace, pod, uid) ("
+    'sum_over_time(kube_pod_status_phase{phase="Running"$extra}[$window])))'
+)
+HOST_NETWORK_PODS = Template(
+    # hostNetwork pods per namespace: their network traffic cannot be told from the node's.
+    'count by (namespace) (max by (namespace, pod) (max_over_time(kube_pod_info{host_network="true"$extra}[$window])))'
 )
 
 # ---------------------------------------------------------------- requests and quotas
 
 CONTAINER_REQUESTS = Template(
-    # Requests of running pods only (kube-state-metrics also exports pending and completed pods);
-    # the pod's running scrapes weight its request, so a pod started mid-hour counts part of the hour.
+    # Requests of running pods only (kube-state-metrics also exports pending and completed pods), once per
+    # container and resource: a pod first seen unscheduled has a series without `node` and then one with it.
+    # The pod's running scrapes weight its request, so a pod started mid-hour counts part of the hour.
     # GPU usage is these GPU requests: no utilisation series is part of the metric contract.
     "sum by (namespace, resource) ("
-    'max_over_time(kube_pod_container_resource_requests{resource=~"cpu|memory|nvidia_com_gpu"$extra}[$window])'
+    "max by (namespace, pod, uid, container, resource) ("
+    'max_over_time(kube_pod_container_resource_requests{resource=~"cpu|memory|nvidia_com_gpu"$extra}[$window]))'
     " * on (namespace, pod, uid) group_left ()"
     ' max by (namespace, pod, uid) (sum_over_time(kube_pod_status_phase{phase="Running"$extra}[$window])))'
 )
 STORAGE_REQUESTED = Template(
     # The size each PVC asked for, labelled with its StorageClass (same join and granularity as STORAGE_USED).
-    "sum by (namespace, persistentvolumeclaim, storageclass) ("
-    "sum_over_time(kube_persistentvolumeclaim_resource_requests_storage_bytes{$matchers}[$window])"
+    "max by (namespace, persistentvolumeclaim, storageclass) ("
+    "max by (namespace, persistentvolumeclaim)"
+    " (sum_over_time(kube_persistentvolumeclaim_resource_requests_storage_bytes{$matchers}[$window]))"
     " * on (namespace, persistentvolumeclaim) group_left (storageclass)"
     " max by (namespace, persistentvolumeclaim, storageclass)"
     " (max_over_time(kube_persistentvolumeclaim_info{$matchers}[$window]))"
-    " or on (namespace, persistentvolumeclaim)"
-    " sum_over_time(kube_persistentvolumeclaim_resource_requests_storage_bytes{$matchers}[$window]))"
+    " or on (namespace, persistentvolumeclaim) max by (namespace, persistentvolumeclaim)"
+    " (sum_over_time(kube_persistentvolumeclaim_resource_requests_storage_bytes{$matchers}[$window])))"
 )
 QUOTA_HARD = Template(
     # Hard quota limits are the allocation: idle analysis compares use with them (billing in request mode
-    # uses pod requests, not quotas); with several ResourceQuota objects the smallest limit applies, as in
-    # the API server.
+    # uses pod requests, not quotas); with several ResourceQuota objects (or replicas reporting one) the
+    # smallest limit applies, as in the API server.
     'min by (namespace, resource) (sum_over_time(kube_resourcequota{type="hard",resource=~"'
     r"requests\\.cpu|cpu|requests\\.memory|memory|requests\\.nvidia\\.com/gpu|services\\.loadbalancers|pods|"
     r'.+\\.storageclass\\.storage\\.k8s\\.io/requests\\.storage"$extra}[$window]))'
 )
 
-# ---------------------------------------------------------------- scrapes per hour, per source
+# ---------------------------------------------------------------- scrapes per hour, per source and target
 
 CADVISOR_SCRAPES = Template(
     # How often the kubelets' cAdvisor endpoint was scraped this hour: divides gauge sums, measures coverage.
     'max(count_over_time(container_memory_working_set_bytes{container!="",container!="POD"$extra}[$window]))'
 )
 KUBE_STATE_SCRAPES = Template(
-    # How often kube-state-metrics was scraped this hour; every cluster runs some pod all the time.
-    'max(count_over_time(kube_pod_status_phase{phase="Running"$extra}[$window]))'
+    # How often kube-state-metrics was scraped this hour, from any of the families billing reads: an
+    # allow-list that drops one of them must not turn the divisor into 0 (or 1).
+    'max(count_over_time({__name__=~"kube_pod_status_phase|kube_resourcequota|kube_persistentvolumeclaim_info|'
+    'kube_service_spec_type|kube_node_info"$extra}[$window]))'
 )
 KUBELET_VOLUME_SCRAPES = Template(
     # How often the kubelets' volume statistics were scraped this hour (a separate endpoint from cAdvisor).
     "max(count_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window]))"
+)
+CADVISOR_NODE_SCRAPES = Template(
+    # Scrapes of each node's cAdvisor this hour. The root cgroup (id="/") is there on every node, with or
+    # without pods, so a node that stops being scraped shows as a count below the others.
+    'max by (node) (count_over_time(container_cpu_usage_seconds_total{id="/",node!=""$extra}[$window]))'
+)
+NAMESPACES_ON_NODES = Template(
+    # Which namespaces ran pods on which node this hour: what a silent node hides.
+    "max by (namespace, node) ("
+    'max by (namespace, pod, uid, node) (max_over_time(kube_pod_info{node!=""$extra}[$window]))'
+    " * on (namespace, pod, uid) group_left ()"
+    ' max by (namespace, pod, uid) (max_over_time(kube_pod_status_phase{phase="Running"$extra}[$window])) > 0)'
 )
 
 QUERIES: dict[str, Template] = {
@@ -115,14 +158,18 @@ QUERIES: dict[str, Template] = {
     "memory_used": MEMORY_USED,
     "egress_used": EGRESS_USED,
     "storage_used": STORAGE_USED,
+    "storage_last": STORAGE_LAST,
     "load_balancers_used": LOAD_BALANCERS_USED,
     "pods_running": PODS_RUNNING,
+    "host_network_pods": HOST_NETWORK_PODS,
     "container_requests": CONTAINER_REQUESTS,
     "storage_requested": STORAGE_REQUESTED,
     "quota_hard": QUOTA_HARD,
     "cadvisor_scrapes": CADVISOR_SCRAPES,
     "kube_state_scrapes": KUBE_STATE_SCRAPES,
     "kubelet_volume_scrapes": KUBELET_VOLUME_SCRAPES,
+    "cadvisor_node_scrapes": CADVISOR_NODE_SCRAPES,
+    "namespaces_on_nodes": NAMESPACES_ON_NODES,
 }
 """Every query `collect_usage` runs, by name."""
 

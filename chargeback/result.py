@@ -6,7 +6,7 @@ all compute the same figures from the same frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -15,6 +15,7 @@ from infra.catalog.models import BillingMode, Catalog
 from .idle import find_idle
 from .period import Period
 from .rating import attribute, billing_mode_of, coverage, rate
+from .usage import empty_estimate_frame
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Chargeback:
     """Hours seen and covered per namespace (rating.COVERAGE_SCHEMA)."""
     idle: pd.DataFrame
     """Flagged allocations (idle.IDLE_SCHEMA)."""
+    estimates: pd.DataFrame = field(default_factory=empty_estimate_frame)
+    """Figures that are estimates or gaps, per namespace (usage.ESTIMATE_SCHEMA): said on the invoice."""
 
     @property
     def currency(self) -> str:
@@ -44,9 +47,10 @@ def charge(
     period: Period,
     billing_mode: str | BillingMode | None = None,
     volumes: pd.DataFrame | None = None,
+    estimates: pd.DataFrame | None = None,
 ) -> Chargeback:
     """Attribute, rate and judge one period's usage frame (as `collect_usage` returns it, with its
-    per-PVC `volumes` detail when there is one)."""
+    per-PVC `volumes` detail and its `estimates` when there are)."""
     mode = billing_mode_of(catalog.rates, billing_mode)
     attributed = attribute(usage, catalog, period)
     return Chargeback(
@@ -57,4 +61,5 @@ def charge(
         lines=rate(attributed, catalog, period, mode),
         coverage=coverage(attributed, period),
         idle=find_idle(attributed, catalog, period, volumes),
+        estimates=empty_estimate_frame() if estimates is None else estimates,
     )

@@ -20,7 +20,7 @@ from .prometheus import PrometheusClient, PrometheusSettings
 from .promql import LabelMatcher
 from .reports import write_reports
 from .result import Chargeback, charge
-from .usage import collect_usage, empty_usage_frame, empty_volume_frame
+from .usage import collect_usage, empty_estimate_frame, empty_usage_frame, empty_volume_frame
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class Collected:
     """usage.USAGE_SCHEMA, all clusters."""
     volumes: pd.DataFrame
     """usage.VOLUME_SCHEMA: per-PVC storage detail, all clusters."""
+    estimates: pd.DataFrame
+    """usage.ESTIMATE_SCHEMA: figures that are estimates or gaps, all clusters."""
     warnings: list[str]
     queries: dict[str, dict[str, str]]
     """Cluster → query name → the exact PromQL run."""
@@ -90,6 +92,7 @@ def collect_period(
     return Collected(
         usage=_union([r.frame for r in results], empty_usage_frame()),
         volumes=_union([r.volumes for r in results], empty_volume_frame()),
+        estimates=_union([r.estimates for r in results], empty_estimate_frame()),
         warnings=warnings,
         queries=queries,
     )
@@ -120,6 +123,6 @@ def run_period(
     clusters = clusters_to_collect(catalog, cluster, cluster_label)
     with PrometheusClient(settings) as client:
         collected = collect_period(period, catalog, client, clusters, cluster_label, selectors)
-    chargeback = charge(collected.usage, catalog, period, billing_mode, collected.volumes)
+    chargeback = charge(collected.usage, catalog, period, billing_mode, collected.volumes, collected.estimates)
     written = write_reports(chargeback, Path(out), previous=previous, pdf=pdf) if out is not None else []
     return PeriodRun(chargeback=chargeback, warnings=collected.warnings, written=written, queries=collected.queries)

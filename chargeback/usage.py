@@ -12,7 +12,7 @@ Units of `used`, `requested` and `allocated` (per row, i.e. per hour):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -165,6 +165,32 @@ COVERAGE_SCHEMA: dict[str, str] = {
     "coverage": "float64",  # min(1, scrapes / expected); 0 for an hour without any scrape
 }
 
+NOT_MEASURED = "not measured"
+"""Estimate kind: the quantity cannot be measured per namespace (egress of hostNetwork pods); not billed."""
+CARRIED = "carried forward"
+"""Estimate kind: an unmounted claim's use, carried forward from its last observation (never above its request)."""
+NEVER_OBSERVED = "never observed"
+"""Estimate kind: a claim no kubelet ever reported in the period nor the day before: its use counts as 0."""
+NODE_GAP = "node not scraped"
+"""Estimate kind: a node's cAdvisor was not (fully) scraped while the namespace ran pods on it."""
+NAN_SAMPLES = "NaN samples"
+"""Estimate kind: the hour's samples included NaN: the hour is left unknown (coverage 0), never billed as 0."""
+
+ESTIMATE_SCHEMA: dict[str, str] = {
+    "cluster": "object",
+    "namespace": "object",
+    "resource": "object",
+    "tier": "object",
+    "kind": "object",  # one of the estimate kinds above
+    "hours": "int64",  # hours of the period affected
+    "detail": "object",  # what: pods, claims, nodes
+}
+"""What an invoice must say about a namespace's figures that are estimates or gaps, one row per kind."""
+
+
+def empty_estimate_frame() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in ESTIMATE_SCHEMA.items()})
+
 
 @dataclass
 class UsageResult:
@@ -175,6 +201,8 @@ class UsageResult:
     volumes: pd.DataFrame = field(default_factory=lambda: empty_volume_frame())  # VOLUME_SCHEMA, per PVC
     warnings: list[str] = field(default_factory=list)  # Prometheus warnings (partial answers) and data warnings
     queries: dict[str, str] = field(default_factory=dict)  # name → the exact PromQL run
+    estimates: pd.DataFrame = field(default_factory=lambda: empty_estimate_frame())  # ESTIMATE_SCHEMA
+    dropped: dict[str, int] = field(default_factory=dict)  # query → series dropped for having no namespace
 
     def incomplete_hours(self) -> pd.DataFrame:
         """Coverage rows of hours that were not fully scraped."""
@@ -205,6 +233,10 @@ def _check_period(start: dt.datetime, end: dt.datetime) -> None:
         raise UsageDataError(f"the period {start.isoformat()} – {end.isoformat()} is empty: end must be after start")
 
 
+CARRY_LOOKBACK = "1d"
+"""How far before the period an unmounted claim's last observation is looked for (longer ranges read a lot)."""
+
+
 def collect_usage(
     client: PrometheusClient,
     catalog: Catalog,
@@ -216,10 +248,11 @@ def collect_usage(
 ) -> UsageResult:
     """Hourly usage of `cluster` for the hours in [start, end) (UTC, on the hour).
 
-    Phase one issues every query (split into pieces, concurrently) and raises one PrometheusError if
-    any failed; phase two (`build_usage_frame`) is pure. `matchers` select the cluster's series on a
-    Prometheus that holds several (e.g. cluster="dc1"); `scrape_interval` (seconds) fixes how many
-    scrapes a full hour has — by default the most seen in any hour of the period.
+    Phase one issues every query (split into pieces, concurrently) and reduces each piece as it
+    arrives into per-key hourly arrays (`_Reducer`), raising one PrometheusError if any failed;
+    phase two (`_Reducer.finish`) is pure. `matchers` select the cluster's series on a Prometheus
+    that holds several (e.g. cluster="dc1"); `scrape_interval` (seconds) fixes how many scrapes a
+    full hour has — by default the most seen in any hour of the period.
     """
     _check_period(start, end)
     tiers = storage_tiers(catalog, cluster)
@@ -228,58 +261,123 @@ def collect_usage(
     step = dt.timedelta(hours=1)
     first_eval = start + step - dt.timedelta(milliseconds=1)
     last_eval = end - dt.timedelta(milliseconds=1)
-    results = client.query_ranges([RangeQuery(q, first_eval, last_eval, step) for q in queries.values()])
-    warnings = [
-        f"Prometheus warned on {name}: {w}" for name, r in zip(queries, results, strict=True) for w in r.warnings
-    ]
-    series = {name: result.series for name, result in zip(queries, results, strict=True)}
-    frame, coverage, data_warnings = build_usage_frame(series, cluster, tiers, start, end, scrape_interval)
-    volumes = build_volume_frame(series, cluster, tiers, start, end, scrape_interval)
-    return UsageResult(
-        frame=frame, coverage=coverage, volumes=volumes, warnings=warnings + data_warnings, queries=queries
-    )
+    names = list(queries)
+    reducer = _Reducer(start, end, tiers)
+    warnings: list[str] = []
+
+    def consume(index: int, series: list[Series], answer_warnings: list[str]) -> None:
+        warnings.extend(f"Prometheus warned on {names[index]}: {w}" for w in answer_warnings)
+        reducer.add(names[index], series)
+
+    client.stream_ranges([RangeQuery(q, first_eval, last_eval, step) for q in queries.values()], consume)
+    before = promql.render(promql.STORAGE_LAST, CARRY_LOOKBACK, tuple(matchers))
+    carried_in = client.query(before, start - dt.timedelta(milliseconds=1))
+    warnings.extend(f"Prometheus warned on storage_before: {w}" for w in carried_in.warnings)
+    reducer.add_last_before(carried_in.series)
+    result = reducer.finish(cluster, scrape_interval)
+    result.warnings[:0] = list(dict.fromkeys(warnings))
+    result.queries = {**queries, "storage_before": before}
+    return result
 
 
-# ---------------------------------------------------------------- pure: series → frame
+def build_usage(
+    series: Mapping[str, Sequence[Series]],
+    cluster: str,
+    tiers: Mapping[str, str],
+    start: dt.datetime,
+    end: dt.datetime,
+    scrape_interval: float | None = None,
+) -> UsageResult:
+    """The pure phase on answers already in hand (query name → series): what `collect_usage` builds."""
+    reducer = _Reducer(start, end, tiers)
+    for name, items in series.items():
+        reducer.add(name, items)
+    return reducer.finish(cluster, scrape_interval)
 
-_COLUMNS = ("used", "requested", "allocated")
+
+# ---------------------------------------------------------------- the table of measures
+
+KeyOf = Callable[[Mapping[str, str], Mapping[str, str]], "tuple[str, str, float] | None"]
+"""(series labels, StorageClass → tier) → (resource, tier, unit factor), or None to leave the series out."""
 
 
-class _Grid:
-    """Dense hour × key matrices of used / requested / allocated, filled series by series.
+@dataclass(frozen=True)
+class Measure:
+    """How one query's series become one column of the usage frame.
 
-    Keys are three names: (namespace, resource, tier) for the usage frame, (namespace, claim, tier) for
-    the per-PVC frame. Each series maps to one key and its points to hour indices, so filling is
-    vectorised per series and the frame is cut out of the matrices at the end — no joins, no pivots
-    over millions of rows.
+    `scrapes` names the source whose scrapes in the hour divide a gauge's sum of samples (value-hours);
+    None for counters, whose `increase` already is the hour's quantity. `combine` joins series that land
+    on one key: summed, or the smallest (several quotas limit the same thing). `per_claim` measures are
+    kept per PersistentVolumeClaim first (for carrying unmounted claims and naming idle volumes), then
+    summed per tier into the frame.
     """
 
-    def __init__(self, hour0: float, hours: int) -> None:
-        self.hour0 = hour0
-        self.hours = hours
-        self.keys: dict[tuple[str, str, str], int] = {}
-        self._pending: list[tuple[str, int, np.ndarray, np.ndarray, str]] = []
+    query: str
+    column: str
+    key: KeyOf
+    scrapes: str | None
+    combine: str = "sum"
+    per_claim: bool = False
 
-    def add(
-        self, column: str, key: tuple[str, str, str], series: Series, scale: np.ndarray | float, combine: str = "sum"
-    ) -> None:
-        index = self.keys.setdefault(key, len(self.keys))
-        hour, inside = _hour_index(series.timestamps, self.hour0, self.hours)
-        values = series.values[inside] * (scale[hour] if isinstance(scale, np.ndarray) else scale)
-        self._pending.append((column, index, hour, values, combine))
 
-    def matrices(self, order: np.ndarray) -> dict[str, np.ndarray]:
-        """column → (hours × keys) matrix, keys in `order` (position of each key index in the output)."""
-        out = {c: np.full((self.hours, len(self.keys)), np.nan) for c in _COLUMNS}
-        for column, index, hour, values, combine in self._pending:
-            target = out[column]
-            current = target[hour, order[index]]
-            if combine == "min":
-                target[hour, order[index]] = np.fmin(current, values)
-            else:
-                target[hour, order[index]] = np.where(np.isnan(current), values, current + values)
-        self._pending.clear()
-        return out
+def _fixed(resource: str, factor: float) -> KeyOf:
+    return lambda _labels, _tiers: (resource, "", factor)
+
+
+def _request_key(labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[str, str, float] | None:
+    found = _REQUEST_RESOURCES.get(labels.get("resource", ""))
+    return (found[0], "", found[1]) if found else None
+
+
+def _gpu_used_key(labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[str, str, float] | None:
+    # GPU use is GPU requests of running pods: no utilisation series is part of the metric contract.
+    return ("gpu", "", 1.0) if labels.get("resource") == "nvidia_com_gpu" else None
+
+
+def _quota_key(labels: Mapping[str, str], tiers: Mapping[str, str]) -> tuple[str, str, float] | None:
+    name = labels.get("resource", "")
+    if name.endswith(_STORAGE_QUOTA_SUFFIX):
+        storage_class = name.removesuffix(_STORAGE_QUOTA_SUFFIX)
+        return "storage", tiers.get(storage_class, storage_class), 1 / GIB_BYTES
+    if name in _QUOTA_RESOURCES:
+        resource, factor = _QUOTA_RESOURCES[name]
+        return resource, "", factor
+    return None
+
+
+def _claim_key(labels: Mapping[str, str], tiers: Mapping[str, str]) -> tuple[str, str, float]:
+    return "storage", _tier_of(labels, tiers), 1 / GIB_BYTES
+
+
+MEASURES: tuple[Measure, ...] = (
+    Measure("cpu_used", "used", _fixed("cpu", 1 / 3600.0), None),
+    Measure("memory_used", "used", _fixed("memory", 1 / GIB_BYTES), CADVISOR),
+    Measure("egress_used", "used", _fixed("egress", 1 / GIB_BYTES), None),
+    Measure("load_balancers_used", "used", _fixed("load_balancer", 1.0), KUBE_STATE),
+    # A LoadBalancer Service is its own request.
+    Measure("load_balancers_used", "requested", _fixed("load_balancer", 1.0), KUBE_STATE),
+    Measure("pods_running", "used", _fixed(PODS, 1.0), KUBE_STATE),
+    Measure("container_requests", "requested", _request_key, KUBE_STATE),
+    Measure("container_requests", "used", _gpu_used_key, KUBE_STATE),
+    Measure("storage_used", "used", _claim_key, KUBELET, per_claim=True),
+    Measure("storage_requested", "requested", _claim_key, KUBE_STATE, per_claim=True),
+    # `cpu` and `requests.cpu` (or several quota objects) limit the same thing: the smallest applies.
+    Measure("quota_hard", "allocated", _quota_key, KUBE_STATE, combine="min"),
+)
+"""Every query that fills the usage frame, and how: one row per billable quantity's source."""
+
+_MEASURES_OF: dict[str, tuple[Measure, ...]] = {
+    query: tuple(m for m in MEASURES if m.query == query) for query in dict.fromkeys(m.query for m in MEASURES)
+}
+
+
+def _tier_of(labels: Mapping[str, str], tiers: Mapping[str, str]) -> str:
+    """The storage tier of a per-PVC series: its StorageClass's tier, the raw class if none, "" if unknown."""
+    name = labels.get("storageclass", "")
+    return tiers.get(name, name) if name else ""
+
+
+# ---------------------------------------------------------------- phase one: reduce pieces as they arrive
 
 
 def _hour_index(timestamps: np.ndarray, hour0: float, hours: int) -> tuple[np.ndarray, np.ndarray]:
@@ -289,12 +387,337 @@ def _hour_index(timestamps: np.ndarray, hour0: float, hours: int) -> tuple[np.nd
     return hour[inside], inside
 
 
-def _scrapes_per_hour(series: Sequence[Series], hour0: float, hours: int) -> np.ndarray:
-    counts = np.zeros(hours)
-    for item in series:
-        hour, inside = _hour_index(item.timestamps, hour0, hours)
-        np.maximum.at(counts, hour, item.values[inside])
-    return counts
+class _Hourly:
+    """Per-key hourly arrays of one measure: the combined values, which hours had a value, which a NaN."""
+
+    def __init__(self, hours: int, combine: str) -> None:
+        self.hours = hours
+        self.combine = combine
+        self.keys: dict[tuple[str, ...], int] = {}
+        self.values: list[np.ndarray] = []
+        self.seen: list[np.ndarray] = []
+        self.nan: list[np.ndarray] = []
+
+    def add(self, key: tuple[str, ...], hour: np.ndarray, values: np.ndarray) -> None:
+        index = self.keys.get(key)
+        if index is None:
+            index = self.keys[key] = len(self.values)
+            self.values.append(np.full(self.hours, np.inf if self.combine == "min" else 0.0))
+            self.seen.append(np.zeros(self.hours, dtype=bool))
+            self.nan.append(np.zeros(self.hours, dtype=bool))
+        bad = np.isnan(values)
+        self.nan[index][hour[bad]] = True
+        hour, values = hour[~bad], values[~bad]
+        if self.combine == "min":
+            np.minimum.at(self.values[index], hour, values)
+        else:
+            np.add.at(self.values[index], hour, values)
+        self.seen[index][hour] = True
+
+    def matrix(self) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray]:
+        """(keys in index order, hours × keys values with NaN where unseen, hours × keys NaN flags)."""
+        keys = list(self.keys)
+        if not keys:
+            empty = np.zeros((self.hours, 0))
+            return keys, empty, empty.astype(bool)
+        values = np.column_stack(self.values)
+        values[~np.column_stack(self.seen)] = np.nan
+        return keys, values, np.column_stack(self.nan)
+
+
+class _Reducer:
+    """Folds every answer piece into hourly arrays as it arrives; `finish` turns them into the result."""
+
+    def __init__(self, start: dt.datetime, end: dt.datetime, tiers: Mapping[str, str]) -> None:
+        self.start = start
+        self.hour0 = start.timestamp()
+        self.hours = round((end.timestamp() - self.hour0) / 3600)
+        self.tiers = tiers
+        self.measures = {m: _Hourly(self.hours, m.combine) for m in MEASURES}
+        self.scrapes = {source: np.zeros(self.hours) for source in SOURCES}
+        self.node_scrapes: dict[str, np.ndarray] = {}
+        self.on_node: dict[tuple[str, str], np.ndarray] = {}
+        self.host_network: dict[str, np.ndarray] = {}
+        self.last: _Hourly = _Hourly(self.hours, "sum")  # (namespace, claim) → last bytes used in the hour
+        self.last_before: dict[tuple[str, str], float] = {}
+        self.dropped: dict[str, int] = {}
+
+    def _points(self, item: Series) -> tuple[np.ndarray, np.ndarray]:
+        hour, inside = _hour_index(item.timestamps, self.hour0, self.hours)
+        return hour, item.values[inside]
+
+    def _maximum(self, table: dict, key: object, hour: np.ndarray, values: np.ndarray) -> None:
+        target = table.setdefault(key, np.zeros(self.hours))
+        np.maximum.at(target, hour, np.nan_to_num(values, nan=0.0))
+
+    def add(self, query: str, series: Sequence[Series]) -> None:
+        """Fold one piece of one query's answer in."""
+        source = next((s for s, q in _SCRAPE_QUERY.items() if q == query), None)
+        for item in series:
+            hour, values = self._points(item)
+            if source is not None:
+                np.maximum.at(self.scrapes[source], hour, np.nan_to_num(values, nan=0.0))
+                continue
+            if query == "cadvisor_node_scrapes":
+                self._maximum(self.node_scrapes, item.labels.get("node", ""), hour, values)
+                continue
+            namespace = item.labels.get("namespace", "")
+            if not namespace:  # no namespace to bill: counted and reported, never a crash or an empty name
+                self.dropped[query] = self.dropped.get(query, 0) + 1
+                continue
+            if query == "namespaces_on_nodes":
+                self._maximum(self.on_node, (namespace, item.labels.get("node", "")), hour, values)
+            elif query == "host_network_pods":
+                self._maximum(self.host_network, namespace, hour, values)
+            elif query == "storage_last":
+                self.last.add((namespace, item.labels.get("persistentvolumeclaim", "")), hour, values)
+            for measure in _MEASURES_OF.get(query, ()):
+                found = measure.key(item.labels, self.tiers)
+                if found is None:
+                    continue
+                resource, tier, factor = found
+                if measure.per_claim:
+                    key: tuple[str, ...] = (namespace, item.labels.get("persistentvolumeclaim", ""), tier)
+                else:
+                    key = (namespace, resource, tier)
+                self.measures[measure].add(key, hour, values * factor)
+
+    def add_last_before(self, series: Sequence[Series]) -> None:
+        """Each claim's last bytes-used sample before the period: where an unmounted claim starts from."""
+        for item in series:
+            if len(item.values) and not np.isnan(item.values[-1]):
+                key = (item.labels.get("namespace", ""), item.labels.get("persistentvolumeclaim", ""))
+                self.last_before[key] = float(item.values[-1])
+
+    # ------------------------------------------------------------ phase two
+
+    def finish(self, cluster: str, scrape_interval: float | None) -> UsageResult:
+        scrapes = _Scrapes.measure(self.scrapes, scrape_interval)
+        share = dict(scrapes.share)
+        warnings: list[str] = []
+        frame_grid = _FrameGrid(self.hours)
+        for measure, hourly in self.measures.items():
+            if measure.per_claim:
+                continue
+            keys, values, nan = hourly.matrix()
+            if measure.scrapes is not None:
+                values = values * scrapes.per_scrape(measure.scrapes)[:, None]
+            frame_grid.put(measure.column, keys, values, nan)
+
+        volumes, claim_estimates, claim_warnings = self._claims(cluster, scrapes, frame_grid)
+        warnings += claim_warnings
+        if not scrapes.counts[KUBELET].any():
+            # No volume statistics at all: fine without PVCs (storage use is 0 wherever kube-state-metrics
+            # saw the quota), a blind spot with them.
+            share[KUBELET] = share[KUBE_STATE]
+            if len(volumes):
+                warnings.append(
+                    "PVCs exist but kubelet_volume_stats_used_bytes has no series: storage use cannot be measured; "
+                    "scrape the kubelets' /metrics endpoint (volume statistics are not part of /metrics/cadvisor)"
+                )
+        if not scrapes.counts[KUBE_STATE].any() and scrapes.counts[CADVISOR].any():
+            raise UsageDataError(
+                f"cluster {cluster}: kube-state-metrics has no series in the period (kube_pod_status_phase, "
+                "kube_resourcequota, kube_persistentvolumeclaim_info …), so requests, quotas, storage classes and "
+                "load balancers cannot be measured; check that kube-state-metrics runs and is scraped "
+                "(`chargeback doctor` lists what is missing)"
+            )
+
+        node_share, node_estimates, node_warnings = self._node_coverage(cluster, scrapes)
+        warnings += node_warnings
+        coverage = _coverage_frame(scrapes, share, cluster, self.hour0, self.hours)
+        frame, nan_estimates = frame_grid.cut(share, node_share, cluster, self.hour0)
+        estimates = [*self._host_network_estimates(cluster), *claim_estimates, *node_estimates, *nan_estimates]
+        warnings += _data_warnings(frame, coverage, self.tiers, cluster)
+        if self.dropped:
+            counts = ", ".join(f"{n} from {q}" for q, n in sorted(self.dropped.items()))
+            warnings.append(
+                f"cluster {cluster}: {sum(self.dropped.values())} series without a namespace were left out ({counts})"
+            )
+        return UsageResult(
+            frame=check_usage_frame(frame),
+            coverage=coverage,
+            volumes=volumes,
+            warnings=warnings,
+            estimates=_estimate_frame(estimates, cluster),
+            dropped=dict(self.dropped),
+        )
+
+    def _claims(
+        self, cluster: str, scrapes: _Scrapes, frame_grid: _FrameGrid
+    ) -> tuple[pd.DataFrame, list[dict], list[str]]:
+        """The per-claim frame (unmounted claims carried forward), folded into the frame's storage rows."""
+        used_hourly = next(h for m, h in self.measures.items() if m.per_claim and m.column == "used")
+        requested_hourly = next(h for m, h in self.measures.items() if m.per_claim and m.column == "requested")
+        claims = list(dict.fromkeys([*requested_hourly.keys, *used_hourly.keys]))
+        if not claims:
+            return empty_volume_frame(), [], []
+        hours = self.hours
+        position = {key: i for i, key in enumerate(claims)}
+
+        def dense(hourly: _Hourly, source: str) -> tuple[np.ndarray, np.ndarray]:
+            values = np.full((hours, len(claims)), np.nan)
+            nan = np.zeros((hours, len(claims)), dtype=bool)
+            keys, matrix, flags = hourly.matrix()
+            columns = [position[k] for k in keys]
+            values[:, columns] = matrix * scrapes.per_scrape(source)[:, None]
+            nan[:, columns] = flags
+            return values, nan
+
+        used, used_nan = dense(used_hourly, KUBELET)
+        requested, requested_nan = dense(requested_hourly, KUBE_STATE)
+        scraped = scrapes.share[KUBELET] > 0
+
+        # Last bytes-used level known at each hour: the hour's own last sample, else the latest before it.
+        last_keys, last_matrix, _ = self.last.matrix()
+        level = np.full((hours, len(claims)), np.nan)
+        for column, (namespace, claim) in enumerate(last_keys):
+            for tiered in (k for k in claims if k[:2] == (namespace, claim)):
+                level[:, position[tiered]] = last_matrix[:, column]
+        for key, value in self.last_before.items():
+            for tiered in (k for k in claims if k[:2] == key):
+                if np.isnan(level[0, position[tiered]]):
+                    level[0, position[tiered]] = value
+        index = np.where(~np.isnan(level), np.arange(hours)[:, None], 0)
+        np.maximum.accumulate(index, axis=0, out=index)
+        known = np.take_along_axis(level, index, axis=0) / GIB_BYTES  # NaN where nothing seen yet
+
+        exists = requested > 0
+        unmounted = exists & np.isnan(used) & ~used_nan & scraped[:, None]
+        carry = unmounted & ~np.isnan(known)
+        used = np.where(carry, np.minimum(known, requested), used)
+        never = unmounted & np.isnan(known)
+        used = np.where(never, 0.0, used)
+        used = np.where(np.isnan(used) & scraped[:, None] & ~used_nan, 0.0, used)
+        used[~scraped] = np.nan
+
+        estimates: list[dict] = []
+        warnings: list[str] = []
+        for column, (namespace, claim, tier) in enumerate(claims):
+            for kind, mask in ((CARRIED, carry[:, column]), (NEVER_OBSERVED, never[:, column])):
+                if mask.any():
+                    estimates.append(
+                        {
+                            "namespace": namespace,
+                            "resource": "storage",
+                            "tier": tier,
+                            "kind": kind,
+                            "hours": int(mask.sum()),
+                            "detail": claim,
+                        }
+                    )
+        if never.any():
+            names = sorted({f"{claims[c][0]}/{claims[c][1]}" for c in np.nonzero(never.any(axis=0))[0]})
+            warnings.append(
+                f"cluster {cluster}: {len(names)} PVC(s) were never reported by a kubelet in the period nor the "
+                f"{CARRY_LOOKBACK} before (not mounted): their use counts as 0: {', '.join(names[:10])}"
+                + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+            )
+
+        # Fold claims into the frame's (namespace, storage, tier) rows.
+        folded: dict[tuple[str, str, str], list[int]] = {}
+        for column, (namespace, _claim, tier) in enumerate(claims):
+            folded.setdefault((namespace, "storage", tier), []).append(column)
+        keys = list(folded)
+        for name, matrix, flags in (("used", used, used_nan), ("requested", requested, requested_nan)):
+            summed = np.column_stack([_nansum_or_nan(matrix[:, cols]) for cols in folded.values()])
+            flagged = np.column_stack([flags[:, cols].any(axis=1) for cols in folded.values()])
+            frame_grid.put(name, keys, summed, flagged)
+
+        hour_index, key_index = np.nonzero(exists)
+        frame = pd.DataFrame(
+            {
+                "hour": _hours(hour_index, self.hour0),
+                "cluster": pd.Series(np.full(len(hour_index), cluster, dtype=object), dtype=object),
+                "namespace": pd.Series([claims[k][0] for k in key_index], dtype=object),
+                "pvc": pd.Series([claims[k][1] for k in key_index], dtype=object),
+                "tier": pd.Series([claims[k][2] for k in key_index], dtype=object),
+                "used": used[hour_index, key_index],
+                "requested": requested[hour_index, key_index],
+            }
+        )
+        frame = frame.sort_values(["namespace", "tier", "pvc", "hour"], kind="stable").reset_index(drop=True)
+        return frame, estimates, warnings
+
+    def _node_coverage(self, cluster: str, scrapes: _Scrapes) -> tuple[dict[str, np.ndarray], list[dict], list[str]]:
+        """namespace → its cAdvisor coverage per hour given the nodes its pods ran on (1 where all were scraped)."""
+        if not self.on_node:
+            return {}, [], []
+        if not self.node_scrapes:
+            return (
+                {},
+                [],
+                [
+                    f"cluster {cluster}: cAdvisor series carry no `node` label, so a node that stops being scraped "
+                    "cannot be told apart; add the node target label to the kubelet scrape (kube-prometheus does)"
+                ],
+            )
+        expected = scrapes.expected[CADVISOR] or max((float(c.max()) for c in self.node_scrapes.values()), default=0)
+        if expected <= 0:
+            return {}, [], []
+        node_share = {n: np.minimum(c / expected, 1.0) for n, c in self.node_scrapes.items()}
+        per_namespace: dict[str, np.ndarray] = {}
+        hidden: dict[str, dict[str, np.ndarray]] = {}
+        for (namespace, node), running in self.on_node.items():
+            on = running > 0
+            share = node_share.get(node, np.zeros(self.hours))
+            gap = on & (share < 1)
+            current = per_namespace.setdefault(namespace, np.ones(self.hours))
+            np.minimum(current, np.where(on, share, 1.0), out=current)
+            if gap.any():
+                hidden.setdefault(node, {})[namespace] = gap
+        estimates, warnings = [], []
+        for node in sorted(hidden):
+            namespaces = hidden[node]
+            gap_hours = np.logical_or.reduce(list(namespaces.values()))
+            shown = ", ".join(f"{self._hour(h):%Y-%m-%d %H:00}" for h in np.nonzero(gap_hours)[0][:6])
+            more = f" and {int(gap_hours.sum()) - 6} more" if gap_hours.sum() > 6 else ""
+            warnings.append(
+                f"node {node} of cluster {cluster} was not fully scraped (cAdvisor) in {int(gap_hours.sum())} hour(s) "
+                f"while it ran pods of {', '.join(sorted(namespaces))}: {shown}{more}; their cpu, memory and egress "
+                "in those hours are incomplete"
+            )
+            for namespace, gap in sorted(namespaces.items()):
+                for resource in ("cpu", "memory", "egress"):
+                    estimates.append(
+                        {
+                            "namespace": namespace,
+                            "resource": resource,
+                            "tier": "",
+                            "kind": NODE_GAP,
+                            "hours": int(gap.sum()),
+                            "detail": node,
+                        }
+                    )
+        return per_namespace, estimates, warnings
+
+    def _host_network_estimates(self, cluster: str) -> list[dict]:
+        return [
+            {
+                "namespace": namespace,
+                "resource": "egress",
+                "tier": "",
+                "kind": NOT_MEASURED,
+                "hours": int((pods > 0).sum()),
+                "detail": f"{int(pods.max())} hostNetwork pod(s)",
+            }
+            for namespace, pods in sorted(self.host_network.items())
+            if (pods > 0).any()
+        ]
+
+    def _hour(self, index: int) -> dt.datetime:
+        return self.start + dt.timedelta(hours=int(index))
+
+
+def _nansum_or_nan(matrix: np.ndarray) -> np.ndarray:
+    """Row sums that stay NaN where every value of the row is NaN."""
+    summed = np.nansum(matrix, axis=1)
+    summed[np.isnan(matrix).all(axis=1)] = np.nan
+    return summed
+
+
+def _hours(index: np.ndarray, hour0: float) -> pd.Series:
+    return pd.to_datetime(index * 3600 + int(hour0), unit="s", utc=True).astype("datetime64[ns, UTC]")
 
 
 @dataclass(frozen=True)
@@ -306,16 +729,12 @@ class _Scrapes:
     share: dict[str, np.ndarray]
 
     @classmethod
-    def measure(
-        cls, series: Mapping[str, Sequence[Series]], hour0: float, hours: int, scrape_interval: float | None
-    ) -> _Scrapes:
-        counts, expected, share = {}, {}, {}
-        for source in SOURCES:
-            found = _scrapes_per_hour(series.get(_SCRAPE_QUERY[source], ()), hour0, hours)
+    def measure(cls, counts: Mapping[str, np.ndarray], scrape_interval: float | None) -> _Scrapes:
+        expected, share = {}, {}
+        for source, found in counts.items():
             expected[source] = 3600.0 / scrape_interval if scrape_interval else float(found.max(initial=0.0))
-            counts[source] = found
-            share[source] = np.minimum(found / expected[source], 1.0) if expected[source] > 0 else np.zeros(hours)
-        return cls(counts, expected, share)
+            share[source] = np.minimum(found / expected[source], 1.0) if expected[source] > 0 else np.zeros(len(found))
+        return cls(dict(counts), expected, share)
 
     def per_scrape(self, source: str, factor: float = 1.0) -> np.ndarray:
         """Scale turning a sum of samples into value-hours: factor / scrapes in the hour."""
@@ -326,113 +745,114 @@ class _Scrapes:
         return factor / divisor
 
 
-def build_usage_frame(
-    series: Mapping[str, Sequence[Series]],
-    cluster: str,
-    tiers: Mapping[str, str],
-    start: dt.datetime,
-    end: dt.datetime,
-    scrape_interval: float | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """The usage frame, the coverage table and data warnings from the answers of `usage_queries`."""
-    warnings: list[str] = []
-    hour0 = start.timestamp()
-    hours = round((end.timestamp() - hour0) / 3600)
-
-    # Scrapes per hour and source: they divide gauge sums and measure coverage.
-    measured = _Scrapes.measure(series, hour0, hours, scrape_interval)
-    scrapes, share, expected, per_scrape = measured.counts, dict(measured.share), measured.expected, measured.per_scrape
-    coverage = pd.DataFrame(
+def _coverage_frame(
+    scrapes: _Scrapes, share: Mapping[str, np.ndarray], cluster: str, hour0: float, hours: int
+) -> pd.DataFrame:
+    return pd.DataFrame(
         {
-            "hour": pd.to_datetime(np.repeat(np.arange(hours), 1) * 3600 + int(hour0), unit="s", utc=True)
-            .astype("datetime64[ns, UTC]")
-            .repeat(len(SOURCES))
-            .to_numpy(),
+            "hour": _hours(np.arange(hours), hour0).repeat(len(SOURCES)).to_numpy(),
             "cluster": cluster,
             "source": np.tile(np.array(SOURCES, dtype=object), hours),
-            "scrapes": np.column_stack([scrapes[s] for s in SOURCES]).ravel(),
-            "expected": np.tile([expected[s] for s in SOURCES], hours),
+            "scrapes": np.column_stack([scrapes.counts[s] for s in SOURCES]).ravel(),
+            "expected": np.tile([scrapes.expected[s] for s in SOURCES], hours),
             "coverage": np.column_stack([share[s] for s in SOURCES]).ravel(),
         }
     ).astype(COVERAGE_SCHEMA)
 
-    grid = _Grid(hour0, hours)
-    for item in series.get("cpu_used", ()):
-        grid.add("used", (item.labels.get("namespace", ""), "cpu", ""), item, 1 / 3600.0)
-    for item in series.get("memory_used", ()):
-        grid.add("used", (item.labels.get("namespace", ""), "memory", ""), item, per_scrape(CADVISOR, 1 / GIB_BYTES))
-    for item in series.get("egress_used", ()):
-        grid.add("used", (item.labels.get("namespace", ""), "egress", ""), item, 1 / GIB_BYTES)
-    for item in series.get("load_balancers_used", ()):
-        key = (item.labels.get("namespace", ""), "load_balancer", "")
-        grid.add("used", key, item, per_scrape(KUBE_STATE))
-        grid.add("requested", key, item, per_scrape(KUBE_STATE))  # a LoadBalancer Service is its own request
-    for item in series.get("pods_running", ()):
-        grid.add("used", (item.labels.get("namespace", ""), PODS, ""), item, per_scrape(KUBE_STATE))
-    for item in series.get("container_requests", ()):
-        resource, factor = _REQUEST_RESOURCES.get(item.labels.get("resource", ""), ("", 0.0))
-        if not resource:
-            continue
-        key = (item.labels.get("namespace", ""), resource, "")
-        grid.add("requested", key, item, per_scrape(KUBE_STATE, factor))
-        if resource == "gpu":  # GPU use is GPU requests of running pods: no utilisation series in the contract
-            grid.add("used", key, item, per_scrape(KUBE_STATE))
 
-    def tier_of(item: Series) -> str:
-        return _tier_of(item, tiers)
+def _estimate_frame(rows: list[dict], cluster: str) -> pd.DataFrame:
+    if not rows:
+        return empty_estimate_frame()
+    frame = pd.DataFrame([{"cluster": cluster, **row} for row in rows], columns=list(ESTIMATE_SCHEMA))
+    return frame.astype(ESTIMATE_SCHEMA)
 
-    for item in series.get("storage_used", ()):
-        grid.add(
-            "used",
-            (item.labels.get("namespace", ""), "storage", tier_of(item)),
-            item,
-            per_scrape(KUBELET, 1 / GIB_BYTES),
+
+_COLUMNS = ("used", "requested", "allocated")
+
+
+class _FrameGrid:
+    """The usage frame's hour × (namespace, resource, tier) matrices, put together measure by measure."""
+
+    def __init__(self, hours: int) -> None:
+        self.hours = hours
+        self.parts: list[tuple[str, list[tuple[str, ...]], np.ndarray, np.ndarray]] = []
+
+    def put(self, column: str, keys: list[tuple[str, ...]], values: np.ndarray, nan: np.ndarray) -> None:
+        if keys:
+            self.parts.append((column, keys, values, nan))
+
+    def cut(
+        self, share: Mapping[str, np.ndarray], node_share: Mapping[str, np.ndarray], cluster: str, hour0: float
+    ) -> tuple[pd.DataFrame, list[dict]]:
+        """The rows that hold a value, or whose hour was not scraped at all (coverage 0, NaN use)."""
+        keys = sorted({key for _, part_keys, _, _ in self.parts for key in part_keys})
+        position = {key: i for i, key in enumerate(keys)}
+        matrices = {c: np.full((self.hours, len(keys)), np.nan) for c in _COLUMNS}
+        poisoned = np.zeros((self.hours, len(keys)), dtype=bool)
+        for column, part_keys, values, nan in self.parts:
+            columns = [position[k] for k in part_keys]
+            target = matrices[column]
+            # Each (column, resource) has one measure, so a cell is written once; nansum keeps it that way.
+            current = target[:, columns]
+            target[:, columns] = np.where(np.isnan(current), values, current + np.nan_to_num(values))
+            poisoned[:, columns] |= nan
+        self.parts.clear()
+
+        namespaces = np.array([k[0] for k in keys], dtype=object)
+        resources = np.array([k[1] for k in keys], dtype=object)
+        tier_names = np.array([k[2] for k in keys], dtype=object)
+        source_of = np.array([SOURCES.index(USED_SOURCE[r]) for r in resources], dtype=np.int64)
+        has_request = np.isin(resources, _HAS_REQUEST)
+        from_kube_state = has_request | (resources == PODS)
+
+        by_source = np.column_stack([share[s] for s in SOURCES])
+        used_coverage = by_source[:, source_of]  # hours × keys
+        for column, (namespace, resource) in enumerate(zip(namespaces, resources, strict=True)):
+            if namespace in node_share and USED_SOURCE[resource] == CADVISOR:
+                used_coverage[:, column] = np.minimum(used_coverage[:, column], node_share[namespace])
+        present = ~np.isnan(matrices["used"]) | ~np.isnan(matrices["requested"]) | ~np.isnan(matrices["allocated"])
+        present |= (by_source[:, source_of] == 0) | poisoned  # unscraped hours: explicit rows with unknown use
+        hour_index, key_index = np.nonzero(present)
+
+        kube_state = share[KUBE_STATE][hour_index]
+        row_used_coverage = used_coverage[hour_index, key_index]
+        row_scraped = by_source[:, source_of][hour_index, key_index] > 0
+        row_poisoned = poisoned[hour_index, key_index]
+        used = matrices.pop("used")[hour_index, key_index]
+        used = np.where(np.isnan(used) & row_scraped, 0.0, used)
+        used[~row_scraped | row_poisoned] = np.nan
+        requested = matrices.pop("requested")[hour_index, key_index]
+        requested = np.where(np.isnan(requested) & has_request[key_index] & (kube_state > 0), 0.0, requested)
+        allocated = matrices.pop("allocated")[hour_index, key_index]
+        coverage = np.where(from_kube_state[key_index], np.minimum(row_used_coverage, kube_state), row_used_coverage)
+        coverage = np.where(row_poisoned | ~row_scraped, 0.0, coverage)
+        frame = pd.DataFrame(
+            {
+                "hour": _hours(hour_index, hour0),
+                "cluster": pd.Series(np.full(len(hour_index), cluster, dtype=object), dtype=object),
+                "namespace": pd.Series(namespaces[key_index], dtype=object),
+                "resource": pd.Series(resources[key_index], dtype=object),
+                "tier": pd.Series(tier_names[key_index], dtype=object),
+                "used": used,
+                "requested": requested,
+                "allocated": allocated,
+                "coverage": coverage,
+            }
         )
-    storage_requested = series.get("storage_requested", ())
-    for item in storage_requested:
-        grid.add(
-            "requested",
-            (item.labels.get("namespace", ""), "storage", tier_of(item)),
-            item,
-            per_scrape(KUBE_STATE, 1 / GIB_BYTES),
-        )
-    for item in series.get("quota_hard", ()):
-        name = item.labels.get("resource", "")
-        if name.endswith(_STORAGE_QUOTA_SUFFIX):
-            storage_class = name.removesuffix(_STORAGE_QUOTA_SUFFIX)
-            resource, tier, factor = "storage", tiers.get(storage_class, storage_class), 1 / GIB_BYTES
-        elif name in _QUOTA_RESOURCES:
-            (resource, factor), tier = _QUOTA_RESOURCES[name], ""
-        else:
-            continue
-        # `cpu` and `requests.cpu` (or several quota objects) limit the same thing: the smallest applies.
-        grid.add(
-            "allocated",
-            (item.labels.get("namespace", ""), resource, tier),
-            item,
-            per_scrape(KUBE_STATE, factor),
-            combine="min",
-        )
-
-    if not scrapes[KUBELET].any():
-        # No volume statistics at all: fine without PVCs (storage use is 0 wherever kube-state-metrics
-        # saw the quota), a blind spot with them.
-        share[KUBELET] = share[KUBE_STATE]
-        if storage_requested:
-            warnings.append(
-                "PVCs exist but kubelet_volume_stats_used_bytes has no series: storage use cannot be measured; "
-                "scrape the kubelets' /metrics endpoint (volume statistics are not part of /metrics/cadvisor)"
-            )
-
-    frame = _cut_frame(grid, share, cluster, hour0)
-    warnings += _data_warnings(frame, coverage, tiers, cluster)
-    return check_usage_frame(frame), coverage, warnings
-
-
-def _tier_of(item: Series, tiers: Mapping[str, str]) -> str:
-    """The storage tier of a per-PVC series: its StorageClass's tier, the raw class if none, "" if unknown."""
-    name = item.labels.get("storageclass", "")
-    return tiers.get(name, name) if name else ""
+        estimates = []
+        if poisoned.any():
+            for column in np.nonzero(poisoned.any(axis=0))[0]:
+                estimates.append(
+                    {
+                        "namespace": namespaces[column],
+                        "resource": resources[column],
+                        "tier": tier_names[column],
+                        "kind": NAN_SAMPLES,
+                        "hours": int(poisoned[:, column].sum()),
+                        "detail": "",
+                    }
+                )
+        return frame, estimates
 
 
 VOLUME_SCHEMA: dict[str, str] = {
@@ -441,7 +861,7 @@ VOLUME_SCHEMA: dict[str, str] = {
     "namespace": "object",
     "pvc": "object",  # PersistentVolumeClaim name
     "tier": "object",  # as in the usage frame
-    "used": "float64",  # GiB-hours used on the volume; NaN when the kubelets were not scraped that hour
+    "used": "float64",  # GiB-hours used on the volume (carried forward while unmounted); NaN: kubelets unscraped
     "requested": "float64",  # GiB-hours the claim asked for
 }
 """Per-PVC hourly storage, the detail behind the usage frame's storage rows (idle volumes are named by it)."""
@@ -449,93 +869,6 @@ VOLUME_SCHEMA: dict[str, str] = {
 
 def empty_volume_frame() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in VOLUME_SCHEMA.items()})
-
-
-def build_volume_frame(
-    series: Mapping[str, Sequence[Series]],
-    cluster: str,
-    tiers: Mapping[str, str],
-    start: dt.datetime,
-    end: dt.datetime,
-    scrape_interval: float | None = None,
-) -> pd.DataFrame:
-    """Hourly used and requested GiB-hours per PVC, for the hours its claim existed (requested > 0)."""
-    hour0 = start.timestamp()
-    hours = round((end.timestamp() - hour0) / 3600)
-    scrapes = _Scrapes.measure(series, hour0, hours, scrape_interval)
-    grid = _Grid(hour0, hours)  # keys (namespace, claim, tier)
-    for column, query, source in (("requested", "storage_requested", KUBE_STATE), ("used", "storage_used", KUBELET)):
-        scale = scrapes.per_scrape(source, 1 / GIB_BYTES)
-        for item in series.get(query, ()):
-            claim = item.labels.get("persistentvolumeclaim", "")
-            grid.add(column, (item.labels.get("namespace", ""), claim, _tier_of(item, tiers)), item, scale)
-    if not grid.keys:
-        return empty_volume_frame()
-    names = list(grid.keys)  # in index order: the matrices keep it
-    matrices = grid.matrices(np.arange(len(names)))
-    hour_index, key_index = np.nonzero(matrices["requested"] > 0)
-    used = matrices["used"][hour_index, key_index]
-    scraped = scrapes.share[KUBELET][hour_index] > 0
-    used = np.where(np.isnan(used) & scraped, 0.0, used)
-    used[~scraped] = np.nan
-    frame = pd.DataFrame(
-        {
-            "hour": pd.to_datetime(hour_index * 3600 + int(hour0), unit="s", utc=True).astype("datetime64[ns, UTC]"),
-            "cluster": pd.Series(np.full(len(hour_index), cluster, dtype=object), dtype=object),
-            "namespace": pd.Series([names[k][0] for k in key_index], dtype=object),
-            "pvc": pd.Series([names[k][1] for k in key_index], dtype=object),
-            "tier": pd.Series([names[k][2] for k in key_index], dtype=object),
-            "used": used,
-            "requested": matrices["requested"][hour_index, key_index],
-        }
-    )
-    return frame.sort_values(["namespace", "tier", "pvc", "hour"], kind="stable").reset_index(drop=True)
-
-
-def _cut_frame(grid: _Grid, share: Mapping[str, np.ndarray], cluster: str, hour0: float) -> pd.DataFrame:
-    """The rows of the grid that hold a value, or whose hour was not scraped at all (coverage 0, NaN use)."""
-    keys = sorted(grid.keys, key=lambda k: (k[0], k[1], k[2]))
-    order = np.empty(len(keys), dtype=np.int64)
-    for position, key in enumerate(keys):
-        order[grid.keys[key]] = position
-    namespaces = np.array([k[0] for k in keys], dtype=object)
-    resources = np.array([k[1] for k in keys], dtype=object)
-    tier_names = np.array([k[2] for k in keys], dtype=object)
-    source_of = np.array([SOURCES.index(USED_SOURCE[r]) for r in resources], dtype=np.int64)
-    has_request = np.isin(resources, _HAS_REQUEST)
-    from_kube_state = has_request | (resources == PODS)
-
-    by_source = np.column_stack([share[s] for s in SOURCES]) if len(SOURCES) else np.zeros((grid.hours, 0))
-    used_coverage = by_source[:, source_of]  # hours × keys
-    matrices = grid.matrices(order)
-    present = ~np.isnan(matrices["used"]) | ~np.isnan(matrices["requested"]) | ~np.isnan(matrices["allocated"])
-    present |= used_coverage == 0  # an hour the source was not scraped: an explicit row with unknown use
-    hour_index, key_index = np.nonzero(present)
-
-    kube_state = share[KUBE_STATE][hour_index]
-    row_used_coverage = used_coverage[hour_index, key_index]
-    del used_coverage
-    used = matrices.pop("used")[hour_index, key_index]
-    used = np.where(np.isnan(used) & (row_used_coverage > 0), 0.0, used)
-    used[row_used_coverage == 0] = np.nan
-    requested = matrices.pop("requested")[hour_index, key_index]
-    requested = np.where(np.isnan(requested) & has_request[key_index] & (kube_state > 0), 0.0, requested)
-    allocated = matrices.pop("allocated")[hour_index, key_index]
-    coverage = np.where(from_kube_state[key_index], np.minimum(row_used_coverage, kube_state), row_used_coverage)
-    hours = pd.to_datetime(hour_index * 3600 + int(hour0), unit="s", utc=True).astype("datetime64[ns, UTC]")
-    return pd.DataFrame(
-        {
-            "hour": hours,
-            "cluster": pd.Series(np.full(len(hour_index), cluster, dtype=object), dtype=object),
-            "namespace": pd.Series(namespaces[key_index], dtype=object),
-            "resource": pd.Series(resources[key_index], dtype=object),
-            "tier": pd.Series(tier_names[key_index], dtype=object),
-            "used": used,
-            "requested": requested,
-            "allocated": allocated,
-            "coverage": coverage,
-        }
-    )
 
 
 def _data_warnings(frame: pd.DataFrame, coverage: pd.DataFrame, tiers: Mapping[str, str], cluster: str) -> list[str]:

@@ -213,9 +213,12 @@ def test_quotas_become_allocated_hours(collected: UsageResult) -> None:
 
 
 def test_cluster_matcher_keeps_other_clusters_out(client: PrometheusClient, catalog: Catalog) -> None:
-    # dc2 runs a 100-core di-api in the same Prometheus.
+    # dc2 runs a 100-core di-api pod of the same name in the same Prometheus: without the matcher its
+    # series are taken for duplicates of dc1's (one pod, two scrapes) and the larger one wins.
     everything = collect_usage(client, catalog, SCENARIO_START, SCENARIO_START + HOUR, "dc1")
-    assert value(everything.frame, "di-api", "cpu", at=hour(0)) == pytest.approx(101.75, rel=1e-6)
+    assert value(everything.frame, "di-api", "cpu", at=hour(0)) > 100
+    only_dc1 = collect_usage(client, catalog, SCENARIO_START, SCENARIO_START + HOUR, "dc1", DC1)
+    assert value(only_dc1.frame, "di-api", "cpu", at=hour(0)) == pytest.approx(1.75, rel=1e-6)
     with pytest.raises(UsageDataError, match=r"cluster 'dc2' is not in pool.yaml \(clusters: dc1\)"):
         collect_usage(client, catalog, SCENARIO_START, SCENARIO_END, "dc2", (LabelMatcher("cluster", "dc2"),))
 
@@ -237,15 +240,18 @@ def test_period_must_be_whole_utc_hours(client: PrometheusClient, catalog: Catal
 
 
 def test_queries_are_the_documented_promql(collected: UsageResult) -> None:
+    # One value per container (max over duplicate scrapes), then per namespace; the root cgroup is left out.
     assert collected.queries["cpu_used"] == (
-        'sum by (namespace) (increase(container_cpu_usage_seconds_total{container!="",container!="POD",'
-        'cluster="dc1"}[59m59s999ms]))'
+        "sum by (namespace) (max by (namespace, pod, container, id) (increase(container_cpu_usage_seconds_total"
+        '{container!="",container!="POD",namespace!="",cluster="dc1"}[59m59s999ms])))'
     )
     assert collected.queries["pods_running"] == (
-        'sum by (namespace) (sum_over_time(kube_pod_status_phase{phase="Running",cluster="dc1"}[59m59s999ms]))'
+        "sum by (namespace) (max by (namespace, pod, uid) ("
+        'sum_over_time(kube_pod_status_phase{phase="Running",cluster="dc1"}[59m59s999ms])))'
     )
-    assert (
-        usage_queries("1h")["kube_state_scrapes"] == 'max(count_over_time(kube_pod_status_phase{phase="Running"}[1h]))'
+    assert usage_queries("1h")["kube_state_scrapes"] == (
+        'max(count_over_time({__name__=~"kube_pod_status_phase|kube_resourcequota|kube_persistentvolumeclaim_info|'
+        'kube_service_spec_type|kube_node_info"}[1h]))'
     )
 
 
