@@ -996,6 +996,19 @@ def expected_usage(scenario: Scenario, tier_of: Mapping[str, str]) -> dict[Key, 
     return table
 
 
+def expected_claims(scenario: Scenario) -> dict[tuple[dt.datetime, str, str], float]:
+    """Used GiB-hours per (hour, namespace, claim) while the claim exists (see `storage_used_pieces`)."""
+    out: dict[tuple[dt.datetime, str, str], float] = {}
+    for claim in scenario.claims:
+        begin, finish = _claim_span(scenario, claim)
+        pieces = storage_used_pieces(scenario, claim)
+        for hour in _hours(scenario):
+            if _overlap(begin, finish, hour):
+                used = sum(value / GIB * _overlap(a, b, hour) / 3600 for a, b, value, _ in pieces)
+                out[(_hour_key(hour), claim.namespace, claim.name)] = used
+    return out
+
+
 def expected_gaps(scenario: Scenario) -> set[tuple[dt.datetime, str, str]]:
     """(hour, namespace, source) whose values are unknown: a scrape gap, or a silent node hiding the
     namespace's running pods (cAdvisor) or mounted claims (volume statistics) for part of the hour.
