@@ -492,6 +492,15 @@ class _Reducer:
     # ------------------------------------------------------------ phase two
 
     def finish(self, cluster: str, scrape_interval: float | None) -> UsageResult:
+        # Volume statistics come from the same kubelets as cAdvisor: an hour in which cAdvisor answered but
+        # no volume series exists is an hour with nothing mounted (unmounted claims are carried), not a gap.
+        answered = (self.scrapes[KUBELET] == 0) & (self.scrapes[CADVISOR] > 0) & self.scrapes[KUBELET].any()
+        if answered.any():
+            kubelet = self.scrapes[KUBELET].copy()
+            kubelet[answered] = kubelet.max() * np.minimum(
+                self.scrapes[CADVISOR][answered] / self.scrapes[CADVISOR].max(), 1.0
+            )
+            self.scrapes[KUBELET] = kubelet
         scrapes = _Scrapes.measure(self.scrapes, scrape_interval)
         share = dict(scrapes.share)
         warnings: list[str] = []
@@ -515,6 +524,15 @@ class _Reducer:
                     "PVCs exist but kubelet_volume_stats_used_bytes has no series: storage use cannot be measured; "
                     "scrape the kubelets' /metrics endpoint (volume statistics are not part of /metrics/cadvisor)"
                 )
+        running = next(h for m, h in self.measures.items() if m.query == "pods_running")
+        if scrapes.counts[KUBE_STATE].any() and not running.keys:
+            # kube-state-metrics itself runs in a pod: a scraped cluster without any running pod lacks the metric.
+            raise UsageDataError(
+                f"cluster {cluster}: kube_pod_status_phase has no running pod although kube-state-metrics is "
+                "scraped, so running pods, their requests and GPUs cannot be measured; add "
+                "kube_pod_status_phase to kube-state-metrics --metric-allowlist (or remove it from "
+                "--metric-denylist)"
+            )
         if not scrapes.counts[KUBE_STATE].any() and scrapes.counts[CADVISOR].any():
             raise UsageDataError(
                 f"cluster {cluster}: kube-state-metrics has no series in the period (kube_pod_status_phase, "
@@ -674,11 +692,11 @@ class _Reducer:
             more = f" and {int(gap_hours.sum()) - 6} more" if gap_hours.sum() > 6 else ""
             warnings.append(
                 f"node {node} of cluster {cluster} was not fully scraped (cAdvisor) in {int(gap_hours.sum())} hour(s) "
-                f"while it ran pods of {', '.join(sorted(namespaces))}: {shown}{more}; their cpu, memory and egress "
-                "in those hours are incomplete"
+                f"while it ran pods of {', '.join(sorted(namespaces))}: {shown}{more}; their cpu, memory, egress "
+                "and storage use in those hours are incomplete"
             )
             for namespace, gap in sorted(namespaces.items()):
-                for resource in ("cpu", "memory", "egress"):
+                for resource in ("cpu", "memory", "egress", "storage"):
                     estimates.append(
                         {
                             "namespace": namespace,
@@ -768,6 +786,8 @@ def _estimate_frame(rows: list[dict], cluster: str) -> pd.DataFrame:
 
 
 _COLUMNS = ("used", "requested", "allocated")
+_NODE_SOURCES = (CADVISOR, KUBELET)
+"""Sources scraped from each node's kubelet: a silent node leaves the namespaces it runs pods of incomplete."""
 
 
 class _FrameGrid:
@@ -808,7 +828,7 @@ class _FrameGrid:
         by_source = np.column_stack([share[s] for s in SOURCES])
         used_coverage = by_source[:, source_of]  # hours × keys
         for column, (namespace, resource) in enumerate(zip(namespaces, resources, strict=True)):
-            if namespace in node_share and USED_SOURCE[resource] == CADVISOR:
+            if namespace in node_share and USED_SOURCE[resource] in _NODE_SOURCES:
                 used_coverage[:, column] = np.minimum(used_coverage[:, column], node_share[namespace])
         present = ~np.isnan(matrices["used"]) | ~np.isnan(matrices["requested"]) | ~np.isnan(matrices["allocated"])
         present |= (by_source[:, source_of] == 0) | poisoned  # unscraped hours: explicit rows with unknown use

@@ -68,5 +68,12 @@ def test_hour_window_follows_the_server_version() -> None:
 def test_every_query_is_aggregated_on_the_server() -> None:
     for name, query in usage_queries("1h").items():
         assert query.startswith(
-            ("sum by (namespace", "min by (namespace", "max by (namespace", "count by (namespace", "max(", "max by (node)")
+            (
+                "sum by (namespace",
+                "min by (namespace",
+                "max by (namespace",
+                "count by (namespace",
+                "max(",
+                "max by (node)",
+            )
         ), name
