@@ -143,6 +143,9 @@ NEEDED_SERIES = (
     'kubelet_volume_stats_used_bytes{cluster="dc1"}',
     'kube_service_spec_type{type="LoadBalancer",cluster="dc1"}',
     'kube_resourcequota{type="hard",cluster="dc1"}',
+    'kube_pod_info{cluster="dc1"}',
+    'kube_node_info{cluster="dc1"}',
+    'container_cpu_usage_seconds_total{id="/",cluster="dc1"}',
 )
 """The series an invoice needs: every sample of these in the period is read at least once."""
 

@@ -62,15 +62,9 @@ EGRESS_USED = Template(
 )
 STORAGE_USED = Template(
     # Bytes used on each PVC, once per claim: a ReadWriteMany claim is reported by every node that mounts
-    # it (max, not sum). Labelled with the claim's StorageClass; claims without kube-state-metrics info still
-    # count (with no storageclass) so that rating can name them instead of dropping them.
-    "max by (namespace, persistentvolumeclaim, storageclass) ("
+    # it (max, not sum). Its StorageClass comes from CLAIM_CLASSES, joined per claim client-side (a join
+    # here would read these samples twice: once more for the claims kube-state-metrics has no info on).
     "max by (namespace, persistentvolumeclaim) (sum_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window]))"
-    " * on (namespace, persistentvolumeclaim) group_left (storageclass)"
-    " max by (namespace, persistentvolumeclaim, storageclass)"
-    " (max_over_time(kube_persistentvolumeclaim_info{$matchers}[$window]))"
-    " or on (namespace, persistentvolumeclaim)"
-    " max by (namespace, persistentvolumeclaim) (sum_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window])))"
 )
 STORAGE_LAST = Template(
     # The last bytes-used sample of each claim in the hour: what an unmounted claim is carried forward with.
@@ -105,15 +99,15 @@ CONTAINER_REQUESTS = Template(
     ' max by (namespace, pod, uid) (sum_over_time(kube_pod_status_phase{phase="Running"$extra}[$window])))'
 )
 STORAGE_REQUESTED = Template(
-    # The size each PVC asked for, labelled with its StorageClass (same join and granularity as STORAGE_USED).
-    "max by (namespace, persistentvolumeclaim, storageclass) ("
+    # The size each PVC asked for, once per claim (same granularity as STORAGE_USED).
     "max by (namespace, persistentvolumeclaim)"
     " (sum_over_time(kube_persistentvolumeclaim_resource_requests_storage_bytes{$matchers}[$window]))"
-    " * on (namespace, persistentvolumeclaim) group_left (storageclass)"
-    " max by (namespace, persistentvolumeclaim, storageclass)"
+)
+CLAIM_CLASSES = Template(
+    # Each claim's StorageClass (its storage tier). Claims without it still count, with no class, so that
+    # rating can name them instead of dropping them.
+    "max by (namespace, persistentvolumeclaim, storageclass)"
     " (max_over_time(kube_persistentvolumeclaim_info{$matchers}[$window]))"
-    " or on (namespace, persistentvolumeclaim) max by (namespace, persistentvolumeclaim)"
-    " (sum_over_time(kube_persistentvolumeclaim_resource_requests_storage_bytes{$matchers}[$window])))"
 )
 QUOTA_HARD = Template(
     # Hard quota limits are the allocation: idle analysis compares use with them (billing in request mode
@@ -128,13 +122,15 @@ QUOTA_HARD = Template(
 
 CADVISOR_SCRAPES = Template(
     # How often the kubelets' cAdvisor endpoint was scraped this hour: divides gauge sums, measures coverage.
-    'max(count_over_time(container_memory_working_set_bytes{container!="",container!="POD"$extra}[$window]))'
+    # Counted on the root cgroup (id="/", one series per node, there with or without pods): cheap, and an
+    # hour without any pod is still a scraped hour.
+    'max(count_over_time(container_cpu_usage_seconds_total{id="/"$extra}[$window]))'
 )
 KUBE_STATE_SCRAPES = Template(
-    # How often kube-state-metrics was scraped this hour, from any of the families billing reads: an
-    # allow-list that drops one of them must not turn the divisor into 0 (or 1).
-    'max(count_over_time({__name__=~"kube_pod_status_phase|kube_resourcequota|kube_persistentvolumeclaim_info|'
-    'kube_service_spec_type|kube_node_info"$extra}[$window]))'
+    # How often kube-state-metrics was scraped this hour, on small families every cluster has (one series per
+    # node, the quotas this project provisions): an allow-list that drops one of them, or of the pod
+    # families, does not turn the divisor into 0 (or 1).
+    'max(count_over_time({__name__=~"kube_node_info|kube_resourcequota",type!="used"$extra}[$window]))'
 )
 KUBELET_VOLUME_SCRAPES = Template(
     # How often the kubelets' volume statistics were scraped this hour (a separate endpoint from cAdvisor).
@@ -146,12 +142,11 @@ CADVISOR_NODE_SCRAPES = Template(
     'max by (node) (count_over_time(container_cpu_usage_seconds_total{id="/",node!=""$extra}[$window]))'
 )
 NAMESPACES_ON_NODES = Template(
-    # Which namespaces ran pods on which node this hour: what a silent node hides.
-    "max by (namespace, node) ("
-    'max by (namespace, pod, uid, node) (max_over_time(kube_pod_info{node!=""$extra}[$window]))'
-    " * on (namespace, pod, uid) group_left ()"
-    ' max by (namespace, pod, uid) (max_over_time(kube_pod_status_phase{phase="Running"$extra}[$window])) > 0)'
+    # Which namespaces had pods on which node this hour (any phase: kube_pod_info alone, so that the phase
+    # series is not read once more): what a silent node hides.
+    'max by (namespace, node) (max_over_time(kube_pod_info{node!=""$extra}[$window]))'
 )
+
 
 QUERIES: dict[str, Template] = {
     "cpu_used": CPU_USED,
@@ -164,6 +159,7 @@ QUERIES: dict[str, Template] = {
     "host_network_pods": HOST_NETWORK_PODS,
     "container_requests": CONTAINER_REQUESTS,
     "storage_requested": STORAGE_REQUESTED,
+    "claim_classes": CLAIM_CLASSES,
     "quota_hard": QUOTA_HARD,
     "cadvisor_scrapes": CADVISOR_SCRAPES,
     "kube_state_scrapes": KUBE_STATE_SCRAPES,

@@ -222,6 +222,7 @@ class Scenario:
     gaps: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)  # [from, to): nothing scraped
     labels: dict[str, str] = field(default_factory=dict)  # added to every series (e.g. cluster)
     decoys: bool = True  # also write the series the queries must ignore (pause/pod cgroups, other phases, quota use)
+    node: str = "node-1"  # the one node whose root cgroup and kube_node_info every real cluster has
     pods: list[Pod] = field(default_factory=list)
     volumes: list[Volume] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
@@ -297,6 +298,7 @@ class Scenario:
         )
         yield ("kube_service_spec_type", "gauge", "Type about service.", self._service_series())
         yield ("kube_resourcequota", "gauge", "Information about resource quota.", self._quota_series())
+        yield ("kube_node_info", "gauge", "Information about a cluster node.", self._node_series())
 
     def _factor(self, pod: Pod, times: np.ndarray) -> np.ndarray:
         return np.ones_like(times) if pod.load is None else np.asarray(pod.load(times), dtype=np.float64)
@@ -318,6 +320,9 @@ class Scenario:
 
     def _cpu_series(self) -> Iterator[tuple[dict[str, str], tuple]]:
         grid = self.scrape_times(self.cadvisor)
+        # The node's root cgroup: no namespace, scraped with every cAdvisor scrape (the scrape clock of the node).
+        if len(grid):
+            yield self._labels(self.cadvisor, id="/", node=self.node), (grid, 0.5 * (grid - grid[0]))
         for pod in self.pods:
             times = self._alive(grid, pod.start, pod.end)
             if not len(times):
@@ -437,6 +442,11 @@ class Scenario:
                     self.kube_state, namespace=service.namespace, service=service.name, type=service.type
                 )
                 yield labels, (times, np.ones_like(times))
+
+    def _node_series(self) -> Iterator[tuple[dict[str, str], tuple]]:
+        grid = self.scrape_times(self.kube_state)
+        if len(grid):
+            yield self._labels(self.kube_state, node=self.node), (grid, np.ones_like(grid))
 
     def _quota_series(self) -> Iterator[tuple[dict[str, str], tuple]]:
         grid = self.scrape_times(self.kube_state)

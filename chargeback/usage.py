@@ -345,8 +345,8 @@ def _quota_key(labels: Mapping[str, str], tiers: Mapping[str, str]) -> tuple[str
     return None
 
 
-def _claim_key(labels: Mapping[str, str], tiers: Mapping[str, str]) -> tuple[str, str, float]:
-    return "storage", _tier_of(labels, tiers), 1 / GIB_BYTES
+def _claim_key(_labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[str, str, float]:
+    return "storage", "", 1 / GIB_BYTES  # the tier comes with the claim's class (claim_classes) at the end
 
 
 MEASURES: tuple[Measure, ...] = (
@@ -369,12 +369,6 @@ MEASURES: tuple[Measure, ...] = (
 _MEASURES_OF: dict[str, tuple[Measure, ...]] = {
     query: tuple(m for m in MEASURES if m.query == query) for query in dict.fromkeys(m.query for m in MEASURES)
 }
-
-
-def _tier_of(labels: Mapping[str, str], tiers: Mapping[str, str]) -> str:
-    """The storage tier of a per-PVC series: its StorageClass's tier, the raw class if none, "" if unknown."""
-    name = labels.get("storageclass", "")
-    return tiers.get(name, name) if name else ""
 
 
 # ---------------------------------------------------------------- phase one: reduce pieces as they arrive
@@ -440,6 +434,7 @@ class _Reducer:
         self.host_network: dict[str, np.ndarray] = {}
         self.last: _Hourly = _Hourly(self.hours, "sum")  # (namespace, claim) → last bytes used in the hour
         self.last_before: dict[tuple[str, str], float] = {}
+        self.claim_class: dict[tuple[str, str], str] = {}
         self.dropped: dict[str, int] = {}
 
     def _points(self, item: Series) -> tuple[np.ndarray, np.ndarray]:
@@ -469,6 +464,11 @@ class _Reducer:
                 self._maximum(self.on_node, (namespace, item.labels.get("node", "")), hour, values)
             elif query == "host_network_pods":
                 self._maximum(self.host_network, namespace, hour, values)
+            elif query == "claim_classes":
+                if item.labels.get("storageclass") and np.nan_to_num(values).any():
+                    self.claim_class[(namespace, item.labels.get("persistentvolumeclaim", ""))] = item.labels[
+                        "storageclass"
+                    ]
             elif query == "storage_last":
                 self.last.add((namespace, item.labels.get("persistentvolumeclaim", "")), hour, values)
             for measure in _MEASURES_OF.get(query, ()):
@@ -533,11 +533,20 @@ class _Reducer:
                 "kube_pod_status_phase to kube-state-metrics --metric-allowlist (or remove it from "
                 "--metric-denylist)"
             )
-        if not scrapes.counts[KUBE_STATE].any() and scrapes.counts[CADVISOR].any():
+        measured = {m.scrapes for m, h in self.measures.items() if h.keys} | {
+            CADVISOR for m, h in self.measures.items() if h.keys and m.query in ("cpu_used", "egress_used")
+        }
+        if CADVISOR in measured and not scrapes.counts[CADVISOR].any():
             raise UsageDataError(
-                f"cluster {cluster}: kube-state-metrics has no series in the period (kube_pod_status_phase, "
-                "kube_resourcequota, kube_persistentvolumeclaim_info …), so requests, quotas, storage classes and "
-                "load balancers cannot be measured; check that kube-state-metrics runs and is scraped "
+                f"cluster {cluster}: containers report CPU but no node's root cgroup does "
+                '(container_cpu_usage_seconds_total{id="/"}), so the cAdvisor scrapes cannot be counted; keep the '
+                'root cgroup in the kubelet scrape (do not drop id="/" in metricRelabelings)'
+            )
+        if not scrapes.counts[KUBE_STATE].any() and (scrapes.counts[CADVISOR].any() or KUBE_STATE in measured):
+            raise UsageDataError(
+                f"cluster {cluster}: kube-state-metrics has neither kube_node_info nor kube_resourcequota in the "
+                "period, so its scrapes cannot be counted and requests, quotas, storage classes and load balancers "
+                "cannot be measured; check that kube-state-metrics runs, is scraped and exports both "
                 "(`chargeback doctor` lists what is missing)"
             )
 
@@ -567,11 +576,12 @@ class _Reducer:
         """The per-claim frame (unmounted claims carried forward), folded into the frame's storage rows."""
         used_hourly = next(h for m, h in self.measures.items() if m.per_claim and m.column == "used")
         requested_hourly = next(h for m, h in self.measures.items() if m.per_claim and m.column == "requested")
-        claims = list(dict.fromkeys([*requested_hourly.keys, *used_hourly.keys]))
-        if not claims:
+        found = list(dict.fromkeys([*requested_hourly.keys, *used_hourly.keys]))
+        if not found:
             return empty_volume_frame(), [], []
         hours = self.hours
-        position = {key: i for i, key in enumerate(claims)}
+        position = {key: i for i, key in enumerate(found)}
+        claims = [(namespace, claim, self._tier(namespace, claim)) for namespace, claim, _ in found]
 
         def dense(hourly: _Hourly, source: str) -> tuple[np.ndarray, np.ndarray]:
             values = np.full((hours, len(claims)), np.nan)
@@ -590,12 +600,12 @@ class _Reducer:
         last_keys, last_matrix, _ = self.last.matrix()
         level = np.full((hours, len(claims)), np.nan)
         for column, (namespace, claim) in enumerate(last_keys):
-            for tiered in (k for k in claims if k[:2] == (namespace, claim)):
-                level[:, position[tiered]] = last_matrix[:, column]
-        for key, value in self.last_before.items():
-            for tiered in (k for k in claims if k[:2] == key):
-                if np.isnan(level[0, position[tiered]]):
-                    level[0, position[tiered]] = value
+            if (namespace, claim, "") in position:
+                level[:, position[(namespace, claim, "")]] = last_matrix[:, column]
+        for (namespace, claim), value in self.last_before.items():
+            at = position.get((namespace, claim, ""))
+            if at is not None and np.isnan(level[0, at]):
+                level[0, at] = value
         index = np.where(~np.isnan(level), np.arange(hours)[:, None], 0)
         np.maximum.accumulate(index, axis=0, out=index)
         known = np.take_along_axis(level, index, axis=0) / GIB_BYTES  # NaN where nothing seen yet
@@ -656,6 +666,11 @@ class _Reducer:
         )
         frame = frame.sort_values(["namespace", "tier", "pvc", "hour"], kind="stable").reset_index(drop=True)
         return frame, estimates, warnings
+
+    def _tier(self, namespace: str, claim: str) -> str:
+        """The claim's storage tier: its StorageClass's tier, the raw class if none, "" if the class is unknown."""
+        name = self.claim_class.get((namespace, claim), "")
+        return self.tiers.get(name, name) if name else ""
 
     def _node_coverage(self, cluster: str, scrapes: _Scrapes) -> tuple[dict[str, np.ndarray], list[dict], list[str]]:
         """namespace → its cAdvisor coverage per hour given the nodes its pods ran on (1 where all were scraped)."""

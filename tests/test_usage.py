@@ -250,8 +250,7 @@ def test_queries_are_the_documented_promql(collected: UsageResult) -> None:
         'sum_over_time(kube_pod_status_phase{phase="Running",cluster="dc1"}[59m59s999ms])))'
     )
     assert usage_queries("1h")["kube_state_scrapes"] == (
-        'max(count_over_time({__name__=~"kube_pod_status_phase|kube_resourcequota|kube_persistentvolumeclaim_info|'
-        'kube_service_spec_type|kube_node_info"}[1h]))'
+        'max(count_over_time({__name__=~"kube_node_info|kube_resourcequota",type!="used"}[1h]))'
     )
 
 
