@@ -61,12 +61,14 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .synthetic import GIB, MIB, QUOTA_RESOURCES, STORAGE_QUOTA_SUFFIX, OpenMetricsWriter
 
 UTC = dt.UTC
+V = TypeVar("V")
 RUNTIMES = ("containerd", "crio", "docker")
 """Container runtimes whose cAdvisor conventions are modelled (docker: cri-dockerd)."""
 
@@ -318,10 +320,6 @@ class Scenario:
         start, end = self.pod_span(pod)
         api_from = self._ts(pod.pending_from, start)
         return api_from, self._ts(pod.scheduled_at, api_from), end
-
-    def boots(self, node: Node) -> list[float]:
-        """When the node's counters start from zero: the scenario start (booted long before) and each reboot."""
-        return [-math.inf, *sorted(r.timestamp() for r in node.reboots)]
 
     # ------------------------------------------------------------ writing
 
@@ -703,7 +701,7 @@ def _claim_series(what: str) -> Callable[[Scenario, np.ndarray], Iterator[tuple[
             else:
                 values = np.zeros_like(times)
                 for a, b, value in _pieces(claim.requests, begin, finish):
-                    values[(times >= a) & (times < b)] = float(value)  # type: ignore[arg-type]
+                    values[(times >= a) & (times < b)] = float(value)
                 yield own, times, values
 
     return build
@@ -719,8 +717,8 @@ def _quota_series(scenario: Scenario, grid: np.ndarray) -> Iterator[tuple[dict, 
                 times = grid.copy()
                 values = np.full_like(times, np.nan)
                 for a, b, hard in pieces:
-                    if name in hard:  # type: ignore[operator]
-                        values[(times >= a) & (times < b)] = hard[name] * factor  # type: ignore[index]
+                    if name in hard:
+                        values[(times >= a) & (times < b)] = hard[name] * factor
                 keep = ~np.isnan(values)
                 own = {"namespace": quota.namespace, "resourcequota": quota.name, "resource": name, "type": kind}
                 yield own, times[keep], values[keep]
@@ -832,9 +830,7 @@ def _hour_key(hour: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(hour, UTC)
 
 
-def _pieces(
-    changes: Sequence[tuple[dt.datetime | None, object]], start: float, end: float
-) -> list[tuple[float, float, object]]:
+def _pieces(changes: Sequence[tuple[dt.datetime | None, V]], start: float, end: float) -> list[tuple[float, float, V]]:
     """Piecewise-constant value over [start, end) from (from, value) changes (first from None = start)."""
     points = [(start if t is None else max(start, t.timestamp()), v) for t, v in changes]
     out = []
@@ -880,7 +876,7 @@ def storage_used_pieces(scenario: Scenario, claim: Claim) -> list[tuple[float, f
     for a, b in itertools.pairwise(cuts):
         if b <= a or a < begin or b > finish:
             continue
-        request = next(float(v) for s, e, v in requests if s <= a < e)  # type: ignore[arg-type]
+        request = next(float(v) for s, e, v in requests if s <= a < e)
         if any(m0 <= a < m1 for m0, m1 in mounted):
             out.append((a, b, claim.used_bytes, False))
         elif any(m1 <= a for _, m1 in mounted):
@@ -895,7 +891,7 @@ def _quota_hard(scenario: Scenario, tier_of: Mapping[str, str]) -> dict[tuple[st
     out: dict[tuple[str, str, str], list] = {}
     for quota in scenario.quotas:
         for begin, finish, hard in _pieces(quota.hard, scenario.t0, scenario.t1):
-            for name, value in hard.items():  # type: ignore[attr-defined]
+            for name, value in hard.items():
                 if name.endswith(STORAGE_QUOTA_SUFFIX):
                     storage_class = name[: -len(STORAGE_QUOTA_SUFFIX)]
                     key = (quota.namespace, "storage", tier_of.get(storage_class, storage_class))
@@ -970,7 +966,7 @@ def expected_usage(scenario: Scenario, tier_of: Mapping[str, str]) -> dict[Key, 
                     tier,
                     "requested",
                     float(value) / GIB * _overlap(a, b, hour) / 3600,
-                )  # type: ignore[arg-type]
+                )
     for service in scenario.services:
         if service.type != "LoadBalancer":
             continue
@@ -1114,7 +1110,9 @@ def _nodes(*names: str) -> list[Node]:
     return [Node(name, ips[name]) for name in names]
 
 
-def _api(name: str = "api-7d9f8c6b5-x2lqp", node: str = "srv-gen-01", **kw: object) -> Pod:
+def _api(
+    name: str = "api-7d9f8c6b5-x2lqp", node: str = "srv-gen-01", restarts: tuple[dt.datetime, ...] = (), **kw: Any
+) -> Pod:
     app = Container(
         "app",
         cpu_cores=1.5,
@@ -1122,7 +1120,7 @@ def _api(name: str = "api-7d9f8c6b5-x2lqp", node: str = "srv-gen-01", **kw: obje
         cpu_request=2,
         memory_request=4 * GIB,
         image="registry.example.com/di/api:3.2.1",
-        restarts=kw.pop("restarts", ()),  # type: ignore[arg-type]
+        restarts=restarts,
     )
     sidecar = Container(
         "envoy",
@@ -1132,7 +1130,7 @@ def _api(name: str = "api-7d9f8c6b5-x2lqp", node: str = "srv-gen-01", **kw: obje
         memory_request=512 * MIB,
         image="docker.io/envoyproxy/envoy:v1.31.2",
     )
-    return Pod("di-api", name, node, (app, sidecar), egress_bytes_per_second=1 * MIB, **kw)  # type: ignore[arg-type]
+    return Pod("di-api", name, node, (app, sidecar), egress_bytes_per_second=1 * MIB, **kw)
 
 
 def _coredns(node: str = "srv-gen-02") -> Pod:
@@ -1147,7 +1145,7 @@ def _coredns(node: str = "srv-gen-02") -> Pod:
     return Pod("kube-system", "coredns-6f6b679f8f-9kx7m", node, (dns,), egress_bytes_per_second=64 * 1024)
 
 
-def _web(name: str, node: str, **kw: object) -> Pod:
+def _web(name: str, node: str, **kw: Any) -> Pod:
     web = Container(
         "web",
         cpu_cores=1.0,
@@ -1156,7 +1154,7 @@ def _web(name: str, node: str, **kw: object) -> Pod:
         memory_request=1 * GIB,
         image="registry.example.com/cs/miniapp-web:2.4.0",
     )
-    return Pod("cs-miniapp", name, node, (web,), egress_bytes_per_second=MIB / 2, **kw)  # type: ignore[arg-type]
+    return Pod("cs-miniapp", name, node, (web,), egress_bytes_per_second=MIB / 2, **kw)
 
 
 def _quotas(day: dt.date = SINGLE_DAY) -> list[Quota]:
@@ -1181,9 +1179,9 @@ def _quotas(day: dt.date = SINGLE_DAY) -> list[Quota]:
     ]
 
 
-def _single(name: str, doc: str, planted: Sequence[str], **kw: object) -> Scenario:
+def _single(name: str, doc: str, planted: Sequence[str], **kw: Any) -> Scenario:
     """Six hours (2026-10-05 00:00–06:00) of a small cluster on containerd, plus what `kw` changes."""
-    settings: dict[str, object] = {
+    settings: dict[str, Any] = {
         "nodes": _nodes("srv-gen-01", "srv-gen-02"),
         "pods": [_api(), _coredns(), _web("web-5c9d7b8f4-h8s2k", "srv-gen-02")],
         "quotas": _quotas(),
@@ -1195,7 +1193,7 @@ def _single(name: str, doc: str, planted: Sequence[str], **kw: object) -> Scenar
         end=at("06:00"),
         planted_defects=("no-namespace-series", *planted),
         doc=doc,
-        **settings,  # type: ignore[arg-type]
+        **settings,
     )
 
 
@@ -1386,7 +1384,7 @@ def nan_samples() -> Scenario:
     )
 
 
-def _cluster(name: str, runtime: str, doc: str, planted: Sequence[str], **kw: object) -> Scenario:
+def _cluster(name: str, runtime: str, doc: str, planted: Sequence[str], **kw: Any) -> Scenario:
     """Two days (2026-10-01/02) of a cluster with every phenomenon at once."""
 
     def t(text: str, plus: int = 0) -> dt.datetime:
@@ -1562,7 +1560,7 @@ def _cluster(name: str, runtime: str, doc: str, planted: Sequence[str], **kw: ob
         Service("cs-miniapp", "web", start=t("06:00")),
         Service("cs-miniapp", "web-internal", type="ClusterIP"),
     ]
-    settings: dict[str, object] = {
+    settings: dict[str, Any] = {
         "nodes": nodes,
         "pods": pods,
         "claims": claims,
@@ -1585,7 +1583,7 @@ def _cluster(name: str, runtime: str, doc: str, planted: Sequence[str], **kw: ob
         runtime=runtime,
         doc=doc,
         planted_defects=(*base, *planted),
-        **settings,  # type: ignore[arg-type]
+        **settings,
     )
 
 

@@ -277,3 +277,10 @@ def test_small_scenario_backfills_with_promtool(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert str(writer.samples_written) in result.stdout  # every sample became part of a block
+
+
+def test_writing_is_byte_identical_across_runs(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.om", tmp_path / "b.om"
+    realistic.write_openmetrics(first, [realistic.unscheduled_requests()])
+    realistic.write_openmetrics(second, [realistic.unscheduled_requests()])
+    assert first.read_bytes() == second.read_bytes()
