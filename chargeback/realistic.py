@@ -1036,8 +1036,9 @@ def expected_gaps(scenario: Scenario) -> set[tuple[dt.datetime, str, str]]:
 
 
 def expected_nan(scenario: Scenario) -> set[tuple[dt.datetime, str, str]]:
-    """(hour, namespace, source) with NaN samples: partly covered hours whose value is the average of
-    the other scrapes (the truth does not change: the gauges are constant)."""
+    """(hour, namespace, source) with NaN samples. The truth does not change (the gauges are constant), but
+    the collection cannot tell a NaN from a failed measurement: it leaves these hours unknown (coverage 0),
+    marked on the invoice, never billed as 0."""
     out = set()
     for window in scenario.nan:
         for hour in _hours(scenario):

@@ -554,7 +554,14 @@ class _Reducer:
         warnings += node_warnings
         coverage = _coverage_frame(scrapes, share, cluster, self.hour0, self.hours)
         frame, nan_estimates = frame_grid.cut(share, node_share, cluster, self.hour0)
-        estimates = [*self._host_network_estimates(cluster), *claim_estimates, *node_estimates, *nan_estimates]
+        host_network = self._host_network_estimates()
+        if host_network:
+            pods = ", ".join(f"{e['namespace']} ({e['detail']})" for e in host_network)
+            warnings.append(
+                f"cluster {cluster}: egress of hostNetwork pods is not measured (they send as the node, so their "
+                f"counters are the host's) and not billed: {pods}"
+            )
+        estimates = [*host_network, *claim_estimates, *node_estimates, *nan_estimates]
         warnings += _data_warnings(frame, coverage, self.tiers, cluster)
         if self.dropped:
             counts = ", ".join(f"{n} from {q}" for q, n in sorted(self.dropped.items()))
@@ -634,6 +641,15 @@ class _Reducer:
                             "detail": claim,
                         }
                     )
+        if carry.any():
+            carried = sorted(
+                f"{claims[c][0]}/{claims[c][1]} ({int(carry[:, c].sum())} h)" for c in np.nonzero(carry.any(axis=0))[0]
+            )
+            warnings.append(
+                f"cluster {cluster}: {len(carried)} PVC(s) were mounted nowhere for part of the period; their use is "
+                f"carried forward from the last observation, at most their request: {', '.join(carried[:10])}"
+                + (f" and {len(carried) - 10} more" if len(carried) > 10 else "")
+            )
         if never.any():
             names = sorted({f"{claims[c][0]}/{claims[c][1]}" for c in np.nonzero(never.any(axis=0))[0]})
             warnings.append(
@@ -724,7 +740,7 @@ class _Reducer:
                     )
         return per_namespace, estimates, warnings
 
-    def _host_network_estimates(self, cluster: str) -> list[dict]:
+    def _host_network_estimates(self) -> list[dict]:
         return [
             {
                 "namespace": namespace,
@@ -842,11 +858,14 @@ class _FrameGrid:
 
         by_source = np.column_stack([share[s] for s in SOURCES])
         used_coverage = by_source[:, source_of]  # hours × keys
+        hidden = np.zeros_like(used_coverage, dtype=bool)  # a silent node hid the namespace's pods
         for column, (namespace, resource) in enumerate(zip(namespaces, resources, strict=True)):
             if namespace in node_share and USED_SOURCE[resource] in _NODE_SOURCES:
                 used_coverage[:, column] = np.minimum(used_coverage[:, column], node_share[namespace])
+                hidden[:, column] = node_share[namespace] < 1
         present = ~np.isnan(matrices["used"]) | ~np.isnan(matrices["requested"]) | ~np.isnan(matrices["allocated"])
         present |= (by_source[:, source_of] == 0) | poisoned  # unscraped hours: explicit rows with unknown use
+        present |= hidden  # a row that says so, not a silent zero
         hour_index, key_index = np.nonzero(present)
 
         kube_state = share[KUBE_STATE][hour_index]

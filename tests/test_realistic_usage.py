@@ -53,7 +53,9 @@ HOURLY_TOLERANCE = 0.001
 PERIOD_TOLERANCE = 0.01
 ABSOLUTE_FLOOR = 1e-6  # in the resource's unit: below this, both sides are zero
 
-SCENARIOS = list(realistic.SCENARIOS)
+REFUSED = {"no-phase-metric": ("kube_pod_status_phase", "--metric-allowlist")}
+"""Scenarios whose numbers cannot be right: the collection must refuse them, naming the series and the fix."""
+SCENARIOS = [name for name in realistic.SCENARIOS if name not in REFUSED]
 CLUSTERS = ["containerd-cluster", "crio-cluster", "duplicated-jobs-cluster"]
 
 
@@ -166,13 +168,33 @@ def describe(truth: float, got: float) -> str:
 def comparable(scenario: Scenario, result: UsageResult) -> tuple[dict, dict, set]:
     truth = realistic.expected_usage(scenario, TIERS)
     got = frame_values(result.frame)
-    gaps = realistic.expected_gaps(scenario)
+    # An hour with NaN samples is left unknown (coverage 0, never 0 GiB), like a gap: not compared by value.
+    gaps = realistic.expected_gaps(scenario) | realistic.expected_nan(scenario)
     return truth, got, gaps
+
+
+def container_edges(scenario: Scenario) -> set[tuple[dt.datetime, str]]:
+    """(hour, namespace) in which a container of the namespace starts or stops (pod start/end, restart, reboot)."""
+    out = set()
+    for pod in scenario.pods:
+        start, end = scenario.pod_span(pod)
+        moments = [start, end, *(r.timestamp() for c in pod.containers for r in c.restarts)]
+        moments += [r.timestamp() for r in scenario.node(pod.node).reboots]
+        for moment in moments:
+            if scenario.t0 <= moment < scenario.t1:
+                hour = dt.datetime.fromtimestamp(moment - moment % 3600, tz=dt.UTC)
+                out.add((hour, pod.namespace))
+    return out
 
 
 def hourly_deviations(scenario: Scenario, result: UsageResult) -> list[str]:
     truth, got, gaps = comparable(scenario, result)
     strict = realistic.strict_rows(scenario)
+    if len(scenario.kubelet_jobs) > 1:
+        # Two jobs scrape each container at different moments; where a container starts or stops within the
+        # hour, `increase` extrapolates from each job's own samples and the two differ by up to half a scrape
+        # interval of use (the larger is billed; README). Those hours are held to the period bound only.
+        strict -= container_edges(scenario)
     problems = []
     for key in sorted(set(truth) | set(got)):
         hour, namespace, resource, tier = key
@@ -273,6 +295,14 @@ def test_nan_hours_are_partly_covered(results: dict, served: Served, name: str) 
     assert not problems, report(name, "hours with NaN samples reported as fully covered", problems)
 
 
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_data_that_cannot_be_billed_is_refused_with_the_fix(results: dict, name: str) -> None:
+    result = results[name]
+    assert isinstance(result, ChargebackError), f"scenario {name} was collected although it cannot be right"
+    for word in REFUSED[name]:
+        assert word in str(result), f"scenario {name}: the refusal does not name {word!r}: {result}"
+
+
 def warned(result: UsageResult, *words: str) -> bool:
     return any(all(word in warning for word in words) for warning in result.warnings)
 
@@ -307,7 +337,7 @@ def test_each_claim_counted_once(results: dict, served: Served, name: str) -> No
     """Per-PVC used GiB-hours (the volume frame) against the claim's truth: max over nodes, carried forward."""
     scenario = served.scenarios[name]
     volumes = collected(results, name).volumes
-    gaps = realistic.expected_gaps(scenario)
+    gaps = realistic.expected_gaps(scenario) | realistic.expected_nan(scenario)
     problems = []
     for (hour, namespace, claim), expected in sorted(realistic.expected_claims(scenario).items()):
         if (hour, namespace, KUBELET) in gaps:
