@@ -12,7 +12,7 @@ Units of `used`, `requested` and `allocated` (per row, i.e. per hour):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,12 +113,38 @@ def check_usage_frame(frame: pd.DataFrame) -> pd.DataFrame:
         infinite = pd.Series(np.isinf(frame[name].to_numpy()), index=frame.index)
         if infinite.any():
             problems.append(f"{name} is infinite: {rows(infinite)}")
-    duplicated = frame.duplicated(list(USAGE_KEY), keep=False)
+    duplicated = _repeated_keys(frame, USAGE_KEY)
     if duplicated.any():
         problems.append(f"rows repeat the key {USAGE_KEY}: {rows(duplicated)}")
     if problems:
         raise UsageDataError("usage frame breaks its rules:\n  " + "\n  ".join(problems))
     return frame
+
+
+def _repeated_keys(frame: pd.DataFrame, key: Sequence[str]) -> pd.Series:
+    """Rows whose `key` columns repeat another row's (all of them), like `duplicated(keep=False)`.
+
+    The key columns are folded into one integer code column by column, so a month of a large cluster
+    (millions of rows) needs a few integer arrays, not a hash of every row's tuple.
+    """
+    code = np.zeros(len(frame), dtype=np.int64)
+    for name in key:
+        codes, uniques = pd.factorize(frame[name], sort=False)
+        code = code * (len(uniques) + 1) + codes  # codes are -1 for missing values, hence the + 1
+    order = np.argsort(code, kind="stable")
+    ordered = code[order]
+    same = ordered[1:] == ordered[:-1]
+    repeated = np.zeros(len(frame), dtype=bool)
+    repeated[order[1:][same]] = True
+    repeated[order[:-1][same]] = True
+    return pd.Series(repeated, index=frame.index)
+
+
+def _same_text(rows: int, text: str) -> np.ndarray:
+    """An object column holding one string object `rows` times (np.full would copy the string per row)."""
+    column = np.empty(rows, dtype=object)
+    column.fill(text)
+    return column
 
 
 # ---------------------------------------------------------------- collection
@@ -381,6 +407,9 @@ def _hour_index(timestamps: np.ndarray, hour0: float, hours: int) -> tuple[np.nd
     return hour[inside], inside
 
 
+_RELEASED = np.empty(0)
+
+
 class _Hourly:
     """Per-key hourly arrays of one measure: the combined values, which hours had a value, which a NaN."""
 
@@ -400,13 +429,26 @@ class _Hourly:
             self.seen.append(np.zeros(self.hours, dtype=bool))
             self.nan.append(np.zeros(self.hours, dtype=bool))
         bad = np.isnan(values)
-        self.nan[index][hour[bad]] = True
-        hour, values = hour[~bad], values[~bad]
+        if bad.any():
+            self.nan[index][hour[bad]] = True
+            hour, values = hour[~bad], values[~bad]
+        # One series has at most one point per hour (the step), so its hour indices are unique and plain
+        # fancy-index arithmetic is exact (and much faster than ufunc.at).
+        target = self.values[index]
         if self.combine == "min":
-            np.minimum.at(self.values[index], hour, values)
+            target[hour] = np.minimum(target[hour], values)
         else:
-            np.add.at(self.values[index], hour, values)
+            target[hour] += values
         self.seen[index][hour] = True
+
+    def drain(self) -> Iterator[tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
+        """(key, values with NaN where unseen, NaN flags) per key, each key's arrays released once yielded."""
+        for key, index in self.keys.items():
+            values = self.values[index]
+            values[~self.seen[index]] = np.nan
+            yield key, values, self.nan[index]
+            self.values[index] = self.seen[index] = self.nan[index] = _RELEASED
+        self.keys, self.values, self.seen, self.nan = {}, [], [], []
 
     def matrix(self) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray]:
         """(keys in index order, hours × keys values with NaN where unseen, hours × keys NaN flags)."""
@@ -415,8 +457,13 @@ class _Hourly:
             empty = np.zeros((self.hours, 0))
             return keys, empty, empty.astype(bool)
         values = np.column_stack(self.values)
+        self.values.clear()
         values[~np.column_stack(self.seen)] = np.nan
-        return keys, values, np.column_stack(self.nan)
+        self.seen.clear()
+        nan = np.column_stack(self.nan)
+        self.nan.clear()
+        self.keys = {}
+        return keys, values, nan
 
 
 class _Reducer:
@@ -504,14 +551,15 @@ class _Reducer:
         scrapes = _Scrapes.measure(self.scrapes, scrape_interval)
         share = dict(scrapes.share)
         warnings: list[str] = []
-        frame_grid = _FrameGrid(self.hours)
+        self._check_sources(cluster, scrapes)
+        keys = {key for m, h in self.measures.items() if not m.per_claim for key in h.keys}
+        claims = {key for m, h in self.measures.items() if m.per_claim for key in h.keys}
+        keys |= {(namespace, "storage", self._tier(namespace, claim)) for namespace, claim, _ in claims}
+        frame_grid = _FrameGrid(self.hours, keys)
         for measure, hourly in self.measures.items():
-            if measure.per_claim:
-                continue
-            keys, values, nan = hourly.matrix()
-            if measure.scrapes is not None:
-                values = values * scrapes.per_scrape(measure.scrapes)[:, None]
-            frame_grid.put(measure.column, keys, values, nan)
+            if not measure.per_claim:
+                scale = scrapes.per_scrape(measure.scrapes) if measure.scrapes is not None else None
+                frame_grid.put_hourly(measure.column, hourly, scale)
 
         volumes, claim_estimates, claim_warnings = self._claims(cluster, scrapes, frame_grid)
         warnings += claim_warnings
@@ -524,32 +572,6 @@ class _Reducer:
                     "PVCs exist but kubelet_volume_stats_used_bytes has no series: storage use cannot be measured; "
                     "scrape the kubelets' /metrics endpoint (volume statistics are not part of /metrics/cadvisor)"
                 )
-        running = next(h for m, h in self.measures.items() if m.query == "pods_running")
-        if scrapes.counts[KUBE_STATE].any() and not running.keys:
-            # kube-state-metrics itself runs in a pod: a scraped cluster without any running pod lacks the metric.
-            raise UsageDataError(
-                f"cluster {cluster}: kube_pod_status_phase has no running pod although kube-state-metrics is "
-                "scraped, so running pods, their requests and GPUs cannot be measured; add "
-                "kube_pod_status_phase to kube-state-metrics --metric-allowlist (or remove it from "
-                "--metric-denylist)"
-            )
-        measured = {m.scrapes for m, h in self.measures.items() if h.keys} | {
-            CADVISOR for m, h in self.measures.items() if h.keys and m.query in ("cpu_used", "egress_used")
-        }
-        if CADVISOR in measured and not scrapes.counts[CADVISOR].any():
-            raise UsageDataError(
-                f"cluster {cluster}: containers report CPU but no node's root cgroup does "
-                '(container_cpu_usage_seconds_total{id="/"}), so the cAdvisor scrapes cannot be counted; keep the '
-                'root cgroup in the kubelet scrape (do not drop id="/" in metricRelabelings)'
-            )
-        if not scrapes.counts[KUBE_STATE].any() and (scrapes.counts[CADVISOR].any() or KUBE_STATE in measured):
-            raise UsageDataError(
-                f"cluster {cluster}: kube-state-metrics has neither kube_node_info nor kube_resourcequota in the "
-                "period, so its scrapes cannot be counted and requests, quotas, storage classes and load balancers "
-                "cannot be measured; check that kube-state-metrics runs, is scraped and exports both "
-                "(`chargeback doctor` lists what is missing)"
-            )
-
         node_share, node_estimates, node_warnings = self._node_coverage(cluster, scrapes)
         warnings += node_warnings
         coverage = _coverage_frame(scrapes, share, cluster, self.hour0, self.hours)
@@ -576,6 +598,34 @@ class _Reducer:
             estimates=_estimate_frame(estimates, cluster),
             dropped=dict(self.dropped),
         )
+
+    def _check_sources(self, cluster: str, scrapes: _Scrapes) -> None:
+        """Refuse answers whose numbers cannot be right: a missing family, or no scrape clock to divide by."""
+        running = next(h for m, h in self.measures.items() if m.query == "pods_running")
+        if scrapes.counts[KUBE_STATE].any() and not running.keys:
+            # kube-state-metrics itself runs in a pod: a scraped cluster without any running pod lacks the metric.
+            raise UsageDataError(
+                f"cluster {cluster}: kube_pod_status_phase has no running pod although kube-state-metrics is "
+                "scraped, so running pods, their requests and GPUs cannot be measured; add "
+                "kube_pod_status_phase to kube-state-metrics --metric-allowlist (or remove it from "
+                "--metric-denylist)"
+            )
+        measured = {m.scrapes for m, h in self.measures.items() if h.keys} | {
+            CADVISOR for m, h in self.measures.items() if h.keys and m.query in ("cpu_used", "egress_used")
+        }
+        if CADVISOR in measured and not scrapes.counts[CADVISOR].any():
+            raise UsageDataError(
+                f"cluster {cluster}: containers report CPU but no node's root cgroup does "
+                '(container_cpu_usage_seconds_total{id="/"}), so the cAdvisor scrapes cannot be counted; keep the '
+                'root cgroup in the kubelet scrape (do not drop id="/" in metricRelabelings)'
+            )
+        if not scrapes.counts[KUBE_STATE].any() and (scrapes.counts[CADVISOR].any() or KUBE_STATE in measured):
+            raise UsageDataError(
+                f"cluster {cluster}: kube-state-metrics has neither kube_node_info nor kube_resourcequota in the "
+                "period, so its scrapes cannot be counted and requests, quotas, storage classes and load balancers "
+                "cannot be measured; check that kube-state-metrics runs, is scraped and exports both "
+                "(`chargeback doctor` lists what is missing)"
+            )
 
     def _claims(
         self, cluster: str, scrapes: _Scrapes, frame_grid: _FrameGrid
@@ -672,7 +722,7 @@ class _Reducer:
         frame = pd.DataFrame(
             {
                 "hour": _hours(hour_index, self.hour0),
-                "cluster": pd.Series(np.full(len(hour_index), cluster, dtype=object), dtype=object),
+                "cluster": pd.Series(_same_text(len(hour_index), cluster), dtype=object),
                 "namespace": pd.Series([claims[k][0] for k in key_index], dtype=object),
                 "pvc": pd.Series([claims[k][1] for k in key_index], dtype=object),
                 "tier": pd.Series([claims[k][2] for k in key_index], dtype=object),
@@ -766,7 +816,12 @@ def _nansum_or_nan(matrix: np.ndarray) -> np.ndarray:
 
 
 def _hours(index: np.ndarray, hour0: float) -> pd.Series:
-    return pd.to_datetime(index * 3600 + int(hour0), unit="s", utc=True).astype("datetime64[ns, UTC]")
+    """Start of each indexed hour as a UTC timestamp column (built in place: these columns are long)."""
+    nanoseconds = index.astype(np.int64)
+    nanoseconds *= 3600
+    nanoseconds += int(hour0)
+    nanoseconds *= 10**9
+    return pd.Series(pd.DatetimeIndex(nanoseconds.view("datetime64[ns]")).tz_localize("UTC"))
 
 
 @dataclass(frozen=True)
@@ -822,33 +877,37 @@ _NODE_SOURCES = (CADVISOR, KUBELET)
 
 
 class _FrameGrid:
-    """The usage frame's hour × (namespace, resource, tier) matrices, put together measure by measure."""
+    """The usage frame's hour × (namespace, resource, tier) matrices, filled measure by measure."""
 
-    def __init__(self, hours: int) -> None:
+    def __init__(self, hours: int, keys: set[tuple[str, ...]]) -> None:
         self.hours = hours
-        self.parts: list[tuple[str, list[tuple[str, ...]], np.ndarray, np.ndarray]] = []
+        self.keys = sorted(keys)
+        self.position = {key: i for i, key in enumerate(self.keys)}
+        self.matrices = {c: np.full((hours, len(self.keys)), np.nan) for c in _COLUMNS}
+        self.poisoned = np.zeros((hours, len(self.keys)), dtype=bool)
+
+    def _write(self, column: str, at: int | list[int], values: np.ndarray, nan: np.ndarray) -> None:
+        # Each (column, resource) has one measure, so a cell is written once; adding keeps that true anyway.
+        target = self.matrices[column]
+        current = target[:, at]
+        target[:, at] = np.where(np.isnan(current), values, current + np.nan_to_num(values))
+        self.poisoned[:, at] |= nan
+
+    def put_hourly(self, column: str, hourly: _Hourly, scale: np.ndarray | None) -> None:
+        """Move a measure's per-key arrays in (scaled per hour), releasing each as it goes."""
+        for key, values, nan in hourly.drain():
+            self._write(column, self.position[key], values if scale is None else values * scale, nan)
 
     def put(self, column: str, keys: list[tuple[str, ...]], values: np.ndarray, nan: np.ndarray) -> None:
         if keys:
-            self.parts.append((column, keys, values, nan))
+            self._write(column, [self.position[k] for k in keys], values, nan)
 
     def cut(
         self, share: Mapping[str, np.ndarray], node_share: Mapping[str, np.ndarray], cluster: str, hour0: float
     ) -> tuple[pd.DataFrame, list[dict]]:
         """The rows that hold a value, or whose hour was not scraped at all (coverage 0, NaN use)."""
-        keys = sorted({key for _, part_keys, _, _ in self.parts for key in part_keys})
-        position = {key: i for i, key in enumerate(keys)}
-        matrices = {c: np.full((self.hours, len(keys)), np.nan) for c in _COLUMNS}
-        poisoned = np.zeros((self.hours, len(keys)), dtype=bool)
-        for column, part_keys, values, nan in self.parts:
-            columns = [position[k] for k in part_keys]
-            target = matrices[column]
-            # Each (column, resource) has one measure, so a cell is written once; nansum keeps it that way.
-            current = target[:, columns]
-            target[:, columns] = np.where(np.isnan(current), values, current + np.nan_to_num(values))
-            poisoned[:, columns] |= nan
-        self.parts.clear()
-
+        keys, matrices, poisoned = self.keys, self.matrices, self.poisoned
+        self.matrices = {}
         namespaces = np.array([k[0] for k in keys], dtype=object)
         resources = np.array([k[1] for k in keys], dtype=object)
         tier_names = np.array([k[2] for k in keys], dtype=object)
@@ -857,42 +916,59 @@ class _FrameGrid:
         from_kube_state = has_request | (resources == PODS)
 
         by_source = np.column_stack([share[s] for s in SOURCES])
-        used_coverage = by_source[:, source_of]  # hours × keys
-        hidden = np.zeros_like(used_coverage, dtype=bool)  # a silent node hid the namespace's pods
-        for column, (namespace, resource) in enumerate(zip(namespaces, resources, strict=True)):
-            if namespace in node_share and USED_SOURCE[resource] in _NODE_SOURCES:
-                used_coverage[:, column] = np.minimum(used_coverage[:, column], node_share[namespace])
-                hidden[:, column] = node_share[namespace] < 1
-        present = ~np.isnan(matrices["used"]) | ~np.isnan(matrices["requested"]) | ~np.isnan(matrices["allocated"])
-        present |= (by_source[:, source_of] == 0) | poisoned  # unscraped hours: explicit rows with unknown use
-        present |= hidden  # a row that says so, not a silent zero
-        hour_index, key_index = np.nonzero(present)
+        # Namespaces a silent node hid: their node-scraped keys take the node coverage (hours × such keys).
+        node_keys = [
+            k
+            for k, (n, r) in enumerate(zip(namespaces, resources, strict=True))
+            if n in node_share and USED_SOURCE[r] in _NODE_SOURCES
+        ]
+        node_column = np.full(len(keys), -1, dtype=np.int64)
+        node_coverage = np.column_stack([node_share[namespaces[k]] for k in node_keys]) if node_keys else None
+        node_column[node_keys] = np.arange(len(node_keys))
+        unscraped = (by_source == 0)[:, source_of]  # hours × keys, bool
+        present = unscraped | poisoned  # explicit rows: unknown use
+        if node_coverage is not None:
+            present[:, node_keys] |= node_coverage < 1  # a hidden namespace says so, never a silent zero
+        for matrix in matrices.values():
+            present |= ~np.isnan(matrix)
+        hour_index, key_index = (index.astype(np.int32) for index in np.nonzero(present))
+        del present
 
-        kube_state = share[KUBE_STATE][hour_index]
-        row_used_coverage = used_coverage[hour_index, key_index]
-        row_scraped = by_source[:, source_of][hour_index, key_index] > 0
+        # Coverage of each row's `used` source, per node where a silent node hid the namespace's pods.
+        coverage = by_source[hour_index, source_of[key_index]]
+        if node_coverage is not None:
+            on_node = node_column[key_index] >= 0
+            coverage[on_node] = np.minimum(
+                coverage[on_node], node_coverage[hour_index[on_node], node_column[key_index][on_node]]
+            )
+            del on_node, node_coverage
+
+        # Rows are cut column by column, each matrix dropped once read: a month of a large cluster is millions
+        # of rows, and the matrices are as large as the frame.
+        row_scraped = ~unscraped[hour_index, key_index]
+        del unscraped
         row_poisoned = poisoned[hour_index, key_index]
+        kube_state_scraped = share[KUBE_STATE] > 0
+        frame = pd.DataFrame({"hour": _hours(hour_index, hour0)})
+        frame["cluster"] = pd.Series(_same_text(len(hour_index), cluster), dtype=object)
+        frame["namespace"] = pd.Series(namespaces[key_index], dtype=object)
+        frame["resource"] = pd.Series(resources[key_index], dtype=object)
+        frame["tier"] = pd.Series(tier_names[key_index], dtype=object)
         used = matrices.pop("used")[hour_index, key_index]
-        used = np.where(np.isnan(used) & row_scraped, 0.0, used)
+        used[np.isnan(used) & row_scraped] = 0.0
         used[~row_scraped | row_poisoned] = np.nan
+        frame["used"] = used
+        del used
         requested = matrices.pop("requested")[hour_index, key_index]
-        requested = np.where(np.isnan(requested) & has_request[key_index] & (kube_state > 0), 0.0, requested)
-        allocated = matrices.pop("allocated")[hour_index, key_index]
-        coverage = np.where(from_kube_state[key_index], np.minimum(row_used_coverage, kube_state), row_used_coverage)
-        coverage = np.where(row_poisoned | ~row_scraped, 0.0, coverage)
-        frame = pd.DataFrame(
-            {
-                "hour": _hours(hour_index, hour0),
-                "cluster": pd.Series(np.full(len(hour_index), cluster, dtype=object), dtype=object),
-                "namespace": pd.Series(namespaces[key_index], dtype=object),
-                "resource": pd.Series(resources[key_index], dtype=object),
-                "tier": pd.Series(tier_names[key_index], dtype=object),
-                "used": used,
-                "requested": requested,
-                "allocated": allocated,
-                "coverage": coverage,
-            }
-        )
+        requested[np.isnan(requested) & has_request[key_index] & kube_state_scraped[hour_index]] = 0.0
+        frame["requested"] = requested
+        del requested
+        frame["allocated"] = matrices.pop("allocated")[hour_index, key_index]
+        rows = np.nonzero(from_kube_state[key_index])[0]
+        coverage[rows] = np.minimum(coverage[rows], share[KUBE_STATE][hour_index[rows]])
+        del rows
+        coverage[row_poisoned | ~row_scraped] = 0.0
+        frame["coverage"] = coverage
         estimates = []
         if poisoned.any():
             for column in np.nonzero(poisoned.any(axis=0))[0]:
