@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from infra.catalog import CatalogError
 from infra.catalog.models import BillingMode
 
+from .alert_series import last_day_costs, scrape_coverage
 from .errors import ChargebackError, PeriodError
 from .invoices import build_invoices
 from .period import Period
@@ -50,6 +51,10 @@ METRICS: dict[str, str] = {
     "idle_allocation_ratio": "Unused share of an idle allocation (1 - average utilization) this month so far; "
     "only allocations flagged by rates.yaml's idle policy.",
     "idle_cost": "Cost of the unused part of an idle allocation this month so far, in the currency label.",
+    "namespace_last_day_cost": "Cost of the namespace's own use in the last 24 billed hours (fewer early in the "
+    "month), in the currency label; the CostAnomaly rule compares it with its trailing average.",
+    "scrape_coverage_ratio": "Share of the last 24 billed hours that a cluster's scrapes of a source "
+    "(cadvisor, kube-state-metrics, kubelet-volume-stats) covered (1 = no gap).",
     "month_to_date_hours": "Whole hours of the month billed so far (the snapshot covers month start to that hour).",
     "month_hours": "Hours in the whole calendar month being billed.",
     "exporter_last_refresh_success": "1 if the last refresh succeeded, 0 if it failed (the previous snapshot stays).",
@@ -142,13 +147,32 @@ def _idle_families(chargeback: Chargeback) -> list[Metric]:
     return [ratio, cost]
 
 
+def _alert_families(chargeback: Chargeback) -> list[Metric]:
+    """The series the cost-anomaly and coverage-gap alerts read."""
+    day = _gauge("namespace_last_day_cost", ["business_unit", "cluster", "namespace", "currency"])
+    for row in last_day_costs(chargeback).to_dict("records"):
+        labels = [row["business_unit"], row["cluster"], row["namespace"], chargeback.currency]
+        day.add_metric(labels, float(row["amount"]))
+    coverage = _gauge("scrape_coverage_ratio", ["cluster", "source"])
+    for row in scrape_coverage(chargeback).to_dict("records"):
+        coverage.add_metric([row["cluster"], row["source"]], row["coverage"])
+    return [day, coverage]
+
+
 def snapshot_of(chargeback: Chargeback, warnings: Sequence[str] = ()) -> Snapshot:
     """Every business series of one month-to-date chargeback."""
     hours = _gauge("month_to_date_hours")
     hours.add_metric([], chargeback.period.hours)
     month = _gauge("month_hours")
     month.add_metric([], chargeback.period.month_hours)
-    families = [*_cost_families(chargeback), *_unit_families(chargeback), *_idle_families(chargeback), hours, month]
+    families = [
+        *_cost_families(chargeback),
+        *_unit_families(chargeback),
+        *_idle_families(chargeback),
+        *_alert_families(chargeback),
+        hours,
+        month,
+    ]
     return Snapshot(period=chargeback.period, families=tuple(families), warnings=list(warnings))
 
 

@@ -271,7 +271,8 @@ def series_names(expr: str) -> set[str]:
     expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
     expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
     expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
-    expr = re.sub(r"\[[^\]]*\]", "", expr)  # range selectors
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # range selectors and subqueries
+    expr = re.sub(r"\boffset\s+-?[0-9smhdwy]+", "", expr)  # offset 1d
     expr = re.sub(r"\$\{?\w+\}?", "", expr)  # Grafana variables
     names = {
         m.group()
@@ -309,6 +310,7 @@ def test_dashboard_and_rules_read_only_series_the_exporter_exposes(scraped: dict
 def test_series_name_extraction() -> None:
     expr = 'topk(10, sum by (namespace) (a_b{x=~"$unit"})) > on (y) group_left c:d - time() + rate(e_total[1h]) * 2'
     assert series_names(expr) == {"a_b", "c:d", "e_total"}
+    assert series_names("f > 2 * avg_over_time(f[7d:1h] offset 1d)") == {"f"}
 
 
 def test_prometheus_rule_carries_the_plain_rules_file() -> None:
@@ -319,7 +321,10 @@ def test_prometheus_rule_carries_the_plain_rules_file() -> None:
     alerts = {rule["alert"] for group in crd["spec"]["groups"] for rule in group["rules"]}
     assert alerts == {
         "BudgetForecastOverBudget",
+        "BudgetExceeded",
         "IdleAllocation",
+        "CostAnomaly",
+        "ScrapeCoverageGap",
         "ResourcePoolExporterDown",
         "ResourcePoolExporterRefreshFailing",
     }
@@ -329,7 +334,19 @@ def test_promtool_checks_and_unit_tests_the_rules() -> None:
     promtool = find_binary("promtool")
     check = subprocess.run([promtool, "check", "rules", str(PLAIN_RULES)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 4 rules found" in check.stdout
+    assert "SUCCESS: 7 rules found" in check.stdout
     assert RULE_TESTS
     test = subprocess.run([promtool, "test", "rules", *map(str, RULE_TESTS)], capture_output=True, text=True)
     assert test.returncode == 0, test.stdout + test.stderr
+    # Every alert has a case in which it fires and one in which it must not.
+    cases: dict[str, list[bool]] = {}
+    for path in RULE_TESTS:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            for case in group.get("alert_rule_test", []):
+                cases.setdefault(case["alertname"], []).append(bool(case["exp_alerts"]))
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load(PLAIN_RULES.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+    }
+    assert {name for name, fired in cases.items() if True in fired and False in fired} == alerts
