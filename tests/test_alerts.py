@@ -3,9 +3,12 @@ checked by Debian's amtool (`check-config`, `config routes test`)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import shutil
 import subprocess
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from chargeback.alert_series import last_day_costs, scrape_coverage
+from chargeback.period import Period
+from chargeback.result import Chargeback, charge
 from infra.alerts import (
     ALERTMANAGER_FILE,
     RULES_FILE,
@@ -24,6 +30,7 @@ from infra.alerts import (
 from infra.catalog import CatalogError, Severity, load_catalog
 from infra.cli import app
 from tests.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
+from tests.usage_frames import row, steady, usage_frame
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "alerting"
 POOL = "pool.yaml"
@@ -224,3 +231,42 @@ def test_render_without_an_alerting_section_exits_2_with_the_fix(tmp_path: Path)
     assert "pool.yaml: alerting: is missing, so no alert has anywhere to go" in result.output
     assert "platform_contacts" in result.output
     assert not (tmp_path / "out").exists()
+
+
+# --- the series the new alerts read ---------------------------------------------------------------
+
+
+def two_days() -> Chargeback:
+    """October 1–2 billed so far: di-api at 2 cores on the first day and 5 on the second, with an egress burst
+    of 10 GiB an hour in the last 8 hours; two hours of the second day half or not scraped by cAdvisor."""
+    start = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    day2 = start + dt.timedelta(hours=24)
+    gap, half = day2 + dt.timedelta(hours=6), day2 + dt.timedelta(hours=7)
+    rows = steady("di-api", "cpu", 2.0, start, 24) + steady("di-api", "cpu", 5.0, day2, 24)
+    rows += steady("di-api", "egress", 10.0, day2 + dt.timedelta(hours=16), 8)
+    rows += steady("sandbox-x", "cpu", 1.0, day2, 24)
+    # As collection marks them: every cAdvisor row of an unscraped hour has coverage 0 and unknown use.
+    rows = [r for r in rows if r["hour"] not in (gap, half)]
+    for namespace, cores in (("di-api", 5.0), ("sandbox-x", 1.0)):
+        rows += [
+            row(gap, namespace, "cpu", math.nan, coverage=0.0),
+            row(half, namespace, "cpu", cores / 2, coverage=0.5),
+        ]
+    rows += steady("di-api", "pods", 3.0, start, 48)
+    period = Period(2026, 10, start + dt.timedelta(hours=48))
+    return charge(usage_frame(rows), load_catalog(EXAMPLE_CATALOG), period)
+
+
+def test_last_day_cost_prices_the_last_24_billed_hours() -> None:
+    costs = {row["namespace"]: row for row in last_day_costs(two_days()).to_dict("records")}
+    # cpu: 22 hours × 5 cores + 2.5 core-hours (the half-scraped hour) at 0.24; egress 80 GiB at 0.50.
+    assert costs["di-api"]["amount"] == (Decimal(22 * 5) + Decimal("2.5")) * Decimal("0.24") + 80 * Decimal("0.50")
+    assert costs["di-api"]["business_unit"] == "data-insight"
+    assert costs["sandbox-x"]["business_unit"] == "unallocated"
+    assert costs["sandbox-x"]["amount"] == Decimal("22.5") * Decimal("0.24")
+
+
+def test_scrape_coverage_of_the_last_day_per_cluster_and_source() -> None:
+    coverage = {(r["cluster"], r["source"]): r["coverage"] for r in scrape_coverage(two_days()).to_dict("records")}
+    # cAdvisor: one hour unscraped, one half scraped, of 24.
+    assert coverage == {("dc1", "cadvisor"): pytest.approx(22.5 / 24), ("dc1", "kube-state-metrics"): 1.0}
