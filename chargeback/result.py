@@ -7,6 +7,7 @@ all compute the same figures from the same frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -15,6 +16,9 @@ from infra.catalog.models import BillingMode, Catalog
 from .idle import find_idle
 from .period import Period
 from .rating import attribute, billing_mode_of, coverage, rate
+
+if TYPE_CHECKING:
+    from .north_star import Measurement
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class Chargeback:
     """Hours seen and covered per namespace (rating.COVERAGE_SCHEMA)."""
     idle: pd.DataFrame
     """Flagged allocations (idle.IDLE_SCHEMA)."""
+    north_star: dict[str, Measurement] | None = None
+    """Unit id → its north-star volume this period; None when not measured (no Prometheus at hand)."""
 
     @property
     def currency(self) -> str:
