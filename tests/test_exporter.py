@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 from prometheus_client import generate_latest
@@ -89,7 +90,10 @@ def test_month_to_date_period_ends_at_the_last_whole_hour() -> None:
 @pytest.fixture(scope="module")
 def priced_scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScenarioServer]:
     """The closed-form scenario without the volumes the example catalog does not price (those fail a run)."""
-    yield from serve_scenario(tmp_path_factory.mktemp("priced-scenario"), with_unpriced_storage=False)
+    # With a business counter: 5 reports a minute from 00:00, the north star of data-insight below.
+    times = NOW.replace(hour=0, minute=0).timestamp() + 60.0 * np.arange(9 * 60)
+    reports = ("reports_total", "counter", "Reports.", {"namespace": "di-api"}, (times, 5.0 * np.arange(9 * 60)))
+    yield from serve_scenario(tmp_path_factory.mktemp("priced-scenario"), with_unpriced_storage=False, extra=[reports])
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +101,10 @@ def idle_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example catalog judging allocations held 4 hours (not 24), so the 8 hours so far have idle ones."""
     catalog = copy_example(tmp_path_factory.mktemp("idle-catalog"))
     edit_yaml(catalog / "rates.yaml", lambda doc: doc["idle"].__setitem__("min_hours", 4))
+    edit_yaml(
+        catalog / "business-units" / "data-insight.yaml",
+        lambda doc: doc["north_star"].__setitem__("query", "sum(increase(reports_total[$__range]))"),
+    )
     return catalog
 
 
@@ -193,6 +201,19 @@ def test_scraped_line_costs_sum_to_each_invoice_to_the_cent(scraped: dict, invoi
     }
     for row in lines.to_dict("records"):
         assert by_labels[(row["namespace"], row["resource"], row["tier"], row["business_unit"])] == cents(row["amount"])
+
+
+def test_cost_per_north_star_unit_follows_the_invoice(scraped: dict, invoices: dict) -> None:
+    query = scraped["query"]
+    total = next(Decimal(d["total"]) for d in invoices["documents"] if d["business_unit"]["id"] == "data-insight")
+    volume = query("resource_pool_north_star_volume")
+    # 5 reports a minute over the 480 minutes billed so far; units whose metric has no data export nothing.
+    assert [(r["metric"]["business_unit"], r["metric"]["unit"], float(r["value"][1])) for r in volume] == [
+        ("data-insight", "report", 2400.0)
+    ]
+    per_unit = query("resource_pool_cost_per_north_star_unit")
+    assert len(per_unit) == 1 and per_unit[0]["metric"]["currency"] == "CNY"
+    assert float(per_unit[0]["value"][1]) == pytest.approx(float(total) / 2400, rel=1e-9)
 
 
 def test_idle_series_follow_the_idle_allocations(scraped: dict, invoices: dict) -> None:
@@ -305,6 +326,12 @@ def test_dashboard_and_rules_read_only_series_the_exporter_exposes(scraped: dict
         assert names <= served, f"{expr} reads {sorted(names - served)}, which the exporter does not expose"
     panels = {p["title"] for p in json.loads(DASHBOARD.read_text(encoding="utf-8"))["panels"]}
     assert {"Budget burn", "Forecast vs budget", "Top namespaces (month to date)"} <= panels
+    assert {
+        "Last-day cost vs its baseline (cost anomalies)",
+        "Scrape coverage (last 24 h)",
+        "Cost per unit of business (month to date)",
+        "North-star volume (month to date)",
+    } <= panels
 
 
 def test_series_name_extraction() -> None:
