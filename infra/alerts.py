@@ -154,8 +154,8 @@ def _rule(alert: str, expr: str, duration: str, severity: str, **annotations: st
 
 
 def _number(value: object) -> str:
-    """A threshold as PromQL reads it: 2.0 → 2, 0.95 → 0.95, Decimal('50') → 50."""
-    text = format(value, "f") if not isinstance(value, float) else repr(value)
+    """A threshold as PromQL reads it: 2.0 → 2, 0.95 → 0.95, 0.29 * 100 → 29, Decimal('50') → 50."""
+    text = format(value, "f") if not isinstance(value, float) else f"{value:.12g}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 

@@ -23,6 +23,7 @@ from infra.alerts import (
     ALERTMANAGER_FILE,
     RULES_FILE,
     Timing,
+    alert_rules,
     alertmanager_config,
     render_alertmanager,
     render_rules,
@@ -270,3 +271,25 @@ def test_scrape_coverage_of_the_last_day_per_cluster_and_source() -> None:
     coverage = {(r["cluster"], r["source"]): r["coverage"] for r in scrape_coverage(two_days()).to_dict("records")}
     # cAdvisor: one hour unscraped, one half scraped, of 24.
     assert coverage == {("dc1", "cadvisor"): pytest.approx(22.5 / 24), ("dc1", "kube-state-metrics"): 1.0}
+
+
+def test_rules_take_their_thresholds_from_the_catalog(tmp_path: Path) -> None:
+    catalog = copy_example(tmp_path)
+    edit_yaml(
+        catalog / "rates.yaml",
+        lambda doc: doc["idle"].update({"alert_after_days": 5, "utilization_threshold": 0.29}),
+    )
+    edit_yaml(
+        catalog / POOL,
+        lambda doc: doc["alerting"].update(
+            {"cost_anomaly": {"factor": 3.5, "baseline_days": 14, "min_daily_cost": "12.5"}, "coverage_below": 0.9}
+        ),
+    )
+    rules = {r["alert"]: r for g in alert_rules(load_catalog(catalog))["groups"] for r in g["rules"]}
+    assert rules["IdleAllocation"]["for"] == "5d"
+    assert "below 29% use for 5 days" in rules["IdleAllocation"]["annotations"]["description"]
+    assert rules["CostAnomaly"]["expr"] == (
+        "resource_pool_namespace_last_day_cost > 3.5 * avg_over_time(resource_pool_namespace_last_day_cost[14d:1h] "
+        "offset 1d) and resource_pool_namespace_last_day_cost > 12.5"
+    )
+    assert rules["ScrapeCoverageGap"]["expr"] == "resource_pool_scrape_coverage_ratio < 0.9"
