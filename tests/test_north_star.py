@@ -83,7 +83,7 @@ def test_invoice_shows_the_volume_and_the_cost_per_order(prometheus: str, tmp_pa
     assert invoices["platform"]["north_star"]["cost_per_unit"] is None
     assert any("north star of platform: no series for 2026-10" in w for w in run.warnings)
     html = report_files(run.chargeback)["invoices/data-insight.html"]
-    assert f"Cost per report (reports generated): CNY {star['cost_per_unit']} for 9,600 reports generated." in html
+    assert f"Cost per report (reports generated): CNY {star['cost_per_unit']} for 9,600 reports generated.</p>" in html
 
 
 def test_month_over_month_flags_cost_growing_faster_than_the_business(prometheus: str, tmp_path: Path) -> None:
@@ -112,9 +112,12 @@ def test_month_over_month_flags_cost_growing_faster_than_the_business(prometheus
     summary = report_files(run.chargeback, previous)["finance-summary.html"]
     assert "<h2>Cost per unit of business</h2>" in summary
     assert "cost grew faster than reports generated" in summary
+    html = report_files(run.chargeback, previous)["invoices/data-insight.html"]
+    before = (Decimal(document["total"]) / 12000).quantize(Decimal("0.0001"))
+    assert f"9,600 reports generated. 2026-09: CNY {before} per report (" in html
     assert (
-        "cost grew faster than reports generated"
-        in report_files(run.chargeback, previous)["invoices/data-insight.html"]
+        'against reports generated -20.0 % <strong class="bad">— cost grew faster than reports generated</strong>'
+        in html
     )
 
 
