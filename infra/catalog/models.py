@@ -265,10 +265,6 @@ class Contact(_Model):
                 raise ValueError(f"a {self.kind.value} contact takes `url`, not `to`")
         return self
 
-    @property
-    def target(self) -> str:
-        return self.to if self.kind is ContactKind.EMAIL else str(self.url)
-
 
 class UnitAlerts(_Model):
     """business-units/<id>.yaml `alerts`: who at the front line receives the unit's alerts."""
