@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_STAMP := $(VENV)/.apt-installed
-APT_PACKAGES := prometheus chromium fonts-wqy-microhei
+APT_PACKAGES := prometheus prometheus-alertmanager chromium fonts-wqy-microhei
 export DEBIAN_FRONTEND := noninteractive
 
 .PHONY: demo test lint bench venv system-deps clean
@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# Debian packages: prometheus (prometheus, promtool) for the chargeback tests and the demo; chromium and a
+# Debian packages: prometheus (prometheus, promtool) for the chargeback tests and the demo; prometheus-alertmanager
+# (prometheus-alertmanager, amtool) for the alert routing and delivery tests; chromium and a
 # CJK font for PDF invoices and the browser test of the reports (unit names such as 数据洞察事业部).
 system-deps: $(APT_STAMP)
 

@@ -29,7 +29,8 @@ _KEY = ["cluster", "namespace", "resource", "tier", "version"]
 def period_days(chargeback: Chargeback) -> list[dt.date]:
     """Every UTC day of the period, in order."""
     period = chargeback.period
-    count = (period.end - period.start).days
+    # A month so far may end mid-day: its last, partial day counts too.
+    count = -(-(period.end - period.start) // dt.timedelta(days=1))
     return [(period.start + dt.timedelta(days=i)).date() for i in range(count)]
 
 

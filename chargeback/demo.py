@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -39,9 +39,11 @@ from infra.catalog.pricing import hourly_price
 from infra.errors import PoolError
 
 from . import local_prometheus
+from .demo_business import business_families
 from .demo_usage import DEFAULT_SEED, demo_scenarios, split_by_month
 from .errors import ChargebackError, LocalPrometheusError
 from .invoices import build_invoices
+from .north_star import change as north_star_change
 from .period import Period
 from .run import PeriodRun, run_period
 from .synthetic import Pod, write_openmetrics
@@ -79,6 +81,19 @@ class StepTimes:
 
 
 @dataclass(frozen=True)
+class NorthStarRow:
+    """One row of the cost-per-unit-of-business table."""
+
+    unit_id: str
+    name: str
+    unit: str
+    volume: Decimal | None
+    cost_per_unit: Decimal | None
+    change: dict[str, Any]
+    """north_star.change: previous cost per unit, changes of cost, volume and cost per unit, the flag."""
+
+
+@dataclass(frozen=True)
 class UnitSummary:
     """One row of the summary table: figures from the unit's invoice, plus utilization."""
 
@@ -100,6 +115,8 @@ class DemoResult:
     summary: list[UnitSummary]
     times: StepTimes
     manifests: list[Path]
+    north_star: list[NorthStarRow] = field(default_factory=list)
+    """Cost per unit of each unit's north-star metric, this month against the one before."""
 
 
 def require_prometheus() -> None:
@@ -168,7 +185,8 @@ def render_manifests(catalog: Catalog, out: Path, console: Console) -> list[Path
 def write_month(catalog: Catalog, first: Period, last: Period, month: Period, path: Path, seed: int) -> tuple[int, ...]:
     """One month's OpenMetrics file (in a worker process): pods, series, samples, bytes."""
     scenarios = demo_scenarios(catalog, first.start, last.end, seed)
-    writer = write_openmetrics(path, split_by_month(scenarios, month.start, month.end))
+    business = business_families(catalog, first.start, month.start, month.end, seed)
+    writer = write_openmetrics(path, split_by_month(scenarios, month.start, month.end), business)
     pods = sum(1 for s in scenarios for p in s.pods if _lives_in(p, month))
     return pods, writer.series_written, writer.samples_written, path.stat().st_size
 
@@ -256,6 +274,60 @@ def summarize(run: PeriodRun) -> list[UnitSummary]:
             )
         )
     return rows
+
+
+def north_star_rows(current: PeriodRun, previous: PeriodRun | None) -> list[NorthStarRow]:
+    """Per unit with a measured north star: cost per unit this month, and the change since the month before."""
+    before = {}
+    if previous is not None:
+        for invoice in build_invoices(previous.chargeback):
+            star = invoice.get("north_star")
+            volume = None if not star or star["volume"] is None else Decimal(star["volume"])
+            before[invoice["business_unit"]["id"]] = (Decimal(invoice["total"]), volume)
+    rows = []
+    for invoice in build_invoices(current.chargeback):
+        star, unit_id = invoice.get("north_star"), invoice["business_unit"]["id"]
+        if not star:
+            continue
+        volume = None if star["volume"] is None else Decimal(star["volume"])
+        cost = Decimal(invoice["total"])
+        change = north_star_change(*before[unit_id], cost, volume) if unit_id in before else {}
+        per_unit = None if star["cost_per_unit"] is None else Decimal(star["cost_per_unit"])
+        rows.append(NorthStarRow(unit_id, star["name"], star["unit"], volume, per_unit, change))
+    return rows
+
+
+def _share(value: str | None) -> str:
+    return "–" if value is None else f"{Decimal(value) * 100:+.1f} %"
+
+
+def north_star_table(rows: list[NorthStarRow], period: Period, currency: str) -> Table:
+    table = Table(
+        title=f"Cost per unit of business {period.label} ({currency})",
+        caption=f"! = cost grew faster than the business metric since {period.previous.label}.",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        show_edge=False,
+    )
+    table.add_column("unit", no_wrap=True)
+    table.add_column("per", no_wrap=True)
+    for name in ("volume", "cost/unit", "change", "cost Δ", "volume Δ"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
+    for row in rows:
+        faster = bool(row.change.get("cost_grew_faster"))
+        per_unit_change = _share(row.change.get("cost_per_unit_change_share"))
+        table.add_row(
+            escape(row.unit_id),
+            escape(row.unit),
+            "–" if row.volume is None else f"{row.volume:,.0f}",
+            "–" if row.cost_per_unit is None else f"{row.cost_per_unit:,.4f}",
+            f"[bold red]{per_unit_change}![/bold red]" if faster else per_unit_change,
+            _share(row.change.get("cost_change_share")),
+            _share(row.change.get("volume_change_share")),
+        )
+    return table
 
 
 def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Table:
@@ -386,7 +458,8 @@ def run_demo(
         shutil.rmtree(work, ignore_errors=True)
 
     summary = summarize(runs[period.label])
-    return DemoResult(period, out, runs, summary, times, manifests)
+    stars = north_star_rows(runs[period.label], runs.get(period.previous.label))
+    return DemoResult(period, out, runs, summary, times, manifests, stars)
 
 
 def _work_dir(out: Path) -> Path:
@@ -402,6 +475,8 @@ def print_result(result: DemoResult, console: Console) -> None:
     console.rule("9 summary")
     currency = result.runs[result.period.label].chargeback.currency
     console.print(summary_table(result.summary, result.period, currency))
+    if result.north_star:
+        console.print(north_star_table(result.north_star, result.period, currency))
     month = result.out / result.period.label
     console.print("Reports:")
     for label in result.runs:

@@ -56,6 +56,10 @@ class LocalPrometheusError(ChargebackError):
     """The local Prometheus of the tests and the demo could not be built or started."""
 
 
+class NorthStarError(ChargebackError):
+    """A unit's north-star query cannot be measured (refused by Prometheus, several series, not a volume)."""
+
+
 class HistoryError(ChargebackError):
     """The previous period's invoices (for the month-over-month view) cannot be read or compared."""
 

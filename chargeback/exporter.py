@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from infra.catalog import CatalogError
 from infra.catalog.models import BillingMode
 
+from .alert_series import last_day_costs, scrape_coverage
 from .errors import ChargebackError, PeriodError
 from .invoices import build_invoices
 from .period import Period
@@ -50,6 +51,14 @@ METRICS: dict[str, str] = {
     "idle_allocation_ratio": "Unused share of an idle allocation (1 - average utilization) this month so far; "
     "only allocations flagged by rates.yaml's idle policy.",
     "idle_cost": "Cost of the unused part of an idle allocation this month so far, in the currency label.",
+    "namespace_last_day_cost": "Cost of the namespace's own use in the last 24 billed hours (fewer early in the "
+    "month), in the currency label; the CostAnomaly rule compares it with its trailing average.",
+    "scrape_coverage_ratio": "Share of the last 24 billed hours that a cluster's scrapes of a source "
+    "(cadvisor, kube-state-metrics, kubelet-volume-stats) covered (1 = no gap).",
+    "north_star_volume": "Month-to-date volume of the unit's north-star metric (orders, sign-ins …) from its "
+    "catalog query; the `metric` and `unit` labels say what is counted.",
+    "cost_per_north_star_unit": "Month-to-date cost of the unit divided by its north-star volume, in the currency "
+    "label (not exported while the volume is 0 or unknown).",
     "month_to_date_hours": "Whole hours of the month billed so far (the snapshot covers month start to that hour).",
     "month_hours": "Hours in the whole calendar month being billed.",
     "exporter_last_refresh_success": "1 if the last refresh succeeded, 0 if it failed (the previous snapshot stays).",
@@ -142,13 +151,51 @@ def _idle_families(chargeback: Chargeback) -> list[Metric]:
     return [ratio, cost]
 
 
+def _alert_families(chargeback: Chargeback) -> list[Metric]:
+    """The series the cost-anomaly and coverage-gap alerts read."""
+    day = _gauge("namespace_last_day_cost", ["business_unit", "cluster", "namespace", "currency"])
+    for row in last_day_costs(chargeback).to_dict("records"):
+        labels = [row["business_unit"], row["cluster"], row["namespace"], chargeback.currency]
+        day.add_metric(labels, float(row["amount"]))
+    coverage = _gauge("scrape_coverage_ratio", ["cluster", "source"])
+    for row in scrape_coverage(chargeback).to_dict("records"):
+        coverage.add_metric([row["cluster"], row["source"]], row["coverage"])
+    return [day, coverage]
+
+
+def _north_star_families(chargeback: Chargeback) -> list[Metric]:
+    """Cost per unit of business so far this month, from the invoices' north-star figures."""
+    volume = _gauge("north_star_volume", ["business_unit", "metric", "unit"])
+    per_unit = _gauge("cost_per_north_star_unit", ["business_unit", "unit", "currency"])
+    for invoice in build_invoices(chargeback):
+        star = invoice.get("north_star")
+        if not star or star["volume"] is None:
+            continue
+        unit = invoice["business_unit"]["id"]
+        volume.add_metric([unit, star["name"], star["unit"]], float(star["volume"]))
+        if star["cost_per_unit"] is not None:
+            # Unrounded, so a cheap unit (a fraction of a cent) still moves on the dashboard.
+            per_unit.add_metric(
+                [unit, star["unit"], chargeback.currency], float(invoice["total"]) / float(star["volume"])
+            )
+    return [volume, per_unit]
+
+
 def snapshot_of(chargeback: Chargeback, warnings: Sequence[str] = ()) -> Snapshot:
     """Every business series of one month-to-date chargeback."""
     hours = _gauge("month_to_date_hours")
     hours.add_metric([], chargeback.period.hours)
     month = _gauge("month_hours")
     month.add_metric([], chargeback.period.month_hours)
-    families = [*_cost_families(chargeback), *_unit_families(chargeback), *_idle_families(chargeback), hours, month]
+    families = [
+        *_cost_families(chargeback),
+        *_unit_families(chargeback),
+        *_idle_families(chargeback),
+        *_alert_families(chargeback),
+        *_north_star_families(chargeback),
+        hours,
+        month,
+    ]
     return Snapshot(period=chargeback.period, families=tuple(families), warnings=list(warnings))
 
 

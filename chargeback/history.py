@@ -9,7 +9,7 @@ A directory given explicitly (`--previous`) must hold invoices.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ class PreviousPeriod:
     """Business unit id → invoice total."""
     names: dict[str, str]
     """Business unit id → display name (for units that have no invoice this period)."""
+    north_star: dict[str, Decimal] = field(default_factory=dict)
+    """Business unit id → its north-star volume that period (units whose invoice has one)."""
 
 
 def default_previous_dir(out: Path, period: Period) -> Path | None:
@@ -74,6 +76,11 @@ def read_previous(directory: Path, period: Period, currency: str, *, explicit: b
         currency=currency,
         totals={doc["business_unit"]["id"]: doc["total"] for doc in documents},
         names={doc["business_unit"]["id"]: doc["business_unit"]["display_name"] for doc in documents},
+        north_star={
+            doc["business_unit"]["id"]: doc["north_star_volume"]
+            for doc in documents
+            if doc.get("north_star_volume") is not None
+        },
     )
 
 
@@ -82,11 +89,14 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         unit = document["business_unit"]
+        north_star = document.get("north_star") or {}
+        volume = north_star.get("volume")
         return {
             "period": str(document["period"]),
             "currency": str(document["currency"]),
             "total": Decimal(str(document["total"])),
             "business_unit": {"id": str(unit["id"]), "display_name": str(unit["display_name"])},
+            "north_star_volume": None if volume is None else Decimal(str(volume)),
         }
     except OSError as e:
         raise HistoryError(f"cannot read previous invoice {path}: {e.strerror}") from e
@@ -114,6 +124,20 @@ def change(previous: Decimal | None, current: Decimal) -> dict[str, str | None]:
     }
 
 
+def _north_star_change(previous: PreviousPeriod, invoice: dict[str, Any]) -> dict[str, Any]:
+    """{"north_star": change} for an invoice with a north-star figure and a previous total, else nothing."""
+    from .north_star import change as north_star_change
+
+    unit_id, north_star = invoice["business_unit"]["id"], invoice.get("north_star")
+    if not north_star or unit_id not in previous.totals:
+        return {}
+    volume = None if north_star["volume"] is None else Decimal(north_star["volume"])
+    figures = north_star_change(
+        previous.totals[unit_id], previous.north_star.get(unit_id), Decimal(invoice["total"]), volume
+    )
+    return {"north_star": {**north_star, **figures}}
+
+
 def month_over_month(previous: PreviousPeriod, invoices: list[dict[str, Any]]) -> dict[str, Any]:
     """Per unit (this period's units, then units only the previous period had) and for the pool."""
     rows = []
@@ -126,6 +150,7 @@ def month_over_month(previous: PreviousPeriod, invoices: list[dict[str, Any]]) -
                 "id": unit_id,
                 "display_name": invoice["business_unit"]["display_name"],
                 **change(previous.totals.get(unit_id), Decimal(invoice["total"])),
+                **_north_star_change(previous, invoice),
             }
         )
     for unit_id in sorted(set(previous.totals) - seen):

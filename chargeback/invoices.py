@@ -232,7 +232,18 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> dict[str
         },
         "namespaces": namespaces,
         "idle": {"idle_cost": text(idle_cost), "monthly_savings": text(savings), "allocations": _idle_rows(idle)},
+        **_north_star(chargeback, unit, total),
     }
+
+
+def _north_star(chargeback: Chargeback, unit: BusinessUnit | None, total: Decimal) -> dict[str, Any]:
+    """{"north_star": …} for a unit whose north-star metric was measured this run, else nothing."""
+    from .north_star import invoice_entry
+
+    measured = chargeback.north_star or {}
+    if unit is None or unit.north_star is None or unit.id not in measured:
+        return {}
+    return {"north_star": invoice_entry(unit, measured[unit.id], total)}
 
 
 def build_invoices(chargeback: Chargeback) -> list[dict[str, Any]]:
@@ -267,6 +278,7 @@ def finance_summary(chargeback: Chargeback, invoices: list[dict[str, Any]]) -> d
                 "idle_cost": invoice["idle"]["idle_cost"],
                 "monthly_savings": invoice["idle"]["monthly_savings"],
                 "coverage_complete": invoice["coverage"]["complete"],
+                "north_star": invoice.get("north_star"),
             }
         )
     budgets = sum((Decimal(r["budget"]) for r in rows if r["budget"] is not None), Decimal(0))

@@ -61,11 +61,20 @@ class LocalPrometheus:
     """Prometheus serving `data_dir` on 127.0.0.1; use as a context manager or call start()/stop()."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, ready_timeout: float = 60.0, scrape_targets: Sequence[str] = ()
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        ready_timeout: float = 60.0,
+        scrape_targets: Sequence[str] = (),
+        rule_files: Sequence[Path] = (),
+        alertmanagers: Sequence[str] = (),
     ) -> None:
-        """`scrape_targets`: host:port addresses scraped every second (e.g. an exporter under test)."""
+        """`scrape_targets`: host:port addresses scraped every second (e.g. an exporter under test);
+        `rule_files` are evaluated every second and their alerts sent to the `alertmanagers` (host:port)."""
         self.data_dir = data_dir
         self.scrape_targets = list(scrape_targets)
+        self.rule_files = list(rule_files)
+        self.alertmanagers = list(alertmanagers)
         self.port = port or free_port()
         self.ready_timeout = ready_timeout
         self.url = f"http://127.0.0.1:{self.port}"
@@ -109,10 +118,16 @@ class LocalPrometheus:
         if not self.scrape_targets:
             return "global:\n  scrape_interval: 1m\nscrape_configs: []\n"
         targets = ", ".join(f'"{target}"' for target in self.scrape_targets)
-        return (
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        config = (
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
             f"scrape_configs:\n  - job_name: targets\n    static_configs:\n      - targets: [{targets}]\n"
         )
+        if self.rule_files:
+            config += "rule_files:\n" + "".join(f'  - "{path}"\n' for path in self.rule_files)
+        if self.alertmanagers:
+            managers = ", ".join(f'"{address}"' for address in self.alertmanagers)
+            config += f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [{managers}]\n"
+        return config
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 15 s)."""

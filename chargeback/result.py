@@ -7,6 +7,7 @@ all compute the same figures from the same frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -16,6 +17,9 @@ from .idle import find_idle
 from .period import Period
 from .rating import attribute, billing_mode_of, coverage, rate
 from .usage import empty_estimate_frame
+
+if TYPE_CHECKING:
+    from .north_star import Measurement
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Chargeback:
     """Flagged allocations (idle.IDLE_SCHEMA)."""
     estimates: pd.DataFrame = field(default_factory=empty_estimate_frame)
     """Figures that are estimates or gaps, per namespace (usage.ESTIMATE_SCHEMA): said on the invoice."""
+    north_star: dict[str, Measurement] | None = None
+    """Unit id → its north-star volume this period; None when not measured (no Prometheus at hand)."""
 
     @property
     def currency(self) -> str:

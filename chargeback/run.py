@@ -6,7 +6,7 @@ The command line, the demo and the exporter all call `run_period`, so they bill 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +14,7 @@ import pandas as pd
 from infra.catalog import Catalog, load_catalog
 from infra.catalog.models import BillingMode
 
+from . import north_star
 from .errors import ChargebackError
 from .period import Period
 from .prometheus import PrometheusClient, PrometheusSettings
@@ -123,6 +124,10 @@ def run_period(
     clusters = clusters_to_collect(catalog, cluster, cluster_label)
     with PrometheusClient(settings) as client:
         collected = collect_period(period, catalog, client, clusters, cluster_label, selectors)
+        business = north_star.measure(client, catalog, period) if any(u.north_star for u in catalog.units) else None
     chargeback = charge(collected.usage, catalog, period, billing_mode, collected.volumes, collected.estimates)
+    if business is not None:
+        chargeback = replace(chargeback, north_star=business)
+        collected.warnings.extend(north_star.missing_warnings(business, period))
     written = write_reports(chargeback, Path(out), previous=previous, pdf=pdf) if out is not None else []
     return PeriodRun(chargeback=chargeback, warnings=collected.warnings, written=written, queries=collected.queries)

@@ -466,14 +466,21 @@ class Scenario:
                     yield labels, (times, np.full_like(times, value))
 
 
-def write_openmetrics(path: Path | str, scenarios: Iterable[Scenario]) -> OpenMetricsWriter:
-    """Write several scenarios (e.g. one per cluster, told apart by `labels`) into one OpenMetrics file."""
+def write_openmetrics(
+    path: Path | str,
+    scenarios: Iterable[Scenario],
+    extra: Iterable[tuple[str, str, str, Mapping[str, str], tuple[np.ndarray, np.ndarray]]] = (),
+) -> OpenMetricsWriter:
+    """Write several scenarios (e.g. one per cluster, told apart by `labels`) into one OpenMetrics file;
+    `extra`: more series (name, type, help, labels, samples), each of its own family, written after them."""
     scenarios = list(scenarios)
     with OpenMetricsWriter(path) as writer:
         for families in zip(*(s._families() for s in scenarios), strict=True):
             for name, kind, help_text, series in families:
                 for labels, samples in series:
                     writer.write_series(name, kind, help_text, labels, samples)
+        for name, kind, help_text, labels, samples in extra:
+            writer.write_series(name, kind, help_text, labels, samples)
     return writer
 
 

@@ -1,5 +1,6 @@
 """Write deploy/prometheus-rules.yaml (a PrometheusRule for the Prometheus Operator) from the plain
-rules file deploy/rules/resource-pool.rules.yaml, so both carry the same groups."""
+rules file deploy/alerting/resource-pool.rules.yaml (which `pool alerts render --out deploy/alerting` makes
+from the example catalog), so both carry the same groups."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from typing import Any
 import yaml
 
 DEPLOY = Path(__file__).resolve().parent
-PLAIN_RULES = DEPLOY / "rules" / "resource-pool.rules.yaml"
+PLAIN_RULES = DEPLOY / "alerting" / "resource-pool.rules.yaml"
 PROMETHEUS_RULE = DEPLOY / "prometheus-rules.yaml"
-HEADER = "# Made from deploy/rules/resource-pool.rules.yaml by `python deploy/prometheus_rule.py`: edit that file.\n"
+HEADER = (
+    "# Made from deploy/alerting/resource-pool.rules.yaml by `python deploy/prometheus_rule.py`; that file is\n"
+    "# `pool alerts render --out deploy/alerting` of the example catalog: edit the catalog, not these files.\n"
+)
 
 
 def prometheus_rule(groups: dict[str, Any]) -> dict[str, Any]:

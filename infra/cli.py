@@ -33,6 +33,8 @@ app = typer.Typer(
 )
 catalog_app = typer.Typer(help="Catalog helpers.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+alerts_app = typer.Typer(help="Alert routing and rules generated from the catalog.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -415,6 +417,27 @@ def catalog_schema(
     for name, schema in schemas.items():
         (out_dir / name).write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         out.print(f"wrote {out_dir / name}")
+
+
+@alerts_app.command("render")
+def alerts_render(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for alertmanager.yml and the rules file.")],
+    catalog: CatalogDir = Path("catalog"),
+) -> None:
+    """Write alertmanager.yml (a route per unit to its contacts, the platform route, inhibition) and the
+    Prometheus rules file, both from the catalog."""
+    from .alerts import write_alerting
+
+    loaded = load_or_fail(catalog)
+    try:
+        written = write_alerting(loaded, out_dir)
+    except CatalogError as e:
+        fail(e.findings)
+    except PoolError as e:
+        fail_error(e)
+    routed = [u.id for u in loaded.units if u.alerts is not None]
+    out.print(f"wrote {', '.join(str(p) for p in written)}", soft_wrap=True)
+    out.print(f"{len(routed)} unit routes ({', '.join(routed) or 'none'}); everything else goes to the platform route")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ skipping would hide that the usage queries were never run.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +41,16 @@ def require_prometheus() -> None:
         pytest.fail(f"{e}. The chargeback tests need a real Prometheus: run `make test`.", pytrace=False)
 
 
-def serve_scenario(workdir: Path, with_unpriced_storage: bool = True) -> Iterator[ScenarioServer]:
+def serve_scenario(
+    workdir: Path, with_unpriced_storage: bool = True, extra: Sequence[tuple] = ()
+) -> Iterator[ScenarioServer]:
     """Backfill the closed-form scenario into `workdir` and serve it until the generator is closed
-    (`with_unpriced_storage=False`: without the volumes of storage classes the catalog does not price)."""
+    (`with_unpriced_storage=False`: without the volumes of storage classes the catalog does not price;
+    `extra`: more series as `write_openmetrics` takes them, e.g. a business counter)."""
     require_prometheus()
     scenario = closed_form_scenario("dc1", with_unpriced_storage=with_unpriced_storage)
     source = workdir / "scenario.om"
-    write_openmetrics(source, [scenario, other_cluster_scenario("dc2")])
+    write_openmetrics(source, [scenario, other_cluster_scenario("dc2")], extra)
     data_dir = workdir / "tsdb"
     backfill(source, data_dir)
     with LocalPrometheus(data_dir) as server:

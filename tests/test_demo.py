@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 
 from chargeback import local_prometheus
 from chargeback.demo import POLICY_FAILED, DemoResult, app, run_demo
-from chargeback.demo_usage import BUSINESS_DAY, LOCAL_OFFSET_HOURS, demo_scenarios
+from chargeback.demo_business import DEMO_BUSINESS, counter_samples
+from chargeback.demo_usage import BUSINESS_DAY, DEFAULT_SEED, LOCAL_OFFSET_HOURS, demo_scenarios
 from chargeback.errors import LocalPrometheusError
 from chargeback.period import Period
 from infra import check
@@ -293,3 +294,34 @@ def test_demo_months_are_generated_without_the_clock() -> None:
     for a, b in zip(first.pods, second.pods, strict=True):
         if a.load is not None:
             np.testing.assert_array_equal(a.load(times), b.load(times))
+
+
+def expected_volume(unit: str, month: Period) -> Decimal:
+    """Closed form from the demo's business model: the counter's last value in the month, extrapolated the
+    way Prometheus's increase() does to the end of [start, end − 1 ms] (its first sample, 0, sits on the start)."""
+    series = DEMO_BUSINESS[unit]
+    times, values = counter_samples(series, SEPTEMBER.start, month.start, month.end, DEFAULT_SEED)
+    sampled = times[-1] - times[0]
+    window = (month.end - month.start).total_seconds() - 0.001
+    return Decimal(repr(float(values[-1]) * window / float(sampled))).quantize(Decimal("0.01"))
+
+
+def test_demo_prints_cost_per_north_star_unit(runs: DemoRuns) -> None:
+    rows = {row.unit_id: row for row in runs.result.north_star}
+    assert sorted(rows) == ["community-services", "data-insight", "edge-security", "platform"]
+    assert "Cost per unit of business 2026-10 (CNY)" in runs.cli_output
+    for unit, row in rows.items():
+        document = invoice(runs, PERIOD, unit)
+        volume = Decimal(document["north_star"]["volume"])
+        assert abs(volume - expected_volume(unit, PERIOD)) <= Decimal("0.02"), unit
+        assert row.volume == volume
+        assert row.cost_per_unit == (Decimal(document["total"]) / volume).quantize(Decimal("0.0001"))
+        september = invoice(runs, SEPTEMBER, unit)
+        assert abs(Decimal(september["north_star"]["volume"]) - expected_volume(unit, SEPTEMBER)) <= Decimal("0.02")
+        lines = [line for line in runs.cli_output.splitlines() if line.startswith(unit)]
+        assert f"{row.cost_per_unit:,.4f}" in lines[1]
+    # Community Services' cost (image egress) outgrew its orders; Data Insight's reports outgrew its cost.
+    assert rows["community-services"].change["cost_grew_faster"] is True
+    assert rows["data-insight"].change["cost_grew_faster"] is False
+    summary = (runs.out / PERIOD.label / "finance-summary.html").read_text(encoding="utf-8")
+    assert "cost grew faster than mini-program orders" in summary

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 from prometheus_client import generate_latest
@@ -89,7 +90,10 @@ def test_month_to_date_period_ends_at_the_last_whole_hour() -> None:
 @pytest.fixture(scope="module")
 def priced_scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScenarioServer]:
     """The closed-form scenario without the volumes the example catalog does not price (those fail a run)."""
-    yield from serve_scenario(tmp_path_factory.mktemp("priced-scenario"), with_unpriced_storage=False)
+    # With a business counter: 5 reports a minute from 00:00, the north star of data-insight below.
+    times = NOW.replace(hour=0, minute=0).timestamp() + 60.0 * np.arange(9 * 60)
+    reports = ("reports_total", "counter", "Reports.", {"namespace": "di-api"}, (times, 5.0 * np.arange(9 * 60)))
+    yield from serve_scenario(tmp_path_factory.mktemp("priced-scenario"), with_unpriced_storage=False, extra=[reports])
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +101,10 @@ def idle_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example catalog judging allocations held 4 hours (not 24), so the 8 hours so far have idle ones."""
     catalog = copy_example(tmp_path_factory.mktemp("idle-catalog"))
     edit_yaml(catalog / "rates.yaml", lambda doc: doc["idle"].__setitem__("min_hours", 4))
+    edit_yaml(
+        catalog / "business-units" / "data-insight.yaml",
+        lambda doc: doc["north_star"].__setitem__("query", "sum(increase(reports_total[$__range]))"),
+    )
     return catalog
 
 
@@ -195,6 +203,19 @@ def test_scraped_line_costs_sum_to_each_invoice_to_the_cent(scraped: dict, invoi
         assert by_labels[(row["namespace"], row["resource"], row["tier"], row["business_unit"])] == cents(row["amount"])
 
 
+def test_cost_per_north_star_unit_follows_the_invoice(scraped: dict, invoices: dict) -> None:
+    query = scraped["query"]
+    total = next(Decimal(d["total"]) for d in invoices["documents"] if d["business_unit"]["id"] == "data-insight")
+    volume = query("resource_pool_north_star_volume")
+    # 5 reports a minute over the 480 minutes billed so far; units whose metric has no data export nothing.
+    assert [(r["metric"]["business_unit"], r["metric"]["unit"], float(r["value"][1])) for r in volume] == [
+        ("data-insight", "report", 2400.0)
+    ]
+    per_unit = query("resource_pool_cost_per_north_star_unit")
+    assert len(per_unit) == 1 and per_unit[0]["metric"]["currency"] == "CNY"
+    assert float(per_unit[0]["value"][1]) == pytest.approx(float(total) / 2400, rel=1e-9)
+
+
 def test_idle_series_follow_the_idle_allocations(scraped: dict, invoices: dict) -> None:
     idle = invoices["chargeback"].idle
     series = scraped["query"]("resource_pool_idle_allocation_ratio")
@@ -271,7 +292,8 @@ def series_names(expr: str) -> set[str]:
     expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
     expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
     expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
-    expr = re.sub(r"\[[^\]]*\]", "", expr)  # range selectors
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # range selectors and subqueries
+    expr = re.sub(r"\boffset\s+-?[0-9smhdwy]+", "", expr)  # offset 1d
     expr = re.sub(r"\$\{?\w+\}?", "", expr)  # Grafana variables
     names = {
         m.group()
@@ -304,11 +326,18 @@ def test_dashboard_and_rules_read_only_series_the_exporter_exposes(scraped: dict
         assert names <= served, f"{expr} reads {sorted(names - served)}, which the exporter does not expose"
     panels = {p["title"] for p in json.loads(DASHBOARD.read_text(encoding="utf-8"))["panels"]}
     assert {"Budget burn", "Forecast vs budget", "Top namespaces (month to date)"} <= panels
+    assert {
+        "Last-day cost vs its baseline (cost anomalies)",
+        "Scrape coverage (last 24 h)",
+        "Cost per unit of business (month to date)",
+        "North-star volume (month to date)",
+    } <= panels
 
 
 def test_series_name_extraction() -> None:
     expr = 'topk(10, sum by (namespace) (a_b{x=~"$unit"})) > on (y) group_left c:d - time() + rate(e_total[1h]) * 2'
     assert series_names(expr) == {"a_b", "c:d", "e_total"}
+    assert series_names("f > 2 * avg_over_time(f[7d:1h] offset 1d)") == {"f"}
 
 
 def test_prometheus_rule_carries_the_plain_rules_file() -> None:
@@ -319,7 +348,10 @@ def test_prometheus_rule_carries_the_plain_rules_file() -> None:
     alerts = {rule["alert"] for group in crd["spec"]["groups"] for rule in group["rules"]}
     assert alerts == {
         "BudgetForecastOverBudget",
+        "BudgetExceeded",
         "IdleAllocation",
+        "CostAnomaly",
+        "ScrapeCoverageGap",
         "ResourcePoolExporterDown",
         "ResourcePoolExporterRefreshFailing",
     }
@@ -329,7 +361,19 @@ def test_promtool_checks_and_unit_tests_the_rules() -> None:
     promtool = find_binary("promtool")
     check = subprocess.run([promtool, "check", "rules", str(PLAIN_RULES)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 4 rules found" in check.stdout
+    assert "SUCCESS: 7 rules found" in check.stdout
     assert RULE_TESTS
     test = subprocess.run([promtool, "test", "rules", *map(str, RULE_TESTS)], capture_output=True, text=True)
     assert test.returncode == 0, test.stdout + test.stderr
+    # Every alert has a case in which it fires and one in which it must not.
+    cases: dict[str, list[bool]] = {}
+    for path in RULE_TESTS:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            for case in group.get("alert_rule_test", []):
+                cases.setdefault(case["alertname"], []).append(bool(case["exp_alerts"]))
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load(PLAIN_RULES.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+    }
+    assert {name for name, fired in cases.items() if True in fired and False in fired} == alerts

@@ -50,6 +50,7 @@ def check_catalog(catalog: Catalog, documents: dict[str, Any] | None = None) -> 
         _check_capacity(catalog, report)
         _check_load_balancers(catalog, report)
     _check_rates(catalog, report)
+    _check_alerting(catalog, report)
     return report.findings
 
 
@@ -385,5 +386,42 @@ def _check_rates(catalog: Catalog, report: _Reporter) -> None:
                 f"full-quota monthly cost {round_money(cost, currency):,} {currency} is above the budget "
                 f"{unit.budget.monthly:,} {currency} by {round_money(cost - unit.budget.monthly, currency):,}",
                 "fine if the unit never uses all of its quota; otherwise raise the budget or shrink quotas",
+                Severity.WARNING,
+            )
+
+
+def _check_alerting(catalog: Catalog, report: _Reporter) -> None:
+    """Contacts need an SMTP server for e-mail; a unit without contacts is told its alerts go to the platform."""
+    alerting = catalog.pool.alerting
+    if alerting is None:
+        return
+    if alerting.email is None:
+        mailed = [
+            (report.file(POOL_FILE), ("alerting", "platform_contacts", i))
+            for i, c in enumerate(alerting.platform_contacts)
+            if c.kind == "email"
+        ]
+        for unit in catalog.units:
+            contacts = unit.alerts.contacts if unit.alerts else []
+            mailed += [
+                (report.unit_file(unit.id), ("alerts", "contacts", i))
+                for i, c in enumerate(contacts)
+                if c.kind == "email"
+            ]
+        for file, loc in mailed:
+            report.add(
+                file,
+                loc,
+                "is an e-mail contact but pool.yaml's alerting has no email server",
+                'add `email: {smarthost: "smtp.example.com:587", sender: resource-pool@example.com}` under '
+                "alerting in pool.yaml",
+            )
+    for unit in catalog.units:
+        if unit.alerts is None:
+            report.add(
+                report.unit_file(unit.id),
+                ("id",),
+                "declares no alert contacts, so its budget and idle alerts go to the platform team",
+                "add `alerts: {contacts: [{kind: email, to: oncall@example.com}]}`",
                 Severity.WARNING,
             )

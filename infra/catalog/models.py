@@ -191,10 +191,176 @@ class Cluster(_Model):
         return pool.overcommit or self.overcommit
 
 
+# ------------------------------------------------------------ alert contacts
+
+
+_EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_RESEND_MINUTES = 30
+"""The group's rule: the same alert never reaches a contact twice within 30 minutes."""
+
+
+def duration_seconds(text: str) -> int:
+    """'30m' → 1800; one number and one of s, m, h, d (the subset of Prometheus durations people write)."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration: write e.g. 30s, 30m, 4h or 1d")
+    return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+
+
+def _duration(value: str) -> str:
+    duration_seconds(value)
+    return value.strip()
+
+
+def _http_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL with a host")
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class ContactKind(StrEnum):
+    """Where an alert can be sent. WeCom, DingTalk and Feishu are reached through their webhook
+    receivers (a bridge such as prometheus-webhook-dingtalk that turns Alertmanager's webhook into
+    the robot's message format), so the catalog holds the bridge's URL, never a robot token."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    WECOM = "wecom"
+    DINGTALK = "dingtalk"
+    FEISHU = "feishu"
+
+
+class Contact(_Model):
+    """One destination of a unit's (or the platform team's) alerts."""
+
+    kind: ContactKind = Field(..., description="email, webhook, wecom, dingtalk or feishu.")
+    to: str | None = Field(None, description="email: the address alerts are mailed to.")
+    url: HttpUrl | None = Field(
+        None, description="webhook, wecom, dingtalk, feishu: the URL Alertmanager posts to (the bridge's URL)."
+    )
+    send_resolved: bool = Field(True, description="Also send a message when the alert resolves.")
+
+    @model_validator(mode="after")
+    def _target_of_kind(self) -> Contact:
+        if self.kind is ContactKind.EMAIL:
+            if self.to is None:
+                raise ValueError("an email contact needs `to: someone@example.com`")
+            if not _EMAIL.match(self.to):
+                raise ValueError(f"to {self.to!r} is not one e-mail address (write one contact per address)")
+            if self.url is not None:
+                raise ValueError("an email contact takes `to`, not `url`")
+        else:
+            if self.url is None:
+                raise ValueError(f"a {self.kind.value} contact needs `url:` (the webhook receiver's address)")
+            if self.to is not None:
+                raise ValueError(f"a {self.kind.value} contact takes `url`, not `to`")
+        return self
+
+
+class UnitAlerts(_Model):
+    """business-units/<id>.yaml `alerts`: who at the front line receives the unit's alerts."""
+
+    contacts: list[Contact] = Field(..., min_length=1, description="Where the unit's alerts go.")
+
+
+class NorthStar(_Model):
+    """The business volume a unit's cost is measured against (orders, active users …)."""
+
+    name: str = Field(..., min_length=1, description="What is counted, e.g. orders or monthly active users.")
+    unit: str = Field(..., min_length=1, description="One counted thing, singular, e.g. order or active user.")
+    query: str = Field(
+        ...,
+        min_length=1,
+        description="PromQL giving the period's volume as one number at the period end; `$__range` stands "
+        "for the period (e.g. sum(increase(shop_orders_total[$__range]))).",
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _uses_range(cls, value: str) -> str:
+        if "$__range" not in value:
+            raise ValueError(
+                "the query does not use $__range, so it cannot cover the billed period: write e.g. "
+                "sum(increase(orders_total[$__range])) or avg_over_time(sum(active_users)[$__range:1h])"
+            )
+        return value
+
+
+class EmailServer(_Model):
+    smarthost: str = Field(..., pattern=r"^[^:\s]+:\d{1,5}$", description="SMTP host:port Alertmanager mails through.")
+    sender: str = Field(..., description="From: address of alert mails.")
+    require_tls: bool = Field(True, description="Require STARTTLS.")
+
+    @field_validator("sender")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+
+class CostAnomaly(_Model):
+    factor: float = Field(
+        2.0,
+        gt=1,
+        le=100,
+        description="Alert when a namespace's last-day cost exceeds its trailing daily average × factor.",
+    )
+    baseline_days: int = Field(7, ge=1, le=60, description="Days of the trailing baseline (before the last day).")
+    min_daily_cost: NonNegative = Field(
+        Decimal(0), description="Ignore namespaces whose last-day cost is below this (in the rate card's currency)."
+    )
+
+
+class Alerting(_Model):
+    """pool.yaml `alerting`: the platform route and how often an alert may be sent."""
+
+    platform_contacts: list[Contact] = Field(
+        ...,
+        min_length=1,
+        description="Default route: unallocated namespaces, coverage gaps, the exporter's health, and units "
+        "without contacts.",
+    )
+    resend_after: Duration = Field(
+        "30m",
+        description="group_interval: the soonest a group is notified again (new or resolved alerts); at least 30m.",
+    )
+    repeat_interval: Duration = Field(
+        "4h", description="How long a still-firing alert waits before it is sent again; at least resend_after."
+    )
+    group_wait: Duration = Field("30s", description="Wait for more alerts of a new group before the first message.")
+    email: EmailServer | None = Field(None, description="SMTP server; required when any contact is an email.")
+    cost_anomaly: CostAnomaly = Field(default_factory=CostAnomaly, description="The cost-anomaly alert.")
+    coverage_below: float = Field(
+        0.95, gt=0, le=1, description="Alert when a cluster's scrapes cover less than this share of the last day."
+    )
+
+    @model_validator(mode="after")
+    def _never_twice_in_30_minutes(self) -> Alerting:
+        if duration_seconds(self.resend_after) < MIN_RESEND_MINUTES * 60:
+            raise ValueError(
+                f"resend_after {self.resend_after} is below {MIN_RESEND_MINUTES}m: the same alert must not reach "
+                f"anyone twice within {MIN_RESEND_MINUTES} minutes"
+            )
+        if duration_seconds(self.repeat_interval) < duration_seconds(self.resend_after):
+            raise ValueError(f"repeat_interval {self.repeat_interval} is below resend_after {self.resend_after}")
+        return self
+
+
 class Pool(_Model):
     """pool.yaml: what the platform team owns."""
 
     clusters: list[Cluster] = Field(..., min_length=1, description="Clusters the servers are pooled into.")
+    alerting: Alerting | None = Field(None, description="Alert routing: the platform route and resend policy.")
 
     def cluster(self, name: str) -> Cluster | None:
         return next((c for c in self.clusters if c.name == name), None)
@@ -305,6 +471,8 @@ class BusinessUnit(_Model):
         default_factory=list, description="The unit's slice of the pool's load-balancer ranges."
     )
     namespaces: list[Namespace] = Field(..., min_length=1, description="Namespaces the unit runs.")
+    alerts: UnitAlerts | None = Field(None, description="Where the unit's alerts go; without it, to the platform.")
+    north_star: NorthStar | None = Field(None, description="Business metric the unit's cost is measured against.")
 
     @field_validator("cost_center")
     @classmethod
@@ -423,6 +591,7 @@ class IdlePolicy(_Model):
     )
     headroom: float = Field(0.2, ge=0, le=2, description="Recommended allocation = p95 × (1 + headroom).")
     min_hours: int = Field(24, ge=1, description="Ignore allocations that existed for fewer hours.")
+    alert_after_days: int = Field(3, ge=1, le=31, description="Alert when an allocation stays idle this many days.")
 
 
 class BillingMode(StrEnum):
