@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.catalog.models import Resource
+from infra.catalog.models import Catalog, Resource
 
 from .invoices import UNALLOCATED_NAME, invoice_number, text
-from .period import iso_utc
+from .period import Period, iso_utc
 from .result import Chargeback
 
 FOCUS_COLUMNS: tuple[str, ...] = (
@@ -88,71 +88,145 @@ def sku_of(resource: str, tier: str) -> str:
     return f"{resource}-{tier}" if tier else resource
 
 
+def text_line(row: dict[str, Any]) -> dict[str, str]:
+    """A rated line (rating.LINE_SCHEMA record) as the text fields a ledger line keeps."""
+    return {
+        "entry": "charge",
+        "cluster": row["cluster"],
+        "namespace": row["namespace"],
+        "resource": row["resource"],
+        "tier": row["tier"],
+        "rate_effective_from": iso_utc(row["rate_effective_from"]),
+        "charge_period_start": iso_utc(row["charge_period_start"]),
+        "charge_period_end": iso_utc(row["charge_period_end"]),
+        "usage_quantity": text(row["usage_quantity"]),
+        "usage_unit": row["usage_unit"],
+        "billed_quantity": text(row["billed_quantity"]),
+        "unit": row["unit"],
+        "unit_price": text(row["unit_price"]),
+        "amount": text(row["amount"]),
+        "shared_split": row["shared_split"],
+        "share": text(row["share"]),
+    }
+
+
+def focus_row(
+    catalog: Catalog,
+    billing: Period,
+    unit_id: str,
+    invoice_id: str,
+    line: dict[str, str],
+    *,
+    currency: str,
+    billing_mode: str,
+    charge_class: str = "",
+) -> dict[str, str]:
+    """The FOCUS row of one text line billed to `unit_id` on `invoice_id` in billing period `billing`."""
+    issuer = catalog.rates.issuer.name
+    unit = next((u for u in catalog.units if u.id == unit_id), None)
+    cost_center = unit.cost_center if unit else ""
+    category, subcategory, service = SERVICES[line["resource"]]
+    sku = sku_of(line["resource"], line["tier"])
+    where = f"namespace {line['namespace']} on cluster {line['cluster']}"
+    tier = f" {line['tier']}" if line["tier"] else ""
+    description = f"{service}{tier} used by {where}"
+    if line["shared_split"]:
+        description += f" (shared, {line['shared_split']} split, share {line['share']})"
+    if charge_class:
+        description += " — reversal of the line as issued" if line["entry"] == "reversal" else " — as corrected"
+    tags: dict[str, Any] = {"business_unit": unit_id, "namespace": line["namespace"]}
+    if cost_center:
+        tags["cost_center"] = cost_center
+    return {
+        "BilledCost": line["amount"],
+        "BillingAccountId": unit_id,
+        "BillingAccountName": unit.display_name if unit else UNALLOCATED_NAME,
+        "BillingAccountType": "Business Unit",
+        "BillingCurrency": currency,
+        "BillingPeriodEnd": iso_utc(billing.end),
+        "BillingPeriodStart": iso_utc(billing.start),
+        "ChargeCategory": "Usage",
+        "ChargeClass": charge_class,
+        "ChargeDescription": description,
+        "ChargeFrequency": "Usage-Based",
+        "ChargePeriodEnd": line["charge_period_end"],
+        "ChargePeriodStart": line["charge_period_start"],
+        "ConsumedQuantity": line["usage_quantity"],
+        "ConsumedUnit": line["usage_unit"],
+        "ContractedCost": line["amount"],
+        "ContractedUnitPrice": line["unit_price"],
+        "EffectiveCost": line["amount"],
+        "InvoiceId": invoice_id,
+        "InvoiceIssuerName": issuer,
+        "ListCost": line["amount"],
+        "ListUnitPrice": line["unit_price"],
+        "PricingCategory": "Standard",
+        "PricingQuantity": line["billed_quantity"],
+        "PricingUnit": line["unit"],
+        "ProviderName": issuer,
+        "PublisherName": issuer,
+        "ServiceCategory": category,
+        "ServiceName": service,
+        "ServiceSubcategory": subcategory,
+        "SkuId": sku,
+        "SkuPriceId": f"{sku}@{line['rate_effective_from']}",
+        "SubAccountId": f"{line['cluster']}/{line['namespace']}",
+        "SubAccountName": line["namespace"],
+        "SubAccountType": "Kubernetes Namespace",
+        "Tags": json.dumps(tags, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
+        "x_BusinessUnit": unit_id,
+        "x_CostCenter": cost_center,
+        "x_Cluster": line["cluster"],
+        "x_Namespace": line["namespace"],
+        "x_Resource": line["resource"],
+        "x_StorageTier": line["tier"],
+        "x_BillingMode": billing_mode,
+        "x_RateEffectiveFrom": line["rate_effective_from"],
+        "x_SharedSplit": line["shared_split"],
+        "x_Share": line["share"],
+    }
+
+
 def focus_rows(chargeback: Chargeback) -> list[dict[str, str]]:
     """One FOCUS row per rated line, every value as the text written to focus.csv."""
-    catalog, period = chargeback.catalog, chargeback.period
-    issuer = catalog.rates.issuer.name
-    units = {u.id: u for u in catalog.units}
-    rows = []
-    for line in chargeback.lines.to_dict("records"):
-        unit = units.get(line["business_unit"])
-        category, subcategory, service = SERVICES[line["resource"]]
-        sku = sku_of(line["resource"], line["tier"])
-        where = f"namespace {line['namespace']} on cluster {line['cluster']}"
-        tier = f" {line['tier']}" if line["tier"] else ""
-        description = f"{service}{tier} used by {where}"
-        if line["shared_split"]:
-            description += f" (shared, {line['shared_split']} split, share {text(line['share'])})"
-        tags: dict[str, Any] = {"business_unit": line["business_unit"], "namespace": line["namespace"]}
-        if line["cost_center"]:
-            tags["cost_center"] = line["cost_center"]
-        values = {
-            "BilledCost": text(line["amount"]),
-            "BillingAccountId": line["business_unit"],
-            "BillingAccountName": unit.display_name if unit else UNALLOCATED_NAME,
-            "BillingAccountType": "Business Unit",
-            "BillingCurrency": line["currency"],
-            "BillingPeriodEnd": iso_utc(period.end),
-            "BillingPeriodStart": iso_utc(period.start),
-            "ChargeCategory": "Usage",
-            "ChargeClass": "",
-            "ChargeDescription": description,
-            "ChargeFrequency": "Usage-Based",
-            "ChargePeriodEnd": iso_utc(line["charge_period_end"]),
-            "ChargePeriodStart": iso_utc(line["charge_period_start"]),
-            "ConsumedQuantity": text(line["usage_quantity"]),
-            "ConsumedUnit": line["usage_unit"],
-            "ContractedCost": text(line["amount"]),
-            "ContractedUnitPrice": text(line["unit_price"]),
-            "EffectiveCost": text(line["amount"]),
-            "InvoiceId": invoice_number(chargeback, line["business_unit"]),
-            "InvoiceIssuerName": issuer,
-            "ListCost": text(line["amount"]),
-            "ListUnitPrice": text(line["unit_price"]),
-            "PricingCategory": "Standard",
-            "PricingQuantity": text(line["billed_quantity"]),
-            "PricingUnit": line["unit"],
-            "ProviderName": issuer,
-            "PublisherName": issuer,
-            "ServiceCategory": category,
-            "ServiceName": service,
-            "ServiceSubcategory": subcategory,
-            "SkuId": sku,
-            "SkuPriceId": f"{sku}@{iso_utc(line['rate_effective_from'])}",
-            "SubAccountId": f"{line['cluster']}/{line['namespace']}",
-            "SubAccountName": line["namespace"],
-            "SubAccountType": "Kubernetes Namespace",
-            "Tags": json.dumps(tags, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
-            "x_BusinessUnit": line["business_unit"],
-            "x_CostCenter": line["cost_center"],
-            "x_Cluster": line["cluster"],
-            "x_Namespace": line["namespace"],
-            "x_Resource": line["resource"],
-            "x_StorageTier": line["tier"],
-            "x_BillingMode": line["billing_mode"],
-            "x_RateEffectiveFrom": iso_utc(line["rate_effective_from"]),
-            "x_SharedSplit": line["shared_split"],
-            "x_Share": text(line["share"]),
-        }
-        rows.append(values)
-    return rows
+    return [
+        focus_row(
+            chargeback.catalog,
+            chargeback.period,
+            row["business_unit"],
+            invoice_number(chargeback, row["business_unit"]),
+            text_line(row),
+            currency=row["currency"],
+            billing_mode=row["billing_mode"],
+        )
+        for row in chargeback.lines.to_dict("records")
+    ]
+
+
+def correction_rows(
+    catalog: Catalog,
+    period: Period,
+    billing: Period,
+    unit_id: str,
+    note_number: str,
+    lines: list[dict[str, str]],
+    currency: str,
+    billing_mode: str,
+) -> list[dict[str, str]]:
+    """FOCUS rows of a correction note to `period`: ChargeClass Correction, billed in the open period `billing`,
+    charge periods as originally incurred, accounting style (a reversal row, then the corrected row)."""
+    if billing.start < period.end:
+        raise ValueError(f"corrections to {period.label} belong to a later billing period, not {billing.label}")
+    return [
+        focus_row(
+            catalog,
+            billing,
+            unit_id,
+            note_number,
+            line,
+            currency=currency,
+            billing_mode=billing_mode,
+            charge_class="Correction",
+        )
+        for line in lines
+    ]
