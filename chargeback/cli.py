@@ -332,10 +332,20 @@ def serve(
     chunk_hours: ChunkOption = None,
     header: HeaderOption = None,
     billing_mode: ModeOption = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="Also export the closed months of this ledger (SQLite file or postgresql:// URL): totals in force "
+            "per unit and month.",
+            envvar="CHARGEBACK_LEDGER",
+        ),
+    ] = None,
 ) -> None:
     """Export month-to-date cost, budget burn, forecast and idle allocations for Prometheus to scrape."""
     connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
     settings = _guarded(lambda: _settings(prometheus, *connection))
+    closed = [_guarded(lambda: ledger_cli.closed_months(ledger))] if ledger else []
     seconds = _guarded(lambda: parse_interval(interval))
     _guarded(lambda: parse_listen(listen))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -344,14 +354,14 @@ def serve(
     collector = MonthToDateCollector(source)
     if once:
         ok = collector.refresh()
-        typer.echo(generate_latest(registry_of(collector)).decode(), nl=False)
+        typer.echo(generate_latest(registry_of(collector, *closed)).decode(), nl=False)
         if not ok:
             raise typer.Exit(2)
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    _guarded(lambda: serve_metrics(collector, listen, seconds, stop))
+    _guarded(lambda: serve_metrics(collector, listen, seconds, stop, closed))
 
 
 # `close` and `ledger …` live in their own module and register themselves on `app`.

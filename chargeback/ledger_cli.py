@@ -47,6 +47,7 @@ from .focus import COLUMNS as FOCUS_COLUMNS
 from .invoices import text
 from .ledger.close import CloseResult, close_month, default_ledger
 from .ledger.documents import Difference, UnitState, chargeback_lines, differences, month_in_force
+from .ledger.reading import ClosedMonthsCollector
 from .ledger.schema import LINE_FIELDS
 from .ledger.store import Issue, Ledger, ledger_url
 from .period import Period
@@ -79,6 +80,11 @@ def open_existing(target: str) -> Ledger:
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_file():
         raise LedgerError(f"no ledger at {url.database}: close a month first, or give --ledger the ledger's path")
     return Ledger(target)
+
+
+def closed_months(target: str) -> ClosedMonthsCollector:
+    """The exporter's collector of closed months, on a ledger that must exist."""
+    return ClosedMonthsCollector(open_existing(target))
 
 
 def closed_issues(ledger: str | None, out_dir: Path, period: str) -> tuple[str, list[Issue]] | None:

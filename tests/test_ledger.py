@@ -23,10 +23,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from chargeback.cli import app
 from chargeback.invoices import build_invoices
+from chargeback.ledger.reading import ClosedMonthsCollector
 from chargeback.ledger.store import Document, Issue, Ledger
 from chargeback.local_prometheus import LocalPrometheus, backfill
 from chargeback.run import run_period
@@ -102,7 +105,8 @@ def sample_issue(period: str = "2026-09") -> Issue:
         "shared_split": "",
         "share": "1",
     }
-    document = Document("RP-2026-09-data-insight", "invoice", "data-insight", None, "CNY", "2.40", "{}", (line,))
+    content = json.dumps({"business_unit": {"id": "data-insight", "display_name": "Data Insight"}})
+    document = Document("RP-2026-09-data-insight", "invoice", "data-insight", None, "CNY", "2.40", content, (line,))
     return Issue(
         period=period,
         sequence=0,
@@ -404,3 +408,55 @@ def test_two_closes_at_once_one_wins(prometheus: ScenarioServer, ledger: str, tm
     with Ledger(ledger) as book:
         [issue] = book.issues()
     assert issue.files["focus.csv"] == (winner / "focus.csv").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ other reports read closed months
+
+
+def sample_correction(amount: str) -> Issue:
+    original = sample_issue()
+    line = {**original.documents[0].lines[0], "amount": amount, "unit_price": "0.34", "billed_quantity": "10"}
+    reversal = {**original.documents[0].lines[0], "entry": "reversal", "amount": "-2.40"}
+    reversal |= {"usage_quantity": "-10.000000000", "billed_quantity": "-10.000000000"}
+    note = Document(
+        "RP-2026-09-data-insight-C1",
+        "debit_note",
+        "data-insight",
+        "RP-2026-09-data-insight",
+        "CNY",
+        "1.00",
+        "{}",
+        (reversal, line),
+    )
+    return Issue(**{**original.__dict__, "sequence": 1, "kind": "correction", "documents": (note,), "files": {}})
+
+
+def test_finance_summary_compares_with_the_previous_month_as_closed(
+    prometheus: ScenarioServer, ledger: str, tmp_path: Path
+) -> None:
+    with Ledger(ledger) as book, book.closing("2026-09") as connection:
+        book.append(connection, sample_issue())
+        book.append(connection, sample_correction("3.40"))
+    out = tmp_path / PERIOD
+    assert runner.invoke(app, close_args(prometheus.url, out, ledger)).exit_code == 0
+    summary = (out / "finance-summary.html").read_text(encoding="utf-8")
+    assert "Totals of 2026-09 against 2026-10" in summary
+    invoice = (out / "invoices" / "data-insight.html").read_text(encoding="utf-8")
+    assert "2026-09: CNY 3.40" in invoice  # the invoice of 2.40 plus its debit note of 1.00
+
+
+def test_exporter_serves_closed_months_in_force(ledger: str) -> None:
+    with Ledger(ledger) as book:
+        with book.closing("2026-09") as connection:
+            book.append(connection, sample_issue())
+            book.append(connection, sample_correction("3.40"))
+        families = {
+            sample.name: sample
+            for family in text_string_to_metric_families(generate_latest(ClosedMonthsCollector(book)).decode())
+            for sample in family.samples
+        }
+    cost = families["resource_pool_closed_month_cost"]
+    assert cost.labels == {"business_unit": "data-insight", "period": "2026-09", "currency": "CNY"}
+    assert cost.value == 3.4
+    assert families["resource_pool_closed_month_documents"].value == 2
+    assert families["resource_pool_ledger_last_read_success"].value == 1

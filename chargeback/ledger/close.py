@@ -25,6 +25,7 @@ from infra.catalog.models import BillingMode
 from ..errors import LedgerError, OutputError
 from ..focus import COLUMNS as FOCUS_COLUMNS
 from ..focus import correction_rows, focus_rows
+from ..history import PreviousPeriod
 from ..invoices import UNALLOCATED_NAME, build_invoices, text
 from ..period import Period, iso_utc
 from ..prometheus import PrometheusClient, PrometheusSettings
@@ -44,6 +45,7 @@ from .documents import (
     note_total,
 )
 from .fingerprint import build_fingerprint, issuer_identity
+from .reading import previous_from_ledger
 from .store import Document, Issue, Ledger
 
 
@@ -151,7 +153,13 @@ def close_month(
             issued_at=now,
         )
         if not existing:
-            issue = _original(run, fingerprint, out, previous, who, now)
+            # Month over month against the previous month as closed (with its corrections) when the ledger has it.
+            history = (
+                None
+                if previous is not None
+                else previous_from_ledger(book, period, run.chargeback.currency, connection)
+            ) or previous_period(run.chargeback, out, previous)
+            issue = _original(run, fingerprint, history, who, now)
             book.append(connection, issue)
             outcome, changes, in_force = "issued", [], {}
         else:
@@ -181,7 +189,7 @@ def close_month(
 
 
 def _original(
-    run: PeriodRun, fingerprint: dict[str, Any], out: Path, previous: Path | None, who: str, now: dt.datetime
+    run: PeriodRun, fingerprint: dict[str, Any], history: PreviousPeriod | None, who: str, now: dt.datetime
 ) -> Issue:
     chargeback = run.chargeback
     invoices = build_invoices(chargeback)
@@ -200,7 +208,7 @@ def _original(
         issued_at=iso_utc(now),
         issued_by=who,
     )
-    files = report_files(chargeback, previous_period(chargeback, out, previous), issue=issue_summary(issue))
+    files = report_files(chargeback, history, issue=issue_summary(issue))
     if files["focus.csv"] != focus:
         raise LedgerError("internal: focus.csv of the reports differs from the FOCUS rows hashed for the ledger")
     contents = {i["business_unit"]["id"]: files[f"invoices/{i['business_unit']['id']}.json"] for i in invoices}

@@ -263,9 +263,10 @@ class Ledger:
         billing_to: str | None = None,
         connection: Connection | None = None,
         details: bool = True,
+        files: bool = True,
     ) -> list[Issue]:
         """Issues in issue order, optionally of one period or of billing periods in [from, to]; with
-        `details` their documents, lines and files too."""
+        `details` their documents and lines, and with `files` too the report files."""
         query = sa.select(schema.issues).order_by(schema.issues.c.id)
         if period is not None:
             query = query.where(schema.issues.c.period == period)
@@ -275,13 +276,13 @@ class Ledger:
             query = query.where(schema.issues.c.billing_period <= billing_to)
         try:
             if connection is not None:
-                return self._read(connection, query, details)
+                return self._read(connection, query, details, files)
             with self.engine.connect() as own:
-                return self._read(own, query, details)
+                return self._read(own, query, details, files)
         except sa.exc.SQLAlchemyError as e:
             raise LedgerError(f"cannot read the ledger {self.name}: {_reason(e)}; {self._hint()}") from e
 
-    def _read(self, connection: Connection, query: sa.Select, details: bool) -> list[Issue]:
+    def _read(self, connection: Connection, query: sa.Select, details: bool, with_files: bool) -> list[Issue]:
         rows = connection.execute(query).mappings().all()
         result = []
         for row in rows:
@@ -289,6 +290,7 @@ class Ledger:
             files: dict[str, str] = {}
             if details:
                 documents = tuple(self._documents(connection, row["id"]))
+            if details and with_files:
                 file_rows = connection.execute(
                     sa.select(schema.files.c.path, schema.files.c.content, schema.files.c.sha256)
                     .where(schema.files.c.issue_id == row["id"])
