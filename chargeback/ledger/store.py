@@ -156,6 +156,13 @@ class Ledger:
                     connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLOSE_LOCK_KEY + 1})
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
+        except sa.exc.OperationalError as e:
+            if "locked" in str(e.orig).lower():
+                raise LedgerBusyError(
+                    f"ledger {self.name} stayed locked by another chargeback close for {SQLITE_BUSY_MS // 1000} s "
+                    "while this run prepared it; nothing was written — run again when the other close has finished"
+                ) from e
+            raise LedgerError(f"cannot open the ledger {self.name}: {_reason(e)}; {self._hint()}") from e
         except sa.exc.SQLAlchemyError as e:
             raise LedgerError(f"cannot open the ledger {self.name}: {_reason(e)}; {self._hint()}") from e
 
