@@ -45,7 +45,7 @@ from .cli import (
 from .errors import LedgerError, OutputError
 from .focus import COLUMNS as FOCUS_COLUMNS
 from .invoices import text
-from .ledger.close import CloseResult, close_month, default_ledger
+from .ledger.close import CloseResult, close_month, default_ledger, write_new_files
 from .ledger.documents import Difference, UnitState, chargeback_lines, differences, month_in_force
 from .ledger.reading import ClosedMonthsCollector
 from .ledger.schema import LINE_FIELDS
@@ -385,28 +385,60 @@ def export(
     first: FromOption = None,
     last: ToOption = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="focus (the issued FOCUS rows), csv (document lines) or json.")
+        str,
+        typer.Option(
+            "--format",
+            help="focus (the issued FOCUS rows), csv (document lines), json, or files (every issued report, "
+            "into the folder --out, one subfolder per period).",
+        ),
     ] = "focus",
-    out_file: Annotated[Path | None, typer.Option("--out", help="File to write (default: standard output).")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default: standard output); a folder for files.")
+    ] = None,
 ) -> None:
     """Issued months and corrections of billing periods [--from, --to], exactly as issued."""
 
-    def build() -> str:
-        if fmt not in EXPORTS:
-            raise LedgerError(f"--format {fmt!r}: choose focus, csv or json")
+    def load() -> list[Issue]:
+        if fmt not in (*EXPORTS, "files"):
+            raise LedgerError(f"--format {fmt!r}: choose focus, csv, json or files")
+        if fmt == "files" and out_file is None:
+            raise LedgerError("--format files writes report folders: give --out DIR")
         start, end = _range(first, last)
         with open_existing(ledger) as book:
             issues = book.issues(billing_from=start, billing_to=end)
         if not issues:
             raise LedgerError(f"nothing issued in ledger {ledger} for billing periods {start or '…'} to {end or '…'}")
-        return EXPORTS[fmt](issues)
+        return issues
 
-    content = _guarded(build)
+    issues = _guarded(load)
+    if fmt == "files":
+        assert out_file is not None
+        written = _guarded(lambda: write_issued_files(out_file, issues))
+        err().print(f"wrote {len(written)} files to {out_file}", markup=False)
+        return
+    content = _guarded(lambda: EXPORTS[fmt](issues))
     if out_file is None:
         typer.echo(content, nl=False)
         return
     _guarded(lambda: write_file(out_file, content))
     err().print(f"wrote {out_file}", markup=False)
+
+
+def write_issued_files(folder: Path, issues: Sequence[Issue]) -> list[Path]:
+    """The report files of each issue under folder/<period>/, as issued (e.g. to restore a lost reports folder).
+    Files that exist with other content are an error; nothing is overwritten."""
+    files: dict[str, str] = {}
+    for issue in issues:
+        files |= {f"{issue.period}/{name}": content for name, content in issue.files.items()}
+    clashes = sorted(
+        str(folder / name)
+        for name, content in files.items()
+        if (folder / name).exists() and (folder / name).read_bytes() != content.encode("utf-8")
+    )
+    if clashes:
+        raise OutputError(f"{', '.join(clashes[:3])} already exist with other content: give --out an empty folder")
+    new = {name: content for name, content in files.items() if not (folder / name).exists()}
+    return write_new_files(folder, new) if new else []
 
 
 def write_file(path: Path, content: str) -> None:

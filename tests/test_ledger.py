@@ -217,6 +217,11 @@ def test_close_issues_once_and_rerun_is_a_no_op(prometheus: ScenarioServer, ledg
     assert "recomputed figures: identical" in compared.output
     assert digest(out) == issued
 
+    restored = tmp_path / "restored"
+    result = runner.invoke(app, ["ledger", "export", "--ledger", ledger, "--format", "files", "--out", str(restored)])
+    assert result.exit_code == 0, result.output
+    assert digest(restored / PERIOD) == issued
+
     exported = tmp_path / "export.csv"
     result = runner.invoke(app, ["ledger", "export", "--ledger", ledger, "--from", PERIOD, "--out", str(exported)])
     assert result.exit_code == 0, result.output
@@ -242,7 +247,7 @@ def test_export_formats_and_list(prometheus: ScenarioServer, ledger: str, tmp_pa
     empty = runner.invoke(app, ["ledger", "export", "--ledger", ledger, "--from", "2027-01"])
     assert empty.exit_code == 2 and "nothing issued" in empty.output
     bad = runner.invoke(app, ["ledger", "export", "--ledger", ledger, "--format", "xlsx"])
-    assert bad.exit_code == 2 and "choose focus, csv or json" in bad.output
+    assert bad.exit_code == 2 and "choose focus, csv, json or files" in bad.output
 
 
 def test_a_month_that_is_not_over_cannot_be_closed(tmp_path: Path) -> None:

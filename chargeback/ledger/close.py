@@ -183,7 +183,9 @@ def close_month(
             written = write_new_files(out, issue.files)
     except OutputError as e:
         raise OutputError(
-            f"{period.label} is issued in ledger {book.name}, but {e}; fetch the files with chargeback ledger export"
+            f"{period.label} is issued in ledger {book.name}, but {e}; write them from the ledger with "
+            f"chargeback ledger export --ledger {book.name} --from {issue.billing_period} --to {issue.billing_period} "
+            "--format files --out DIR"
         ) from e
     return CloseResult(outcome, period.label, book.name, issue, changes, in_force, written, run.warnings)
 
