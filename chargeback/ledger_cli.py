@@ -125,6 +125,13 @@ def compare_closed(chargeback: Chargeback, ledger_name: str, issues: list[Issue]
         + "); its reports were not rewritten"
     )
     out().print(where, soft_wrap=True, markup=False)
+    for unit, state in in_force.items():
+        if len(state.chain) > 1:  # a corrected month: its documents in order, then what is in force
+            documents = " → ".join(
+                f"{number} ({kind.replace('_', ' ')} {total})" for number, kind, total, _ in state.chain
+            )
+            in_force_total = text(round_money(state.total, state.currency))
+            out().print(f"  {unit}: {documents} → in force {in_force_total}", soft_wrap=True, markup=False)
     if not changes:
         out().print("recomputed figures: identical", markup=False)
         return

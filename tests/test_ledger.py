@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from chargeback.cli import app
-from chargeback.invoices import build_invoices
+from chargeback.invoices import build_invoices, text
 from chargeback.ledger.reading import ClosedMonthsCollector
 from chargeback.ledger.store import Document, Issue, Ledger
 from chargeback.local_prometheus import LocalPrometheus, backfill
@@ -350,6 +350,11 @@ def test_retroactive_price_change_is_issued_as_correction_notes(
 
     again = runner.invoke(app, close_args(prometheus.url, out, ledger, catalog, "--correct"))
     assert again.exit_code == 0 and "nothing issued" in again.output
+    invoice_args = ["invoice", "--period", PERIOD, "--prometheus", prometheus.url, "--out", str(out)]
+    chained = runner.invoke(app, [*invoice_args, "--ledger", ledger, "--catalog", str(catalog)])
+    assert chained.exit_code == 0 and "recomputed figures: identical" in chained.output
+    total = text(new_totals["data-insight"])
+    assert f"RP-2026-10-data-insight-C1 (debit note {notes['data-insight'].total}) → in force {total}" in chained.output
     exported = runner.invoke(app, ["ledger", "export", "--ledger", ledger, "--from", CURRENT_MONTH])
     assert exported.output == (out / "corrections" / "C1" / "focus.csv").read_text(encoding="utf-8")
     both = runner.invoke(app, ["ledger", "export", "--ledger", ledger])
