@@ -213,10 +213,24 @@ def invoice(
     pdf: Annotated[
         bool, typer.Option("--pdf", help="Also print each HTML report to PDF with headless Chromium (Debian chromium).")
     ] = False,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="Ledger of closed months (default: ledger.db in the reports' parent folder, if there is one); a "
+            "closed month is recomputed and compared with it, its reports are not rewritten.",
+            envvar="CHARGEBACK_LEDGER",
+        ),
+    ] = None,
 ) -> None:
     """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
     connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
     settings = _guarded(lambda: _settings(prometheus, *connection))
+    closed = _guarded(lambda: ledger_cli.closed_issues(ledger, out_dir, period))
+    if closed is not None:
+        run = _run(period, catalog, settings, None, cluster, cluster_label, match, billing_mode)
+        ledger_cli.compare_closed(run.chargeback, *closed)
+        return
     reports = {"previous": previous, "pdf": pdf}
     run = _run(period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode, reports)
     chargeback = run.chargeback
@@ -318,10 +332,20 @@ def serve(
     chunk_hours: ChunkOption = None,
     header: HeaderOption = None,
     billing_mode: ModeOption = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="Also export the closed months of this ledger (SQLite file or postgresql:// URL): totals in force "
+            "per unit and month.",
+            envvar="CHARGEBACK_LEDGER",
+        ),
+    ] = None,
 ) -> None:
     """Export month-to-date cost, budget burn, forecast and idle allocations for Prometheus to scrape."""
     connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
     settings = _guarded(lambda: _settings(prometheus, *connection))
+    closed = [_guarded(lambda: ledger_cli.closed_months(ledger))] if ledger else []
     seconds = _guarded(lambda: parse_interval(interval))
     _guarded(lambda: parse_listen(listen))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -330,14 +354,18 @@ def serve(
     collector = MonthToDateCollector(source)
     if once:
         ok = collector.refresh()
-        typer.echo(generate_latest(registry_of(collector)).decode(), nl=False)
+        typer.echo(generate_latest(registry_of(collector, *closed)).decode(), nl=False)
         if not ok:
             raise typer.Exit(2)
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    _guarded(lambda: serve_metrics(collector, listen, seconds, stop))
+    _guarded(lambda: serve_metrics(collector, listen, seconds, stop, closed))
+
+
+# `close` and `ledger …` live in their own module and register themselves on `app`.
+from . import ledger_cli  # noqa: E402
 
 
 def main() -> None:

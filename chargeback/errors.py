@@ -66,3 +66,11 @@ class HistoryError(ChargebackError):
 
 class PdfError(ChargebackError):
     """Chromium is missing or could not print a report to PDF."""
+
+
+class LedgerError(ChargebackError):
+    """The ledger of issued documents cannot be opened, read or written, or refuses a change."""
+
+
+class LedgerBusyError(LedgerError):
+    """Another `chargeback close` holds the ledger; nothing was issued by this run."""

@@ -304,10 +304,13 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def registry_of(collector: MonthToDateCollector) -> CollectorRegistry:
-    """A registry holding only the collector (no process/platform metrics of the default registry)."""
+def registry_of(collector: MonthToDateCollector, *extra: Collector) -> CollectorRegistry:
+    """A registry holding only the collector and `extra` ones, e.g. the ledger's closed months (no
+    process/platform metrics of the default registry)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    for other in extra:
+        registry.register(other)
     return registry
 
 
@@ -317,11 +320,18 @@ def _refresh_every(collector: MonthToDateCollector, interval: float, stop: threa
         stop.wait(interval)
 
 
-def serve(collector: MonthToDateCollector, listen: str, interval: float, stop: threading.Event) -> None:
-    """Serve /metrics on `listen` and refresh every `interval` seconds until `stop` is set."""
+def serve(
+    collector: MonthToDateCollector,
+    listen: str,
+    interval: float,
+    stop: threading.Event,
+    extra: Sequence[Collector] = (),
+) -> None:
+    """Serve /metrics on `listen` and refresh every `interval` seconds until `stop` is set (`extra`: further
+    collectors served beside it)."""
     host, port = parse_listen(listen)
     try:
-        server, thread = start_http_server(port, addr=host, registry=registry_of(collector))
+        server, thread = start_http_server(port, addr=host, registry=registry_of(collector, *extra))
     except OSError as e:
         raise ExporterError(f"cannot listen on {listen}: {e}; pick a free port with --listen") from e
     log.info("serving metrics on http://%s:%d/metrics, refreshing every %g s", host, port, interval)

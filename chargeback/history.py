@@ -24,7 +24,8 @@ class PreviousPeriod:
     """Invoice totals of an earlier period."""
 
     period: str
-    directory: Path
+    directory: Path | None
+    """Where the totals were read (None: from the ledger of closed months)."""
     currency: str
     totals: dict[str, Decimal]
     """Business unit id → invoice total."""

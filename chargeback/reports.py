@@ -310,9 +310,14 @@ def invoice_charts(
 # ------------------------------------------------------------------ files
 
 
-def report_files(chargeback: Chargeback, previous: PreviousPeriod | None = None) -> dict[str, str]:
-    """Relative path → file content of every report of the period (`previous`: month over month)."""
+def report_files(
+    chargeback: Chargeback, previous: PreviousPeriod | None = None, issue: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Relative path → file content of every report of the period (`previous`: month over month; `issue`: the
+    ledger issue the invoices belong to, printed on each as its fingerprint)."""
     invoices = build_invoices(chargeback)
+    if issue is not None:
+        invoices = [{**invoice, "issue": issue} for invoice in invoices]
     env = html_environment(chargeback.currency)
     daily, levels = daily_costs(chargeback), allocation_use(chargeback)
     comparison = month_over_month(previous, invoices) if previous else None

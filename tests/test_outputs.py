@@ -1,4 +1,4 @@
-"""Reports of a period: golden files, the output contract, FOCUS 1.2, escaping, byte-identical re-runs,
+"""Reports of a period: golden files, the output contract, FOCUS 1.3, escaping, byte-identical re-runs,
 and atomic writing.
 
 Refresh the golden files after an intended change of the reports with
@@ -29,7 +29,10 @@ from tests.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
 from tests.usage_frames import row, steady, usage_frame
 
 GOLDEN = Path(__file__).parent / "golden" / "chargeback-2026-10"
-FOCUS_REFERENCE = Path(__file__).parent / "data" / "focus-1.2-columns.tsv"
+# FOCUS 1.2's column table plus the columns 1.3 adds (FinOps-Open-Cost-and-Usage-Spec/FOCUS_Spec,
+# specification/datasets/cost_and_usage/columns/: allocated*.md, contractapplied.md, hostprovidername.md,
+# serviceprovidername.md); HostProviderName "MUST NOT be null" there, so it is not nullable here.
+FOCUS_REFERENCE = Path(__file__).parent / "data" / "focus-1.3-columns.tsv"
 OCT = Period.parse("2026-10")
 START = OCT.start
 HOSTILE = '<script>alert("pwned")</script>'
@@ -191,11 +194,11 @@ def test_focus_has_every_mandatory_column_with_its_type(files: dict[str, str]) -
     # The reference file has stray carriage returns inside rows: read bytes (no newline translation), drop them.
     text = FOCUS_REFERENCE.read_bytes().decode("utf-8").replace("\r", "")
     spec = {r["Column"]: r for r in csv.DictReader(io.StringIO(text), delimiter="\t")}
-    assert len(spec) == 57 and all(r["FeatureLevel"] and r["Nullable"] and r["Type"] for r in spec.values())
+    assert len(spec) == 65 and all(r["FeatureLevel"] and r["Nullable"] and r["Type"] for r in spec.values())
     rows = read_csv(files["focus.csv"])
     header = files["focus.csv"].splitlines()[0].split(",")
     mandatory = [name for name, r in spec.items() if r["FeatureLevel"] == "Mandatory"]
-    assert len(mandatory) == 21 and "ChargeClass" in mandatory
+    assert len(mandatory) == 23 and {"ChargeClass", "ServiceProviderName", "HostProviderName"} <= set(mandatory)
     assert set(mandatory) <= set(header)
     assert all(name in spec or name.startswith("x_") for name in header), "non-FOCUS columns must start with x_"
     assert {"x_Namespace", "x_BusinessUnit", "x_CostCenter", "x_Cluster"} <= set(header)
@@ -217,6 +220,7 @@ def test_focus_has_every_mandatory_column_with_its_type(files: dict[str, str]) -
         assert record["ChargeCategory"] == "Usage"
         assert record["ServiceCategory"] in {"Compute", "Storage", "Networking"}
         assert record["ProviderName"] == record["PublisherName"] == record["InvoiceIssuerName"]
+        assert record["ServiceProviderName"] == record["HostProviderName"] == record["InvoiceIssuerName"]
         assert (record["BillingPeriodStart"], record["BillingPeriodEnd"]) == ("2026-10-01T00:00:00Z",
                                                                             "2026-11-01T00:00:00Z")  # fmt: skip
 

@@ -1,0 +1,462 @@
+"""`chargeback close` and `chargeback ledger list|show|export`: the month close finance signs.
+
+Registered on the `chargeback` command line by cli.py. Exit status: 0 done (or nothing to do), 1 a closed
+month's figures changed and nothing was issued, 2 bad input or an error (message, never a traceback).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from infra.catalog.pricing import round_money
+
+from .cli import (
+    BasicPasswordOption,
+    BasicUserOption,
+    CaBundleOption,
+    CatalogOption,
+    ChunkOption,
+    ClusterLabelOption,
+    ClusterOption,
+    HeaderOption,
+    MatchOption,
+    ModeOption,
+    PeriodOption,
+    PrometheusOption,
+    TimeoutOption,
+    TokenOption,
+    _guarded,
+    _settings,
+    app,
+    err,
+    out,
+)
+from .errors import LedgerError, OutputError
+from .focus import COLUMNS as FOCUS_COLUMNS
+from .invoices import text
+from .ledger.close import CloseResult, close_month, default_ledger, write_new_files
+from .ledger.documents import Difference, UnitState, chargeback_lines, differences, month_in_force
+from .ledger.reading import ClosedMonthsCollector
+from .ledger.schema import LINE_FIELDS
+from .ledger.store import Issue, Ledger, ledger_url
+from .period import Period
+from .reports import csv_text
+from .result import Chargeback
+
+LedgerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        help="Ledger of issued months: a SQLite file or postgresql://user@host/db "
+        "(default: ledger.db in the reports' parent folder).",
+        envvar="CHARGEBACK_LEDGER",
+    ),
+]
+RequiredLedgerOption = Annotated[
+    str,
+    typer.Option("--ledger", help="Ledger: a SQLite file or postgresql://user@host/db.", envvar="CHARGEBACK_LEDGER"),
+]
+FromOption = Annotated[str | None, typer.Option("--from", help="First billing period, YYYY-MM.")]
+ToOption = Annotated[str | None, typer.Option("--to", help="Last billing period, YYYY-MM.")]
+
+ledger_app = typer.Typer(help="Issued months and corrections, as finance signed them.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+def open_existing(target: str) -> Ledger:
+    """A ledger that must already exist (reading never creates an empty SQLite file)."""
+    url = ledger_url(target)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_file():
+        raise LedgerError(f"no ledger at {url.database}: close a month first, or give --ledger the ledger's path")
+    return Ledger(target)
+
+
+def closed_months(target: str) -> ClosedMonthsCollector:
+    """The exporter's collector of closed months, on a ledger that must exist."""
+    return ClosedMonthsCollector(open_existing(target))
+
+
+def closed_issues(ledger: str | None, out_dir: Path, period: str) -> tuple[str, list[Issue]] | None:
+    """The issues of `period` when a ledger exists (explicit, or ledger.db beside the reports) and holds it."""
+    target: str | Path | None = ledger
+    if target is None:
+        target = default_ledger(out_dir)
+        if not target.is_file():
+            return None
+    label = Period.parse(period).label
+    with open_existing(str(target)) as book:
+        issues = book.issues(period=label)
+        return (book.name, issues) if issues else None
+
+
+def print_differences(changes: Sequence[Difference], in_force: dict[str, UnitState], currency: str) -> None:
+    units = sorted({c.business_unit for c in changes})
+    for unit in units:
+        state = in_force.get(unit)
+        mine = [c for c in changes if c.business_unit == unit]
+        change = sum((c.change for c in mine), Decimal(0))
+        invoice = state.invoice if state and state.invoice else "no invoice"
+        out().print(f"{unit} ({invoice}): {currency} {change:+f}", soft_wrap=True, markup=False)
+        for difference in mine:
+            out().print(f"  {difference.describe()}", soft_wrap=True, markup=False)
+
+
+def compare_closed(chargeback: Chargeback, ledger_name: str, issues: list[Issue]) -> None:
+    """`chargeback invoice` on a closed month: recompute, compare with what is in force, print; exit 1 if it differs."""
+    in_force = month_in_force(issues)
+    changes = differences(in_force, chargeback_lines(chargeback))
+    original = next(i for i in issues if i.sequence == 0)
+    corrections = len(issues) - 1
+    where = (
+        f"{chargeback.period.label} is closed in ledger {ledger_name} (issued {original.issued_at} by "
+        f"{original.issued_by}, fingerprint {original.content_hash[:12]}"
+        + (f", {corrections} correction{'s' if corrections > 1 else ''}" if corrections else "")
+        + "); its reports were not rewritten"
+    )
+    out().print(where, soft_wrap=True, markup=False)
+    for unit, state in in_force.items():
+        if len(state.chain) > 1:  # a corrected month: its documents in order, then what is in force
+            documents = " → ".join(
+                f"{number} ({kind.replace('_', ' ')} {total})" for number, kind, total, _ in state.chain
+            )
+            in_force_total = text(round_money(state.total, state.currency))
+            out().print(f"  {unit}: {documents} → in force {in_force_total}", soft_wrap=True, markup=False)
+    if not changes:
+        out().print("recomputed figures: identical", markup=False)
+        return
+    out().print(f"recomputed figures: {len(changes)} lines differ", markup=False)
+    print_differences(changes, in_force, chargeback.currency)
+    out().print(
+        f"issue correction notes with: chargeback close --period {chargeback.period.label} --correct …", markup=False
+    )
+    raise typer.Exit(1)
+
+
+@app.command()
+def close(
+    period: PeriodOption,
+    prometheus: PrometheusOption,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for the reports of the period.")],
+    ledger: LedgerOption = None,
+    correct: Annotated[
+        bool,
+        typer.Option(
+            "--correct",
+            help="The month is closed and its figures changed: issue credit/debit notes for the difference.",
+        ),
+    ] = False,
+    catalog: CatalogOption = Path("catalog"),
+    cluster: ClusterOption = None,
+    cluster_label: ClusterLabelOption = None,
+    match: MatchOption = None,
+    bearer_token_file: TokenOption = None,
+    basic_auth_user: BasicUserOption = None,
+    basic_auth_password_file: BasicPasswordOption = None,
+    ca_bundle: CaBundleOption = None,
+    timeout: TimeoutOption = None,
+    chunk_hours: ChunkOption = None,
+    header: HeaderOption = None,
+    billing_mode: ModeOption = None,
+    previous: Annotated[
+        Path | None, typer.Option("--previous", help="Output directory of the previous period (month over month).")
+    ] = None,
+) -> None:
+    """Issue a month into the ledger (and write its reports); re-run: compare; --correct: issue corrections."""
+    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
+    settings = _guarded(lambda: _settings(prometheus, *connection))
+    result: CloseResult = _guarded(
+        lambda: close_month(
+            period,
+            catalog,
+            settings,
+            out_dir,
+            ledger,
+            correct=correct,
+            cluster=cluster,
+            cluster_label=cluster_label,
+            matchers=match or [],
+            billing_mode=billing_mode,
+            previous=previous,
+        )
+    )
+    for warning in result.warnings:
+        err().print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)
+    if result.outcome == "identical":
+        out().print(
+            f"{result.period} is already closed in ledger {result.ledger} with these figures: nothing issued",
+            soft_wrap=True,
+            markup=False,
+        )
+        return
+    if result.outcome == "differs":
+        currency = next(iter(result.in_force.values())).currency if result.in_force else ""
+        out().print(
+            f"{result.period} is closed in ledger {result.ledger} and its figures changed ({len(result.differences)} "
+            "lines); nothing issued:",
+            soft_wrap=True,
+            markup=False,
+        )
+        print_differences(result.differences, result.in_force, currency)
+        out().print("issue correction notes for the difference with --correct", markup=False)
+        raise typer.Exit(1)
+    issue = result.issue
+    assert issue is not None
+    title = f"{result.period} issued" if result.outcome == "issued" else f"{result.period} correction {issue.sequence}"
+    table = Table(title=f"{title} (fingerprint {issue.content_hash[:12]})")
+    for column in ("Document", "Kind", "Business unit", "References", "Total"):
+        table.add_column(column, justify="right" if column == "Total" else "left")
+    for document in issue.documents:
+        table.add_row(
+            document.number,
+            document.kind.replace("_", " "),
+            document.business_unit,
+            document.reference or "",
+            f"{document.currency} {document.total}",
+        )
+    out().print(table)
+    out().print(f"ledger {result.ledger}; wrote {len(result.written)} files to {out_dir}", soft_wrap=True)
+
+
+# ------------------------------------------------------------------ ledger list | show | export
+
+
+def _range(first: str | None, last: str | None) -> tuple[str | None, str | None]:
+    first = Period.parse(first).label if first else None
+    last = Period.parse(last).label if last else None
+    if first and last and first > last:
+        raise LedgerError(f"--from {first} is after --to {last}: swap them")
+    return first, last
+
+
+def _total(issue: Issue) -> str:
+    if not issue.documents:
+        return ""
+    total = sum((Decimal(d.total) for d in issue.documents), Decimal(0))
+    return f"{issue.documents[0].currency} {total:f}"
+
+
+@ledger_app.command("list")
+def list_issues(ledger: RequiredLedgerOption, first: FromOption = None, last: ToOption = None) -> None:
+    """Every issued month and correction, in issue order."""
+
+    def load() -> list[Issue]:
+        start, end = _range(first, last)
+        with open_existing(ledger) as book:
+            return book.issues(billing_from=start, billing_to=end)
+
+    issues = _guarded(load)
+    if not issues:
+        out().print("nothing issued in that range", markup=False)
+        return
+    table = Table(title="Ledger")
+    for column in ("Period", "#", "Kind", "Billed in", "Documents", "Total", "Issued (UTC)", "By", "Fingerprint"):
+        table.add_column(column, justify="right" if column in ("#", "Documents", "Total") else "left")
+    for issue in issues:
+        table.add_row(
+            issue.period,
+            str(issue.sequence),
+            issue.kind,
+            issue.billing_period,
+            str(len(issue.documents)),
+            _total(issue),
+            issue.issued_at,
+            issue.issued_by,
+            issue.content_hash[:12],
+        )
+    out().print(table)
+
+
+@ledger_app.command("show")
+def show(ledger: RequiredLedgerOption, period: PeriodOption) -> None:
+    """A closed month: its documents per unit (invoice, then corrections), what is in force, and fingerprints."""
+
+    def load() -> list[Issue]:
+        with open_existing(ledger) as book:
+            issues = book.issues(period=Period.parse(period).label)
+        if not issues:
+            raise LedgerError(
+                f"{Period.parse(period).label} is not closed in ledger {ledger}: see chargeback ledger list"
+            )
+        return issues
+
+    issues = _guarded(load)
+    for issue in issues:
+        fp = issue.fingerprint
+        git = fp["catalog"]["git"]
+        out().print(
+            f"{issue.period} #{issue.sequence} {issue.kind}, billed in {issue.billing_period}, "
+            f"issued {issue.issued_at} by {issue.issued_by}\n  content sha256 {issue.content_hash}"
+            f"\n  catalog {fp['catalog']['sha256']}"
+            + (f" (git {git['commit']}{', dirty' if git['dirty'] else ''})" if git else "")
+            + f"\n  rate card {fp['rate_card']['sha256']} versions {', '.join(fp['rate_card']['versions'])}"
+            + f"\n  prometheus {fp['prometheus']['url']} {fp['prometheus']['version'] or '(version unknown)'} "
+            f"queries {fp['prometheus']['queries_sha256']}\n  tool {fp['tool_version']}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+    in_force = month_in_force(issues)
+    table = Table(title=f"{issues[0].period}: documents per business unit")
+    for column in ("Business unit", "Document", "Kind", "Amount", "Issued (UTC)"):
+        table.add_column(column, justify="right" if column == "Amount" else "left")
+    for unit, state in in_force.items():
+        for number, kind, total, issued_at in state.chain:
+            table.add_row(unit, number, kind.replace("_", " "), total, issued_at)
+        table.add_row(unit, "in force", "", text(round_money(state.total, state.currency)), "", end_section=True)
+    out().print(table)
+
+
+def _focus_file(issue: Issue) -> str:
+    name = "focus.csv" if issue.kind == "original" else f"corrections/C{issue.sequence}/focus.csv"
+    content = issue.files.get(name)
+    if content is None:
+        raise LedgerError(f"{issue.period} #{issue.sequence} has no {name} in the ledger")
+    return content
+
+
+def _focus(issues: Sequence[Issue]) -> str:
+    """One issue: its FOCUS file as issued. Several: one header, then each issue's rows in issue order."""
+    if len(issues) == 1:
+        return _focus_file(issues[0])
+    header = csv_text(FOCUS_COLUMNS, [])
+    bodies = []
+    for issue in issues:
+        first, _, body = _focus_file(issue).partition("\n")
+        if first + "\n" != header:
+            raise LedgerError(
+                f"{issue.period} #{issue.sequence} was issued with other FOCUS columns than this version writes; "
+                "export it on its own range (--from/--to) so each file keeps one header"
+            )
+        bodies.append(body)
+    return header + "".join(bodies)
+
+
+def _lines_csv(issues: Sequence[Issue]) -> str:
+    columns = ("period", "billing_period", "document", "kind", "reference", "business_unit", *LINE_FIELDS, "currency")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for issue in issues:
+        for document in issue.documents:
+            for line in document.lines:
+                writer.writerow(
+                    {
+                        "period": issue.period,
+                        "billing_period": issue.billing_period,
+                        "document": document.number,
+                        "kind": document.kind,
+                        "reference": document.reference or "",
+                        "business_unit": document.business_unit,
+                        **line,
+                        "currency": document.currency,
+                    }
+                )
+    return buffer.getvalue()
+
+
+def _json(issues: Sequence[Issue]) -> str:
+    value = [
+        {
+            "period": issue.period,
+            "sequence": issue.sequence,
+            "kind": issue.kind,
+            "billing_period": issue.billing_period,
+            "content_hash": issue.content_hash,
+            "issued_at": issue.issued_at,
+            "issued_by": issue.issued_by,
+            "fingerprint": issue.fingerprint,
+            "documents": [json.loads(d.content) for d in issue.documents],
+        }
+        for issue in issues
+    ]
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+EXPORTS = {"focus": _focus, "csv": _lines_csv, "json": _json}
+
+
+@ledger_app.command("export")
+def export(
+    ledger: RequiredLedgerOption,
+    first: FromOption = None,
+    last: ToOption = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="focus (the issued FOCUS rows), csv (document lines), json, or files (every issued report, "
+            "into the folder --out, one subfolder per period).",
+        ),
+    ] = "focus",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default: standard output); a folder for files.")
+    ] = None,
+) -> None:
+    """Issued months and corrections of billing periods [--from, --to], exactly as issued."""
+
+    def load() -> list[Issue]:
+        if fmt not in (*EXPORTS, "files"):
+            raise LedgerError(f"--format {fmt!r}: choose focus, csv, json or files")
+        if fmt == "files" and out_file is None:
+            raise LedgerError("--format files writes report folders: give --out DIR")
+        start, end = _range(first, last)
+        with open_existing(ledger) as book:
+            issues = book.issues(billing_from=start, billing_to=end)
+        if not issues:
+            raise LedgerError(f"nothing issued in ledger {ledger} for billing periods {start or '…'} to {end or '…'}")
+        return issues
+
+    issues = _guarded(load)
+    if fmt == "files":
+        assert out_file is not None
+        written = _guarded(lambda: write_issued_files(out_file, issues))
+        err().print(f"wrote {len(written)} files to {out_file}", markup=False)
+        return
+    content = _guarded(lambda: EXPORTS[fmt](issues))
+    if out_file is None:
+        typer.echo(content, nl=False)
+        return
+    _guarded(lambda: write_file(out_file, content))
+    err().print(f"wrote {out_file}", markup=False)
+
+
+def write_issued_files(folder: Path, issues: Sequence[Issue]) -> list[Path]:
+    """The report files of each issue under folder/<period>/, as issued (e.g. to restore a lost reports folder).
+    Files that exist with other content are an error; nothing is overwritten."""
+    files: dict[str, str] = {}
+    for issue in issues:
+        files |= {f"{issue.period}/{name}": content for name, content in issue.files.items()}
+    clashes = sorted(
+        str(folder / name)
+        for name, content in files.items()
+        if (folder / name).exists() and (folder / name).read_bytes() != content.encode("utf-8")
+    )
+    if clashes:
+        raise OutputError(f"{', '.join(clashes[:3])} already exist with other content: give --out an empty folder")
+    new = {name: content for name, content in files.items() if not (folder / name).exists()}
+    return write_new_files(folder, new) if new else []
+
+
+def write_file(path: Path, content: str) -> None:
+    """Write `path` whole or not at all (temporary file beside it, then rename)."""
+    if path.is_dir():
+        raise OutputError(f"--out {path} is a directory: give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(content)
+        os.replace(temporary, path)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e}; check the folder and its permissions") from e
