@@ -12,6 +12,7 @@ import pandas as pd
 
 from infra.catalog.models import BillingMode, Catalog
 
+from .findings import Finding
 from .idle import find_idle
 from .period import Period
 from .rating import attribute, billing_mode_of, coverage, rate
@@ -32,6 +33,8 @@ class Chargeback:
     """Hours seen and covered per namespace (rating.COVERAGE_SCHEMA)."""
     idle: pd.DataFrame
     """Flagged allocations (idle.IDLE_SCHEMA)."""
+    findings: tuple[Finding, ...] = ()
+    """What the doctor found about the data (empty: nothing); reports print those touching each invoice."""
 
     @property
     def currency(self) -> str:
@@ -44,9 +47,10 @@ def charge(
     period: Period,
     billing_mode: str | BillingMode | None = None,
     volumes: pd.DataFrame | None = None,
+    findings: tuple[Finding, ...] = (),
 ) -> Chargeback:
     """Attribute, rate and judge one period's usage frame (as `collect_usage` returns it, with its
-    per-PVC `volumes` detail when there is one)."""
+    per-PVC `volumes` detail when there is one, and the doctor's `findings` about its data)."""
     mode = billing_mode_of(catalog.rates, billing_mode)
     attributed = attribute(usage, catalog, period)
     return Chargeback(
@@ -57,4 +61,5 @@ def charge(
         lines=rate(attributed, catalog, period, mode),
         coverage=coverage(attributed, period),
         idle=find_idle(attributed, catalog, period, volumes),
+        findings=tuple(findings),
     )
