@@ -201,7 +201,7 @@ def _run(
         if finding.on_invoice:
             colour = "red" if finding.severity == ERROR else "yellow"
             err().print(
-                f"[{colour}]{finding.severity}[/{colour}] {escape(finding.code)} [{escape(finding.cluster)}]: "
+                f"[{colour}]{finding.severity}[/{colour}] {escape(finding.code)} {escape(f'[{finding.cluster}]')}: "
                 f"{escape(finding.message)}\n  fix: {escape(finding.fix)}",
                 soft_wrap=True,
                 markup=True,
