@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 from chargeback.cli import app
 from chargeback.doctor import census_query, default_period, diagnose, diagnose_cluster
 from chargeback.errors import DataContractError
+from chargeback.exporter import ExporterSource, MonthToDateCollector
 from chargeback.findings import ERROR, INFO, WARNING, Finding
 from chargeback.local_prometheus import LocalPrometheus, backfill
 from chargeback.period import Period
@@ -364,3 +366,24 @@ def test_warnings_are_billed_and_shown_only_where_they_touch(doctor_prometheus: 
     data_insight = json.loads((out / "invoices" / "data-insight.json").read_text(encoding="utf-8"))
     assert "data_findings" not in data_insight
     assert "Data findings" not in (out / "invoices" / "data-insight.html").read_text(encoding="utf-8")
+
+
+def test_serve_is_never_refused_as_not_over_but_is_refused_without_data(
+    doctor_prometheus: DoctorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A month-to-date period ends at the last whole hour: billed, warnings logged. A month without data
+    is refused like an invoice: the previous snapshot stays and the failure is counted."""
+    settings = PrometheusSettings(url=doctor_prometheus.url, retries=0)
+    matchers = (LabelMatcher("variant", "bill-hostnet"),)
+    source = ExporterSource(EXAMPLE_CATALOG, settings, "dc1", "cluster", matchers)
+    collector = MonthToDateCollector(source, clock=lambda: dt.datetime(2026, 10, 1, 5, 30, tzinfo=dt.UTC))
+    with caplog.at_level(logging.INFO, logger="chargeback.exporter"):
+        assert collector.refresh()
+    assert "data finding [dc1] warning host-network-pods" in caplog.text
+    snapshot = collector.snapshot
+    collector.clock = lambda: dt.datetime(2026, 11, 5, 12, tzinfo=dt.UTC)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="chargeback.exporter"):
+        assert not collector.refresh()
+    assert "refusing to bill 2026-11" in caplog.text and "no-data" in caplog.text
+    assert collector.snapshot is snapshot
