@@ -754,7 +754,8 @@ def diagnose_cluster(
             for name in dict.fromkeys(m.name for m in matchers):
                 hints[name] = client.label_values(name, [contract, cpu], period.start, period.start + hours * one_hour)
         findings.append(no_data(cluster, period, matchers, hints))
-        return sort_findings(findings + check_partial(client.warnings_seen[already:], cluster))
+        warnings = _distinct([*census_answer.warnings, *client.warnings_seen[already:]])
+        return sort_findings(findings + check_partial(warnings, cluster))
 
     data_before: bool | None = None
     first_hour_empty = not any(_present(census, f"series:{m}", hours)[0] for m in CONTRACT_METRICS)
@@ -783,8 +784,15 @@ def diagnose_cluster(
     findings += check_census(census, cluster, hour0, hours, data_before)
     findings += check_targets(tabulate(targets_answer.series, hour0, hours), census, cluster, hour0, hours)
     findings += check_windows(tabulate(window_answer.series, hour0, hours), cluster, hour0, hours)
-    findings += check_partial(client.warnings_seen[already:], cluster)
+    # Each answer's own warnings: the client's list holds a warning once even when every cluster got it.
+    answers = (census_answer, targets_answer, window_answer)
+    warnings = _distinct([w for answer in answers for w in answer.warnings] + client.warnings_seen[already:])
+    findings += check_partial(warnings, cluster)
     return sort_findings(findings)
+
+
+def _distinct(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(values))
 
 
 def diagnose(
