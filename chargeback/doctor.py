@@ -3,14 +3,15 @@
 `diagnose` runs a handful of aggregated queries per cluster (everything is counted on the server,
 so a big cluster answers in seconds), then pure checks turn the answers into `Finding`s:
 
-1. a census at the middle of every hour (`count by (job) (metric)` with the 5-minute lookback: one
-   sample per series and hour, cheap over a month) — which contract series exist, from which jobs,
-   from which hour on, root-cgroup and sandbox network series, hostNetwork pods, container runtimes;
-2. per hour (same grid): series of one source scraped by two targets at once (duplicates), nodes
+1. per hour window (`[1h]`, the same window the usage queries use): NaN samples, and samples per
+   hour of each job, which give the scrape interval;
+2. a census at the middle of every hour (`count by (job) (metric)`: with scrapes up to 2 minutes
+   apart the plain selector reads one sample per series and hour, cheap over a month; sparser
+   scrapes use `last_over_time` over twice the interval) — which contract series exist, from which
+   jobs, from which hour on, root-cgroup and sandbox network series, hostNetwork pods, runtimes;
+3. per hour (same grid): series of one source scraped by two targets at once (duplicates), nodes
    running pods that their kubelet's cAdvisor does not report (silent targets), claims with
-   requests but no volume statistics (unmounted);
-3. per hour window (`[1h]`, the same window the usage queries use): NaN samples, and samples per
-   hour of each job (the scrape interval).
+   requests but no volume statistics (unmounted).
 
 Real shapes the checks rely on (each cited where it is used):
 * kube-state-metrics `internal/store/pod.go`: kube_pod_info{namespace, pod, uid, host_ip, pod_ip,
@@ -247,6 +248,22 @@ def _not_empty(label: str) -> str:
     return f'{label}!=""'
 
 
+def _latest(series: str, lookback: str | None) -> str:
+    """The latest sample of each series at the evaluation time: the plain selector (Prometheus' 5-minute
+    staleness lookback, one sample read per series) when scrapes are at most 2 minutes apart, else
+    `last_over_time` over a window holding at least two scrapes."""
+    return series if lookback is None else f"last_over_time({series}[{lookback}])"
+
+
+def lookback_for(intervals: Mapping[str, Mapping[str, float]]) -> str | None:
+    """The census window for these detected scrape intervals (source → job → seconds): None (the plain
+    selector) up to 120 s, else twice the longest interval, at most an hour."""
+    longest = max((s for jobs in intervals.values() for s in jobs.values()), default=0.0)
+    if longest <= 120:
+        return None
+    return f"{min(3600, math.ceil(2 * longest))}s"
+
+
 def _probe(name: str, expression: str) -> str:
     return f'label_replace({expression}, "{PROBE}", "{promql.escape_label_value(name)}", "", "")'
 
@@ -256,54 +273,61 @@ def _union(probes: Mapping[str, str]) -> str:
     return " or ".join(_probe(name, expression) for name, expression in probes.items())
 
 
-def census_query(matchers: Sequence[LabelMatcher]) -> str:
-    """Hourly census: series per job of every contract metric, and the shapes the checks look for."""
-    probes = {f"series:{m}": f"count by (job) ({selector(m, matchers)})" for m in CONTRACT_METRICS}
+def census_query(matchers: Sequence[LabelMatcher], lookback: str | None = None) -> str:
+    """Hourly census: series per job of every contract metric, and the shapes the checks look for.
+
+    `lookback`: see `lookback_for`."""
+
+    def sel(metric: str, *filters: str) -> str:
+        return _latest(selector(metric, matchers, *filters), lookback)
+
+    probes = {f"series:{m}": f"count by (job) ({sel(m)})" for m in CONTRACT_METRICS}
     network = "container_network_transmit_bytes_total"
-    probes["no-namespace"] = f"count by (job) ({selector(network, matchers, _empty('namespace'))})"
-    sandbox = selector(network, matchers, _is("container", "POD"), _not_empty("namespace"))
+    probes["no-namespace"] = f"count by (job) ({sel(network, _empty('namespace'))})"
+    sandbox = sel(network, _is("container", "POD"), _not_empty("namespace"))
     probes["sandbox-network"] = f"count by (job) ({sandbox})"
-    pod_level = selector(network, matchers, _empty("container"), _not_empty("namespace"))
+    pod_level = sel(network, _empty("container"), _not_empty("namespace"))
     probes["pod-network"] = f"count by (job) ({pod_level})"
     # The node label is a target label (prometheus-operator sets it from the endpoint's Node target).
-    probes["no-node"] = f"count by (job) ({selector('container_cpu_usage_seconds_total', matchers, _empty('node'))})"
-    host_network = selector("kube_pod_info", matchers, _is("host_network", "true"))
+    probes["no-node"] = f"count by (job) ({sel('container_cpu_usage_seconds_total', _empty('node'))})"
+    host_network = sel("kube_pod_info", _is("host_network", "true"))
     probes["host-network"] = f"count by (namespace) (max by (namespace, pod, uid) ({host_network}))"
     probes["runtime"] = (
-        "count by (container_runtime_version) (max by (node, container_runtime_version) "
-        f"({selector('kube_node_info', matchers)}))"
+        f"count by (container_runtime_version) (max by (node, container_runtime_version) ({sel('kube_node_info')}))"
     )
     return _union(probes)
 
 
-def targets_query(matchers: Sequence[LabelMatcher], silent: bool, unmounted: bool) -> str:
+def targets_query(matchers: Sequence[LabelMatcher], silent: bool, unmounted: bool, lookback: str | None = None) -> str:
     """Hourly: duplicated objects per scrape target, silent nodes with the namespaces they hide, unmounted claims."""
+
+    def sel(metric: str, *filters: str) -> str:
+        return _latest(selector(metric, matchers, *filters), lookback)
+
     probes = {}
     for item in DUPLICATES:
         identity = ", ".join(item.identity)
-        per_target = (
-            f"count by ({identity}, {', '.join(item.by_target)}) ({selector(item.metric, matchers, *item.filters)})"
-        )
+        per_target = f"count by ({identity}, {', '.join(item.by_target)}) ({sel(item.metric, *item.filters)})"
         # Objects that more than one target reports at the same time …
         twice = f"count by ({identity}) ({per_target}) > 1"
         # … counted per target that reports them.
         probes[f"duplicate:{item.source}"] = f"count by (job, instance) ({per_target} and on ({identity}) ({twice}))"
     if silent:
-        placed = selector("kube_pod_info", matchers, _not_empty("node"))
-        phase = selector("kube_pod_status_phase", matchers, _is("phase", "Running"))
+        placed = sel("kube_pod_info", _not_empty("node"))
+        phase = sel("kube_pod_status_phase", _is("phase", "Running"))
         # max by: a second kube-state-metrics replica must not break the one-to-one join.
         running = (
             f"max by (node, namespace, pod, uid) ({placed}) * on (namespace, pod, uid) group_left () "
             f"max by (namespace, pod, uid) ({phase} == 1)"
         )
-        scraped = f"count by (node) ({selector('container_cpu_usage_seconds_total', matchers)})"
+        scraped = f"count by (node) ({sel('container_cpu_usage_seconds_total')})"
         probes["silent"] = f"count by (node, namespace) ({running}) unless on (node) {scraped}"
     if unmounted:
         probes["unmounted"] = (
             "count by (namespace, persistentvolumeclaim) (max by (namespace, persistentvolumeclaim) "
-            f"({selector('kube_persistentvolumeclaim_resource_requests_storage_bytes', matchers)})"
+            f"({sel('kube_persistentvolumeclaim_resource_requests_storage_bytes')})"
             " unless on (namespace, persistentvolumeclaim) "
-            f"{selector('kubelet_volume_stats_used_bytes', matchers)})"
+            f"{sel('kubelet_volume_stats_used_bytes')})"
         )
     return _union(probes)
 
@@ -630,12 +654,7 @@ def check_windows(table: Table, cluster: str, hour0: float, hours: int) -> list[
             )
         )
 
-    intervals: dict[str, dict[str, float]] = {}
-    for source in INTERVAL_METRICS:
-        for row in table.get(f"interval:{source}", []):
-            counts = row.hourly[row.hourly > 0]
-            if len(counts):
-                intervals.setdefault(source, {})[row.labels.get("job", "")] = 3600.0 / float(np.median(counts))
+    intervals = detect_intervals(table)
     if intervals:
         parts = []
         for source, jobs in intervals.items():
@@ -663,6 +682,18 @@ def check_windows(table: Table, cluster: str, hour0: float, hours: int) -> list[
                 )
             )
     return findings
+
+
+def detect_intervals(table: Table) -> dict[str, dict[str, float]]:
+    """Source → job → seconds between scrapes: an hour over the median of the hourly sample counts of
+    the densest series (the median passes over hours with a gap)."""
+    intervals: dict[str, dict[str, float]] = {}
+    for source in INTERVAL_METRICS:
+        for row in table.get(f"interval:{source}", []):
+            counts = row.hourly[row.hourly > 0]
+            if len(counts):
+                intervals.setdefault(source, {})[row.labels.get("job", "")] = 3600.0 / float(np.median(counts))
+    return intervals
 
 
 def _seconds(value: float) -> str:
@@ -742,7 +773,17 @@ def diagnose_cluster(
     one_hour = dt.timedelta(hours=1)
     middle, last_middle = period.start + one_hour / 2, period.start + (hours - 0.5) * one_hour
 
-    census_answer = client.query_ranges([RangeQuery(census_query(matchers), middle, last_middle, one_hour)])[0]
+    # Hour windows first: the scrape intervals they give choose how the census finds each series' latest sample.
+    window = promql.hour_window(client.build_version())
+    end_of_first = period.start + one_hour - dt.timedelta(milliseconds=1)
+    last_end = end_of_first + (hours - 1) * one_hour
+    window_answer = client.query_ranges([RangeQuery(window_query(matchers, window), end_of_first, last_end, one_hour)])[
+        0
+    ]
+    windows = tabulate(window_answer.series, hour0, hours)
+    lookback = lookback_for(detect_intervals(windows))
+    census_query_text = census_query(matchers, lookback)
+    census_answer = client.query_ranges([RangeQuery(census_query_text, middle, last_middle, one_hour)])[0]
     census = tabulate(census_answer.series, hour0, hours)
     present = {m: _present(census, f"series:{m}", hours).any() for m in CONTRACT_METRICS}
     if not any(present.values()):
@@ -754,7 +795,7 @@ def diagnose_cluster(
             for name in dict.fromkeys(m.name for m in matchers):
                 hints[name] = client.label_values(name, [contract, cpu], period.start, period.start + hours * one_hour)
         findings.append(no_data(cluster, period, matchers, hints))
-        warnings = _distinct([*census_answer.warnings, *client.warnings_seen[already:]])
+        warnings = _distinct([*window_answer.warnings, *census_answer.warnings, *client.warnings_seen[already:]])
         return sort_findings(findings + check_partial(warnings, cluster))
 
     data_before: bool | None = None
@@ -773,17 +814,11 @@ def diagnose_cluster(
         present["kubelet_volume_stats_used_bytes"]
         and present["kube_persistentvolumeclaim_resource_requests_storage_bytes"]
     )
-    window = promql.hour_window(client.build_version())
-    end_of_first = period.start + one_hour - dt.timedelta(milliseconds=1)
-    targets_answer, window_answer = client.query_ranges(
-        [
-            RangeQuery(targets_query(matchers, silent, unmounted), middle, last_middle, one_hour),
-            RangeQuery(window_query(matchers, window), end_of_first, end_of_first + (hours - 1) * one_hour, one_hour),
-        ]
-    )
+    targets = RangeQuery(targets_query(matchers, silent, unmounted, lookback), middle, last_middle, one_hour)
+    targets_answer = client.query_ranges([targets])[0]
     findings += check_census(census, cluster, hour0, hours, data_before)
     findings += check_targets(tabulate(targets_answer.series, hour0, hours), census, cluster, hour0, hours)
-    findings += check_windows(tabulate(window_answer.series, hour0, hours), cluster, hour0, hours)
+    findings += check_windows(windows, cluster, hour0, hours)
     # Each answer's own warnings: the client's list holds a warning once even when every cluster got it.
     answers = (census_answer, targets_answer, window_answer)
     warnings = _distinct([w for answer in answers for w in answer.warnings] + client.warnings_seen[already:])

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chargeback.cli import app
-from chargeback.doctor import census_query, default_period, diagnose, diagnose_cluster
+from chargeback.doctor import census_query, default_period, diagnose, diagnose_cluster, lookback_for
 from chargeback.errors import DataContractError
 from chargeback.exporter import ExporterSource, MonthToDateCollector
 from chargeback.findings import ERROR, INFO, WARNING, Finding
@@ -387,3 +387,12 @@ def test_serve_is_never_refused_as_not_over_but_is_refused_without_data(
         assert not collector.refresh()
     assert "refusing to bill 2026-11" in caplog.text and "no-data" in caplog.text
     assert collector.snapshot is snapshot
+
+
+def test_sparse_scrapes_widen_the_census_window() -> None:
+    """Scrapes further apart than the 5-minute staleness lookback would look like missing series."""
+    assert lookback_for({"kube-state-metrics": {"kube-state-metrics": 60.0}}) is None
+    assert lookback_for({"cadvisor": {"kubelet": 30.0, "cadvisor": 300.0}}) == "600s"
+    assert lookback_for({"cadvisor": {"kubelet": 1800.0}}) == "3600s"
+    assert lookback_for({}) is None
+    assert "last_over_time(kube_pod_info{" in census_query([], "600s")
