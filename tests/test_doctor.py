@@ -25,11 +25,14 @@ from chargeback.local_prometheus import LocalPrometheus, backfill
 from chargeback.period import Period
 from chargeback.prometheus import PrometheusClient, PrometheusSettings
 from chargeback.promql import LabelMatcher
+from chargeback.reports import report_files
+from chargeback.result import charge
 from chargeback.run import run_period
 from infra.catalog import load_catalog
 from tests.catalog_edit import EXAMPLE_CATALOG
 from tests.doctor_data import Variant, write_variants
 from tests.prometheus import ScenarioServer, require_prometheus
+from tests.usage_frames import steady, usage_frame
 
 pytestmark = pytest.mark.prometheus
 
@@ -396,3 +399,22 @@ def test_sparse_scrapes_widen_the_census_window() -> None:
     assert lookback_for({"cadvisor": {"kubelet": 1800.0}}) == "3600s"
     assert lookback_for({}) is None
     assert "last_over_time(kube_pod_info{" in census_query([], "600s")
+
+
+def test_reports_render_findings_escaped_and_only_when_there_are_some() -> None:
+    """Pure rendering: a finding's text comes from label values, so it is escaped like them."""
+    catalog = load_catalog(EXAMPLE_CATALOG)
+    rows = steady("di-api", "cpu", 1.0, OCTOBER.start, 24) + steady("cs-miniapp", "cpu", 1.0, OCTOBER.start, 24)
+    hostile = '<script>alert("x")</script>'
+    finding = Finding(WARNING, "silent-target", "dc1", f"node {hostile} was not scraped", "check it", ("di-api",))
+    info = Finding(INFO, "scrape-interval", "dc1", "detected scrape intervals", "nothing to do")
+    files = report_files(charge(usage_frame(rows), catalog, OCTOBER, findings=(finding, info)))
+    invoice = json.loads(files["invoices/data-insight.json"])
+    assert invoice["data_findings"] == [finding.as_dict()]  # the info finding is not printed on invoices
+    html = files["invoices/data-insight.html"]
+    assert "Data findings" in html and hostile not in html and "&lt;script&gt;" in html
+    assert "data_findings" not in json.loads(files["invoices/community-services.json"])
+    assert "Data findings" in files["finance-summary.html"]
+    plain = report_files(charge(usage_frame(rows), catalog, OCTOBER))
+    assert "Data findings" not in plain["invoices/data-insight.html"]
+    assert "data_findings" not in plain["invoices/data-insight.json"]
