@@ -336,8 +336,10 @@ def window_query(matchers: Sequence[LabelMatcher], window: str) -> str:
     """Per hour window: series with NaN samples per job and namespace, samples per hour per job."""
     probes = {}
     for metric in NAN_METRICS:
+        # A NaN sample makes the hour's sum NaN, and NaN × 0 is the one product that is not 0: one pass over
+        # the samples (`x != x` would read them twice).
         hour = f"sum_over_time({selector(metric, matchers)}[{window}])"
-        probes[f"nan:{metric}"] = f"count by (job, namespace) ({hour} != {hour})"  # NaN is the one value != itself
+        probes[f"nan:{metric}"] = f"count by (job, namespace) ({hour} * 0 != 0)"
     for source, (metric, filters) in INTERVAL_METRICS.items():
         probes[f"interval:{source}"] = (
             f"max by (job) (count_over_time({selector(metric, matchers, *filters)}[{window}]))"
@@ -646,7 +648,7 @@ def check_windows(table: Table, cluster: str, hour0: float, hours: int) -> list[
                 WARNING,
                 "nan-samples",
                 cluster,
-                f"{metric} has NaN samples on {series} series (job {', '.join(jobs)}; namespace(s) "
+                f"{metric} has NaN or infinite samples on {series} series (job {', '.join(jobs)}; namespace(s) "
                 f"{_names(namespaces) or 'none'}) in {_hours_text(hour0, when)}: those hours are counted as not "
                 "covered, never as 0",
                 f"find why job {', '.join(jobs)} exports NaN for {metric} (exporter bug, a failing device or volume)",

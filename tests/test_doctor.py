@@ -130,8 +130,8 @@ def test_clean_cluster_has_no_errors_or_warnings(doctor_prometheus: DoctorServer
             "nan",
             WARNING,
             "nan-samples",
-            "container_memory_working_set_bytes has NaN samples on 2 series (job kubelet; namespace(s) di-api) in "
-            "1 hour(s) (2026-10-01 03:00)",
+            "container_memory_working_set_bytes has NaN or infinite samples on 2 series (job kubelet; "
+            "namespace(s) di-api) in 1 hour(s) (2026-10-01 03:00)",
             "exports NaN",
         ),
         ("no-node", WARNING, "missing-label:node", "have no node label", "__meta_kubernetes_node_name"),
