@@ -281,21 +281,57 @@ def census_query(matchers: Sequence[LabelMatcher], lookback: str | None = None) 
     def sel(metric: str, *filters: str) -> str:
         return _latest(selector(metric, matchers, *filters), lookback)
 
-    probes = {f"series:{m}": f"count by (job) ({sel(m)})" for m in CONTRACT_METRICS}
-    network = "container_network_transmit_bytes_total"
-    probes["no-namespace"] = f"count by (job) ({sel(network, _empty('namespace'))})"
-    sandbox = sel(network, _is("container", "POD"), _not_empty("namespace"))
-    probes["sandbox-network"] = f"count by (job) ({sandbox})"
-    pod_level = sel(network, _empty("container"), _not_empty("namespace"))
-    probes["pod-network"] = f"count by (job) ({pod_level})"
-    # The node label is a target label (prometheus-operator sets it from the endpoint's Node target).
-    probes["no-node"] = f"count by (job) ({sel('container_cpu_usage_seconds_total', _empty('node'))})"
+    probes = {f"series:{m}": f"count by (job) ({sel(m)})" for m in CONTRACT_METRICS if m not in _SPLIT}
+    # One pass each over the two largest families, split client-side (`split_census`): network series by
+    # container and a flag for "no namespace", CPU series by a flag for "no node" — the node label is a
+    # target label (prometheus-operator sets it from the endpoint's Node target).
+    network = sel("container_network_transmit_bytes_total")
+    flagged = f'label_replace({network}, "{_NO_NAMESPACE}", "true", "namespace", "")'
+    probes["network"] = f"count by (job, container, {_NO_NAMESPACE}) ({flagged})"
+    cpu = sel("container_cpu_usage_seconds_total")
+    probes["cpu"] = f'count by (job, {_NO_NODE}) (label_replace({cpu}, "{_NO_NODE}", "true", "node", ""))'
     host_network = sel("kube_pod_info", _is("host_network", "true"))
     probes["host-network"] = f"count by (namespace) (max by (namespace, pod, uid) ({host_network}))"
     probes["runtime"] = (
         f"count by (container_runtime_version) (max by (node, container_runtime_version) ({sel('kube_node_info')}))"
     )
     return _union(probes)
+
+
+_NO_NAMESPACE = "doctor_no_namespace"
+_NO_NODE = "doctor_no_node"
+_SPLIT = ("container_network_transmit_bytes_total", "container_cpu_usage_seconds_total")
+
+
+def split_census(table: Table) -> Table:
+    """The census probes of the split passes: series:<metric> per job, and the network rows without a
+    namespace (no-namespace), on the POD sandbox (sandbox-network) or pod level (pod-network), the CPU
+    rows without a node (no-node)."""
+    derived: dict[str, dict[tuple[tuple[str, str], ...], np.ndarray]] = {}
+
+    def add(probe: str, labels: Mapping[str, str], hourly: np.ndarray) -> None:
+        key = tuple(sorted(labels.items()))
+        rows = derived.setdefault(probe, {})
+        rows[key] = rows[key] + hourly if key in rows else hourly.copy()
+
+    for row in table.get("network", []):
+        job = {"job": row.labels.get("job", "")}
+        add("series:container_network_transmit_bytes_total", job, row.hourly)
+        if row.labels.get(_NO_NAMESPACE):
+            add("no-namespace", job, row.hourly)
+        elif row.labels.get("container", "") == "POD":
+            add("sandbox-network", job, row.hourly)
+        elif not row.labels.get("container"):
+            add("pod-network", job, row.hourly)
+    for row in table.get("cpu", []):
+        job = {"job": row.labels.get("job", "")}
+        add("series:container_cpu_usage_seconds_total", job, row.hourly)
+        if row.labels.get(_NO_NODE):
+            add("no-node", job, row.hourly)
+    result = {k: v for k, v in table.items() if k not in ("network", "cpu")}
+    for probe, rows in derived.items():
+        result[probe] = [Row(dict(key), hourly) for key, hourly in rows.items()]
+    return result
 
 
 def targets_query(matchers: Sequence[LabelMatcher], silent: bool, unmounted: bool, lookback: str | None = None) -> str:
@@ -786,7 +822,7 @@ def diagnose_cluster(
     lookback = lookback_for(detect_intervals(windows))
     census_query_text = census_query(matchers, lookback)
     census_answer = client.query_ranges([RangeQuery(census_query_text, middle, last_middle, one_hour)])[0]
-    census = tabulate(census_answer.series, hour0, hours)
+    census = split_census(tabulate(census_answer.series, hour0, hours))
     present = {m: _present(census, f"series:{m}", hours).any() for m in CONTRACT_METRICS}
     if not any(present.values()):
         hints = {}
