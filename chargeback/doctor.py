@@ -9,9 +9,9 @@ so a big cluster answers in seconds), then pure checks turn the answers into `Fi
    apart the plain selector reads one sample per series and hour, cheap over a month; sparser
    scrapes use `last_over_time` over twice the interval) — which contract series exist, from which
    jobs, from which hour on, root-cgroup and sandbox network series, hostNetwork pods, runtimes;
-3. per hour (same grid): series of one source scraped by two targets at once (duplicates), nodes
-   running pods that their kubelet's cAdvisor does not report (silent targets), claims with
-   requests but no volume statistics (unmounted).
+3. per hour (same grid): nodes running pods that their kubelet's cAdvisor does not report (silent
+   targets), claims with requests but no volume statistics (unmounted); every 6 hours: series of
+   one source scraped by two targets at once (duplicates).
 
 Real shapes the checks rely on (each cited where it is used):
 * kube-state-metrics `internal/store/pod.go`: kube_pod_info{namespace, pod, uid, host_ip, pod_ip,
@@ -334,8 +334,13 @@ def split_census(table: Table) -> Table:
     return result
 
 
-def targets_query(matchers: Sequence[LabelMatcher], silent: bool, unmounted: bool, lookback: str | None = None) -> str:
-    """Hourly: duplicated objects per scrape target, silent nodes with the namespaces they hide, unmounted claims."""
+DUPLICATE_STEP_HOURS = 6
+"""Duplicates are looked for every 6 hours: a second scrape job or replica stays for days, and the join
+over every object is the doctor's heaviest query (6× less work than hourly)."""
+
+
+def duplicates_query(matchers: Sequence[LabelMatcher], lookback: str | None = None) -> str:
+    """Objects that more than one target reports at the same time, counted per reporting target."""
 
     def sel(metric: str, *filters: str) -> str:
         return _latest(selector(metric, matchers, *filters), lookback)
@@ -348,6 +353,18 @@ def targets_query(matchers: Sequence[LabelMatcher], silent: bool, unmounted: boo
         twice = f"count by ({identity}) ({per_target}) > 1"
         # … counted per target that reports them.
         probes[f"duplicate:{item.source}"] = f"count by (job, instance) ({per_target} and on ({identity}) ({twice}))"
+    return _union(probes)
+
+
+def targets_query(
+    matchers: Sequence[LabelMatcher], silent: bool, unmounted: bool, lookback: str | None = None
+) -> str | None:
+    """Hourly: silent nodes with the namespaces they hide, unmounted claims (None: neither can be checked)."""
+
+    def sel(metric: str, *filters: str) -> str:
+        return _latest(selector(metric, matchers, *filters), lookback)
+
+    probes = {}
     if silent:
         placed = sel("kube_pod_info", _not_empty("node"))
         phase = sel("kube_pod_status_phase", _is("phase", "Running"))
@@ -365,7 +382,7 @@ def targets_query(matchers: Sequence[LabelMatcher], silent: bool, unmounted: boo
             " unless on (namespace, persistentvolumeclaim) "
             f"{sel('kubelet_volume_stats_used_bytes')})"
         )
-    return _union(probes)
+    return _union(probes) if probes else None
 
 
 def window_query(matchers: Sequence[LabelMatcher], window: str) -> str:
@@ -432,6 +449,12 @@ def _names(values: Sequence[str], limit: int = 8) -> str:
     values = sorted(values)
     more = f" and {len(values) - limit} more" if len(values) > limit else ""
     return ", ".join(values[:limit]) + more
+
+
+def _step_text(checked: np.ndarray) -> str:
+    index = np.flatnonzero(checked)
+    step = int(index[1] - index[0]) if len(index) > 1 else DUPLICATE_STEP_HOURS
+    return "hour" if step == 1 else f"{step} hours"
 
 
 def _targets(rows: Sequence[Row]) -> str:
@@ -580,8 +603,11 @@ def check_census(table: Table, cluster: str, hour0: float, hours: int, data_befo
     return findings
 
 
-def check_targets(table: Table, census: Table, cluster: str, hour0: float, hours: int) -> list[Finding]:
-    """Duplicate scrapes, silent nodes, unmounted claims."""
+def check_targets(
+    table: Table, census: Table, cluster: str, hour0: float, hours: int, checked: np.ndarray | None = None
+) -> list[Finding]:
+    """Duplicate scrapes, silent nodes, unmounted claims (`checked`: the hours duplicates were looked for)."""
+    checked = np.ones(hours, dtype=bool) if checked is None else checked
     findings: list[Finding] = []
     for item in DUPLICATES:
         rows = [r for r in table.get(f"duplicate:{item.source}", []) if r.hourly.any()]
@@ -612,7 +638,8 @@ def check_targets(table: Table, census: Table, cluster: str, hour0: float, hours
                 WARNING,
                 "duplicate-targets",
                 cluster,
-                f"{item.metric}: up to {count} {item.what} are scraped twice at the same time, {how}, in "
+                f"{item.metric}: up to {count} {item.what} are scraped twice at the same time, {how}, at "
+                f"{int(when.sum())} of {int(checked.sum())} checks (every {_step_text(checked)}): "
                 f"{_hours_text(hour0, when)}; counted once (de-duplicated)",
                 fix,
             )
@@ -852,14 +879,22 @@ def diagnose_cluster(
         present["kubelet_volume_stats_used_bytes"]
         and present["kube_persistentvolumeclaim_resource_requests_storage_bytes"]
     )
-    targets = RangeQuery(targets_query(matchers, silent, unmounted, lookback), middle, last_middle, one_hour)
-    targets_answer = client.query_ranges([targets])[0]
+    every = DUPLICATE_STEP_HOURS * one_hour
+    last_check = middle + ((hours - 1) // DUPLICATE_STEP_HOURS) * every
+    queries = [RangeQuery(duplicates_query(matchers, lookback), middle, last_check, every)]
+    targets_text = targets_query(matchers, silent, unmounted, lookback)
+    if targets_text is not None:
+        queries.append(RangeQuery(targets_text, middle, last_middle, one_hour))
+    answers = client.query_ranges(queries)
+    checked = np.zeros(hours, dtype=bool)
+    checked[::DUPLICATE_STEP_HOURS] = True
+    targets_table = tabulate([s for answer in answers for s in answer.series], hour0, hours)
     findings += check_census(census, cluster, hour0, hours, data_before)
-    findings += check_targets(tabulate(targets_answer.series, hour0, hours), census, cluster, hour0, hours)
+    findings += check_targets(targets_table, census, cluster, hour0, hours, checked)
     findings += check_windows(windows, cluster, hour0, hours)
     # Each answer's own warnings: the client's list holds a warning once even when every cluster got it.
-    answers = (census_answer, targets_answer, window_answer)
-    warnings = _distinct([w for answer in answers for w in answer.warnings] + client.warnings_seen[already:])
+    answered = (census_answer, window_answer, *answers)
+    warnings = _distinct([w for answer in answered for w in answer.warnings] + client.warnings_seen[already:])
     findings += check_partial(warnings, cluster)
     return sort_findings(findings)
 
