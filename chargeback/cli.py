@@ -7,6 +7,7 @@ Prometheus, prices) are printed as one clear message and end with exit status 2,
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import signal
 import threading
@@ -19,20 +20,24 @@ import pydantic
 import typer
 from prometheus_client import generate_latest
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from infra.catalog import CatalogError
+from infra.catalog import CatalogError, load_catalog
 from infra.catalog.models import BillingMode
 from infra.catalog.pricing import round_money
 
+from .doctor import default_period, diagnose
 from .errors import ChargebackError
 from .exporter import ExporterSource, MonthToDateCollector, parse_interval, parse_listen, registry_of
 from .exporter import serve as serve_metrics
+from .findings import ERROR, SEVERITIES, Finding, errors_of
 from .idle import REASONS
 from .invoices import build_invoices, idle_totals, text
-from .prometheus import PrometheusSettings
+from .period import Period
+from .prometheus import PrometheusClient, PrometheusSettings
 from .promql import LabelMatcher
-from .run import PeriodRun, run_period
+from .run import PeriodRun, clusters_to_collect, run_period
 
 app = typer.Typer(
     help="Charge business units for what their namespaces used, from Prometheus and the catalog.",
@@ -92,6 +97,14 @@ ChunkOption = Annotated[
 ]
 HeaderOption = Annotated[
     list[str] | None, typer.Option("--header", help="Extra HTTP header K=V, e.g. X-Scope-OrgID=finance (repeatable).")
+]
+AllowIncompleteOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-incomplete",
+        help="Bill even when `chargeback doctor` finds errors in the data (no data, a month not over, a "
+        "required series missing, a partial answer); the findings are printed on every affected invoice.",
+    ),
 ]
 ModeOption = Annotated[
     BillingMode | None,
@@ -164,9 +177,10 @@ def _run(
     match: list[str] | None,
     billing_mode: BillingMode | None,
     reports: dict[str, Any] | None = None,
+    allow_incomplete: bool = False,
 ) -> PeriodRun:
-    """`run_period` with errors turned into messages; prints the run's warnings. `reports`: the
-    report options of run_period (previous, pdf)."""
+    """`run_period` with errors turned into messages (a refusal lists the doctor's error findings);
+    prints the run's warnings and data findings. `reports`: the report options of run_period (previous, pdf)."""
     run = _guarded(
         lambda: run_period(
             period,
@@ -177,11 +191,22 @@ def _run(
             cluster_label=cluster_label,
             matchers=match or [],
             billing_mode=billing_mode,
+            allow_incomplete=allow_incomplete,
             **(reports or {}),
         )
     )
     for warning in run.warnings:
-        err().print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)
+        err().print(f"[yellow]warning[/yellow] {escape(warning)}", soft_wrap=True, markup=True, highlight=False)
+    for finding in run.findings:
+        if finding.on_invoice:
+            colour = "red" if finding.severity == ERROR else "yellow"
+            err().print(
+                f"[{colour}]{finding.severity}[/{colour}] {escape(finding.code)} {escape(f'[{finding.cluster}]')}: "
+                f"{escape(finding.message)}\n  fix: {escape(finding.fix)}",
+                soft_wrap=True,
+                markup=True,
+                highlight=False,
+            )
     return run
 
 
@@ -222,17 +247,20 @@ def invoice(
             envvar="CHARGEBACK_LEDGER",
         ),
     ] = None,
+    allow_incomplete: AllowIncompleteOption = False,
 ) -> None:
     """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
     connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
     settings = _guarded(lambda: _settings(prometheus, *connection))
     closed = _guarded(lambda: ledger_cli.closed_issues(ledger, out_dir, period))
     if closed is not None:
-        run = _run(period, catalog, settings, None, cluster, cluster_label, match, billing_mode)
+        run = _run(period, catalog, settings, None, cluster, cluster_label, match, billing_mode, None, allow_incomplete)
         ledger_cli.compare_closed(run.chargeback, *closed)
         return
     reports = {"previous": previous, "pdf": pdf}
-    run = _run(period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode, reports)
+    run = _run(
+        period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode, reports, allow_incomplete
+    )
     chargeback = run.chargeback
     table = Table(title=f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)")
     for column in ("Invoice", "Business unit", f"Total ({chargeback.currency})", "Budget used", "Coverage"):
@@ -267,11 +295,12 @@ def idle(
     timeout: TimeoutOption = None,
     chunk_hours: ChunkOption = None,
     header: HeaderOption = None,
+    allow_incomplete: AllowIncompleteOption = False,
 ) -> None:
     """Allocations used below rates.yaml's idle threshold, what they cost, and a right-size."""
     connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
     settings = _guarded(lambda: _settings(prometheus, *connection))
-    run = _run(period, catalog, settings, None, cluster, cluster_label, match, None)
+    run = _run(period, catalog, settings, None, cluster, cluster_label, match, None, None, allow_incomplete)
     chargeback = run.chargeback
     frame = chargeback.idle
     policy = chargeback.catalog.rates.idle
@@ -308,6 +337,79 @@ def idle(
     out().print(table)
     idle_cost, savings = idle_totals(frame, cur)
     out().print(f"idle cost {cur} {text(idle_cost)} this period; right-sizing saves {cur} {text(savings)} a month")
+
+
+@app.command()
+def doctor(
+    prometheus: PrometheusOption,
+    catalog: CatalogOption = Path("catalog"),
+    period: Annotated[
+        str | None, typer.Option("--period", "-p", help="Month to check, YYYY-MM (default: the last complete month).")
+    ] = None,
+    cluster: ClusterOption = None,
+    cluster_label: ClusterLabelOption = None,
+    match: MatchOption = None,
+    bearer_token_file: TokenOption = None,
+    basic_auth_user: BasicUserOption = None,
+    basic_auth_password_file: BasicPasswordOption = None,
+    ca_bundle: CaBundleOption = None,
+    timeout: TimeoutOption = None,
+    chunk_hours: ChunkOption = None,
+    header: HeaderOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON (for scripts).")] = False,
+) -> None:
+    """Check the metric contract before billing: which series exist, duplicates, silent nodes, NaN, retention …
+
+    Exit status 1 when any finding is an error (`chargeback invoice` would refuse), 0 otherwise."""
+    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
+    settings = _guarded(lambda: _settings(prometheus, *connection))
+    now = dt.datetime.now(dt.UTC)
+    month = _guarded(lambda: Period.parse(period) if period else default_period(now))
+    matchers = _guarded(lambda: [LabelMatcher.parse(m) for m in match or ()])
+
+    def check() -> tuple[list[str], list[Finding]]:
+        loaded = load_catalog(catalog)
+        clusters = clusters_to_collect(loaded, cluster, cluster_label)
+        with PrometheusClient(settings) as client:
+            return clusters, diagnose(client, loaded, month, clusters, cluster_label, matchers, now)
+
+    clusters, findings = _guarded(check)
+    if as_json:
+        document = {
+            "period": month.label,
+            "clusters": clusters,
+            "errors": len(errors_of(findings)),
+            "findings": [f.as_dict() for f in findings],
+        }
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        _print_findings(month, clusters, findings)
+    if errors_of(findings):
+        raise typer.Exit(1)
+
+
+def _print_findings(month: Period, clusters: list[str], findings: list[Finding]) -> None:
+    console = out()
+    colours = {"error": "red", "warning": "yellow", "info": "cyan"}
+    for name in clusters:
+        own = [f for f in findings if f.cluster == name]
+        console.print(f"[bold]cluster {escape(name)}[/bold] — {month.label}", soft_wrap=True)
+        if not own:
+            console.print("  no findings: the metric contract holds", soft_wrap=True)
+        for severity in SEVERITIES:
+            of_severity = [f for f in own if f.severity == severity]
+            if of_severity:
+                console.print(f"  [{colours[severity]}]{severity}[/{colours[severity]}] ({len(of_severity)})")
+            for finding in of_severity:
+                console.print(f"    {escape(finding.code)}: {escape(finding.message)}", soft_wrap=True)
+                console.print(f"      fix: {escape(finding.fix)}", soft_wrap=True)
+    counts = ", ".join(f"{sum(f.severity == s for f in findings)} {s}" for s in SEVERITIES)
+    verdict = (
+        "chargeback invoice would refuse this period (exit 1); fix the errors or bill with --allow-incomplete"
+        if errors_of(findings)
+        else "chargeback invoice can bill this period"
+    )
+    console.print(f"{len(findings)} finding(s): {counts} — {verdict}", soft_wrap=True)
 
 
 @app.command()

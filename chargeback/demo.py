@@ -12,6 +12,7 @@ Errors print one clear message and exit with status 2.
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import shutil
 import signal
@@ -444,7 +445,9 @@ def run_demo(
                 task = bar.add_task("billing", total=len(periods))
                 for each in periods:
                     bar.update(task, description=f"billing {each.label}")
-                    runs[each.label] = run_period(each, catalog, prometheus.url, out / each.label)
+                    # The generated months are complete whatever today's date: bill them as ended.
+                    ended = max(dt.datetime.now(dt.UTC), each.end)
+                    runs[each.label] = run_period(each, catalog, prometheus.url, out / each.label, now=ended)
                     bar.advance(task)
             for label, run in runs.items():
                 warnings = f", {len(run.warnings)} data warnings" if run.warnings else ""

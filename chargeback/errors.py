@@ -48,6 +48,14 @@ class PrometheusResponseError(PrometheusError):
     """The answer is not the JSON the HTTP API documents (a proxy's page, a truncated body …)."""
 
 
+class DataContractError(ChargebackError):
+    """The doctor found data that would make figures silently wrong; the run is refused (see `findings`)."""
+
+    def __init__(self, message: str, findings: tuple[object, ...] = ()) -> None:
+        self.findings = findings
+        super().__init__(message)
+
+
 class UsageDataError(ChargebackError):
     """A usage frame breaks its declared schema, or series cannot be turned into one."""
 

@@ -222,7 +222,13 @@ class MonthToDateCollector(Collector):
         self._refreshing = threading.Lock()
 
     def compute(self, period: Period) -> Snapshot:
-        """Bill the month so far; raises ChargebackError or CatalogError."""
+        """Bill the month so far; raises ChargebackError or CatalogError.
+
+        The doctor's checks run first, as for an invoice: a month-to-date period ends at the last whole
+        hour, so it is never refused as not over; but no data, a required series missing or a partial
+        answer refuse the refresh (DataContractError), so the previous snapshot stays up, the error is
+        counted and exporter_last_refresh_success drops to 0 instead of publishing wrong figures.
+        Warning findings are logged with each refresh."""
         run = run_period(
             period,
             self.source.catalog,
@@ -231,8 +237,10 @@ class MonthToDateCollector(Collector):
             cluster_label=self.source.cluster_label,
             matchers=self.source.matchers,
             billing_mode=self.source.billing_mode,
+            now=self.clock(),
         )
-        return snapshot_of(run.chargeback, run.warnings)
+        notes = [f"data finding {f.line()}; fix: {f.fix}" for f in run.findings if f.on_invoice]
+        return snapshot_of(run.chargeback, [*run.warnings, *notes])
 
     def refresh(self) -> bool:
         """Compute and swap in a new snapshot; on failure keep the old one, count and log the error.

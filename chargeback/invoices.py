@@ -16,6 +16,7 @@ from infra.catalog.models import BusinessUnit
 from infra.catalog.pricing import round_money
 
 from . import usage
+from .findings import findings_for, sort_findings
 from .idle import REASONS
 from .period import iso_utc
 from .rating import UNALLOCATED
@@ -202,7 +203,7 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> dict[str
     namespaces = _namespaces(chargeback, unit_id, own)
     budget = unit.budget.monthly if unit else None
     versions = sorted({iso_utc(v) for v in lines["rate_effective_from"]})
-    return {
+    document = {
         "invoice_number": invoice_number(chargeback, unit_id),
         "period": period.label,
         "period_start": iso_utc(period.start),
@@ -234,6 +235,11 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> dict[str
         "idle": {"idle_cost": text(idle_cost), "monthly_savings": text(savings), "allocations": _idle_rows(idle)},
         **_north_star(chargeback, unit, total),
     }
+    pairs = [(ns["cluster"], ns["namespace"]) for ns in namespaces]
+    findings = findings_for(chargeback.findings, pairs)
+    if findings:  # only then: a run without findings gives the same bytes as before findings existed
+        document["data_findings"] = [f.as_dict() for f in findings]
+    return document
 
 
 def _north_star(chargeback: Chargeback, unit: BusinessUnit | None, total: Decimal) -> dict[str, Any]:
@@ -282,7 +288,7 @@ def finance_summary(chargeback: Chargeback, invoices: list[dict[str, Any]]) -> d
             }
         )
     budgets = sum((Decimal(r["budget"]) for r in rows if r["budget"] is not None), Decimal(0))
-    return {
+    summary = {
         "period": chargeback.period.label,
         "period_start": iso_utc(chargeback.period.start),
         "period_end": iso_utc(chargeback.period.end),
@@ -301,6 +307,10 @@ def finance_summary(chargeback: Chargeback, invoices: list[dict[str, Any]]) -> d
             ),
         },
     }
+    findings = [f for f in sort_findings(chargeback.findings) if f.on_invoice]
+    if findings:
+        summary["data_findings"] = [f.as_dict() for f in findings]
+    return summary
 
 
 def _shared(chargeback: Chargeback) -> list[dict[str, Any]]:

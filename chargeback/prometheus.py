@@ -136,6 +136,8 @@ class PrometheusClient:
 
     def __init__(self, settings: PrometheusSettings, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
+        self.warnings_seen: list[str] = []
+        """Every distinct warning any answer carried (a partial answer from Thanos, Mimir …), in order."""
         self._sleep = time.sleep
         headers = {"Accept": "application/json", **settings.headers}
         auth: httpx.Auth | None = None
@@ -189,6 +191,7 @@ class PrometheusClient:
         data, warnings = self._get("/api/v1/query", params, query)
         result = QueryResult(query=query, warnings=warnings)
         result.series = _parse_result(data, query, self.settings.url)
+        self._note_warnings(warnings)
         return result
 
     def query_range(self, query: str, start: dt.datetime, end: dt.datetime, step: dt.timedelta) -> QueryResult:
@@ -258,12 +261,39 @@ class PrometheusClient:
                 if isinstance(answer, PrometheusError):
                     failures.append(answer)
                 elif not failures:
+                    self._note_warnings(answer[1])
                     consume(index, *answer)
         if failures:
             first = failures[0]
             if len(failures) > 1:
                 first.args = (f"{first.args[0]}\n  ({len(failures) - 1} more request(s) failed as well)",)
             raise first
+
+    def label_values(self, label: str, match: Sequence[str], start: dt.datetime, end: dt.datetime) -> list[str]:
+        """Values of `label` on the series selected by `match` in [start, end] (`/api/v1/label/<name>/values`).
+
+        Answered from the index, so it is cheap even over a month; the server may round the time range
+        to its blocks, so use it for hints (which values exist), never for figures."""
+        # QueryParams is a Mapping that keeps the repeated match[] parameters.
+        params = httpx.QueryParams(
+            [("match[]", m) for m in match] + [("start", _format_time(_unix(start))), ("end", _format_time(_unix(end)))]
+        )
+        query = f"label values of {label} for {', '.join(match)}"
+        data, warnings = self._get(f"/api/v1/label/{label}/values", params, query)
+        self._note_warnings(warnings)
+        if not isinstance(data, list):
+            raise PrometheusResponseError(
+                "malformed answer: label values are not a list",
+                query=query,
+                server=self.settings.url,
+                hint="a proxy may have altered the answer; query the Prometheus API directly",
+            )
+        return sorted(str(value) for value in data)
+
+    def _note_warnings(self, warnings: Sequence[str]) -> None:
+        for warning in warnings:
+            if warning not in self.warnings_seen:
+                self.warnings_seen.append(warning)
 
     def build_version(self) -> str | None:
         """The server's version from /api/v1/status/buildinfo, or None if it does not say (Thanos, Mimir)."""

@@ -13,6 +13,7 @@ import pandas as pd
 
 from infra.catalog.models import BillingMode, Catalog
 
+from .findings import Finding
 from .idle import find_idle
 from .period import Period
 from .rating import attribute, billing_mode_of, coverage, rate
@@ -41,6 +42,8 @@ class Chargeback:
     """Figures that are estimates or gaps, per namespace (usage.ESTIMATE_SCHEMA): said on the invoice."""
     north_star: dict[str, Measurement] | None = None
     """Unit id → its north-star volume this period; None when not measured (no Prometheus at hand)."""
+    findings: tuple[Finding, ...] = ()
+    """What the doctor found about the data (empty: nothing); reports print those touching each invoice."""
 
     @property
     def currency(self) -> str:
@@ -54,9 +57,10 @@ def charge(
     billing_mode: str | BillingMode | None = None,
     volumes: pd.DataFrame | None = None,
     estimates: pd.DataFrame | None = None,
+    findings: tuple[Finding, ...] = (),
 ) -> Chargeback:
     """Attribute, rate and judge one period's usage frame (as `collect_usage` returns it, with its
-    per-PVC `volumes` detail and its `estimates` when there are)."""
+    per-PVC `volumes` detail and its `estimates` when there are, and the doctor's `findings` about its data)."""
     mode = billing_mode_of(catalog.rates, billing_mode)
     attributed = attribute(usage, catalog, period)
     return Chargeback(
@@ -68,4 +72,5 @@ def charge(
         coverage=coverage(attributed, period),
         idle=find_idle(attributed, catalog, period, volumes),
         estimates=empty_estimate_frame() if estimates is None else estimates,
+        findings=tuple(findings),
     )

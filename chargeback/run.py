@@ -5,6 +5,7 @@ The command line, the demo and the exporter all call `run_period`, so they bill 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,7 +16,9 @@ from infra.catalog import Catalog, load_catalog
 from infra.catalog.models import BillingMode
 
 from . import north_star
-from .errors import ChargebackError
+from .doctor import check_partial, diagnose
+from .errors import ChargebackError, DataContractError
+from .findings import Finding, errors_of, refusal_text, sort_findings
 from .period import Period
 from .prometheus import PrometheusClient, PrometheusSettings
 from .promql import LabelMatcher
@@ -35,6 +38,8 @@ class PeriodRun:
     """Report files written (empty when no output directory was given)."""
     queries: dict[str, dict[str, str]] = field(default_factory=dict)
     """Cluster → query name → the exact PromQL run."""
+    findings: list[Finding] = field(default_factory=list)
+    """What the doctor found about the data, every severity (the reports print errors and warnings)."""
 
 
 def clusters_to_collect(catalog: Catalog, cluster: str | None, cluster_label: str | None) -> list[str]:
@@ -111,11 +116,17 @@ def run_period(
     billing_mode: str | BillingMode | None = None,
     previous: Path | None = None,
     pdf: bool = False,
+    allow_incomplete: bool = False,
+    now: dt.datetime | None = None,
 ) -> PeriodRun:
-    """Bill one month: collect, rate, judge idle allocations and (if `out`) write every report
-    (`previous`: the previous period's output directory for month over month; `pdf`: print HTML to PDF).
+    """Bill one month: check the data (`doctor.diagnose`), collect, rate, judge idle allocations and
+    (if `out`) write every report (`previous`: the previous period's output directory for month over
+    month; `pdf`: print HTML to PDF).
 
-    Raises ChargebackError or CatalogError with a message for the user; writes nothing on failure.
+    Error findings (no data, a period not over at `now`, a required series missing, a partial answer …)
+    refuse the run with DataContractError unless `allow_incomplete`; then they are printed, with the
+    warnings, on every invoice they touch. Raises ChargebackError or CatalogError with a message for
+    the user; writes nothing on failure.
     """
     period = period if isinstance(period, Period) else Period.parse(period)
     catalog = catalog if isinstance(catalog, Catalog) else load_catalog(Path(catalog))
@@ -123,11 +134,35 @@ def run_period(
     selectors = [m if isinstance(m, LabelMatcher) else LabelMatcher.parse(m) for m in matchers]
     clusters = clusters_to_collect(catalog, cluster, cluster_label)
     with PrometheusClient(settings) as client:
+        findings = diagnose(client, catalog, period, clusters, cluster_label, selectors, now)
+        if errors_of(findings) and not allow_incomplete:
+            raise DataContractError(refusal_text(findings, period.label), tuple(findings))
+        checked = len(client.warnings_seen)
         collected = collect_period(period, catalog, client, clusters, cluster_label, selectors)
+        # A partial answer to the usage queries themselves (the doctor's own were complete).
+        late = client.warnings_seen[checked:]
         business = north_star.measure(client, catalog, period) if any(u.north_star for u in catalog.units) else None
-    chargeback = charge(collected.usage, catalog, period, billing_mode, collected.volumes, collected.estimates)
+    if late:
+        findings = sort_findings([*findings, *(f for c in clusters for f in check_partial(late, c))])
+        if not allow_incomplete:
+            raise DataContractError(refusal_text(findings, period.label), tuple(findings))
+    chargeback = charge(
+        collected.usage,
+        catalog,
+        period,
+        billing_mode,
+        collected.volumes,
+        collected.estimates,
+        findings=tuple(findings),
+    )
     if business is not None:
         chargeback = replace(chargeback, north_star=business)
         collected.warnings.extend(north_star.missing_warnings(business, period))
     written = write_reports(chargeback, Path(out), previous=previous, pdf=pdf) if out is not None else []
-    return PeriodRun(chargeback=chargeback, warnings=collected.warnings, written=written, queries=collected.queries)
+    return PeriodRun(
+        chargeback=chargeback,
+        warnings=collected.warnings,
+        written=written,
+        queries=collected.queries,
+        findings=findings,
+    )
