@@ -244,7 +244,9 @@ class Scenario:
         return times[(times >= begin) & (times < finish)]
 
     def _labels(self, source: Source, **labels: str) -> dict[str, str]:
-        return {**self.labels, "job": source.job, **labels}
+        # The kubelet's endpoints carry the node as a target label (kube-prometheus adds `node`).
+        node = {"node": self.node} if source in (self.cadvisor, self.kubelet) else {}
+        return {**self.labels, "job": source.job, **node, **labels}
 
     # ------------------------------------------------------------ writing
 
@@ -278,6 +280,7 @@ class Scenario:
             self._request_series(),
         )
         yield ("kube_pod_status_phase", "gauge", "The pods current phase.", self._phase_series())
+        yield ("kube_pod_info", "gauge", "Information about pod.", self._pod_info_series())
         yield (
             "kubelet_volume_stats_used_bytes",
             "gauge",
@@ -415,6 +418,21 @@ class Scenario:
             for phase, values in phases if self.decoys else phases[1:2]:
                 labels = self._labels(self.kube_state, namespace=pod.namespace, pod=pod.name, uid=pod.uid, phase=phase)
                 yield labels, (times, values)
+
+    def _pod_info_series(self) -> Iterator[tuple[dict[str, str], tuple]]:
+        grid = self.scrape_times(self.kube_state)
+        for pod in self.pods:
+            times = self._alive(grid, pod.pending_from or pod.start, pod.end)
+            if len(times):
+                labels = self._labels(
+                    self.kube_state,
+                    namespace=pod.namespace,
+                    pod=pod.name,
+                    uid=pod.uid,
+                    node=self.node,
+                    host_network="false",
+                )
+                yield labels, (times, np.ones_like(times))
 
     def _volume_series(self, what: str) -> Iterator[tuple[dict[str, str], tuple]]:
         source = self.kubelet if what == "used" else self.kube_state

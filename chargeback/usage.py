@@ -739,7 +739,8 @@ class _Reducer:
         return self.tiers.get(name, name) if name else ""
 
     def _node_coverage(self, cluster: str, scrapes: _Scrapes) -> tuple[dict[str, np.ndarray], list[dict], list[str]]:
-        """namespace → its cAdvisor coverage per hour given the nodes its pods ran on (1 where all were scraped)."""
+        """namespace → its coverage per hour on the nodes its pods ran on, for namespaces a node scraped less
+        than the others hid (1 in the other hours), with the estimates and warnings that name them."""
         if not self.on_node:
             return {}, [], []
         if not self.node_scrapes:
@@ -757,13 +758,15 @@ class _Reducer:
         node_share = {n: np.minimum(c / expected, 1.0) for n, c in self.node_scrapes.items()}
         per_namespace: dict[str, np.ndarray] = {}
         hidden: dict[str, dict[str, np.ndarray]] = {}
+        cluster_share = scrapes.share[CADVISOR]
         for (namespace, node), running in self.on_node.items():
-            on = running > 0
             share = node_share.get(node, np.zeros(self.hours))
-            gap = on & (share < 1)
-            current = per_namespace.setdefault(namespace, np.ones(self.hours))
-            np.minimum(current, np.where(on, share, 1.0), out=current)
+            # A node scraped less than the cluster's cAdvisor as a whole (hours nobody was scraped are the
+            # source's own gaps, reported per source).
+            gap = (running > 0) & (share < cluster_share - 1e-9)
             if gap.any():
+                current = per_namespace.setdefault(namespace, np.ones(self.hours))
+                np.minimum(current, np.where(gap, share, 1.0), out=current)
                 hidden.setdefault(node, {})[namespace] = gap
         estimates, warnings = [], []
         for node in sorted(hidden):
