@@ -86,12 +86,14 @@ def collect_period(
     clusters: Sequence[str],
     cluster_label: str | None = None,
     matchers: Sequence[LabelMatcher] = (),
+    strict: bool = True,
 ) -> Collected:
-    """The usage of every cluster for the period, with warnings and the queries run."""
+    """The usage of every cluster for the period, with warnings and the queries run (`strict` off: answers
+    that cannot give right figures are billed as they are, with a warning)."""
     results, warnings, queries = [], [], {}
     for cluster in clusters:
         selectors = [*matchers, LabelMatcher(cluster_label, cluster)] if cluster_label else list(matchers)
-        result = collect_usage(client, catalog, period.start, period.end, cluster, selectors)
+        result = collect_usage(client, catalog, period.start, period.end, cluster, selectors, strict=strict)
         results.append(result)
         warnings.extend(f"{cluster}: {w}" for w in result.warnings)
         queries[cluster] = result.queries
@@ -138,7 +140,9 @@ def run_period(
         if errors_of(findings) and not allow_incomplete:
             raise DataContractError(refusal_text(findings, period.label), tuple(findings))
         checked = len(client.warnings_seen)
-        collected = collect_period(period, catalog, client, clusters, cluster_label, selectors)
+        collected = collect_period(
+            period, catalog, client, clusters, cluster_label, selectors, strict=not allow_incomplete
+        )
         # A partial answer to the usage queries themselves (the doctor's own were complete).
         late = client.warnings_seen[checked:]
         business = north_star.measure(client, catalog, period) if any(u.north_star for u in catalog.units) else None

@@ -271,6 +271,7 @@ def collect_usage(
     cluster: str,
     matchers: Sequence[LabelMatcher] = (),
     scrape_interval: float | None = None,
+    strict: bool = True,
 ) -> UsageResult:
     """Hourly usage of `cluster` for the hours in [start, end) (UTC, on the hour).
 
@@ -278,7 +279,9 @@ def collect_usage(
     arrives into per-key hourly arrays (`_Reducer`), raising one PrometheusError if any failed;
     phase two (`_Reducer.finish`) is pure. `matchers` select the cluster's series on a Prometheus
     that holds several (e.g. cluster="dc1"); `scrape_interval` (seconds) fixes how many scrapes a
-    full hour has — by default the most seen in any hour of the period.
+    full hour has — by default the most seen in any hour of the period. Answers whose figures cannot be
+    right (a family missing) raise UsageDataError; with `strict` off (billing with --allow-incomplete)
+    they become warnings and the figures are what the answers allow.
     """
     _check_period(start, end)
     tiers = storage_tiers(catalog, cluster)
@@ -300,7 +303,7 @@ def collect_usage(
     carried_in = client.query(before, start - dt.timedelta(milliseconds=1))
     warnings.extend(f"Prometheus warned on storage_before: {w}" for w in carried_in.warnings)
     reducer.add_last_before(carried_in.series)
-    result = reducer.finish(cluster, scrape_interval)
+    result = reducer.finish(cluster, scrape_interval, strict)
     result.warnings[:0] = list(dict.fromkeys(warnings))
     result.queries = {**queries, "storage_before": before}
     return result
@@ -538,7 +541,7 @@ class _Reducer:
 
     # ------------------------------------------------------------ phase two
 
-    def finish(self, cluster: str, scrape_interval: float | None) -> UsageResult:
+    def finish(self, cluster: str, scrape_interval: float | None, strict: bool = True) -> UsageResult:
         # Volume statistics come from the same kubelets as cAdvisor: an hour in which cAdvisor answered but
         # no volume series exists is an hour with nothing mounted (unmounted claims are carried), not a gap.
         answered = (self.scrapes[KUBELET] == 0) & (self.scrapes[CADVISOR] > 0) & self.scrapes[KUBELET].any()
@@ -551,7 +554,10 @@ class _Reducer:
         scrapes = _Scrapes.measure(self.scrapes, scrape_interval)
         share = dict(scrapes.share)
         warnings: list[str] = []
-        self._check_sources(cluster, scrapes)
+        refusals = self._refusals(cluster, scrapes)
+        if refusals and strict:
+            raise UsageDataError("\n".join(refusals))
+        warnings += refusals
         keys = {key for m, h in self.measures.items() if not m.per_claim for key in h.keys}
         claims = {key for m, h in self.measures.items() if m.per_claim for key in h.keys}
         keys |= {(namespace, "storage", self._tier(namespace, claim)) for namespace, claim, _ in claims}
@@ -599,12 +605,13 @@ class _Reducer:
             dropped=dict(self.dropped),
         )
 
-    def _check_sources(self, cluster: str, scrapes: _Scrapes) -> None:
-        """Refuse answers whose numbers cannot be right: a missing family, or no scrape clock to divide by."""
+    def _refusals(self, cluster: str, scrapes: _Scrapes) -> list[str]:
+        """Why these answers cannot give right figures: a missing family, or no scrape clock to divide by."""
+        refusals = []
         running = next(h for m, h in self.measures.items() if m.query == "pods_running")
         if scrapes.counts[KUBE_STATE].any() and not running.keys:
             # kube-state-metrics itself runs in a pod: a scraped cluster without any running pod lacks the metric.
-            raise UsageDataError(
+            refusals.append(
                 f"cluster {cluster}: kube_pod_status_phase has no running pod although kube-state-metrics is "
                 "scraped, so running pods, their requests and GPUs cannot be measured; add "
                 "kube_pod_status_phase to kube-state-metrics --metric-allowlist (or remove it from "
@@ -614,18 +621,19 @@ class _Reducer:
             CADVISOR for m, h in self.measures.items() if h.keys and m.query in ("cpu_used", "egress_used")
         }
         if CADVISOR in measured and not scrapes.counts[CADVISOR].any():
-            raise UsageDataError(
+            refusals.append(
                 f"cluster {cluster}: containers report CPU but no node's root cgroup does "
                 '(container_cpu_usage_seconds_total{id="/"}), so the cAdvisor scrapes cannot be counted; keep the '
                 'root cgroup in the kubelet scrape (do not drop id="/" in metricRelabelings)'
             )
         if not scrapes.counts[KUBE_STATE].any() and (scrapes.counts[CADVISOR].any() or KUBE_STATE in measured):
-            raise UsageDataError(
+            refusals.append(
                 f"cluster {cluster}: kube-state-metrics has neither kube_node_info nor kube_resourcequota in the "
                 "period, so its scrapes cannot be counted and requests, quotas, storage classes and load balancers "
                 "cannot be measured; check that kube-state-metrics runs, is scraped and exports both "
                 "(`chargeback doctor` lists what is missing)"
             )
+        return refusals
 
     def _claims(
         self, cluster: str, scrapes: _Scrapes, frame_grid: _FrameGrid
