@@ -2,8 +2,8 @@
 and finance-summary.html (with inline SVG charts, and month over month when the previous period's
 invoices exist), optionally each HTML printed to PDF.
 
-Everything is rendered into a temporary directory next to the output directory and moved into
-place only when every file was written, so a failure leaves earlier reports untouched. Rows are
+Everything is rendered into a staging folder and published as one set (`report_set`): a failure or a
+kill leaves the earlier set whole, and files people put in the folder are never deleted. Rows are
 sorted and numbers are fixed-point text: the same data gives byte-identical files.
 """
 
@@ -12,9 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +33,7 @@ from .idle import LEVEL_UNITS, REASONS
 from .invoices import UNALLOCATED_NAME, build_invoices, finance_summary, text
 from .pdf import print_pdfs
 from .rating import from_nano, nano
+from .report_set import publish
 from .result import Chargeback
 from .usage import PODS
 
@@ -362,8 +360,9 @@ def write_reports(
     chromium: str | None = None,
     render_files: Callable[[Chargeback], dict[str, str]] | None = None,
 ) -> list[Path]:
-    """Render every report (and with `pdf` print each HTML to PDF), then move them into `out` together;
-    returns the written paths, sorted. `previous`: directory of the previous period's reports."""
+    """Render every report (and with `pdf` print each HTML to PDF) into a staging folder, then publish
+    them in `out` as one set (`report_set`); returns the published paths, sorted. `previous`: directory
+    of the previous period's reports. On failure the previously published set stays as it was."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file: give a directory for the reports")
@@ -373,13 +372,9 @@ def write_reports(
         def render_files(c: Chargeback) -> dict[str, str]:
             return report_files(c, history)
 
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as e:
-        raise OutputError(f"cannot create a directory next to {out}: {e.strerror}; check path and permissions") from e
-    try:
-        files = render_files(chargeback)
+    files = render_files(chargeback)
+
+    def stage(staging: Path) -> list[str]:
         for relative, content in files.items():
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -389,21 +384,9 @@ def write_reports(
             pages = [name for name in names if name.endswith(".html")]
             print_pdfs([(staging / n, staging / pdf_name(n)) for n in pages], chromium)
             names += [pdf_name(n) for n in pages]
-        written = []
-        for relative in sorted(names):
-            target = out / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / relative, target)
-            written.append(target)
-        # Invoices (and PDFs) of an earlier run that this run did not rewrite would contradict it.
-        for stale in sorted([*(out / "invoices").glob("*"), out / "finance-summary.pdf"]):
-            if stale.suffix in (".json", ".html", ".pdf") and stale.is_file() and stale not in written:
-                stale.unlink()
-        return written
-    except OSError as e:
-        raise OutputError(f"cannot write the reports to {out}: {e}; check free space and permissions") from e
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        return names
+
+    return publish(out, stage)
 
 
 def pdf_name(html_name: str) -> str:

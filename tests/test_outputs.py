@@ -267,15 +267,25 @@ def test_failed_run_keeps_earlier_reports(chargeback: Chargeback, tmp_path: Path
     assert [p.name for p in tmp_path.iterdir()] == ["reports"], "no staging directory may be left behind"
 
 
-def test_rewrite_removes_invoices_of_an_earlier_run_only(chargeback: Chargeback, tmp_path: Path) -> None:
+def test_rewrite_removes_invoices_of_an_earlier_run_only(
+    catalog: Catalog, chargeback: Chargeback, tmp_path: Path
+) -> None:
+    """A unit gone since the last run loses its invoice; files people put in the folder all stay."""
     out = tmp_path / "reports"
-    (out / "invoices").mkdir(parents=True)
-    (out / "invoices" / "retired-unit.json").write_text("{}", encoding="utf-8")
-    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    retired = catalog.model_copy(
+        update={"units": [*catalog.units, catalog.units[0].model_copy(update={"id": "retired"})]}
+    )
+    write_reports(charge(usage_frame(month_rows()), retired, OCT), out)
+    assert (out / "invoices" / "retired.json").is_file()
+    people = {"notes.txt": "mine", "invoices/platform-signed.pdf": "%PDF signed", "approval.json": "{}"}
+    for name, content in people.items():
+        (out / name).write_text(content, encoding="utf-8")
     written = write_reports(chargeback, out)
-    assert not (out / "invoices" / "retired-unit.json").exists()
-    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
-    assert sorted(p for p in out.rglob("*") if p.is_file() and p.name != "notes.txt") == written
+    assert not (out / "invoices" / "retired.json").exists() and not (out / "invoices" / "retired.json").is_symlink()
+    for name, content in people.items():
+        assert (out / name).read_text(encoding="utf-8") == content, name
+    visible = sorted(p for p in out.rglob("*") if p.is_file() and ".reports" not in p.parts)
+    assert sorted(set(visible) - {out / name for name in people}) == written
 
 
 def test_out_must_be_a_directory(chargeback: Chargeback, tmp_path: Path) -> None:
