@@ -67,11 +67,13 @@ def validate(catalog: CatalogDir = Path("catalog")) -> None:
     """Check the catalog: schema, references, capacity, address ranges, prices and budgets."""
     loaded = load_or_fail(catalog)
     namespaces = len(loaded.namespaces())
+    results = _render_all(loaded, None)  # before saying "valid": the program under mocks may still fail
     out.print(
         f"catalog {catalog} is valid: {len(loaded.units)} business units, {namespaces} namespaces, "
-        f"{len(loaded.warnings)} warnings"
+        f"{len(loaded.warnings)} warnings",
+        soft_wrap=True,
     )
-    for result in _render_all(loaded, None):
+    for result in results:
         out.print(
             f"cluster {result.cluster}: program built {len(result.resources)} resources under mocks, "
             f"{len(result.manifests)} manifests validated",
