@@ -80,6 +80,18 @@ IDLE_COLUMNS = (
     "pvc",
 )
 USAGE_UNITS = {**{r.value: r.usage_unit for r in Resource}, PODS: "pod-hour"}
+NUMERIC_COLUMNS = frozenset(
+    {
+        *("used", "requested", "allocated"),
+        *("usage_quantity", "billed_quantity", "unit_price", "amount"),
+        *("used_avg", "used_p95", "utilization", "idle_cost", "recommended_allocation", "monthly_savings"),
+        *("BilledCost", "ConsumedQuantity", "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "ListCost"),
+        *("ListUnitPrice", "PricingQuantity"),
+    }
+)
+"""Columns of the CSVs that hold numbers (fixed-point text, or empty): written as they are, negative ones too."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""Characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection")."""
 
 
 # ------------------------------------------------------------------ rows
@@ -129,11 +141,38 @@ def idle_rows(chargeback: Chargeback) -> list[dict[str, str]]:
 
 
 def csv_text(columns: Iterable[str], rows: Iterable[dict[str, str]]) -> str:
+    """CSV of `rows`; text cells that a spreadsheet would run as a formula (a namespace or display name
+    starting with =, +, -, @, TAB or CR) are prefixed with a single quote, as OWASP advises, so they show
+    as typed; a carriage return inside a cell becomes a line break. Numeric columns are checked to hold
+    numbers and written unchanged."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({column: _cell(column, value) for column, value in row.items()} for row in rows)
     return buffer.getvalue()
+
+
+def _cell(column: str, value: object) -> object:
+    if column in NUMERIC_COLUMNS:
+        if value not in ("", None) and not _is_number(value):
+            raise OutputError(f"CSV column {column} got {value!r}, which is not a number; this is a bug, report it")
+        return value
+    if isinstance(value, str):
+        if value.startswith(FORMULA_STARTS):
+            value = "'" + value
+        # The csv module quotes only the line terminator (\n) of these files, so a bare CR would end the
+        # row in some readers: written as a line break inside the quoted cell instead.
+        return value.replace("\r\n", "\n").replace("\r", "\n")
+    return value
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return True
+    try:
+        return Decimal(str(value)).is_finite()
+    except ArithmeticError:
+        return False
 
 
 # ------------------------------------------------------------------ HTML

@@ -316,3 +316,35 @@ def test_currency_without_minor_unit_rounds_to_whole_yen(tmp_path: Path) -> None
     assert amounts == {("di-api", "cpu"): "1", ("di-batch", "egress"): "1", ("cs-miniapp", "egress"): "0"}
     assert json.loads(files["invoices/data-insight.json"])["total"] == "2"
     assert "Total JPY 2</p>" in files["invoices/data-insight.html"]
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example","x")', "+SUM(1;2)", "-2+3", "@cmd", "\tTAB", "\rCR"]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(catalog: Catalog) -> None:
+    """OWASP CSV injection: namespaces and display names starting with = + - @ TAB CR are written with a
+    leading quote in every CSV; numbers (negative ones too) stay numbers."""
+    unit = catalog.units[1].model_copy(update={"display_name": "=cmd|' /C calc'!A0"})
+    hostile_catalog = catalog.model_copy(update={"units": [unit if u.id == unit.id else u for u in catalog.units]})
+    rows = steady("di-api", "cpu", 1.0, START, 30, allocated=24.0)
+    for formula in FORMULAS:
+        rows += steady(formula, "cpu", 1.0, START, 30, allocated=8.0)
+    files = report_files(charge(usage_frame(rows), hostile_catalog, OCT))
+    seen = set()
+    for name in ("usage.csv", "line_items.csv", "idle.csv", "focus.csv"):
+        for record in read_csv(files[name]):
+            for column, value in record.items():
+                assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), (name, column, value)
+                if value.startswith("'"):
+                    seen.add(value[1:])
+    assert {f.replace("\r", "\n") for f in FORMULAS} <= seen  # a CR inside a cell is written as a line break
+    assert "=cmd|' /C calc'!A0" in seen  # the display name, in FOCUS's account names
+
+
+def test_negative_numbers_stay_numbers_and_text_is_quoted() -> None:
+    from chargeback.reports import csv_text
+
+    text = csv_text(["namespace", "amount"], [{"namespace": "-x", "amount": "-12.50"}])
+    assert text == "namespace,amount\n'-x,-12.50\n"
+    with pytest.raises(OutputError, match="CSV column amount got '=1\\+1', which is not a number"):
+        csv_text(["amount"], [{"amount": "=1+1"}])
