@@ -641,7 +641,13 @@ def write_unit_file(decision: Decision) -> None:
     if not decision.accepted:
         raise RequestError("a refused request is never written")
     directory = decision.file.parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{decision.file.name}.", dir=directory)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{decision.file.name}.", dir=directory)
+    except OSError as e:
+        raise RequestError(
+            f"cannot write {decision.file}: cannot create a file in {directory} ({e.strerror}); "
+            "check the folder's permissions, or run without --write and apply the diff by hand"
+        ) from e
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(decision.new_text)

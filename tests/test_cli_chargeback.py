@@ -173,7 +173,7 @@ def test_idle_prints_flagged_allocations(priced_prometheus: ScenarioServer, tmp_
         ),
         (["--ca-bundle", "/nonexistent/ca.pem"], "point --ca-bundle at a PEM file"),
         (["--timeout", "0"], "timeout"),
-        (["--chunk-hours", "0"], "chunk must be a positive duration"),
+        (["--chunk-hours", "0"], "--chunk-hours 0: give a positive number of hours"),
     ],
 )
 def test_user_errors_exit_2_without_traceback(tmp_path: Path, args: list[str], message: str) -> None:
