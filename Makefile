@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_STAMP := $(VENV)/.apt-installed
-APT_PACKAGES := prometheus chromium fonts-wqy-microhei
+APT_PACKAGES := prometheus chromium fonts-wqy-microhei poppler-utils
 export DEBIAN_FRONTEND := noninteractive
 
 .PHONY: demo test lint bench venv system-deps clean
@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # Debian packages: prometheus (prometheus, promtool) for the chargeback tests and the demo; chromium and a
-# CJK font for PDF invoices and the browser test of the reports (unit names such as 数据洞察事业部).
+# CJK font for PDF invoices and the browser test of the reports (unit names such as 数据洞察事业部); poppler-utils
+# (pdftotext) for the test that reads where words landed on a printed invoice.
 system-deps: $(APT_STAMP)
 
 $(APT_STAMP): Makefile | $(STAMP)

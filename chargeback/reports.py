@@ -421,7 +421,12 @@ def write_reports(
         names = list(files)
         if pdf:
             pages = [name for name in names if name.endswith(".html")]
-            print_pdfs([(staging / n, staging / pdf_name(n)) for n in pages], chromium)
+            print_pdfs(
+                [(staging / n, staging / pdf_name(n)) for n in pages],
+                chromium,
+                dated=chargeback.period.end,
+                bases=[(out.resolve() / n).as_uri() for n in pages],  # links lead to the published reports
+            )
             names += [pdf_name(n) for n in pages]
         return names
 
