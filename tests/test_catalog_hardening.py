@@ -243,3 +243,25 @@ def test_validate_says_valid_only_after_everything_passed(tmp_path: Path, monkey
     output = " ".join(result.output.split())
     assert "does not validate" in output
     assert "is valid" not in output
+
+
+def test_request_file_alias_bomb_fails_fast(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    request = tmp_path / "request.yaml"
+    request.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    started = time.monotonic()
+    result = runner.invoke(app, ["request", "--file", str(request), "--catalog", str(copy_example(tmp_path))])
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 2
+    assert "expands to more than 200,000 YAML nodes" in " ".join(result.output.split())
+
+
+def test_request_for_a_kube_namespace_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["request", "--unit", "community-services", "--namespace", "kube-reports", "--node-pool", "general",
+         "--cpu", "1", "--memory", "1Gi", "--catalog", str(copy_example(tmp_path))],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "'kube-reports' is reserved for the platform" in " ".join(result.output.split())

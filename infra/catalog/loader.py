@@ -31,7 +31,7 @@ def read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise CatalogError([Finding(str(path), "", f"cannot be read: {e}", "save it as UTF-8 text")]) from e
     try:
-        _check_expansion(text, path)
+        check_expansion(text, path)
         return YAML(typ="rt").load(text)
     except YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -50,7 +50,7 @@ few hundred). Counted from the parser's events before anything is built, so an a
 laughs": a 1 KB file of nested aliases standing for billions of nodes) fails in milliseconds."""
 
 
-def _check_expansion(text: str, path: Path) -> None:
+def check_expansion(text: str, path: Path) -> None:
     """Refuse a file whose expanded size (aliases counted at the size of what they repeat) is too large."""
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
         raise CatalogError(
