@@ -259,10 +259,27 @@ def _run(
     return run
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler writing to the sys.stderr of the moment (a test runner swaps it between commands)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
 def _logging(verbose: bool, level: int = logging.WARNING) -> None:
-    """Progress of long collections on stderr; every Prometheus request too with --verbose. httpx's own
-    request lines stay off (they would repeat ours at INFO)."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True)
+    """chargeback's log on stderr: progress of long collections, every Prometheus request too with
+    --verbose. httpx's own request lines stay off (they would repeat ours at INFO)."""
+    logger = logging.getLogger("chargeback")
+    if not any(isinstance(handler, _Stderr) for handler in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
     logging.getLogger("chargeback.progress").setLevel(logging.INFO)
     logging.getLogger("chargeback.prometheus").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("httpx", "httpcore"):

@@ -126,15 +126,21 @@ def _publish(out: Path, state: Path, stage: Callable[[Path], list[str]]) -> list
                 _unlink_ours(out / name, name)
             _fsync_dir(out)
     except OSError as e:
-        _discard_run(state, run_id)
+        _undo(out, state, run_id)
         raise OutputError(f"cannot publish the reports in {out}: {e}; check free space and permissions") from e
     except BaseException:
-        if _current_run(state) != run_id:
-            _discard_run(state, run_id)
+        _undo(out, state, run_id)
         raise
     if old_run is not None and old_run != run_id:
         _discard_run(state, old_run)
     return [out / name for name in names]
+
+
+def _undo(out: Path, state: Path, run_id: str) -> None:
+    """After a failure during the switch: if the new set was not switched in, drop it and its links."""
+    with contextlib.suppress(OSError):
+        if _current_run(state) != run_id:
+            recover(out)
 
 
 def recover(out: Path) -> None:

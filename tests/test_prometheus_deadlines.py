@@ -187,6 +187,7 @@ def test_progress_on_the_progress_logger_and_requests_at_debug(
     url, _ = server(answer)
     monkeypatch.setattr(prometheus_module, "PROGRESS_EVERY", 0.0)
     caplog.set_level(logging.DEBUG, logger="chargeback")
+    caplog.set_level(logging.DEBUG, logger="chargeback.prometheus")  # a CLI test may have set it to INFO
     with PrometheusClient(PrometheusSettings(url=url, concurrency=1)) as client:
         client.query_ranges([MONTH])
     progress = [r for r in caplog.records if r.name == "chargeback.progress"]
