@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_STAMP := $(VENV)/.apt-installed
-APT_PACKAGES := prometheus prometheus-alertmanager chromium fonts-wqy-microhei postgresql
+APT_PACKAGES := prometheus prometheus-alertmanager chromium fonts-wqy-microhei postgresql poppler-utils
 export DEBIAN_FRONTEND := noninteractive
 
 .PHONY: demo test lint bench venv system-deps clean
@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 # Debian packages: prometheus (prometheus, promtool) for the chargeback tests and the demo; prometheus-alertmanager
 # (prometheus-alertmanager, amtool) for the alert routing and delivery tests; chromium and a
 # CJK font for PDF invoices and the browser test of the reports (unit names such as 数据洞察事业部);
-# postgresql for the ledger tests, which start their own server in a temporary directory.
+# postgresql for the ledger tests, which start their own server in a temporary directory; poppler-utils
+# (pdftotext) for the test that reads where words landed on a printed invoice.
 system-deps: $(APT_STAMP)
 
 $(APT_STAMP): Makefile | $(STAMP)

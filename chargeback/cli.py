@@ -2,17 +2,24 @@
 
 Each command parses its flags, calls `run.run_period` and prints. Errors (bad period, catalog,
 Prometheus, prices) are printed as one clear message and end with exit status 2, never a traceback.
+Everything printed is text, never Rich markup (names and Prometheus errors may contain brackets); tables
+on a terminal fit it without cutting numbers, and off a terminal (a pipe, cron mail) are printed at their
+full width, or as CSV or JSON with --format.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import logging
+import math
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -22,6 +29,7 @@ from prometheus_client import generate_latest
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from infra.catalog import CatalogError, load_catalog
 from infra.catalog.models import BillingMode
@@ -47,13 +55,63 @@ app = typer.Typer(
 )
 
 
+WIDE = 1000
+"""Width of tables printed off a terminal: as wide as their content, nothing cut or wrapped."""
+
+
 def out() -> Console:
-    """Console for results; made per call so the terminal width (or COLUMNS) of this run applies."""
-    return Console(highlight=False)
+    """Console for results; made per call so the terminal width (or COLUMNS) of this run applies.
+    Off a terminal, lines are as long as their content."""
+    terminal = sys.stdout.isatty()
+    return Console(highlight=False, markup=False, emoji=False, width=None if terminal else WIDE)
 
 
 def err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+
+def styled(label: str, style: str, message: str) -> Text:
+    """`label` in `style`, then `message` as plain text (never parsed as markup)."""
+    return Text.assemble((label, style), " ", message)
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+FormatOption = Annotated[
+    Format,
+    typer.Option(
+        "--format",
+        help="table (on a terminal fitted to it; piped or mailed, at full width), csv or json (for scripts).",
+    ),
+]
+
+
+def print_table(columns: list[tuple[str, bool]], rows: list[list[str]], title: str, form: Format) -> None:
+    """Rows under `columns` (name, right-aligned) as a table, CSV or JSON on stdout; numbers are never cut."""
+    if form is Format.CSV:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow([name for name, _ in columns])
+        writer.writerows(rows)
+        return
+    if form is Format.JSON:
+        names = [name for name, _ in columns]
+        json.dump([dict(zip(names, row, strict=True)) for row in rows], sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    table = Table(title=title)
+    for index, (name, right) in enumerate(columns):
+        widest = max([len(row[index]) for row in rows] + [1])
+        if right:  # numbers keep their full width: other columns wrap instead
+            table.add_column(name, justify="right", no_wrap=True, min_width=widest)
+        else:
+            table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    out().print(table)
 
 
 T = TypeVar("T")
@@ -85,8 +143,16 @@ CaBundleOption = Annotated[
     Path | None, typer.Option("--ca-bundle", help="PEM file of the CAs that sign Prometheus's certificate.")
 ]
 TimeoutOption = Annotated[
-    float | None, typer.Option("--timeout", help="Seconds to wait for one answer before retrying (default 120).")
+    float | None,
+    typer.Option("--timeout", help="Seconds one request may take, body included, before retrying (default 120)."),
 ]
+DeadlineOption = Annotated[
+    float | None,
+    typer.Option(
+        "--deadline", help="Seconds the whole collection may take, retries included (default 3600; serve: --interval)."
+    ),
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log every Prometheus request (on stderr).")]
 ChunkOption = Annotated[
     float | None,
     typer.Option(
@@ -113,7 +179,7 @@ ModeOption = Annotated[
 
 
 def _fail(message: str) -> None:
-    err().print(f"[red]error[/red] {message}", soft_wrap=True, markup=True, highlight=False)
+    err().print(styled("error", "red", message), soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -150,9 +216,16 @@ def _settings(
     ca_bundle: Path | None = None,
     timeout: float | None = None,
     chunk_hours: float | None = None,
+    deadline: float | None = None,
 ) -> PrometheusSettings:
     """Prometheus settings from the connection flags every command shares; unset flags keep the defaults."""
+    for flag, value in (("--timeout", timeout), ("--chunk-hours", chunk_hours), ("--deadline", deadline)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ChargebackError(f"{flag} {value:g}: give a positive number of {'hours' if 'chunk' in flag else 's'}")
+    if chunk_hours is not None and chunk_hours > 24 * 366:
+        raise ChargebackError(f"--chunk-hours {chunk_hours:g}: give at most a year's hours (8784)")
     optional = {
+        "deadline": deadline,
         "basic_auth_user": basic_auth_user,
         "basic_auth_password_file": basic_auth_password_file,
         "ca_bundle": ca_bundle,
@@ -196,18 +269,40 @@ def _run(
         )
     )
     for warning in run.warnings:
-        err().print(f"[yellow]warning[/yellow] {escape(warning)}", soft_wrap=True, markup=True, highlight=False)
+        err().print(styled("warning", "yellow", warning), soft_wrap=True)
     for finding in run.findings:
         if finding.on_invoice:
             colour = "red" if finding.severity == ERROR else "yellow"
-            err().print(
-                f"[{colour}]{finding.severity}[/{colour}] {escape(finding.code)} {escape(f'[{finding.cluster}]')}: "
-                f"{escape(finding.message)}\n  fix: {escape(finding.fix)}",
-                soft_wrap=True,
-                markup=True,
-                highlight=False,
-            )
+            line = f"{finding.code} [{finding.cluster}]: {finding.message}\n  fix: {finding.fix}"
+            err().print(styled(finding.severity, colour, line), soft_wrap=True)
     return run
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler writing to the sys.stderr of the moment (a test runner swaps it between commands)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
+def _logging(verbose: bool, level: int = logging.WARNING) -> None:
+    """chargeback's log on stderr: progress of long collections, every Prometheus request too with
+    --verbose. httpx's own request lines stay off (they would repeat ours at INFO)."""
+    logger = logging.getLogger("chargeback")
+    if not any(isinstance(handler, _Stderr) for handler in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logging.getLogger("chargeback.progress").setLevel(logging.INFO)
+    logging.getLogger("chargeback.prometheus").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @app.command()
@@ -225,8 +320,11 @@ def invoice(
     ca_bundle: CaBundleOption = None,
     timeout: TimeoutOption = None,
     chunk_hours: ChunkOption = None,
+    deadline: DeadlineOption = None,
     header: HeaderOption = None,
     billing_mode: ModeOption = None,
+    form: FormatOption = Format.TABLE,
+    verbose: VerboseOption = False,
     previous: Annotated[
         Path | None,
         typer.Option(
@@ -251,7 +349,8 @@ def invoice(
 ) -> None:
     """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
     connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
-    settings = _guarded(lambda: _settings(prometheus, *connection))
+    settings = _guarded(lambda: _settings(prometheus, *connection, deadline))
+    _logging(verbose)
     closed = _guarded(lambda: ledger_cli.closed_issues(ledger, out_dir, period))
     if closed is not None:
         run = _run(period, catalog, settings, None, cluster, cluster_label, match, billing_mode, None, allow_incomplete)
@@ -262,22 +361,21 @@ def invoice(
         period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode, reports, allow_incomplete
     )
     chargeback = run.chargeback
-    table = Table(title=f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)")
-    for column in ("Invoice", "Business unit", f"Total ({chargeback.currency})", "Budget used", "Coverage"):
-        table.add_column(column, justify="right" if "(" in column or column == "Budget used" else "left")
-    grand_total = Decimal(0)
+    columns = [("Invoice", False), ("Business unit", False), (f"Total ({chargeback.currency})", True)]
+    columns += [("Budget used", True), ("Coverage", False)]
+    rows, grand_total = [], Decimal(0)
     for document in _guarded(lambda: build_invoices(chargeback)):
         grand_total += Decimal(document["total"])
         budget = document["budget"]
         used = f"{Decimal(budget['used']) * 100:.1f} %" if budget and budget["used"] is not None else "—"
         coverage = "complete" if document["coverage"]["complete"] else "incomplete"
-        table.add_row(
-            document["invoice_number"], document["business_unit"]["display_name"], document["total"], used, coverage
+        rows.append(
+            [document["invoice_number"], document["business_unit"]["display_name"], document["total"], used, coverage]
         )
-    table.add_section()
-    table.add_row("", "Pool total", text(round_money(grand_total, chargeback.currency)), "", "")
-    out().print(table)
-    out().print(f"wrote {len(run.written)} files to {out_dir}")
+    rows.append(["", "Pool total", text(round_money(grand_total, chargeback.currency)), "", ""])
+    title = f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)"
+    print_table(columns, rows, title, form)
+    (err() if form is not Format.TABLE else out()).print(f"wrote {len(run.written)} files to {out_dir}", soft_wrap=True)
 
 
 @app.command()
@@ -294,49 +392,59 @@ def idle(
     ca_bundle: CaBundleOption = None,
     timeout: TimeoutOption = None,
     chunk_hours: ChunkOption = None,
+    deadline: DeadlineOption = None,
     header: HeaderOption = None,
     allow_incomplete: AllowIncompleteOption = False,
+    form: FormatOption = Format.TABLE,
+    verbose: VerboseOption = False,
 ) -> None:
     """Allocations used below rates.yaml's idle threshold, what they cost, and a right-size."""
     connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
-    settings = _guarded(lambda: _settings(prometheus, *connection))
+    settings = _guarded(lambda: _settings(prometheus, *connection, deadline))
+    _logging(verbose)
     run = _run(period, catalog, settings, None, cluster, cluster_label, match, None, None, allow_incomplete)
     chargeback = run.chargeback
     frame = chargeback.idle
     policy = chargeback.catalog.rates.idle
-    if frame.empty:
+    if frame.empty and form is Format.TABLE:
         out().print(
             f"no idle allocations in {chargeback.period}: everything held ≥ {policy.min_hours} h "
-            f"was used ≥ {policy.utilization_threshold:.0%} on average"
+            f"was used ≥ {policy.utilization_threshold:.0%} on average",
+            soft_wrap=True,
         )
         return
     cur = chargeback.currency
-    table = Table(title=f"Idle allocations {chargeback.period} (threshold {policy.utilization_threshold:.0%})")
-    for column in ("Unit", "Namespace", "Resource", "Basis"):
-        table.add_column(column)
+    columns = [("Unit", False), ("Namespace", False), ("Resource", False), ("Basis", False)]
     for column in ("Allocated", "Used avg", "Used p95", "Util.", f"Idle cost ({cur})", "Recommended"):
-        table.add_column(column, justify="right")
-    table.add_column(f"Savings/month ({cur})", justify="right")
-    table.add_column("Why")
+        columns.append((column, True))
+    columns += [(f"Savings/month ({cur})", True), ("Why", False)]
+    rows = []
     for row in frame.to_dict("records"):
         resource = f"{row['resource']} ({row['tier']})" if row["tier"] else row["resource"]
-        table.add_row(
-            row["business_unit"],
-            f"{row['namespace']} (claim {row['pvc']})" if row["pvc"] else row["namespace"],
-            resource,
-            row["basis"],
-            f"{row['allocated']:.2f} {row['unit']}",
-            f"{row['used_avg']:.2f}",
-            f"{row['used_p95']:.2f}",
-            f"{row['utilization'] * 100:.1f} %",
-            text(row["idle_cost"]),
-            f"{text(row['recommended_allocation'])} {row['unit']}",
-            text(row["monthly_savings"]),
-            REASONS[row["reason"]],
+        rows.append(
+            [
+                row["business_unit"],
+                f"{row['namespace']} (claim {row['pvc']})" if row["pvc"] else row["namespace"],
+                resource,
+                row["basis"],
+                f"{row['allocated']:.2f} {row['unit']}",
+                f"{row['used_avg']:.2f}",
+                f"{row['used_p95']:.2f}",
+                f"{row['utilization'] * 100:.1f} %",
+                text(row["idle_cost"]),
+                f"{text(row['recommended_allocation'])} {row['unit']}",
+                text(row["monthly_savings"]),
+                REASONS[row["reason"]],
+            ]
         )
-    out().print(table)
-    idle_cost, savings = idle_totals(frame, cur)
-    out().print(f"idle cost {cur} {text(idle_cost)} this period; right-sizing saves {cur} {text(savings)} a month")
+    title = f"Idle allocations {chargeback.period} (threshold {policy.utilization_threshold:.0%})"
+    print_table(columns, rows, title, form)
+    if form is Format.TABLE:
+        idle_cost, savings = idle_totals(frame, cur)
+        out().print(
+            f"idle cost {cur} {text(idle_cost)} this period; right-sizing saves {cur} {text(savings)} a month",
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -355,6 +463,7 @@ def doctor(
     ca_bundle: CaBundleOption = None,
     timeout: TimeoutOption = None,
     chunk_hours: ChunkOption = None,
+    deadline: DeadlineOption = None,
     header: HeaderOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON (for scripts).")] = False,
 ) -> None:
@@ -362,7 +471,7 @@ def doctor(
 
     Exit status 1 when any finding is an error (`chargeback invoice` would refuse), 0 otherwise."""
     connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
-    settings = _guarded(lambda: _settings(prometheus, *connection))
+    settings = _guarded(lambda: _settings(prometheus, *connection, deadline))
     now = dt.datetime.now(dt.UTC)
     month = _guarded(lambda: Period.parse(period) if period else default_period(now))
     matchers = _guarded(lambda: [LabelMatcher.parse(m) for m in match or ()])
@@ -432,6 +541,7 @@ def serve(
     ca_bundle: CaBundleOption = None,
     timeout: TimeoutOption = None,
     chunk_hours: ChunkOption = None,
+    deadline: DeadlineOption = None,
     header: HeaderOption = None,
     billing_mode: ModeOption = None,
     ledger: Annotated[
@@ -443,17 +553,20 @@ def serve(
             envvar="CHARGEBACK_LEDGER",
         ),
     ] = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Export month-to-date cost, budget burn, forecast and idle allocations for Prometheus to scrape."""
     connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
-    settings = _guarded(lambda: _settings(prometheus, *connection))
+    settings = _guarded(lambda: _settings(prometheus, *connection, deadline))
     closed = [_guarded(lambda: ledger_cli.closed_months(ledger))] if ledger else []
     seconds = _guarded(lambda: parse_interval(interval))
     _guarded(lambda: parse_listen(listen))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    _logging(verbose, logging.INFO)
+    # A refresh may not outlive its interval: past it, it is a failure the refresh-failing alert sees.
+    settings = settings.model_copy(update={"deadline": min(deadline or seconds, seconds)})
     matchers = _guarded(lambda: tuple(LabelMatcher.parse(m) for m in match or ()))
     source = ExporterSource(catalog, settings, cluster, cluster_label, matchers, billing_mode)
-    collector = MonthToDateCollector(source)
+    collector = MonthToDateCollector(source, interval=None if once else seconds)
     if once:
         ok = collector.refresh()
         typer.echo(generate_latest(registry_of(collector, *closed)).decode(), nl=False)

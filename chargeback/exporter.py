@@ -214,12 +214,22 @@ class _Health:
 class MonthToDateCollector(Collector):
     """A prometheus_client collector serving the latest snapshot; `refresh()` computes a new one."""
 
-    def __init__(self, source: ExporterSource, clock: Callable[[], dt.datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        source: ExporterSource,
+        clock: Callable[[], dt.datetime] = utc_now,
+        interval: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`interval`: seconds between refreshes; a refresh still running after it counts as failing."""
         self.source = source
         self.clock = clock
+        self.interval = interval
+        self.monotonic = monotonic
         self.snapshot: Snapshot | None = None
         self._health = _Health()
         self._refreshing = threading.Lock()
+        self._running_since: float | None = None
 
     def compute(self, period: Period) -> Snapshot:
         """Bill the month so far; raises ChargebackError or CatalogError.
@@ -246,34 +256,61 @@ class MonthToDateCollector(Collector):
         """Compute and swap in a new snapshot; on failure keep the old one, count and log the error.
         Returns False when the refresh failed."""
         with self._refreshing:
-            started = time.monotonic()
-            health = self._health
+            started = self.monotonic()
+            self._running_since = started
             try:
-                period = Period.month_to_date(self.clock())
-            except PeriodError as e:
-                # The first hour of a month: nothing to bill yet, the last month's final figures stay up.
-                log.info("%s; keeping the previous snapshot", e)
-                return True
-            try:
-                snapshot = self.compute(period)
-            except Exception as e:  # a long-running server survives any failed refresh
-                duration = time.monotonic() - started
-                self._health = _Health(False, health.last_success, duration, health.errors + 1)
-                if isinstance(e, ChargebackError | CatalogError):
-                    log.error("refresh failed, still serving the previous snapshot: %s", e)
-                else:  # not a user-facing error: keep the trace for the bug report
-                    log.exception("refresh failed unexpectedly, still serving the previous snapshot")
-                return False
-            # One assignment each: a scrape sees the old snapshot or the new one, never a mix.
-            self.snapshot = snapshot
-            self._health = _Health(True, time.time(), time.monotonic() - started, health.errors)
-            for warning in snapshot.warnings:
-                log.warning("%s", warning)
-            log.info("refreshed %s up to %s in %.2f s", snapshot.period, snapshot.period.end, self._health.duration)
+                return self._refresh(started)
+            finally:
+                self._running_since = None
+
+    def _refresh(self, started: float) -> bool:
+        health = self._health
+        try:
+            period = Period.month_to_date(self.clock())
+        except PeriodError as e:
+            # The first hour of a month: nothing to bill yet, the last month's final figures stay up.
+            log.info("%s; keeping the previous snapshot", e)
             return True
+        try:
+            snapshot = self.compute(period)
+        except Exception as e:  # a long-running server survives any failed refresh
+            duration = self.monotonic() - started
+            self._health = _Health(False, health.last_success, duration, health.errors + 1)
+            if isinstance(e, ChargebackError | CatalogError):
+                log.error("refresh failed, still serving the previous snapshot: %s", e)
+            else:  # not a user-facing error: keep the trace for the bug report
+                log.exception("refresh failed unexpectedly, still serving the previous snapshot")
+            return False
+        # One assignment each: a scrape sees the old snapshot or the new one, never a mix.
+        self.snapshot = snapshot
+        duration = self.monotonic() - started
+        for warning in snapshot.warnings:
+            log.warning("%s", warning)
+        if self.interval is not None and duration > self.interval:
+            # The figures are right but late: alert as for a failure, the next refresh is already due.
+            self._health = _Health(False, time.time(), duration, health.errors + 1)
+            log.error(
+                "refresh of %s took %.1f s, longer than the interval of %g s: counted as failed",
+                snapshot.period,
+                duration,
+                self.interval,
+            )
+            return False
+        self._health = _Health(True, time.time(), duration, health.errors)
+        log.info("refreshed %s up to %s in %.2f s", snapshot.period, snapshot.period.end, duration)
+        return True
+
+    def overrunning(self) -> bool:
+        """True while a refresh has been running for longer than the interval."""
+        since = self._running_since
+        return self.interval is not None and since is not None and self.monotonic() - since > self.interval
 
     def collect(self) -> Iterator[Metric]:
         snapshot, health = self.snapshot, self._health
+        if self.overrunning():  # a hung Prometheus: fail now, not when the request finally gives up
+            health = _Health(
+                False, health.last_success, self.monotonic() - (self._running_since or 0), health.errors + 1
+            )
         if snapshot is not None:
             yield from snapshot.families
         success = _gauge("exporter_last_refresh_success")

@@ -1,6 +1,7 @@
 """Month over month: the previous period's invoice totals, read back from its invoices/*.json.
 
-The invoice JSON is the stable contract of a run, so an earlier run's directory is all this needs.
+The invoice JSON is the stable contract of a run, so an earlier run's directory is all this needs; the
+invoices are those its manifest lists (`report_set`).
 By default the previous period's directory is the sibling named after it when the output directory
 is named after the period (out/2026-10 → out/2026-09); a missing default means no comparison.
 A directory given explicitly (`--previous`) must hold invoices.
@@ -17,6 +18,7 @@ from typing import Any
 from .errors import HistoryError
 from .invoices import ratio, text
 from .period import Period
+from .report_set import manifest_files
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,11 @@ def read_previous(directory: Path, period: Period, currency: str, *, explicit: b
     Raises HistoryError for an explicit directory without invoices, unreadable JSON, a mix of periods,
     the current period itself, or another currency."""
     invoices_dir = directory / "invoices"
-    files = sorted(invoices_dir.glob("*.json")) if invoices_dir.is_dir() else []
+    published = manifest_files(directory)
+    if published is not None:  # follow the run's manifest: other JSON people put there is not an invoice
+        files = [directory / name for name in published if name.startswith("invoices/") and name.endswith(".json")]
+    else:  # reports written before report sets had manifests
+        files = sorted(invoices_dir.glob("*.json")) if invoices_dir.is_dir() else []
     if not files:
         if explicit:
             raise HistoryError(

@@ -3,15 +3,24 @@
 Each file gets its own Chromium process and throwaway profile; a few run at once. The pages are
 local files without external assets, and Chromium is started with every background service off
 and a host resolver that resolves nothing, so printing never reaches the network.
+
+Chromium stamps each PDF with the time it printed it (/CreationDate and /ModDate of the document
+information); that is the only difference between two prints of one page, so both dates are
+rewritten, in place and at the same length, to a time the caller fixes (the end of the period): the
+same reports print to byte-identical PDFs with one Chromium. (/Creator names Chromium's version, so
+another Chromium gives other bytes.)
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from html import escape
 from pathlib import Path
 
 from .errors import PdfError
@@ -51,9 +60,16 @@ def find_chromium(executable: str | None = None) -> str:
     return path
 
 
-def print_pdf(chromium: str, html: Path, pdf: Path) -> None:
-    """Print one local HTML file to `pdf` (A4 and margins come from the page's @page rule)."""
+def print_pdf(chromium: str, html: Path, pdf: Path, base: str | None = None) -> None:
+    """Print one local HTML file to `pdf` (A4 and margins come from the page's @page rule). `base`: the
+    URL the page will be read at, so its links in the PDF point there (Chromium writes them absolute)
+    rather than at the folder it was printed from."""
     with tempfile.TemporaryDirectory(prefix="chargeback-chromium-") as profile:
+        if base is not None:
+            source = html.read_text(encoding="utf-8")
+            page = Path(profile) / "page.html"
+            page.write_text(source.replace("<head>", f'<head>\n<base href="{escape(base)}">', 1), encoding="utf-8")
+            html = page
         command = [
             chromium,
             *OFFLINE_FLAGS,
@@ -81,13 +97,42 @@ def _last_error(stderr: str) -> str:
     return lines[-1].strip() if lines else "no message"
 
 
-def print_pdfs(pages: Sequence[tuple[Path, Path]], chromium: str | None = None) -> None:
-    """Print each (html, pdf) pair; raises PdfError on the first failure (in page order)."""
+def print_pdfs(
+    pages: Sequence[tuple[Path, Path]],
+    chromium: str | None = None,
+    dated: dt.datetime | None = None,
+    bases: Sequence[str] | None = None,
+) -> None:
+    """Print each (html, pdf) pair; raises PdfError on the first failure (in page order). `dated`: the
+    creation and modification time written into every PDF (default: when Chromium printed it); `bases`:
+    per page, the URL it is published at (for its links)."""
     if not pages:
         return
     executable = find_chromium(chromium)
     workers = min(len(pages), PARALLEL_PRINTS)
+    urls = list(bases) if bases is not None else [None] * len(pages)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(print_pdf, executable, html, pdf) for html, pdf in pages]
+        futures = [
+            pool.submit(print_pdf, executable, html, pdf, url) for (html, pdf), url in zip(pages, urls, strict=True)
+        ]
         for future in futures:
             future.result()
+    if dated is not None:
+        for _, pdf in pages:
+            set_dates(pdf, dated)
+
+
+_DATE = re.compile(rb"/(CreationDate|ModDate) \(D:\d{14}[^)]{0,8}\)")
+
+
+def set_dates(pdf: Path, when: dt.datetime) -> None:
+    """Rewrite the PDF's creation and modification dates to `when` (UTC), keeping every byte offset: the
+    new value has the length of Chromium's (D:YYYYMMDDHHMMSS+00'00'), or the date is left as it is."""
+    stamp = f"D:{when.astimezone(dt.UTC):%Y%m%d%H%M%S}+00'00'".encode()
+    content = pdf.read_bytes()
+
+    def fixed(match: re.Match[bytes]) -> bytes:
+        replacement = b"/" + match.group(1) + b" (" + stamp + b")"
+        return replacement if len(replacement) == len(match.group(0)) else match.group(0)
+
+    pdf.write_bytes(_DATE.sub(fixed, content))

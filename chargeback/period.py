@@ -54,6 +54,8 @@ class Period:
             raise PeriodError(f"period {text!r} has month {month:02d}: months run from 01 to 12")
         if year < 1970:
             raise PeriodError(f"period {text!r} is before 1970: Prometheus keeps no data that old")
+        if (year, month) >= (9999, 12):
+            raise PeriodError(f"period {text!r} is too far ahead (its month must end before year 10000)")
         return cls(year, month)
 
     @property

@@ -2,7 +2,9 @@
 
 Why not a generic client: chargeback needs four things generic clients leave out —
 retries with exponential backoff on 5xx / timeouts / connection errors (never on 4xx: a bad
-query stays bad); Prometheus `warnings` (partial answers from Thanos, Mimir, Cortex …) collected
+query stays bad), within a run-wide retry budget and deadline; a wall-clock limit per request that
+covers a slowly trickling body too (the body is streamed and the clock checked between pieces);
+Prometheus `warnings` (partial answers from Thanos, Mimir, Cortex …) collected
 and returned rather than dropped; range queries split so that no series exceeds the server's
 11,000 points per query and no request covers more than `chunk` of time (month-long windows time
 out on busy servers); and errors that name the query, the server and how to fix it.
@@ -14,7 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
+import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +37,13 @@ from .errors import (
     PrometheusResponseError,
     PrometheusUnreachableError,
 )
+
+log = logging.getLogger(__name__)
+progress_log = logging.getLogger("chargeback.progress")
+"""Progress of long collections (INFO); the command line shows it on stderr."""
+
+PROGRESS_EVERY = 10.0
+"""Seconds between two progress messages."""
 
 MAX_POINTS_PER_SERIES = 11_000
 """Prometheus refuses range queries whose result would have more points per series than this."""
@@ -51,8 +63,19 @@ class PrometheusSettings(BaseModel):
     headers: dict[str, str] = Field(
         default_factory=dict, description="Extra request headers, e.g. X-Scope-OrgID for Mimir/Cortex tenants."
     )
-    timeout: float = Field(120.0, gt=0, description="Seconds to wait for one answer before retrying.")
+    timeout: float = Field(
+        120.0, gt=0, allow_inf_nan=False, description="Seconds one request may take, body included, before retrying."
+    )
+    deadline: float | None = Field(
+        3600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds a whole run (every request, retry and backoff) may take; None: no limit.",
+    )
     retries: int = Field(3, ge=0, le=10, description="Retries after a 5xx, a timeout or a connection error.")
+    retry_budget: int = Field(
+        12, ge=0, description="Retries one run may spend in all, so a failing server is given up on early."
+    )
     backoff: float = Field(0.5, ge=0, description="Seconds before the first retry; doubles on each further one.")
     max_points: int = Field(
         MAX_POINTS_PER_SERIES, ge=2, le=MAX_POINTS_PER_SERIES, description="Most points per series in one request."
@@ -139,6 +162,14 @@ class PrometheusClient:
         self.warnings_seen: list[str] = []
         """Every distinct warning any answer carried (a partial answer from Thanos, Mimir …), in order."""
         self._sleep = time.sleep
+        self._clock = time.monotonic
+        self._started = self._clock()
+        self._lock = threading.Lock()
+        self._retries_left = settings.retry_budget
+        self._planned = 0
+        self._answered = 0
+        self._last_progress = self._started
+        self._failed = threading.Event()
         headers = {"Accept": "application/json", **settings.headers}
         auth: httpx.Auth | None = None
         if settings.bearer_token_file is not None:
@@ -161,7 +192,7 @@ class PrometheusClient:
                     server=settings.url,
                     hint="point --ca-bundle at a PEM file",
                 )
-            verify = str(settings.ca_bundle)
+            verify = _ssl_context(settings.ca_bundle, settings.url)
         self._http = httpx.Client(
             base_url=settings.url,
             headers=headers,
@@ -201,8 +232,9 @@ class PrometheusClient:
     def query_ranges(self, queries: Sequence[RangeQuery]) -> list[QueryResult]:
         """Run every query (each split into pieces) with bounded concurrency; every series of each.
 
-        All pieces run before any error is raised, so one failing query reports together with
-        the others; the first failure is raised with a count of the rest.
+        All pieces run before any error is raised, so one rejected query reports together with
+        the others; the first failure is raised with a count of the rest. Once the server itself has
+        failed (after retries, or at the run's deadline) the pieces not yet sent are skipped.
         """
         results = [QueryResult(query=q.query) for q in queries]
         pieces_by_query: list[list[list[Series]]] = [[] for _ in queries]
@@ -230,6 +262,7 @@ class PrometheusClient:
         piece runs even after one fails; then the first failure is raised with a count of the rest.
         """
         jobs: list[tuple[int, str, dict[str, str]]] = []
+        self._failed.clear()
         for index, item in enumerate(queries):
             step = item.step.total_seconds()
             pieces = split_range(
@@ -247,8 +280,12 @@ class PrometheusClient:
                     "step": f"{step:g}",
                 }
                 jobs.append((index, item.query, params))
+        with self._lock:
+            self._planned += len(jobs)
 
-        def run(job: tuple[int, str, dict[str, str]]) -> tuple[list[Series], list[str]] | PrometheusError:
+        def run(job: tuple[int, str, dict[str, str]]) -> tuple[list[Series], list[str]] | PrometheusError | None:
+            if self._failed.is_set():  # the server failed for good (see _get): the run fails, send no more
+                return None
             try:
                 data, warnings = self._get("/api/v1/query_range", job[2], job[1])
                 return _parse_result(data, job[1], self.settings.url), warnings
@@ -256,17 +293,25 @@ class PrometheusClient:
                 return error
 
         failures: list[PrometheusError] = []
+        skipped = 0
         with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
             for (index, _, _), answer in zip(jobs, pool.map(run, jobs), strict=True):
-                if isinstance(answer, PrometheusError):
+                if answer is None:
+                    skipped += 1
+                elif isinstance(answer, PrometheusError):
                     failures.append(answer)
                 elif not failures:
                     self._note_warnings(answer[1])
                     consume(index, *answer)
         if failures:
             first = failures[0]
+            notes = []
             if len(failures) > 1:
-                first.args = (f"{first.args[0]}\n  ({len(failures) - 1} more request(s) failed as well)",)
+                notes.append(f"{len(failures) - 1} more request(s) failed as well")
+            if skipped:
+                notes.append(f"{skipped} request(s) not sent after the failure")
+            if notes:
+                first.args = (f"{first.args[0]}\n  ({'; '.join(notes)})",)
             raise first
 
     def label_values(self, label: str, match: Sequence[str], start: dt.datetime, end: dt.datetime) -> list[str]:
@@ -307,18 +352,41 @@ class PrometheusClient:
     # ------------------------------------------------------------------ transport
 
     def _get(self, path: str, params: Mapping[str, str], query: str) -> tuple[Any, list[str]]:
-        """GET with retries; returns (data, warnings) of a `success` answer or raises PrometheusError."""
+        """GET with retries; returns (data, warnings) of a `success` answer or raises PrometheusError.
+
+        Each attempt may take `timeout` seconds of wall-clock time, body included; retries come out of
+        the run's retry budget, and nothing outlives the run's deadline."""
         server = self.settings.url
         attempts = self.settings.retries + 1
         last_error: PrometheusError | None = None
         for attempt in range(attempts):
             if attempt:
-                self._sleep(self.settings.backoff * 2 ** (attempt - 1))
+                if not self._take_retry():
+                    assert last_error is not None
+                    last_error.args = (
+                        f"{last_error.args[0]}\n  (no retries left: the run spent its budget of "
+                        f"{self.settings.retry_budget} on failing requests)",
+                    )
+                    break
+                delay = self.settings.backoff * 2 ** (attempt - 1)
+                remaining = self._remaining()
+                if remaining is not None and remaining <= delay:
+                    raise self._deadline_error(query)
+                self._sleep(delay)
+            remaining = self._remaining()
+            if remaining is not None and remaining <= 0:
+                raise self._deadline_error(query)
+            limit = self.settings.timeout if remaining is None else min(self.settings.timeout, remaining)
+            started = self._clock()
             try:
-                response = self._http.get(path, params=params)
-            except httpx.TimeoutException as e:
+                response = self._fetch(path, params, limit)
+            except (httpx.TimeoutException, _Overrun) as e:
+                log.debug("GET %s %s: no whole answer within %.1f s", path, query, limit)
+                if remaining is not None and limit < self.settings.timeout:
+                    raise self._deadline_error(query) from e
                 last_error = PrometheusUnreachableError(
-                    f"Prometheus did not answer within {self.settings.timeout:g} s after {attempt + 1} attempt(s)",
+                    f"Prometheus did not answer in full within {self.settings.timeout:g} s after {attempt + 1} "
+                    "attempt(s)",
                     query=query,
                     server=server,
                     hint="raise --timeout, or query shorter pieces (smaller --chunk-hours)",
@@ -326,6 +394,7 @@ class PrometheusClient:
                 last_error.__cause__ = e
                 continue
             except httpx.TransportError as e:
+                log.debug("GET %s %s: %s", path, query, e)
                 last_error = PrometheusUnreachableError(
                     f"cannot reach {server} after {attempt + 1} attempt(s): {e}",
                     query=query,
@@ -334,12 +403,84 @@ class PrometheusClient:
                 )
                 last_error.__cause__ = e
                 continue
+            log.debug(
+                "GET %s %s: HTTP %d, %d bytes in %.2f s",
+                path,
+                query,
+                response.status_code,
+                len(response.content),
+                self._clock() - started,
+            )
             if response.status_code >= 500:
                 last_error = _status_error(response, query, server)
                 continue
-            return _decode(response, query, server)
+            answer = _decode(response, query, server)
+            self._answered_one()
+            return answer
         assert last_error is not None
+        self._failed.set()  # a server failing after retries fails every piece: others need not wait for it
         raise last_error
+
+    def _fetch(self, path: str, params: Mapping[str, str], limit: float) -> httpx.Response:
+        """One GET whose headers and body arrive within `limit` seconds of wall-clock time: the body is
+        read in pieces and the clock checked after each, so a server trickling bytes cannot hold a run."""
+        until = self._clock() + limit
+        with self._http.stream("GET", path, params=params, timeout=limit) as response:
+            body = bytearray()
+            for piece in response.iter_bytes():  # as the network delivers: no buffering to a size
+                body += piece
+                if self._clock() > until:
+                    raise _Overrun(f"body still arriving after {limit:g} s ({len(body)} bytes so far)")
+            headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-encoding"]
+            return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=response.request)
+
+    def _remaining(self) -> float | None:
+        if self.settings.deadline is None:
+            return None
+        return self.settings.deadline - (self._clock() - self._started)
+
+    def _take_retry(self) -> bool:
+        with self._lock:
+            if self._retries_left <= 0:
+                return False
+            self._retries_left -= 1
+            return True
+
+    def _deadline_error(self, query: str) -> PrometheusUnreachableError:
+        self._failed.set()
+        return PrometheusUnreachableError(
+            f"the run's deadline of {self.settings.deadline:g} s passed after {self._answered} of "
+            f"{max(self._planned, self._answered)} request(s) were answered",
+            query=query,
+            server=self.settings.url,
+            hint="raise --deadline, or make Prometheus answer faster (smaller --chunk-hours, fewer --match series)",
+        )
+
+    def _answered_one(self) -> None:
+        with self._lock:
+            self._answered += 1
+            now = self._clock()
+            if now - self._last_progress < PROGRESS_EVERY:
+                return
+            self._last_progress = now
+            answered, planned = self._answered, max(self._planned, self._answered)
+        progress_log.info("Prometheus: %d of %d requests answered in %.0f s", answered, planned, now - self._started)
+
+
+class _Overrun(Exception):
+    """A response body did not arrive within the request's wall-clock limit."""
+
+
+def _ssl_context(bundle: Path, server: str) -> ssl.SSLContext:
+    """An SSL context trusting the CAs of `bundle`; a file that is not PEM is a clear error."""
+    try:
+        return ssl.create_default_context(cafile=str(bundle))
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise PrometheusError(
+            f"CA bundle {bundle} is not a PEM file of certificates ({e})",
+            server=server,
+            hint="point --ca-bundle at a PEM file (-----BEGIN CERTIFICATE----- …), e.g. the cluster's ca.crt",
+        ) from e
 
 
 def _read_secret(path: Path, what: str, flag: str) -> str:
@@ -364,9 +505,28 @@ def _snippet(text: str) -> str:
     return text[:200] + ("…" if len(text) > 200 else "")
 
 
+CHUNK_HINT = "the piece of time one request covers is too heavy for this Prometheus: lower --chunk-hours"
+
+
+def _too_heavy(detail: str) -> bool:
+    """Prometheus's own words for a query too big for its limits (promql/engine.go: ErrTooManySamples
+    "query processing would load too many samples into memory in …", ErrQueryTimeout "query timed out in …";
+    web/api/v1/api.go answers them as errorType execution (422) and timeout (503))."""
+    lowered = detail.lower()
+    return any(
+        words in lowered
+        for words in ("too many samples", "query timed out", "timeout:", "context deadline exceeded", "max samples")
+    )
+
+
 def _status_error(response: httpx.Response, query: str, server: str) -> PrometheusError:
     status = response.status_code
     detail = _api_error(response)
+    if _too_heavy(detail):
+        what = "failed with HTTP {} on every attempt" if status >= 500 else "gave up on the query with HTTP {}"
+        return PrometheusQueryError(
+            f"Prometheus {what.format(status)}: {detail}", query=query, server=server, hint=CHUNK_HINT
+        )
     if status in (401, 403):
         return PrometheusQueryError(
             f"Prometheus refused the request with HTTP {status}: {detail}",
@@ -417,11 +577,12 @@ def _decode(response: httpx.Response, query: str, server: str) -> tuple[Any, lis
             hint="check that --prometheus points at the Prometheus API root",
         )
     if body["status"] == "error":
+        detail = f"{body.get('errorType', 'error')}: {body.get('error', '')}"
         raise PrometheusQueryError(
-            f"Prometheus reported an error: {body.get('errorType', 'error')}: {body.get('error', '')}",
+            f"Prometheus reported an error: {detail}",
             query=query,
             server=server,
-            hint="check the extra label matchers (--match) and the metric names",
+            hint=CHUNK_HINT if _too_heavy(detail) else "check the extra label matchers (--match) and the metric names",
         )
     warnings = [str(w) for w in body.get("warnings") or []] + [str(i) for i in body.get("infos") or []]
     return body.get("data"), warnings

@@ -2,8 +2,8 @@
 and finance-summary.html (with inline SVG charts, and month over month when the previous period's
 invoices exist), optionally each HTML printed to PDF.
 
-Everything is rendered into a temporary directory next to the output directory and moved into
-place only when every file was written, so a failure leaves earlier reports untouched. Rows are
+Everything is rendered into a staging folder and published as one set (`report_set`): a failure or a
+kill leaves the earlier set whole, and files people put in the folder are never deleted. Rows are
 sorted and numbers are fixed-point text: the same data gives byte-identical files.
 """
 
@@ -12,9 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +33,7 @@ from .idle import LEVEL_UNITS, REASONS
 from .invoices import UNALLOCATED_NAME, build_invoices, finance_summary, text
 from .pdf import print_pdfs
 from .rating import from_nano, nano
+from .report_set import publish
 from .result import Chargeback
 from .usage import PODS
 
@@ -82,6 +80,18 @@ IDLE_COLUMNS = (
     "pvc",
 )
 USAGE_UNITS = {**{r.value: r.usage_unit for r in Resource}, PODS: "pod-hour"}
+NUMERIC_COLUMNS = frozenset(
+    {
+        *("used", "requested", "allocated"),
+        *("usage_quantity", "billed_quantity", "unit_price", "amount"),
+        *("used_avg", "used_p95", "utilization", "idle_cost", "recommended_allocation", "monthly_savings"),
+        *("BilledCost", "ConsumedQuantity", "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "ListCost"),
+        *("ListUnitPrice", "PricingQuantity"),
+    }
+)
+"""Columns of the CSVs that hold numbers (fixed-point text, or empty): written as they are, negative ones too."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""Characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection")."""
 
 
 # ------------------------------------------------------------------ rows
@@ -131,11 +141,38 @@ def idle_rows(chargeback: Chargeback) -> list[dict[str, str]]:
 
 
 def csv_text(columns: Iterable[str], rows: Iterable[dict[str, str]]) -> str:
+    """CSV of `rows`; text cells that a spreadsheet would run as a formula (a namespace or display name
+    starting with =, +, -, @, TAB or CR) are prefixed with a single quote, as OWASP advises, so they show
+    as typed; a carriage return inside a cell becomes a line break. Numeric columns are checked to hold
+    numbers and written unchanged."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({column: _cell(column, value) for column, value in row.items()} for row in rows)
     return buffer.getvalue()
+
+
+def _cell(column: str, value: object) -> object:
+    if column in NUMERIC_COLUMNS:
+        if value not in ("", None) and not _is_number(value):
+            raise OutputError(f"CSV column {column} got {value!r}, which is not a number; this is a bug, report it")
+        return value
+    if isinstance(value, str):
+        if value.startswith(FORMULA_STARTS):
+            value = "'" + value
+        # The csv module quotes only the line terminator (\n) of these files, so a bare CR would end the
+        # row in some readers: written as a line break inside the quoted cell instead.
+        return value.replace("\r\n", "\n").replace("\r", "\n")
+    return value
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return True
+    try:
+        return Decimal(str(value)).is_finite()
+    except ArithmeticError:
+        return False
 
 
 # ------------------------------------------------------------------ HTML
@@ -367,8 +404,9 @@ def write_reports(
     chromium: str | None = None,
     render_files: Callable[[Chargeback], dict[str, str]] | None = None,
 ) -> list[Path]:
-    """Render every report (and with `pdf` print each HTML to PDF), then move them into `out` together;
-    returns the written paths, sorted. `previous`: directory of the previous period's reports."""
+    """Render every report (and with `pdf` print each HTML to PDF) into a staging folder, then publish
+    them in `out` as one set (`report_set`); returns the published paths, sorted. `previous`: directory
+    of the previous period's reports. On failure the previously published set stays as it was."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file: give a directory for the reports")
@@ -378,13 +416,9 @@ def write_reports(
         def render_files(c: Chargeback) -> dict[str, str]:
             return report_files(c, history)
 
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as e:
-        raise OutputError(f"cannot create a directory next to {out}: {e.strerror}; check path and permissions") from e
-    try:
-        files = render_files(chargeback)
+    files = render_files(chargeback)
+
+    def stage(staging: Path) -> list[str]:
         for relative, content in files.items():
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -392,23 +426,16 @@ def write_reports(
         names = list(files)
         if pdf:
             pages = [name for name in names if name.endswith(".html")]
-            print_pdfs([(staging / n, staging / pdf_name(n)) for n in pages], chromium)
+            print_pdfs(
+                [(staging / n, staging / pdf_name(n)) for n in pages],
+                chromium,
+                dated=chargeback.period.end,
+                bases=[(out.resolve() / n).as_uri() for n in pages],  # links lead to the published reports
+            )
             names += [pdf_name(n) for n in pages]
-        written = []
-        for relative in sorted(names):
-            target = out / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / relative, target)
-            written.append(target)
-        # Invoices (and PDFs) of an earlier run that this run did not rewrite would contradict it.
-        for stale in sorted([*(out / "invoices").glob("*"), out / "finance-summary.pdf"]):
-            if stale.suffix in (".json", ".html", ".pdf") and stale.is_file() and stale not in written:
-                stale.unlink()
-        return written
-    except OSError as e:
-        raise OutputError(f"cannot write the reports to {out}: {e}; check free space and permissions") from e
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        return names
+
+    return publish(out, stage)
 
 
 def pdf_name(html_name: str) -> str:

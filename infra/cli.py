@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from .catalog import Catalog, CatalogError, Finding, Severity, load_catalog
 from .catalog.models import BusinessUnit, Pool, RateCard
@@ -36,8 +36,15 @@ app.add_typer(catalog_app, name="catalog")
 alerts_app = typer.Typer(help="Alert routing and rules generated from the catalog.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Everything printed is text, never Rich markup: names, paths and messages may contain brackets.
+out = Console(highlight=False, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+
+def styled(label: str, style: str, message: str = "") -> Text:
+    """`label` in `style`, then `message` as plain text."""
+    return Text.assemble((label, style), " " if message else "", message)
+
 
 CatalogDir = Annotated[Path, typer.Option("--catalog", "-c", help="Catalog directory.", envvar="POOL_CATALOG")]
 
@@ -46,7 +53,7 @@ def print_findings(findings: list[Finding]) -> None:
     """Errors in red and warnings in yellow, one per line, on stderr."""
     for finding in findings:
         style = "red" if finding.severity is Severity.ERROR else "yellow"
-        err.print(f"[{style}]{finding.severity.value}[/{style}] {finding}", soft_wrap=True, markup=True)
+        err.print(styled(finding.severity.value, style, str(finding)), soft_wrap=True)
 
 
 def fail(findings: list[Finding]) -> None:
@@ -69,11 +76,13 @@ def validate(catalog: CatalogDir = Path("catalog")) -> None:
     """Check the catalog: schema, references, capacity, address ranges, prices and budgets."""
     loaded = load_or_fail(catalog)
     namespaces = len(loaded.namespaces())
+    results = _render_all(loaded, None)  # before saying "valid": the program under mocks may still fail
     out.print(
         f"catalog {catalog} is valid: {len(loaded.units)} business units, {namespaces} namespaces, "
-        f"{len(loaded.warnings)} warnings"
+        f"{len(loaded.warnings)} warnings",
+        soft_wrap=True,
     )
-    for result in _render_all(loaded, None):
+    for result in results:
         out.print(
             f"cluster {result.cluster}: program built {len(result.resources)} resources under mocks, "
             f"{len(result.manifests)} manifests validated",
@@ -97,7 +106,7 @@ def _render_all(loaded: Catalog, cluster: str | None) -> list[RenderResult]:
 
 def fail_error(error: PoolError) -> NoReturn:
     """Print a PoolError (every line of it) in red and exit 2."""
-    err.print(f"[red]error[/red] {escape(str(error))}", soft_wrap=True, markup=True)
+    err.print(styled("error", "red", str(error)), soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -160,17 +169,17 @@ def check(
     except PoolError as e:
         fail_error(e)
     mandatory = sum(v.enforcement == "mandatory" for v in violations)
-    tree = Tree(f"policy check of {catalog}" + (f", cluster {cluster}" if cluster else ""))
+    tree = Tree(Text(f"policy check of {catalog}" + (f", cluster {cluster}" if cluster else "")))
     units: dict[str, Tree] = {}
     rules: dict[tuple[str, str], Tree] = {}
     for v in violations:
         unit = v.unit or "cluster-wide"
         if unit not in units:
-            units[unit] = tree.add(f"[bold]{escape(unit)}[/bold]")
+            units[unit] = tree.add(Text(unit, style="bold"))
         if (unit, v.rule) not in rules:
-            rules[(unit, v.rule)] = units[unit].add(escape(v.rule))
+            rules[(unit, v.rule)] = units[unit].add(Text(v.rule))
         style = "red" if v.enforcement == "mandatory" else "yellow"
-        rules[(unit, v.rule)].add(f"[{style}]{v.enforcement}[/{style}] {escape(v.resource)}: {escape(v.message)}")
+        rules[(unit, v.rule)].add(styled(v.enforcement, style, f"{v.resource}: {v.message}"))
     if violations:
         out.print(tree, soft_wrap=True)
     advisory = len(violations) - mandatory
@@ -254,7 +263,7 @@ def request(
             _print_decision(decision)
         if decision.accepted and decision.changed:
             if not as_json:
-                out.print(escape(decision.diff()), soft_wrap=True, end="")
+                out.print(decision.diff(), soft_wrap=True, end="")
             if write:
                 write_unit_file(decision)
                 (err if as_json else out).print(
@@ -309,17 +318,17 @@ def _print_decision(decision: Decision) -> None:
             soft_wrap=True,
         )
     for warning in decision.warnings:
-        err.print(f"[yellow]warning[/yellow] {escape(warning)}", soft_wrap=True)
+        err.print(styled("warning", "yellow", warning), soft_wrap=True)
     if decision.accepted:
         note = "" if decision.changed else " (nothing changes: the catalog already says so)"
-        out.print(f"[green]ACCEPTED[/green]{note}", soft_wrap=True)
+        out.print(Text.assemble(("ACCEPTED", "green"), note), soft_wrap=True)
         return
     count = len(decision.refusals)
-    out.print(f"[red]REFUSED[/red] ({count} {'limit' if count == 1 else 'limits'})", soft_wrap=True)
+    out.print(styled("REFUSED", "red", f"({count} {'limit' if count == 1 else 'limits'})"), soft_wrap=True)
     for refusal in decision.refusals:
-        out.print(f"  [red]{escape(refusal.limit)}[/red]: {escape(refusal.message)}", soft_wrap=True)
+        out.print(Text.assemble("  ", (refusal.limit, "red"), f": {refusal.message}"), soft_wrap=True)
         if refusal.fits:
-            out.print(f"    what fits: {escape(refusal.fits)}", soft_wrap=True)
+            out.print(f"    what fits: {refusal.fits}", soft_wrap=True)
 
 
 @app.command()

@@ -27,8 +27,8 @@ from ruamel.yaml.error import YAMLError
 
 from .capacity import NODE_RESOURCES, Room, node_pool_room, tier_room
 from .catalog import Catalog, CatalogError, Severity, load_catalog
-from .catalog.checks import RESERVED_NAMESPACES, format_amount, over_capacity
-from .catalog.loader import POOL_FILE, UNITS_DIR, field_path, parse_model, unit_file
+from .catalog.checks import RESERVED_NAMESPACES, RESERVED_PREFIXES, format_amount, over_capacity
+from .catalog.loader import POOL_FILE, UNITS_DIR, check_expansion, field_path, parse_model, unit_file
 from .catalog.models import BusinessUnit, Capability, Cluster, ContainerDefaults, DnsLabel, Namespace
 from .catalog.pricing import (
     MissingPriceError,
@@ -113,7 +113,11 @@ def parse_request(fields: Mapping[str, Any], source: str) -> NamespaceRequest:
 def read_request_file(path: Path) -> dict[str, Any]:
     """A request file: a namespace entry as in business-units/<unit>.yaml, plus an optional `unit:`."""
     try:
-        document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        check_expansion(text, path)  # an alias bomb fails here, before anything is built
+        document = YAML(typ="safe").load(text)
+    except CatalogError as e:
+        raise RequestError("; ".join(str(f) for f in e.findings)) from e
     except (OSError, UnicodeDecodeError) as e:
         raise RequestError(f"{path}: cannot be read: {e}") from e
     except YAMLError as e:
@@ -443,9 +447,13 @@ def _name_allowed(name: str, unit: BusinessUnit, decision: Decision) -> bool:
         reason = e.errors()[0]["msg"].removeprefix("Value error, ")
         decision.refusals.append(Refusal("namespace name", reason, f"e.g. {_suggest_name(name, unit)}"))
         return False
-    if name in RESERVED_NAMESPACES:
+    if name in RESERVED_NAMESPACES or name.startswith(RESERVED_PREFIXES):
         decision.refusals.append(
-            Refusal("namespace name", f"{name!r} is reserved for the platform", f"e.g. {unit.id}-{name}")
+            Refusal(
+                "namespace name",
+                f"{name!r} is reserved for the platform (kube- names belong to Kubernetes)",
+                f"e.g. {unit.id}-{name.removeprefix('kube-')}",
+            )
         )
         return False
     return True
@@ -641,7 +649,13 @@ def write_unit_file(decision: Decision) -> None:
     if not decision.accepted:
         raise RequestError("a refused request is never written")
     directory = decision.file.parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{decision.file.name}.", dir=directory)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{decision.file.name}.", dir=directory)
+    except OSError as e:
+        raise RequestError(
+            f"cannot write {decision.file}: cannot create a file in {directory} ({e.strerror}); "
+            "check the folder's permissions, or run without --write and apply the diff by hand"
+        ) from e
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(decision.new_text)

@@ -55,11 +55,11 @@ class DemoRuns:
 
 
 def digest(directory: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(directory.rglob("*"))
-        if path.is_file()
-    }
+    """Relative path → sha256 of every file a reader sees (the published reports through their links, and
+    each period's manifest; the hidden run folders are named per run)."""
+    paths = [p for p in directory.rglob("*") if p.is_file() and ".reports" not in p.parts]
+    paths += [state / "current" / "manifest.json" for state in directory.rglob(".reports")]
+    return {str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(paths)}
 
 
 @pytest.fixture(scope="module")

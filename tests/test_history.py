@@ -10,7 +10,7 @@ import pytest
 
 from chargeback.errors import HistoryError
 from chargeback.period import Period
-from chargeback.reports import write_reports
+from chargeback.reports import report_files, write_reports
 from chargeback.result import Chargeback, charge
 from infra.catalog import Catalog, load_catalog
 from tests.catalog_edit import EXAMPLE_CATALOG
@@ -30,11 +30,16 @@ def one_core(catalog: Catalog, period: Period) -> Chargeback:
 
 
 def test_sibling_directory_of_the_previous_period_gives_month_over_month(catalog: Catalog, tmp_path: Path) -> None:
-    write_reports(one_core(catalog, SEP), tmp_path / "2026-09")
-    retired = json.loads((tmp_path / "2026-09/invoices/platform.json").read_text(encoding="utf-8"))
-    retired["business_unit"] = {"id": "retired", "display_name": "Retired unit", "cost_center": ""}
-    retired["total"] = "12.50"
-    (tmp_path / "2026-09/invoices/retired.json").write_text(json.dumps(retired), encoding="utf-8")
+    def with_retired_unit(chargeback: Chargeback) -> dict[str, str]:
+        files = report_files(chargeback)
+        retired = json.loads(files["invoices/platform.json"])
+        retired["business_unit"] = {"id": "retired", "display_name": "Retired unit", "cost_center": ""}
+        retired["total"] = "12.50"
+        return {**files, "invoices/retired.json": json.dumps(retired)}
+
+    write_reports(one_core(catalog, SEP), tmp_path / "2026-09", render_files=with_retired_unit)
+    # A JSON a person put beside September's invoices is not one of them: the manifest says which are.
+    (tmp_path / "2026-09/invoices/approval.json").write_text('{"approved_by": "cfo"}', encoding="utf-8")
     write_reports(one_core(catalog, OCT), tmp_path / "2026-10")
     summary = (tmp_path / "2026-10/finance-summary.html").read_text(encoding="utf-8")
     assert "<h2>Month over month</h2>" in summary

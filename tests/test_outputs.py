@@ -271,15 +271,25 @@ def test_failed_run_keeps_earlier_reports(chargeback: Chargeback, tmp_path: Path
     assert [p.name for p in tmp_path.iterdir()] == ["reports"], "no staging directory may be left behind"
 
 
-def test_rewrite_removes_invoices_of_an_earlier_run_only(chargeback: Chargeback, tmp_path: Path) -> None:
+def test_rewrite_removes_invoices_of_an_earlier_run_only(
+    catalog: Catalog, chargeback: Chargeback, tmp_path: Path
+) -> None:
+    """A unit gone since the last run loses its invoice; files people put in the folder all stay."""
     out = tmp_path / "reports"
-    (out / "invoices").mkdir(parents=True)
-    (out / "invoices" / "retired-unit.json").write_text("{}", encoding="utf-8")
-    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    retired = catalog.model_copy(
+        update={"units": [*catalog.units, catalog.units[0].model_copy(update={"id": "retired"})]}
+    )
+    write_reports(charge(usage_frame(month_rows()), retired, OCT), out)
+    assert (out / "invoices" / "retired.json").is_file()
+    people = {"notes.txt": "mine", "invoices/platform-signed.pdf": "%PDF signed", "approval.json": "{}"}
+    for name, content in people.items():
+        (out / name).write_text(content, encoding="utf-8")
     written = write_reports(chargeback, out)
-    assert not (out / "invoices" / "retired-unit.json").exists()
-    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
-    assert sorted(p for p in out.rglob("*") if p.is_file() and p.name != "notes.txt") == written
+    assert not (out / "invoices" / "retired.json").exists() and not (out / "invoices" / "retired.json").is_symlink()
+    for name, content in people.items():
+        assert (out / name).read_text(encoding="utf-8") == content, name
+    visible = sorted(p for p in out.rglob("*") if p.is_file() and ".reports" not in p.parts)
+    assert sorted(set(visible) - {out / name for name in people}) == written
 
 
 def test_out_must_be_a_directory(chargeback: Chargeback, tmp_path: Path) -> None:
@@ -310,3 +320,35 @@ def test_currency_without_minor_unit_rounds_to_whole_yen(tmp_path: Path) -> None
     assert amounts == {("di-api", "cpu"): "1", ("di-batch", "egress"): "1", ("cs-miniapp", "egress"): "0"}
     assert json.loads(files["invoices/data-insight.json"])["total"] == "2"
     assert "Total JPY 2</p>" in files["invoices/data-insight.html"]
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example","x")', "+SUM(1;2)", "-2+3", "@cmd", "\tTAB", "\rCR"]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(catalog: Catalog) -> None:
+    """OWASP CSV injection: namespaces and display names starting with = + - @ TAB CR are written with a
+    leading quote in every CSV; numbers (negative ones too) stay numbers."""
+    unit = catalog.units[1].model_copy(update={"display_name": "=cmd|' /C calc'!A0"})
+    hostile_catalog = catalog.model_copy(update={"units": [unit if u.id == unit.id else u for u in catalog.units]})
+    rows = steady("di-api", "cpu", 1.0, START, 30, allocated=24.0)
+    for formula in FORMULAS:
+        rows += steady(formula, "cpu", 1.0, START, 30, allocated=8.0)
+    files = report_files(charge(usage_frame(rows), hostile_catalog, OCT))
+    seen = set()
+    for name in ("usage.csv", "line_items.csv", "idle.csv", "focus.csv"):
+        for record in read_csv(files[name]):
+            for column, value in record.items():
+                assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), (name, column, value)
+                if value.startswith("'"):
+                    seen.add(value[1:])
+    assert {f.replace("\r", "\n") for f in FORMULAS} <= seen  # a CR inside a cell is written as a line break
+    assert "=cmd|' /C calc'!A0" in seen  # the display name, in FOCUS's account names
+
+
+def test_negative_numbers_stay_numbers_and_text_is_quoted() -> None:
+    from chargeback.reports import csv_text
+
+    text = csv_text(["namespace", "amount"], [{"namespace": "-x", "amount": "-12.50"}])
+    assert text == "namespace,amount\n'-x,-12.50\n"
+    with pytest.raises(OutputError, match="CSV column amount got '=1\\+1', which is not a number"):
+        csv_text(["amount"], [{"amount": "=1+1"}])

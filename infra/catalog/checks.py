@@ -18,6 +18,7 @@ from .pricing import MissingPriceError, rate_version_for, round_money, unit_mont
 from .quantities import GIB, format_cpu
 
 RESERVED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
+RESERVED_PREFIXES = ("kube-",)
 
 
 class _Reporter:
@@ -122,8 +123,11 @@ def _check_units(catalog: Catalog, report: _Reporter) -> None:
         )
     capabilities: dict[str, str] = {}
     seen: dict[tuple[str, str], str] = {}
+    shared = {(s.cluster, s.namespace) for s in catalog.rates.shared_namespaces}
     for unit in catalog.units:
         file = report.unit_file(unit.id)
+        _check_groups(catalog, unit.id, unit.owners, "owners", report)
+        _check_groups(catalog, unit.id, unit.viewers, "viewers", report)
         for ni, ns in enumerate(unit.namespaces):
             loc: tuple[int | str, ...] = ("namespaces", ni)
             cluster = _resolve_cluster(catalog, ns.cluster, file, (*loc, "cluster"), report)
@@ -141,12 +145,20 @@ def _check_units(catalog: Catalog, report: _Reporter) -> None:
                 )
             seen[key] = unit.id
             reserved = RESERVED_NAMESPACES | {cluster.network.ingress_namespace, cluster.network.dns_namespace}
-            if ns.name in reserved:
+            if ns.name in reserved or ns.name.startswith(RESERVED_PREFIXES):
                 report.add(
                     file,
                     (*loc, "name"),
-                    f"namespace {ns.name!r} is reserved for the platform",
-                    f"choose a name prefixed with the unit, e.g. {unit.id}-{ns.name}",
+                    f"namespace {ns.name!r} is reserved for the platform (names starting kube- belong to Kubernetes)",
+                    f"choose a name prefixed with the unit, e.g. {unit.id}-{ns.name.removeprefix('kube-')}",
+                )
+            if (None, ns.name) in shared or (cluster.name, ns.name) in shared:
+                report.add(
+                    file,
+                    (*loc, "name"),
+                    f"namespace {ns.name!r} is also a shared namespace in rates.yaml: its cost would be both this "
+                    "unit's and split across units",
+                    "remove it from rates.yaml shared_namespaces, or from this unit",
                 )
             if cluster.node_pool(ns.node_pool) is None:
                 known = ", ".join(p.name for p in cluster.node_pools)
@@ -186,6 +198,31 @@ def _check_units(catalog: Catalog, report: _Reporter) -> None:
                         f"unknown capability {name!r}",
                         f"known capabilities: {known}",
                     )
+
+
+GROUP_HINT = (
+    "name a group of your identity provider; if the platform team really means to grant it, they list it "
+    "under allowed_groups in pool.yaml"
+)
+
+
+def _check_groups(catalog: Catalog, unit_id: str, groups: list[str], field: str, report: _Reporter) -> None:
+    """`system:` groups are Kubernetes' own (system:authenticated is every logged-in user,
+    system:unauthenticated everyone): a unit may name one only when pool.yaml allows it."""
+    file = report.unit_file(unit_id)
+    allowed = set(catalog.pool.allowed_groups)
+    for gi, group in enumerate(groups):
+        if group.lower().startswith("system:") and group not in allowed:
+            role = "administer" if field == "owners" else "read"
+            report.add(
+                file,
+                (field, gi),
+                f"group {group!r} is a Kubernetes system group: binding it would let its members {role} "
+                f"this unit's namespaces",
+                GROUP_HINT,
+            )
+    for group in _duplicates(groups):
+        report.add(file, (field,), f"group {group!r} is listed twice", "list each group once")
 
 
 def _resolve_cluster(

@@ -31,6 +31,7 @@ def read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise CatalogError([Finding(str(path), "", f"cannot be read: {e}", "save it as UTF-8 text")]) from e
     try:
+        check_expansion(text, path)
         return YAML(typ="rt").load(text)
     except YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -39,6 +40,57 @@ def read_yaml(path: Path) -> Any:
         raise CatalogError(
             [Finding(str(path), "", f"is not valid YAML: {problem}", "fix the syntax", line=line)]
         ) from e
+
+
+MAX_FILE_BYTES = 4 * 2**20
+"""A catalog file larger than this is not hand-written; refuse it before parsing."""
+MAX_NODES = 200_000
+"""Most YAML nodes a file may stand for once its aliases are expanded (the example's largest file has a
+few hundred). Counted from the parser's events before anything is built, so an alias bomb ("billion
+laughs": a 1 KB file of nested aliases standing for billions of nodes) fails in milliseconds."""
+
+
+def check_expansion(text: str, path: Path) -> None:
+    """Refuse a file whose expanded size (aliases counted at the size of what they repeat) is too large."""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise CatalogError(
+            [Finding(str(path), "", f"is larger than {MAX_FILE_BYTES // 2**20} MiB", "split or shorten it")]
+        )
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = [[None, 0]]  # [anchor, nodes so far] per open collection
+    total = 0
+    for event in YAML(typ="rt").parse(text):
+        kind = type(event).__name__
+        if kind in ("MappingStartEvent", "SequenceStartEvent"):
+            stack.append([event.anchor, 1])
+            continue
+        if kind in ("MappingEndEvent", "SequenceEndEvent"):
+            anchor, size = stack.pop()
+            if anchor:
+                sizes[anchor] = size
+            stack[-1][1] += size
+        elif kind == "ScalarEvent":
+            if event.anchor:
+                sizes[event.anchor] = 1
+            stack[-1][1] += 1
+        elif kind == "AliasEvent":
+            stack[-1][1] += sizes.get(event.anchor, 1)
+        else:
+            continue
+        total = max(total, stack[0][1] + sum(level[1] for level in stack[1:]))
+        if total > MAX_NODES:
+            mark = getattr(event, "start_mark", None)
+            raise CatalogError(
+                [
+                    Finding(
+                        str(path),
+                        "",
+                        f"expands to more than {MAX_NODES:,} YAML nodes through its aliases (*name)",
+                        "write the values out, or use fewer nested aliases",
+                        line=mark.line + 1 if mark is not None else None,
+                    )
+                ]
+            )
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
@@ -124,7 +176,8 @@ def load_catalog(root: str | Path, *, check: bool = True) -> Catalog:
 
     pool = load(Pool, root / POOL_FILE)
     rates = load(RateCard, root / RATES_FILE)
-    unit_files = sorted((root / UNITS_DIR).glob("*.yaml"))
+    unit_files, misnamed = _unit_files(root / UNITS_DIR)
+    findings.extend(misnamed)
     if not unit_files:
         findings.append(
             Finding(str(root / UNITS_DIR), "", "holds no <unit>.yaml files", "add one file per business unit")
@@ -157,6 +210,32 @@ def load_catalog(root: str | Path, *, check: bool = True) -> Catalog:
     if errors:
         raise CatalogError(errors)
     return catalog.model_copy(update={"warnings": [f for f in found if f.severity is Severity.WARNING]})
+
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _unit_files(directory: Path) -> tuple[list[Path], list[Finding]]:
+    """The unit files (<id>.yaml), and a finding for every other YAML-looking file there: a unit file
+    with another suffix would otherwise be left out silently (its namespaces billed as unallocated)."""
+    if not directory.is_dir():
+        return [], []
+    files, findings = [], []
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.suffix == ".yaml" and path.is_file():
+            files.append(path)
+        elif path.suffix.lower() in YAML_SUFFIXES:
+            findings.append(
+                Finding(
+                    str(path),
+                    "",
+                    "is not read: unit files end in .yaml (lower case), so this unit would be left out",
+                    f"rename it to {path.stem}.yaml",
+                )
+            )
+    return files, findings
 
 
 def unit_file(root: str | Path, unit_id: str) -> Path:

@@ -44,8 +44,7 @@ def _dns_subdomain(value: str) -> str:
 
 def _labels(value: dict[str, str]) -> dict[str, str]:
     for key, text in value.items():
-        if not _LABEL_KEY.match(key):
-            raise ValueError(f"label key {key!r} is not a valid Kubernetes label key")
+        _label_key(key)
         if not _LABEL_VALUE.match(text):
             raise ValueError(
                 f"label value {text!r} (key {key!r}) is not valid: at most 63 letters, digits, '-', '_', '.'"
@@ -53,10 +52,51 @@ def _labels(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def _label_key(value: str) -> str:
+    prefix, _, name = value.rpartition("/")
+    if not _LABEL_KEY.match(value) or len(name) > 63 or len(prefix) > 253:
+        raise ValueError(
+            f"{value!r} is not a valid Kubernetes label key (taint keys follow the same rules): an optional DNS "
+            "prefix and '/', then at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or "
+            "digit (e.g. pool.example.com/gpu)"
+        )
+    return value
+
+
+def _label_value(value: str) -> str:
+    if not _LABEL_VALUE.match(value):
+        raise ValueError(f"{value!r} is not a valid label or taint value: at most 63 letters, digits, '-', '_', '.'")
+    return value
+
+
+def _group(value: str) -> str:
+    """A Kubernetes group named in a RoleBinding subject: not empty, no surrounding or control characters."""
+    if not value.strip():
+        raise ValueError("a group name is empty; name the group of your identity provider, e.g. sales-admins")
+    if value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"group {value!r} has leading/trailing spaces or control characters; write the name alone")
+    return value
+
+
+MAX_MONEY = Decimal("1e15")
+"""Budgets and prices above this are typing errors, and would not survive rounding to the cent."""
+
+
+def _money(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a finite amount; write a number such as 1200.50")
+    if value > MAX_MONEY:
+        raise ValueError(f"{value} is larger than {MAX_MONEY:,.0f}; check the number of digits")
+    return value
+
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
-NonNegative = Annotated[Decimal, Field(ge=0)]
+NonNegative = Annotated[Decimal, Field(ge=0, allow_inf_nan=True), AfterValidator(_money)]
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+Group = Annotated[str, AfterValidator(_group)]
 
 
 class _Model(BaseModel):
@@ -67,8 +107,8 @@ class _Model(BaseModel):
 
 
 class Taint(_Model):
-    key: str = Field(..., description="Taint key, e.g. dedicated.pool/edge-lab.")
-    value: str = Field("", description="Taint value.")
+    key: LabelKey = Field(..., description="Taint key, e.g. dedicated.pool/edge-lab.")
+    value: LabelValue = Field("", description="Taint value.")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(
         "NoSchedule", description="What the scheduler does with pods that do not tolerate the taint."
     )
@@ -113,7 +153,11 @@ class NodePool(_Model):
 class StorageTier(_Model):
     name: DnsLabel = Field(..., description="Tier name: hot, cold, archive …")
     storage_class: DnsSubdomain | None = Field(None, description="StorageClass name; defaults to 'pool-<tier>'.")
-    provisioner: str = Field(..., description="CSI provisioner, e.g. rbd.csi.ceph.com.")
+    provisioner: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_./]{0,61}[A-Za-z0-9])?$",
+        description="CSI provisioner, e.g. rbd.csi.ceph.com (a CSI driver name: at most 63 characters).",
+    )
     parameters: dict[str, str] = Field(default_factory=dict, description="StorageClass parameters.")
     reclaim_policy: Literal["Delete", "Retain"] = Field("Delete", description="StorageClass reclaimPolicy.")
     volume_binding_mode: Literal["Immediate", "WaitForFirstConsumer"] = Field(
@@ -361,6 +405,11 @@ class Pool(_Model):
 
     clusters: list[Cluster] = Field(..., min_length=1, description="Clusters the servers are pooled into.")
     alerting: Alerting | None = Field(None, description="Alert routing: the platform route and resend policy.")
+    allowed_groups: list[Group] = Field(
+        default_factory=list,
+        description="Exceptions to the group rules of unit files: `system:` groups units may still name as owners "
+        "or viewers (e.g. system:serviceaccounts:ci). Listed here, reviewed by the platform team.",
+    )
 
     def cluster(self, name: str) -> Cluster | None:
         return next((c for c in self.clusters if c.name == name), None)
@@ -429,7 +478,11 @@ class Capability(_Model):
     name: DnsLabel = Field(..., description="Capability name, unique across the catalog.")
     description: str = Field("", description="What it does.")
     ports: list[int] = Field(..., min_length=1, description="TCP ports consumers may reach.")
-    pod_selector: Labels = Field(..., description="Labels of the pods serving it.")
+    pod_selector: Labels = Field(
+        ...,
+        min_length=1,
+        description="Labels of the pods serving it (at least one: an empty selector would open every pod).",
+    )
 
     @field_validator("ports")
     @classmethod
@@ -464,8 +517,12 @@ class BusinessUnit(_Model):
     id: DnsLabel = Field(..., description="Unit id; must equal the file name without .yaml.")
     display_name: str = Field(..., min_length=1, description="Name shown on invoices (any script).")
     cost_center: str = Field(..., min_length=1, description="Finance cost center, e.g. CC-4100.")
-    owners: list[str] = Field(..., min_length=1, description="Groups bound to the `admin` role.")
-    viewers: list[str] = Field(default_factory=list, description="Groups bound to the `view` role.")
+    owners: list[Group] = Field(
+        ..., min_length=1, description="Groups that administer the unit's namespaces (never `system:` groups)."
+    )
+    viewers: list[Group] = Field(
+        default_factory=list, description="Groups bound to the `view` role (never `system:` groups)."
+    )
     budget: Budget = Field(..., description="Monthly budget.")
     load_balancer_addresses: list[AddressRange] = Field(
         default_factory=list, description="The unit's slice of the pool's load-balancer ranges."

@@ -9,6 +9,11 @@ from kubernetes.utils import parse_quantity
 from pydantic import BeforeValidator, PlainSerializer
 
 GIB = Decimal(2**30)
+MAX_QUANTITY = Decimal(2**63 - 1)
+"""Kubernetes stores a quantity's value in an int64 (k8s.io/apimachinery/pkg/api/resource/quantity.go):
+anything larger cannot be a quota, a node's capacity or a claim."""
+MAX_CORES = MAX_QUANTITY / 1000
+"""CPU is kept in millicores, so cores must fit an int64 after multiplying by 1000."""
 _BINARY_SUFFIXES = [("Ei", 2**60), ("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)]
 
 
@@ -20,9 +25,32 @@ def parse(value: object) -> Decimal:
         number = parse_quantity(value if isinstance(value, str) else str(value))
     except (ValueError, TypeError) as e:
         raise ValueError(f"{value!r} is not a Kubernetes quantity (examples: 4, 500m, 128Gi, 2Ti)") from e
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite quantity (examples: 4, 500m, 128Gi, 2Ti)")
     if number < 0:
         raise ValueError(f"{value!r} is negative; quantities must be zero or more")
+    if number > MAX_QUANTITY:
+        raise ValueError(f"{value!r} is larger than Kubernetes can store (2^63-1); use a realistic size")
     return number
+
+
+def parse_cores(value: object) -> Decimal:
+    """CPU cores: a quantity that is a whole number of millicores (Kubernetes rounds finer values up,
+    so "0.5m" would silently become "1m" there and "0m" in our manifests)."""
+    cores = parse(value)
+    if cores > MAX_CORES:
+        raise ValueError(f"{value!r} is more cores than Kubernetes can store; use a realistic count")
+    if (cores * 1000) != (cores * 1000).to_integral_value():
+        raise ValueError(f"{value!r} is finer than a millicore; CPU is counted in whole millicores (e.g. 1m, 250m)")
+    return cores
+
+
+def parse_bytes(value: object) -> Decimal:
+    """A size: a quantity that is a whole number of bytes."""
+    size = parse(value)
+    if size != size.to_integral_value():
+        raise ValueError(f"{value!r} is not a whole number of bytes (e.g. 512Mi, 1.5Gi)")
+    return size
 
 
 def format_cpu(cores: Decimal) -> str:
@@ -49,8 +77,8 @@ def _serialize_cpu(value: Decimal) -> str:
     return format_cpu(value)
 
 
-Cores = Annotated[Decimal, BeforeValidator(parse), PlainSerializer(_serialize_cpu, return_type=str)]
+Cores = Annotated[Decimal, BeforeValidator(parse_cores), PlainSerializer(_serialize_cpu, return_type=str)]
 """CPU cores, written as a Kubernetes quantity (4, 500m)."""
 
-Bytes = Annotated[Decimal, BeforeValidator(parse), PlainSerializer(_serialize_bytes, return_type=str)]
+Bytes = Annotated[Decimal, BeforeValidator(parse_bytes), PlainSerializer(_serialize_bytes, return_type=str)]
 """A size in bytes, written as a Kubernetes quantity (128Gi, 2Ti)."""
