@@ -244,7 +244,8 @@ build_pulumi_kubernetes() {
     (
         cd "$dir"
         go mod edit -replace "github.com/pulumi/pulumi-kubernetes/sdk/v4=github.com/pulumi/pulumi-kubernetes/sdk/v4@$PULUMI_KUBERNETES_SDK_MODULE_VERSION"
-        go mod tidy
+        # No `go mod tidy`: here the provider is the main module, and tidy would also fetch what its tests
+        # import; -mod=mod (GOFLAGS) adds the go.sum lines the build needs.
         # The provider embeds schema-embed.json and terraform-mapping-embed.json, which its `go generate` step
         # writes from the schema.json shipped in the module (cmd/pulumi-resource-kubernetes/generate.go).
         (cd cmd/pulumi-resource-kubernetes && VERSION="$plugin_version" go generate ./...)
