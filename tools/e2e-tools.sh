@@ -55,9 +55,18 @@ need_build() {
 timed() {
     local name=$1 dest=$2
     shift 2
-    local stage="$dest.partial.$$" log="$CACHE/$name.build.log" start end
+    local stage="$dest.partial.$$" log="$CACHE/$name.build.log" start end lock
+    mkdir -p "$CACHE/.work"
+    # One build of a tool at a time (two `make e2e-tools` at once share the work dir); the second waits,
+    # then finds the tool built.
+    exec {lock}>"$CACHE/.$name.lock"
+    flock "$lock"
+    if [ -d "$dest" ]; then
+        flock -u "$lock"
+        return 0
+    fi
     rm -rf "$stage"
-    mkdir -p "$stage" "$CACHE/.work"
+    mkdir -p "$stage"
     say "building $name (log: $log)"
     start=$(date +%s)
     if ! "$@" "$stage" >"$log" 2>&1; then
@@ -66,9 +75,9 @@ timed() {
         die "building $name failed; the full log is $log"
     fi
     end=$(date +%s)
-    rm -rf "$dest"
     mv "$stage" "$dest"
     echo "cold build of $name: $((end - start)) s" | tee "$dest/BUILD_TIME" >&2
+    flock -u "$lock"
 }
 
 # wrapper_module DIR MODULE_PATH: a throwaway main module in DIR (go.mod written by the caller).
