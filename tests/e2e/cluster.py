@@ -253,7 +253,7 @@ def local_cluster(tools: dict[str, str], workdir: Path) -> Iterator[LocalCluster
                 "--bind-address=127.0.0.1",
                 f"--secure-port={kcm_port}",
                 # Namespace deletion (finalisation), quota status, and the default ServiceAccount pods need.
-                "--controllers=namespace,resourcequota,serviceaccount,garbage-collector",
+                "--controllers=namespace,resourcequota,serviceaccount,garbagecollector",
                 "--leader-elect=false",
                 f"--root-ca-file={pki['ca.crt']}",
                 f"--service-account-private-key-file={pki['sa.key']}",
