@@ -50,8 +50,15 @@ def cluster_tools() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def pulumi_tools() -> dict[str, str]:
-    """The Pulumi CLI, its Python language host and the registered kubernetes provider."""
-    return locate("pulumi", "pulumi-language-python", "pulumi-kubernetes")
+    """The Pulumi CLI and its Python language host."""
+    return locate("pulumi", "pulumi-language-python")
+
+
+@pytest.fixture(scope="session")
+def provider(project: PulumiProject) -> PulumiProject:
+    """The project with the kubernetes provider registered (needed once a resource is planned)."""
+    project.use_plugins(Path(locate("pulumi-kubernetes")["PULUMI_PLUGINS_HOME"]) / "plugins")
+    return project
 
 
 @pytest.fixture(scope="session")

@@ -30,8 +30,6 @@ class PulumiProject:
             (project / name).symlink_to(repo / name)
         home = root / "pulumi-home"
         home.mkdir()
-        # Plugins registered by tools/e2e-tools.sh (the kubernetes provider), shared read-only.
-        (home / "plugins").symlink_to(Path(tools["PULUMI_PLUGINS_HOME"]) / "plugins")
         state = root / "state"
         state.mkdir()
         env = {
@@ -52,6 +50,12 @@ class PulumiProject:
         result.run("config", "set", "resource-pool:catalog", str(catalog))
         result.run("config", "set", "resource-pool:cluster", STACK)
         return result
+
+    def use_plugins(self, plugins: Path) -> None:
+        """Plugins registered by tools/e2e-tools.sh (the kubernetes provider), shared read-only."""
+        link = Path(self.env["PULUMI_HOME"]) / "plugins"
+        if not link.exists():
+            link.symlink_to(plugins)
 
     def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """`pulumi ARGS` in the project folder; with check, a failure raises with both output streams."""
