@@ -107,7 +107,11 @@ def test_a_server_that_never_joined_is_named_and_no_phantom_node_is_made(
         assert "is not a Node" in output_of(result)
         assert not cluster.exists("/api/v1/nodes/srv-gen-05")
     finally:
-        edit_yaml(project.catalog / "pool.yaml", lambda doc: doc["clusters"][0]["node_pools"][0]["nodes"].pop())
+
+        def drop_server(doc: Any) -> None:  # edit_yaml writes back what the edit returns, if anything
+            doc["clusters"][0]["node_pools"][0]["nodes"].pop()
+
+        edit_yaml(project.catalog / "pool.yaml", drop_server)
 
 
 @pytest.fixture(scope="module")
