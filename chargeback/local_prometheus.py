@@ -9,11 +9,13 @@ takes minutes: promtool would cut two-hour blocks), then `LocalPrometheus(data_d
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -22,10 +24,17 @@ import httpx
 from .errors import LocalPrometheusError
 
 INSTALL_HINT = "run `make test` or `make demo` (both install Debian's prometheus package)"
+BINARY_ENV = "RESOURCE_POOL_PROMETHEUS"
+"""Path of another `prometheus` to serve with (Prometheus 3 from `make e2e-tools`); promtool stays Debian's."""
 
 
 def find_binary(name: str) -> str:
     """Path of `prometheus` / `promtool`, or a LocalPrometheusError saying how to install it."""
+    chosen = os.environ.get(BINARY_ENV) if name == "prometheus" else None
+    if chosen:
+        if not (Path(chosen).is_file() and os.access(chosen, os.X_OK)):
+            raise LocalPrometheusError(f"{BINARY_ENV}={chosen} is not an executable file: run `make e2e-tools`")
+        return chosen
     path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").is_file() else None)
     if path is None:
         raise LocalPrometheusError(f"`{name}` is not installed: {INSTALL_HINT}")
@@ -68,13 +77,16 @@ class LocalPrometheus:
         scrape_targets: Sequence[str] = (),
         rule_files: Sequence[Path] = (),
         alertmanagers: Sequence[str] = (),
+        external_labels: Mapping[str, str] | None = None,
     ) -> None:
         """`scrape_targets`: host:port addresses scraped every second (e.g. an exporter under test);
-        `rule_files` are evaluated every second and their alerts sent to the `alertmanagers` (host:port)."""
+        `rule_files` are evaluated every second and their alerts sent to the `alertmanagers` (host:port);
+        `external_labels`: the server's identity towards Thanos (e.g. cluster and replica)."""
         self.data_dir = data_dir
         self.scrape_targets = list(scrape_targets)
         self.rule_files = list(rule_files)
         self.alertmanagers = list(alertmanagers)
+        self.external_labels = dict(external_labels or {})
         self.port = port or free_port()
         self.ready_timeout = ready_timeout
         self.url = f"http://127.0.0.1:{self.port}"
@@ -115,11 +127,13 @@ class LocalPrometheus:
         )
 
     def _config(self) -> str:
-        if not self.scrape_targets:
-            return "global:\n  scrape_interval: 1m\nscrape_configs: []\n"
+        labels = "".join(f"    {key}: {json.dumps(value)}\n" for key, value in sorted(self.external_labels.items()))
+        external = f"  external_labels:\n{labels}" if labels else ""
+        if not (self.scrape_targets or self.rule_files or self.alertmanagers):
+            return f"global:\n  scrape_interval: 1m\n{external}scrape_configs: []\n"
         targets = ", ".join(f'"{target}"' for target in self.scrape_targets)
         config = (
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+            f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n{external}"
             f"scrape_configs:\n  - job_name: targets\n    static_configs:\n      - targets: [{targets}]\n"
         )
         if self.rule_files:

@@ -84,6 +84,16 @@ class PrometheusSettings(BaseModel):
         dt.timedelta(days=1), description="Longest time span of one range request; longer ranges are split."
     )
     concurrency: int = Field(4, ge=1, le=64, description="Requests in flight at once.")
+    query_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra parameters of every query, e.g. for a Thanos Querier: dedup=true, "
+        "partial_response=false, max_source_resolution=0s (raw samples only, never downsampled blocks).",
+    )
+    promql_version: str | None = Field(
+        None,
+        description="Prometheus version whose PromQL the server evaluates, when its build info does not say "
+        "(Thanos 0.37 and later evaluate with the Prometheus 3 engine: 3.0).",
+    )
 
     @field_validator("url")
     @classmethod
@@ -216,7 +226,7 @@ class PrometheusClient:
 
     def query(self, query: str, at: dt.datetime | None = None) -> QueryResult:
         """Instant query, evaluated at `at` (default: now)."""
-        params = {"query": query}
+        params = {**self.settings.query_params, "query": query}
         if at is not None:
             params["time"] = _format_time(_unix(at))
         data, warnings = self._get("/api/v1/query", params, query)
@@ -274,6 +284,7 @@ class PrometheusClient:
             )
             for first, last in pieces:
                 params = {
+                    **self.settings.query_params,
                     "query": item.query,
                     "start": _format_time(first),
                     "end": _format_time(last),
@@ -341,7 +352,12 @@ class PrometheusClient:
                 self.warnings_seen.append(warning)
 
     def build_version(self) -> str | None:
-        """The server's version from /api/v1/status/buildinfo, or None if it does not say (Thanos, Mimir)."""
+        """The server's version from /api/v1/status/buildinfo, or None if it does not say (Thanos, Mimir).
+
+        `settings.promql_version`, when set, is the answer: a Thanos Querier reports its own version.
+        """
+        if self.settings.promql_version:
+            return self.settings.promql_version
         try:
             data, _ = self._get("/api/v1/status/buildinfo", {}, "(buildinfo)")
         except PrometheusQueryError:

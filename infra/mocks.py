@@ -30,6 +30,8 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from .catalog import Catalog
+from .catalog.models import Cluster
+from .cluster_state import FACTS_READER, ClusterFacts
 from .errors import ProgramError
 from .program import build
 
@@ -143,8 +145,13 @@ def run_pulumi(
     *,
     stack: str = "dev",
     config: dict[str, str] | None = None,
+    cluster_facts: Callable[[Cluster], ClusterFacts] | None = None,
 ) -> ProgramRun:
-    """Run `program` as a Pulumi program under mocks; exceptions it raises propagate unchanged."""
+    """Run `program` as a Pulumi program under mocks; exceptions it raises propagate unchanged.
+
+    The program's reads of the cluster (nodes, MetalLB) are answered by `cluster_facts`, by default
+    with the cluster the catalog describes.
+    """
     recorder = _RecordingMocks()
     monitor = _RecordingMonitor(recorder)
     outcome: dict[str, Any] = {}
@@ -154,6 +161,7 @@ def run_pulumi(
         try:
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
+            FACTS_READER.set(cluster_facts or ClusterFacts.assumed)
             pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=False)
             set_all_config(dict(config or {}))
             pulumi.runtime.set_mocks(recorder, project=PROJECT, stack=stack, preview=False, monitor=monitor)

@@ -7,8 +7,9 @@ mocks in `infra.mocks` run for `pool render`, `pool validate` and `pool check`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 
@@ -16,6 +17,7 @@ from .catalog import Catalog, CatalogError, Finding, load_catalog
 from .catalog.loader import UNITS_DIR, field_path
 from .catalog.models import Cluster, parse_address_range
 from .catalog.pricing import MissingPriceError, namespace_monthly_cost, rate_version_for, round_money
+from .cluster_state import FACTS_READER, ClusterFacts, read_cluster
 from .components import (
     AddressPoolSpec,
     BusinessUnit,
@@ -25,17 +27,30 @@ from .components import (
     ResourcePoolArgs,
 )
 from .components.business_unit import quota_hard
+from .components.conventions import METALLB_NAMESPACE
 from .errors import ProgramError
 
 CONFIG_NAMESPACE = "resource-pool"
 DEFAULT_CATALOG = "catalog"
+MissingNodes = Literal["error", "warn"]
+MISSING_NODES_CONFIG = "missingNodes"
 
 
-def build(catalog: Catalog, cluster_name: str, *, priced_at: dt.datetime | None = None) -> dict[str, Any]:
+def build(
+    catalog: Catalog,
+    cluster_name: str,
+    *,
+    priced_at: dt.datetime | None = None,
+    cluster_facts: Callable[[Cluster], ClusterFacts] | None = None,
+    missing_nodes: MissingNodes = "error",
+) -> dict[str, Any]:
     """Declare every resource of `cluster_name` and return the stack outputs.
 
-    Raises ProgramError for an unknown cluster and CatalogError for catalog values Kubernetes
-    would reject at apply time (so `pulumi preview` already fails, with the file and field).
+    Raises ProgramError for an unknown cluster, for servers that are not Nodes of the cluster
+    (unless `missing_nodes` is "warn": then they are skipped with a warning) and for MetalLB pools
+    where MetalLB is not installed; CatalogError for catalog values Kubernetes would reject at
+    apply time (so `pulumi preview` already fails, with the file and field). `cluster_facts` reads
+    what the cluster holds; None assumes the cluster the catalog describes (as under mocks).
     """
     cluster = catalog.pool.cluster(cluster_name)
     if cluster is None:
@@ -48,8 +63,14 @@ def build(catalog: Catalog, cluster_name: str, *, priced_at: dt.datetime | None 
     if findings:
         raise CatalogError(findings)
 
+    facts = (cluster_facts or ClusterFacts.assumed)(cluster)
+    absent = absent_nodes(catalog, cluster, facts, missing_nodes)
+    pools = address_pool_specs(catalog, cluster) if cluster.network.address_pools else []
+    if pools and cluster.network.load_balancer_ranges:
+        require_metallb(catalog, cluster, facts, pools)
+
     capabilities = capability_links(catalog, cluster)
-    ResourcePool(cluster.name, ResourcePoolArgs(cluster=cluster, address_pools=address_pool_specs(catalog, cluster)))
+    ResourcePool(cluster.name, ResourcePoolArgs(cluster=cluster, address_pools=pools, absent_nodes=absent))
     for unit in catalog.units:
         namespaces = [ns for u, ns in catalog.namespaces(cluster.name) if u.id == unit.id]
         if namespaces:
@@ -58,6 +79,47 @@ def build(catalog: Catalog, cluster_name: str, *, priced_at: dt.datetime | None 
                 BusinessUnitArgs(unit=unit, cluster=cluster, namespaces=namespaces, capabilities=capabilities),
             )
     return stack_outputs(catalog, cluster, priced_at)
+
+
+def absent_nodes(catalog: Catalog, cluster: Cluster, facts: ClusterFacts, missing: MissingNodes) -> frozenset[str]:
+    """Catalog servers that are not Nodes of the cluster; an error unless `missing` is "warn".
+
+    A node patch is a server-side apply of the Node: for a name the cluster does not know it would
+    create a Node object with no kubelet behind it, which the scheduler would then use.
+    """
+    pool_yaml = Path(catalog.root) / "pool.yaml"
+    absent = [
+        (pool.name, node.name) for pool in cluster.node_pools for node in pool.nodes if node.name not in facts.nodes
+    ]
+    if not absent:
+        return frozenset()
+    listed = ", ".join(f"{name} (node pool {pool})" for pool, name in absent)
+    if missing == "warn":
+        pulumi.log.warn(
+            f"cluster {cluster.name!r}: {listed} not a Node in {facts.source}; their labels and taints are not "
+            f"applied until the server joins the cluster ({CONFIG_NAMESPACE}:{MISSING_NODES_CONFIG} is warn)"
+        )
+        return frozenset(name for _, name in absent)
+    raise ProgramError(
+        f"cluster {cluster.name!r}: {listed} in {pool_yaml} {'is' if len(absent) == 1 else 'are'} not a Node in "
+        f"{facts.source}; join the server to the cluster (its kubelet registers the Node) or remove it from "
+        f"pool.yaml — or, to patch only the servers present, `pulumi config set "
+        f"{CONFIG_NAMESPACE}:{MISSING_NODES_CONFIG} warn`"
+    )
+
+
+def require_metallb(catalog: Catalog, cluster: Cluster, facts: ClusterFacts, pools: list[AddressPoolSpec]) -> None:
+    """Stop before planning MetalLB objects in a cluster without MetalLB (the API would answer 404 mid-update)."""
+    missing = facts.missing_metallb()
+    if not missing:
+        return
+    units = ", ".join(spec.unit_id for spec in pools)
+    raise ProgramError(
+        f"cluster {cluster.name!r} hands out load-balancer addresses to {units} through MetalLB, but "
+        f"{facts.source} has no {' and no '.join(missing)}. Install MetalLB (v0.13 or later, which serves "
+        f"metallb.io/v1beta1 into the {METALLB_NAMESPACE} namespace) first, or turn the address pools off with "
+        f"`network: {{address_pools: false}}` for cluster {cluster.name} in {Path(catalog.root) / 'pool.yaml'}"
+    )
 
 
 def capability_links(catalog: Catalog, cluster: Cluster) -> dict[str, CapabilityLink]:
@@ -158,6 +220,8 @@ def main() -> None:
     config = pulumi.Config(CONFIG_NAMESPACE)
     catalog_dir = Path(config.get("catalog") or DEFAULT_CATALOG)
     cluster_name = config.get("cluster")
+    missing_nodes = config.get(MISSING_NODES_CONFIG) or "error"
+    kubernetes = pulumi.Config("kubernetes")
     if not catalog_dir.is_absolute():
         catalog_dir = _project_root() / catalog_dir
     try:
@@ -166,7 +230,12 @@ def main() -> None:
             cluster_name = catalog.pool.clusters[0].name
         for warning in catalog.warnings:
             pulumi.log.warn(str(warning))
-        outputs = build(catalog, cluster_name)
+        if missing_nodes not in ("error", "warn"):
+            raise ProgramError(
+                f"{CONFIG_NAMESPACE}:{MISSING_NODES_CONFIG} is {missing_nodes!r}; set it to error (the default) or warn"
+            )
+        reader = FACTS_READER.get() or (lambda _: read_cluster(kubernetes.get("kubeconfig"), kubernetes.get("context")))
+        outputs = build(catalog, cluster_name, cluster_facts=reader, missing_nodes=missing_nodes)
     except CatalogError as e:
         raise pulumi.RunError(f"{e}\nfix the catalog and run `pool validate --catalog {catalog_dir}`") from None
     except ProgramError as e:

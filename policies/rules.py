@@ -40,6 +40,7 @@ from infra.components.conventions import (
     COST_CENTER_LABEL,
     NODE_POOL_LABEL,
     NODE_SELECTOR_ANNOTATION,
+    POD_SECURITY_ENFORCE_LABEL,
     RESOURCE_POOL_TYPE,
     STORAGE_TIER_LABEL,
     storage_quota_key,
@@ -56,6 +57,7 @@ CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBindi
 STORAGE_CLASS_QUOTA_SUFFIX = ".storageclass.storage.k8s.io/"
 GPU_QUOTA_KEY = "requests.nvidia.com/gpu"
 CLUSTER_ADMIN = "cluster-admin"
+EVERY_ADDRESS = ("0.0.0.0/0", "::/0")
 DEFAULT_CATALOG = "catalog"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """Where Pulumi.yaml lives; a relative `catalog` config value is read from here, as the program does."""
@@ -241,16 +243,31 @@ def check_namespace_labels(resource_type: str, props: Mapping[str, Any], setting
         )
 
 
+def check_pod_security(resource_type: str, props: Mapping[str, Any], settings: Mapping[str, Any]) -> Iterator[str]:
+    """Unit namespaces enforce a Pod Security level: privileged pods, host paths or host networking reach the node."""
+    if resource_type != NAMESPACE or not labels_of(props).get(BUSINESS_UNIT_LABEL):
+        return
+    level = labels_of(props).get(POD_SECURITY_ENFORCE_LABEL)
+    allowed = list(settings.get("levels", []))
+    if level not in allowed:
+        yield (
+            f"Namespace {metadata(props).get('name', '?')} enforces Pod Security level {level or 'none'}: "
+            f"pods could reach the node and other units' workloads; label it {POD_SECURITY_ENFORCE_LABEL}="
+            f"{' or '.join(allowed)} (the catalog's pod_security)"
+        )
+
+
 def check_rbac_scope(resource_type: str, props: Mapping[str, Any], settings: Mapping[str, Any]) -> Iterator[str]:
-    """Units get rights inside their namespaces only; cluster-admin even in one namespace can edit its quota."""
+    """Units get rights inside their namespaces only, and not over the objects that bound them there."""
     what = describe(resource_type, props)
     role = (props.get("roleRef") or {}).get("name", "")
     subjects = props.get("subjects") or []
-    if resource_type == ROLE_BINDING and role == CLUSTER_ADMIN:
+    if resource_type == ROLE_BINDING and role in settings.get("forbidden_namespace_roles", []):
         names = ", ".join(f"{s.get('kind')} {s.get('name')}" for s in subjects) or "no subjects"
         yield (
-            f"{what} grants {CLUSTER_ADMIN} to {names}: that role can rewrite the namespace's ResourceQuota and "
-            "LimitRange; bind the ClusterRole admin instead"
+            f"{what} grants {role} to {names}: that role can change or delete the namespace's NetworkPolicies "
+            "(and, for cluster-admin and admin, more), which isolate and bound the unit; bind the ClusterRole "
+            "resource-pool-unit-owner instead"
         )
     if resource_type == CLUSTER_ROLE_BINDING:
         allowed = set(settings.get("platform_groups", []))
@@ -319,6 +336,53 @@ def check_default_deny_ingress(
                 labels_of(ns.props).get(BUSINESS_UNIT_LABEL),
                 ns,
             )
+
+
+def denies_egress_by_default(policy: StackResource) -> bool:
+    """Selects every pod for egress: traffic its rules do not allow is dropped."""
+    spec = policy.props.get("spec") or {}
+    selector = spec.get("podSelector")
+    selects_all = selector is not None and not (selector.get("matchLabels") or selector.get("matchExpressions"))
+    return selects_all and "Egress" in (spec.get("policyTypes") or [])
+
+
+def open_egress(policy: StackResource) -> list[str]:
+    """Egress rules of a policy that reach every address: no `to` at all, or an ipBlock of 0.0.0.0/0 or ::/0."""
+    found = []
+    for index, rule in enumerate((policy.props.get("spec") or {}).get("egress") or []):
+        peers = rule.get("to")
+        if not peers:
+            found.append(f"egress[{index}] has no `to` (every destination)")
+        for peer in peers or []:
+            cidr = (peer.get("ipBlock") or {}).get("cidr")
+            if cidr in EVERY_ADDRESS:
+                found.append(f"egress[{index}] allows {cidr}")
+    return found
+
+
+def check_default_deny_egress(
+    resources: Sequence[StackResource], settings: Mapping[str, Any], catalog: Catalog | None = None
+) -> Iterator[Breach]:
+    """Egress is denied unless the catalog lists it: a compromised pod cannot send data anywhere it likes."""
+    policies = by_namespace(resources, NETWORK_POLICY)
+    for ns in (r for r in resources if is_unit_namespace(r)):
+        name, unit = namespace_name(ns), labels_of(ns.props).get(BUSINESS_UNIT_LABEL)
+        in_namespace = policies.get(name, [])
+        if not any(denies_egress_by_default(p) for p in in_namespace):
+            yield Breach(
+                f"namespace {name} has no default-deny egress NetworkPolicy (podSelector {{}} with policyTypes "
+                "[Egress]): its pods can send traffic anywhere",
+                unit,
+                ns,
+            )
+        for policy in in_namespace:
+            for finding in open_egress(policy):
+                yield Breach(
+                    f"NetworkPolicy {name}/{metadata(policy.props).get('name', '?')}: {finding}; list the networks "
+                    "the unit needs in the catalog's egress_cidrs instead",
+                    unit,
+                    policy,
+                )
 
 
 def check_storage_classes(
@@ -560,6 +624,22 @@ RULES: list[Rule] = [
         check=check_default_deny_ingress,
     ),
     Rule(
+        name="default-deny-egress",
+        description="Every unit namespace has a NetworkPolicy selecting all pods for Egress, and no egress rule "
+        "reaches every address.",
+        enforcement=EnforcementLevel.MANDATORY,
+        scope="stack",
+        check=check_default_deny_egress,
+    ),
+    Rule(
+        name="pod-security-enforced",
+        description="Every unit namespace enforces the baseline or restricted Pod Security Standard.",
+        enforcement=EnforcementLevel.MANDATORY,
+        scope="resource",
+        check=check_pod_security,
+        config={"levels": string_list(["baseline", "restricted"], "Pod Security levels a unit namespace may enforce.")},
+    ),
+    Rule(
         name="storage-classes-are-tiers",
         description="Storage classes named in ResourceQuotas are storage tiers the pool declares.",
         enforcement=EnforcementLevel.MANDATORY,
@@ -568,13 +648,16 @@ RULES: list[Rule] = [
     ),
     Rule(
         name="rbac-namespace-scoped",
-        description="No binding gives cluster-admin, and no ClusterRoleBinding gives a group or user cluster-wide "
-        "rights, except listed platform groups.",
+        description="No RoleBinding gives cluster-admin, admin or edit (they can rewrite NetworkPolicies), and no "
+        "ClusterRoleBinding gives a group or user cluster-wide rights, except listed platform groups.",
         enforcement=EnforcementLevel.MANDATORY,
         scope="resource",
         check=check_rbac_scope,
         config={
-            "platform_groups": string_list([], "Groups or users allowed in ClusterRoleBindings (the platform team).")
+            "platform_groups": string_list([], "Groups or users allowed in ClusterRoleBindings (the platform team)."),
+            "forbidden_namespace_roles": string_list(
+                [CLUSTER_ADMIN, "admin", "edit"], "ClusterRoles no RoleBinding may grant."
+            ),
         },
     ),
     Rule(

@@ -19,6 +19,7 @@ QUOTA = "kubernetes:core/v1:ResourceQuota"
 LIMITS = "kubernetes:core/v1:LimitRange"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
+CLUSTER_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"
 NODE_PATCH = "kubernetes:core/v1:NodePatch"
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 IP_POOL = "kubernetes:metallb.io/v1beta1:IPAddressPool"
@@ -136,7 +137,7 @@ def test_every_child_has_its_component_as_parent(run: ProgramRun) -> None:
     for resource in run.resources:
         if resource.type in (RESOURCE_POOL_TYPE, BUSINESS_UNIT_TYPE):
             assert resource.parent_type is None
-        elif resource.type in (STORAGE_CLASS, NODE_PATCH, IP_POOL, L2):
+        elif resource.type in (STORAGE_CLASS, NODE_PATCH, IP_POOL, L2, CLUSTER_ROLE):
             assert resource.parent_type == RESOURCE_POOL_TYPE, resource.name
         else:
             assert resource.parent_type == BUSINESS_UNIT_TYPE, resource.name
@@ -202,7 +203,7 @@ def test_a_capability_nobody_consumes_stays_closed(tmp_path: Path) -> None:
     assert "allow-capability-identity" in names
 
 
-def test_egress_goes_to_dns_own_unit_ingress_consumed_capabilities_and_outside(run: ProgramRun) -> None:
+def test_egress_goes_to_dns_own_unit_ingress_and_consumed_capabilities_only(run: ProgramRun) -> None:
     assert baseline(run, "di-api")["egress"] == [
         {
             "to": [
@@ -234,10 +235,10 @@ def test_egress_goes_to_dns_own_unit_ingress_consumed_capabilities_and_outside(r
             ],
             "ports": [{"protocol": "TCP", "port": 8443}],
         },
-        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]},
+        # No ipBlock: the example catalog lists no egress_cidrs, so nothing outside the cluster is reachable.
     ]
     # A namespace that consumes nothing reaches no other unit's pods.
-    assert len(baseline(run, "pf-credit")["egress"]) == 4
+    assert len(baseline(run, "pf-credit")["egress"]) == 3
 
 
 def test_ingress_is_allowed_only_from_own_unit_ingress_controller_and_consumers(run: ProgramRun) -> None:
@@ -265,18 +266,18 @@ def test_ingress_is_allowed_only_from_own_unit_ingress_controller_and_consumers(
 # ------------------------------------------------------------------- rbac
 
 
-def test_role_bindings_give_owners_admin_and_viewers_view_never_cluster_admin(run: ProgramRun) -> None:
+def test_role_bindings_give_owners_the_unit_owner_role_and_viewers_view(run: ProgramRun) -> None:
     bindings = run.of_type(BINDING)
     assert len(bindings) == 16  # 8 namespaces × (owners, viewers)
-    assert all(b.props["roleRef"]["name"] in ("admin", "view") for b in bindings)
-    assert not any("cluster-admin" in json.dumps(b.props) for b in bindings)
+    assert all(b.props["roleRef"]["name"] in ("resource-pool-unit-owner", "view") for b in bindings)
+    assert not any('admin"' in json.dumps(b.props["roleRef"]) for b in bindings)  # neither admin nor cluster-admin
     in_credit = in_namespace(run, BINDING, "pf-credit")
-    assert in_credit["pool-owners-admin"]["roleRef"] == {
+    assert in_credit["pool-owners"]["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "ClusterRole",
-        "name": "admin",
+        "name": "resource-pool-unit-owner",
     }
-    assert in_credit["pool-owners-admin"]["subjects"] == [
+    assert in_credit["pool-owners"]["subjects"] == [
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "platform-admins"}
     ]
     assert [s["name"] for s in in_credit["pool-viewers-view"]["subjects"]] == ["finance-readers", "platform-oncall"]
@@ -379,4 +380,4 @@ def test_runs_repeat_with_identical_results() -> None:
 
     first, second = run_program(catalog, "dc1"), run_program(catalog, "dc1")
     assert key(first) == key(second)
-    assert len(first) == 75
+    assert len(first) == 76

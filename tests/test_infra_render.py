@@ -42,9 +42,10 @@ def with_body(manifest: Manifest, change: Any) -> Manifest:
 
 def test_every_kubernetes_resource_becomes_one_validated_manifest(rendered: RenderResult) -> None:
     kubernetes = [r for r in rendered.resources if r.type.startswith("kubernetes:")]
-    assert len(rendered.manifests) == len(kubernetes) == 70
+    assert len(rendered.manifests) == len(kubernetes) == 71
     kinds = sorted({m.kind for m in rendered.manifests})
     assert kinds == [
+        "ClusterRole",
         "IPAddressPool",
         "L2Advertisement",
         "LimitRange",
@@ -150,14 +151,14 @@ def test_duplicate_file_names_are_refused(rendered: RenderResult) -> None:
 def test_pool_render_writes_and_reports_counts(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["render", "--out", str(tmp_path), "--catalog", str(EXAMPLE_CATALOG)])
     assert result.exit_code == 0, result.output
-    assert f"cluster dc1: 70 manifests validated and written to {tmp_path / 'dc1'}" in result.output
-    assert len([p for p in (tmp_path / "dc1").rglob("*.yaml")]) == 70
+    assert f"cluster dc1: 71 manifests validated and written to {tmp_path / 'dc1'}" in result.output
+    assert len([p for p in (tmp_path / "dc1").rglob("*.yaml")]) == 71
 
 
 def test_pool_validate_runs_the_program_and_validates_manifests() -> None:
     result = CliRunner().invoke(app, ["validate", "--catalog", str(EXAMPLE_CATALOG)])
     assert result.exit_code == 0, result.output
-    assert "cluster dc1: program built 75 resources under mocks, 70 manifests validated" in result.output
+    assert "cluster dc1: program built 76 resources under mocks, 71 manifests validated" in result.output
 
 
 def test_pool_render_with_a_broken_catalog_writes_nothing(tmp_path: Path) -> None:

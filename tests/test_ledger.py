@@ -82,7 +82,8 @@ def digest(directory: Path) -> dict[str, str]:
     return {
         str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(directory.rglob("*"))
-        if p.is_file()
+        # The published files (links into .reports/current); the run folders behind them are named per run.
+        if p.is_file() and ".reports" not in p.relative_to(directory).parts
     }
 
 

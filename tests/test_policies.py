@@ -32,10 +32,13 @@ from policies.rules import (
     BUSINESS_UNIT_LABEL,
     COST_CENTER_LABEL,
     NODE_SELECTOR_ANNOTATION,
+    POD_SECURITY_ENFORCE_LABEL,
     StackResource,
+    check_default_deny_egress,
     check_default_deny_ingress,
     check_namespace_labels,
     check_node_pool_capacity,
+    check_pod_security,
     check_quota_and_limits,
     check_rbac_scope,
     check_storage_classes,
@@ -54,7 +57,8 @@ runner = CliRunner()
 
 
 def namespace(name: str, unit: str | None = "data-insight", pool: str | None = "general") -> StackResource:
-    labels = {BUSINESS_UNIT_LABEL: unit, COST_CENTER_LABEL: "CC-4100"} if unit else {}
+    labels = {BUSINESS_UNIT_LABEL: unit, COST_CENTER_LABEL: "CC-4100", POD_SECURITY_ENFORCE_LABEL: "baseline"}
+    labels = labels if unit else {}
     annotations = {NODE_SELECTOR_ANNOTATION: f"pool.resource-pool.io/node-pool={pool}"} if pool else {}
     props = {"metadata": {"name": name, "labels": labels, "annotations": annotations}}
     return StackResource(rules.NAMESPACE, name, props)
@@ -165,9 +169,32 @@ def binding(kind: str, role: str, subjects: list[dict[str, str]]) -> tuple[str, 
     return token, props
 
 
-def test_rbac_namespace_admin_passes() -> None:
-    token, props = binding("RoleBinding", "admin", [{"kind": "Group", "name": "data-insight-admins"}])
+def test_rbac_unit_owner_role_in_a_namespace_passes() -> None:
+    token, props = binding("RoleBinding", "resource-pool-unit-owner", [{"kind": "Group", "name": "di-admins"}])
     assert list(check_rbac_scope(token, props, settings("rbac-namespace-scoped"))) == []
+    token, props = binding("RoleBinding", "view", [{"kind": "Group", "name": "di-readers"}])
+    assert list(check_rbac_scope(token, props, settings("rbac-namespace-scoped"))) == []
+
+
+@pytest.mark.parametrize("role", ["admin", "edit"])
+def test_rbac_builtin_admin_or_edit_in_a_namespace_fails(role: str) -> None:
+    token, props = binding("RoleBinding", role, [{"kind": "Group", "name": "data-insight-admins"}])
+    (message,) = check_rbac_scope(token, props, settings("rbac-namespace-scoped"))
+    assert message.startswith(f"RoleBinding di-api/b grants {role} to Group data-insight-admins")
+    assert "can change or delete the namespace's NetworkPolicies" in message
+
+
+def test_pod_security_requires_baseline_or_restricted_on_unit_namespaces() -> None:
+    given = settings("pod-security-enforced")
+    assert list(check_pod_security(rules.NAMESPACE, namespace("di-api").props, given)) == []
+    bare = namespace("di-api")
+    del bare.props["metadata"]["labels"][POD_SECURITY_ENFORCE_LABEL]
+    (message,) = check_pod_security(rules.NAMESPACE, bare.props, given)
+    assert message.startswith("Namespace di-api enforces Pod Security level none")
+    bare.props["metadata"]["labels"][POD_SECURITY_ENFORCE_LABEL] = "privileged"
+    assert len(list(check_pod_security(rules.NAMESPACE, bare.props, given))) == 1
+    platform = namespace("ingress-nginx", unit=None)  # not a unit namespace: the platform team decides
+    assert list(check_pod_security(rules.NAMESPACE, platform.props, given)) == []
 
 
 def test_rbac_cluster_admin_in_a_namespace_fails() -> None:
@@ -233,6 +260,31 @@ def test_default_deny_ingress_fails_without_one(spec: dict[str, Any]) -> None:
     (breach,) = check_default_deny_ingress(resources, {})
     assert breach.unit == "data-insight"
     assert breach.message.startswith("namespace di-api has no default-deny ingress NetworkPolicy")
+
+
+def test_default_deny_egress_passes_with_listed_networks_only() -> None:
+    spec = {**DEFAULT_DENY, "egress": [{"to": [{"ipBlock": {"cidr": "198.51.100.0/24"}}]}]}
+    resources = [namespace("di-api"), network_policy("di-api", spec)]
+    assert list(check_default_deny_egress(resources, {})) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"podSelector": {}, "policyTypes": ["Ingress"]}, "namespace di-api has no default-deny egress NetworkPolicy"),
+        (
+            {**DEFAULT_DENY, "egress": [{"to": [{"ipBlock": {"cidr": "::/0"}}]}]},
+            "NetworkPolicy di-api/p: egress[0] allows ::/0",
+        ),
+        ({**DEFAULT_DENY, "egress": [{"ports": [{"port": 443}]}]}, "NetworkPolicy di-api/p: egress[0] has no `to`"),
+    ],
+    ids=["ingress-only", "everywhere", "no-peers"],
+)
+def test_default_deny_egress_fails_open_or_missing(spec: dict[str, Any], expected: str) -> None:
+    resources = [namespace("di-api"), network_policy("di-api", spec)]
+    (breach,) = check_default_deny_egress(resources, {})
+    assert breach.unit == "data-insight"
+    assert breach.message.startswith(expected)
 
 
 def test_storage_classes_pass_for_declared_tiers() -> None:
@@ -338,6 +390,7 @@ def test_resources_dropped_or_added_beside_the_program_are_caught(
     assert found == {
         ("quota-and-limits", "mandatory", "data-insight", "Namespace di-api"),
         ("default-deny-ingress", "mandatory", "data-insight", "Namespace di-batch"),
+        ("default-deny-egress", "mandatory", "data-insight", "Namespace di-batch"),
         ("rbac-namespace-scoped", "mandatory", None, "ClusterRoleBinding b"),
         ("namespace-labels", "mandatory", None, "Namespace scratch"),
     }
@@ -436,7 +489,7 @@ def test_rules_module_never_imports_the_pack_entry_point() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "7"
+    assert done.stdout.strip() == "9"
 
 
 def test_pack_main_only_builds_the_pack() -> None:
@@ -474,6 +527,8 @@ def test_pack_lists_each_rule_with_its_level(pack: analyzer_pb2_grpc.AnalyzerStu
         "namespace-labels": "MANDATORY",
         "quota-and-limits": "MANDATORY",
         "default-deny-ingress": "MANDATORY",
+        "default-deny-egress": "MANDATORY",
+        "pod-security-enforced": "MANDATORY",
         "storage-classes-are-tiers": "MANDATORY",
         "rbac-namespace-scoped": "MANDATORY",
         "node-pool-capacity": "MANDATORY",

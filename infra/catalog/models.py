@@ -193,6 +193,21 @@ def parse_address_range(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IP
     return network[0], network[-1]
 
 
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a network in CIDR notation, e.g. 198.51.100.0/24 or 2001:db8::/64") from e
+    if value.strip() in ("0.0.0.0/0", "::/0"):
+        raise ValueError(f"{value!r} is every address: egress is denied by default, list the networks a unit needs")
+    return value.strip()
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+PodSecurityLevel = Literal["baseline", "restricted"]
+"""Pod Security Standard a namespace enforces; `privileged` is not offered: it would let pods reach the host."""
+
+
 AddressRange = Annotated[str, AfterValidator(_address_range)]
 
 
@@ -208,6 +223,16 @@ class Network(_Model):
         default_factory=list,
         description="Address ranges MetalLB may hand out; units get slices of them in their own files.",
     )
+    address_pools: bool = Field(
+        True,
+        description="Declare MetalLB IPAddressPools for the units' addresses (needs MetalLB installed); "
+        "false turns them off.",
+    )
+    egress_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="Networks outside the cluster every unit namespace may call (proxy, registry); "
+        "all other egress is denied.",
+    )
 
 
 class Cluster(_Model):
@@ -217,6 +242,10 @@ class Cluster(_Model):
     node_pools: list[NodePool] = Field(..., min_length=1, description="Groups of existing servers.")
     storage_tiers: list[StorageTier] = Field(..., min_length=1, description="Storage tiers (hot/cold/archive).")
     network: Network = Field(default_factory=Network, description="Network settings.")
+    pod_security: PodSecurityLevel = Field(
+        "baseline",
+        description="Pod Security Standard enforced in unit namespaces (warnings and audit use `restricted`).",
+    )
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -504,6 +533,10 @@ class Namespace(_Model):
     consumes: list[DnsLabel] = Field(
         default_factory=list, description="Capabilities of other units this namespace calls."
     )
+    egress_cidrs: list[Cidr] = Field(
+        default_factory=list, description="Further networks outside the cluster this namespace may call."
+    )
+    pod_security: PodSecurityLevel | None = Field(None, description="Overrides the cluster's pod_security.")
 
 
 class Budget(_Model):
@@ -518,7 +551,7 @@ class BusinessUnit(_Model):
     display_name: str = Field(..., min_length=1, description="Name shown on invoices (any script).")
     cost_center: str = Field(..., min_length=1, description="Finance cost center, e.g. CC-4100.")
     owners: list[Group] = Field(
-        ..., min_length=1, description="Groups that administer the unit's namespaces (never `system:` groups)."
+        ..., min_length=1, description="Groups bound to the unit-owner role (never `system:` groups)."
     )
     viewers: list[Group] = Field(
         default_factory=list, description="Groups bound to the `view` role (never `system:` groups)."
@@ -530,6 +563,11 @@ class BusinessUnit(_Model):
     namespaces: list[Namespace] = Field(..., min_length=1, description="Namespaces the unit runs.")
     alerts: UnitAlerts | None = Field(None, description="Where the unit's alerts go; without it, to the platform.")
     north_star: NorthStar | None = Field(None, description="Business metric the unit's cost is measured against.")
+    retire: Literal["retain", "delete"] | None = Field(
+        None,
+        description="Set when the unit is being retired: its namespaces lose `protect`, and once the unit file "
+        "is removed they are kept in the cluster (retain) or deleted with everything in them (delete).",
+    )
 
     @field_validator("cost_center")
     @classmethod

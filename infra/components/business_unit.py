@@ -1,18 +1,22 @@
 """`BusinessUnit`: everything one unit gets in one cluster, per namespace.
 
-Namespace (pinned to its node pool, tolerating the pool's taints), ResourceQuota, LimitRange,
-NetworkPolicies and RoleBindings for the unit's owner and viewer groups.
+Namespace (pinned to its node pool, tolerating the pool's taints, with Pod Security admission
+labels), ResourceQuota, LimitRange, NetworkPolicies and RoleBindings for the unit's owner and
+viewer groups.
 
 Network model (per namespace):
 - ingress and egress are denied by default;
 - ingress is allowed from the unit's own namespaces, from the ingress controller, and — only to the
   pods and ports of an exposed capability — from the namespaces that consume it;
 - egress is allowed to cluster DNS, to the unit's own namespaces, to the pods and ports of consumed
-  capabilities, to the ingress controller (in-cluster calls to public host names), and to addresses
-  outside the cluster (0.0.0.0/0, ::/0). Whether an ipBlock also matches pod addresses depends on
-  the CNI (Calico: yes, so in-cluster egress is then bounded only by the receivers' ingress rules;
-  Cilium: no, and it also does not match node addresses, so pods calling the Kubernetes API need
-  one more policy). Ingress isolation is what separates units on every CNI.
+  capabilities, to the ingress controller (in-cluster calls to public host names), and to the
+  networks the catalog lists (`network.egress_cidrs` of the cluster, `egress_cidrs` of the
+  namespace); nothing else, not even the Kubernetes API. Whether an ipBlock also matches pod
+  addresses depends on the CNI (Calico: yes; Cilium: no), so a listed CIDR should not overlap the
+  pod network.
+
+Owners get the project's `resource-pool-unit-owner` ClusterRole per namespace (workloads, not the
+NetworkPolicies, ResourceQuota or LimitRange that bound them); viewers get the built-in `view`.
 """
 
 from __future__ import annotations
@@ -38,17 +42,20 @@ from .conventions import (
     NAMESPACE_NAME_LABEL,
     NODE_POOL_LABEL,
     NODE_SELECTOR_ANNOTATION,
+    POD_SECURITY_LABEL_PREFIX,
+    UNIT_OWNER_ROLE,
     storage_quota_key,
 )
 
 QUOTA_NAME = "pool-quota"
 LIMIT_RANGE_NAME = "pool-container-defaults"
-OWNERS_BINDING = "pool-owners-admin"
+OWNERS_BINDING = "pool-owners"
 VIEWERS_BINDING = "pool-viewers-view"
-OWNER_ROLE = "admin"
+OWNER_ROLE = UNIT_OWNER_ROLE
 VIEWER_ROLE = "view"
 BASELINE_POLICY = "pool-baseline"
-EVERYWHERE_OUTSIDE = ["0.0.0.0/0", "::/0"]
+WARN_POD_SECURITY = "restricted"
+"""Pod Security level that warns and audits above the enforced one, so owners see what `restricted` would refuse."""
 
 
 @dataclass(frozen=True)
@@ -114,16 +121,19 @@ class BusinessUnit(pulumi.ComponentResource):
                     COST_CENTER_LABEL: unit.cost_center,
                     NODE_POOL_LABEL: namespace.node_pool,
                     MANAGED_BY_LABEL: MANAGED_BY,
+                    **pod_security_labels(namespace, cluster),
                 },
                 "annotations": annotations,
             },
             # Deleting or replacing a namespace deletes every workload and volume in it: `protect`
-            # makes `pulumi up` refuse both until someone unprotects it on purpose, and
-            # `retain_on_delete` keeps the namespace in the cluster even then, so removal is a
-            # deliberate `kubectl delete`. No `ignore_changes`: with server-side apply, labels and
-            # annotations other controllers add are not ours and cause no diff, and ignoring our
-            # own fields would hide drift from the catalog.
-            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
+            # makes `pulumi up` and `pulumi destroy` refuse both until the unit file says `retire`,
+            # and `retain_on_delete` then keeps the namespace in the cluster unless it says
+            # `retire: delete`. No `ignore_changes`: with server-side apply, labels and annotations
+            # other controllers add are not ours and cause no diff, and ignoring our own fields
+            # would hide drift from the catalog.
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=unit.retire is None, retain_on_delete=unit.retire != "delete"
+            ),
         )
 
     # ------------------------------------------------------------- quota, limits
@@ -181,6 +191,7 @@ class BusinessUnit(pulumi.ComponentResource):
             "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: network.dns_namespace}},
             "podSelector": {"matchLabels": dict(network.dns_pod_labels)},
         }
+        egress_cidrs = sorted(set(network.egress_cidrs) | set(namespace.egress_cidrs))
         consumed = [
             self._args.capabilities[name] for name in sorted(set(namespace.consumes)) if name in self._args.capabilities
         ]
@@ -207,7 +218,7 @@ class BusinessUnit(pulumi.ComponentResource):
                         }
                         for link in consumed
                     ),
-                    {"to": [{"ipBlock": {"cidr": cidr}} for cidr in EVERYWHERE_OUTSIDE]},
+                    *({"to": [{"ipBlock": {"cidr": cidr}} for cidr in cidrs]} for cidrs in [egress_cidrs] if cidrs),
                 ],
             }
         }
@@ -267,6 +278,17 @@ class BusinessUnit(pulumi.ComponentResource):
             "namespace": namespace.name,
             "labels": {BUSINESS_UNIT_LABEL: self._args.unit.id, MANAGED_BY_LABEL: MANAGED_BY},
         }
+
+
+def pod_security_labels(namespace: Namespace, cluster: Cluster) -> dict[str, str]:
+    """Pod Security admission labels: enforce the catalog's level, warn and audit at `restricted`."""
+    level = namespace.pod_security or cluster.pod_security
+    version = f"v{cluster.kubernetes_version}"
+    labels = {}
+    for mode, mode_level in (("enforce", level), ("warn", WARN_POD_SECURITY), ("audit", WARN_POD_SECURITY)):
+        labels[f"{POD_SECURITY_LABEL_PREFIX}{mode}"] = mode_level
+        labels[f"{POD_SECURITY_LABEL_PREFIX}{mode}-version"] = version
+    return labels
 
 
 def quota_hard(namespace: Namespace, cluster: Cluster) -> dict[str, str]:

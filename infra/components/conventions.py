@@ -26,6 +26,15 @@ PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
 
 METALLB_NAMESPACE = "metallb-system"
 METALLB_API_VERSION = "metallb.io/v1beta1"
+# The kinds the program declares are CRDs MetalLB installs; the program checks they exist first.
+METALLB_CRDS = ("ipaddresspools.metallb.io", "l2advertisements.metallb.io")
+
+# Pod Security admission (built into kube-apiserver since 1.25) reads these namespace labels.
+POD_SECURITY_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+POD_SECURITY_LABEL_PREFIX = "pod-security.kubernetes.io/"
+
+# The ClusterRole unit owners are bound to in each of their namespaces (declared by ResourcePool).
+UNIT_OWNER_ROLE = "resource-pool-unit-owner"
 
 RESOURCE_POOL_TYPE = "resource-pool:index:ResourcePool"
 BUSINESS_UNIT_TYPE = "resource-pool:index:BusinessUnit"

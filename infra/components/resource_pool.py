@@ -3,7 +3,8 @@
 - a StorageClass per storage tier,
 - labels (and taints) on the existing servers of each node pool, applied with server-side apply
   patches so the Node objects stay owned by the kubelet,
-- a MetalLB IPAddressPool and L2Advertisement per business unit that owns load-balancer addresses.
+- a MetalLB IPAddressPool and L2Advertisement per business unit that owns load-balancer addresses,
+- the ClusterRole unit owners are bound to in each of their namespaces.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .conventions import (
     PATCH_FORCE_ANNOTATION,
     RESOURCE_POOL_TYPE,
     STORAGE_TIER_LABEL,
+    UNIT_OWNER_ROLE,
 )
 
 NODE_LABELS_FIELD_MANAGER = "resource-pool-node-labels"
@@ -44,6 +46,76 @@ class AddressPoolSpec:
 class ResourcePoolArgs:
     cluster: Cluster
     address_pools: list[AddressPoolSpec] = field(default_factory=list)
+    absent_nodes: frozenset[str] = frozenset()
+    """Servers of the catalog that are not Nodes of the cluster: no patch for them (it would create the Node)."""
+
+
+_READ = ["get", "list", "watch"]
+_WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+
+UNIT_OWNER_RULES: list[dict[str, list[str]]] = [
+    # What the built-in `edit` role grants for workloads (kubernetes
+    # plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go, system:aggregate-to-edit), without
+    # NetworkPolicies: owners read the isolation, quota and limits of their namespaces but never change
+    # them — any extra NetworkPolicy of their own could only widen what the baseline allows.
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"],
+        "verbs": _READ + _WRITE,
+    },
+    {
+        "apiGroups": [""],
+        "resources": [
+            "pods/log",
+            "pods/status",
+            "events",
+            "endpoints",
+            "resourcequotas",
+            "resourcequotas/status",
+            "limitranges",
+            "replicationcontrollers/status",
+        ],
+        "verbs": _READ,
+    },
+    {"apiGroups": [""], "resources": ["pods/eviction", "serviceaccounts/token"], "verbs": ["create"]},
+    {
+        "apiGroups": [""],
+        "resources": [
+            "configmaps",
+            "secrets",
+            "services",
+            "services/proxy",
+            "persistentvolumeclaims",
+            "serviceaccounts",
+            "replicationcontrollers",
+            "replicationcontrollers/scale",
+        ],
+        "verbs": _READ + _WRITE,
+    },
+    {
+        "apiGroups": ["apps"],
+        "resources": [
+            "deployments",
+            "deployments/scale",
+            "deployments/rollback",
+            "statefulsets",
+            "statefulsets/scale",
+            "daemonsets",
+            "replicasets",
+            "replicasets/scale",
+            "controllerrevisions",
+        ],
+        "verbs": _READ + _WRITE,
+    },
+    {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": _READ + _WRITE},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": _READ + _WRITE},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _READ + _WRITE},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": _READ + _WRITE},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": _READ},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": _READ + _WRITE},
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"], "verbs": ["create"]},
+]
 
 
 class ResourcePool(pulumi.ComponentResource):
@@ -58,7 +130,10 @@ class ResourcePool(pulumi.ComponentResource):
         cluster = args.cluster
         self._child = pulumi.ResourceOptions(parent=self)
         self.storage_classes = {tier.name: self._storage_class(cluster, tier) for tier in cluster.storage_tiers}
-        self.node_patches = [patch for pool in cluster.node_pools for patch in self._node_patches(pool)]
+        self.node_patches = [
+            patch for pool in cluster.node_pools for patch in self._node_patches(pool, args.absent_nodes)
+        ]
+        self.owner_role = self._owner_role(cluster)
         self.address_pools = {}
         # MetalLB only where the platform hands out addresses: a cluster without ranges has no pools.
         if cluster.network.load_balancer_ranges:
@@ -67,7 +142,12 @@ class ResourcePool(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "storage_classes": sorted(tier.class_name for tier in cluster.storage_tiers),
-                "nodes": sorted(node.name for pool in cluster.node_pools for node in pool.nodes),
+                "nodes": sorted(
+                    node.name
+                    for pool in cluster.node_pools
+                    for node in pool.nodes
+                    if node.name not in args.absent_nodes
+                ),
                 "address_pools": sorted(self.address_pools),
             }
         )
@@ -91,7 +171,15 @@ class ResourcePool(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _node_patches(self, pool: NodePool) -> list[k8s.core.v1.NodePatch]:
+    def _owner_role(self, cluster: Cluster) -> k8s.rbac.v1.ClusterRole:
+        return k8s.rbac.v1.ClusterRole(
+            "unit-owner-role",
+            metadata={"name": UNIT_OWNER_ROLE, "labels": {CLUSTER_LABEL: cluster.name, MANAGED_BY_LABEL: MANAGED_BY}},
+            rules=UNIT_OWNER_RULES,
+            opts=self._child,
+        )
+
+    def _node_patches(self, pool: NodePool, absent: frozenset[str]) -> list[k8s.core.v1.NodePatch]:
         """Per server: a labels patch, and for tainted pools a separate taints patch.
 
         Labels are a granular map under server-side apply, so forcing only takes over our own keys
@@ -103,6 +191,8 @@ class ResourcePool(pulumi.ComponentResource):
         labels = {NODE_POOL_LABEL: pool.name, **pool.labels}
         patches = []
         for node in pool.nodes:
+            if node.name in absent:
+                continue
             patches.append(
                 k8s.core.v1.NodePatch(
                     f"node-labels-{node.name}",
