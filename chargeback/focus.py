@@ -35,7 +35,7 @@ from typing import Any
 
 from infra.catalog.models import Catalog, Resource
 
-from .invoices import UNALLOCATED_NAME, invoice_number, text
+from .invoices import UNALLOCATED_NAME, invoice_number, line_text, text
 from .period import Period, iso_utc
 from .rating import allocate
 from .result import Chargeback
@@ -135,17 +135,7 @@ def text_line(row: dict[str, Any]) -> dict[str, str]:
         "entry": "charge",
         "cluster": row["cluster"],
         "namespace": row["namespace"],
-        "resource": row["resource"],
-        "tier": row["tier"],
-        "rate_effective_from": iso_utc(row["rate_effective_from"]),
-        "charge_period_start": iso_utc(row["charge_period_start"]),
-        "charge_period_end": iso_utc(row["charge_period_end"]),
-        "usage_quantity": text(row["usage_quantity"]),
-        "usage_unit": row["usage_unit"],
-        "billed_quantity": text(row["billed_quantity"]),
-        "unit": row["unit"],
-        "unit_price": text(row["unit_price"]),
-        "amount": text(row["amount"]),
+        **line_text(row),
         "shared_split": row["shared_split"],
         "share": text(row["share"]),
     }

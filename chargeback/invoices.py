@@ -60,7 +60,8 @@ def idle_totals(idle: pd.DataFrame, currency: str) -> tuple[Decimal, Decimal]:
     return round_money(idle_cost, currency), round_money(savings, currency)
 
 
-def _line(row: dict) -> dict[str, Any]:
+def line_text(row: dict) -> dict[str, Any]:
+    """A rated line (rating.LINE_SCHEMA record) as the text fields an invoice (and a ledger line) shows."""
     return {
         "resource": row["resource"],
         "tier": row["tier"],
@@ -146,7 +147,7 @@ def _namespaces(chargeback: Chargeback, unit_id: str, own: Iterable[tuple[str, s
                 "share": text(ns_lines[0]["share"]) if split else None,
                 "subtotal": text(round_money(sum((row["amount"] for row in ns_lines), Decimal(0)), currency)),
                 "coverage": coverage.get((cluster, namespace)) or _no_coverage(chargeback.period.hours),
-                "lines": [_line(row) for row in ns_lines],
+                "lines": [line_text(row) for row in ns_lines],
                 **noted,
             }
         )
