@@ -309,21 +309,6 @@ def collect_usage(
     return result
 
 
-def build_usage(
-    series: Mapping[str, Sequence[Series]],
-    cluster: str,
-    tiers: Mapping[str, str],
-    start: dt.datetime,
-    end: dt.datetime,
-    scrape_interval: float | None = None,
-) -> UsageResult:
-    """The pure phase on answers already in hand (query name → series): what `collect_usage` builds."""
-    reducer = _Reducer(start, end, tiers)
-    for name, items in series.items():
-        reducer.add(name, items)
-    return reducer.finish(cluster, scrape_interval)
-
-
 # ---------------------------------------------------------------- the table of measures
 
 KeyOf = Callable[[Mapping[str, str], Mapping[str, str]], "tuple[str, str, float] | None"]
