@@ -47,7 +47,7 @@ def test_stack_output_quotas_are_the_applied_quotas(main_run: ProgramRun) -> Non
     applied = {r.props["metadata"]["namespace"]: r.props["spec"]["hard"] for r in main_run.of_type(QUOTA)}
     exported = {ns: hard for unit in main_run.stack_outputs["units"].values() for ns, hard in unit["quotas"].items()}
     assert exported == applied
-    assert len(main_run.resources) == 76
+    assert len(main_run.resources) == 74
 
 
 def test_monthly_cost_follows_the_rate_version_in_force() -> None:

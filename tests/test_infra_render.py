@@ -42,7 +42,7 @@ def with_body(manifest: Manifest, change: Any) -> Manifest:
 
 def test_every_kubernetes_resource_becomes_one_validated_manifest(rendered: RenderResult) -> None:
     kubernetes = [r for r in rendered.resources if r.type.startswith("kubernetes:")]
-    assert len(rendered.manifests) == len(kubernetes) == 71
+    assert len(rendered.manifests) == len(kubernetes) == 69
     kinds = sorted({m.kind for m in rendered.manifests})
     assert kinds == [
         "ClusterRole",
@@ -70,24 +70,28 @@ def test_layout_groups_objects_by_namespace_in_apply_order(rendered: RenderResul
     ]
     assert "namespaces/metallb-system/50-ipaddresspool-platform.yaml" in paths
     assert "cluster-scoped/00-storageclass-pool-hot.yaml" in paths
-    assert "cluster-scoped/10-node-srv-edge-01.resource-pool-node-taints.patch.yaml" in paths
+    assert "cluster-scoped/10-node-srv-edge-01.resource-pool-node.patch.yaml" in paths
 
 
 def test_patches_render_as_the_patch_they_apply(rendered: RenderResult) -> None:
-    (taints,) = [m for m in rendered.manifests if m.path.endswith("srv-edge-01.resource-pool-node-taints.patch.yaml")]
-    text = taints.text()
+    (edge,) = [m for m in rendered.manifests if m.path.endswith("srv-edge-01.resource-pool-node.patch.yaml")]
+    text = edge.text()
     assert text.startswith("# Server-side apply patch of the existing Node 'srv-edge-01'")
-    assert "--field-manager=resource-pool-node-taints -f" in text
+    assert "--field-manager=resource-pool-node -f" in text
     assert "--force-conflicts" not in text
     body = yaml.safe_load(text)
     assert body == {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": "srv-edge-01"},  # pulumi.com/* directives never reach the node
+        "metadata": {  # pulumi.com/* directives never reach the node
+            "name": "srv-edge-01",
+            "labels": {"pool.resource-pool.io/node-pool": "edge-lab", **body["metadata"]["labels"]},
+        },
         "spec": {"taints": [{"effect": "NoSchedule", "key": "pool.example.com/dedicated", "value": "edge-security"}]},
     }
-    (labels,) = [m for m in rendered.manifests if m.path.endswith("srv-gen-01.resource-pool-node-labels.patch.yaml")]
-    assert "--force-conflicts" in labels.text()
+    (general,) = [m for m in rendered.manifests if m.path.endswith("srv-gen-01.resource-pool-node.patch.yaml")]
+    assert "--force-conflicts" not in general.text()
+    assert "spec" not in yaml.safe_load(general.text())
 
 
 def test_numbers_come_back_as_integers(rendered: RenderResult) -> None:
@@ -151,14 +155,14 @@ def test_duplicate_file_names_are_refused(rendered: RenderResult) -> None:
 def test_pool_render_writes_and_reports_counts(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["render", "--out", str(tmp_path), "--catalog", str(EXAMPLE_CATALOG)])
     assert result.exit_code == 0, result.output
-    assert f"cluster dc1: 71 manifests validated and written to {tmp_path / 'dc1'}" in result.output
-    assert len([p for p in (tmp_path / "dc1").rglob("*.yaml")]) == 71
+    assert f"cluster dc1: 69 manifests validated and written to {tmp_path / 'dc1'}" in result.output
+    assert len([p for p in (tmp_path / "dc1").rglob("*.yaml")]) == 69
 
 
 def test_pool_validate_runs_the_program_and_validates_manifests() -> None:
     result = CliRunner().invoke(app, ["validate", "--catalog", str(EXAMPLE_CATALOG)])
     assert result.exit_code == 0, result.output
-    assert "cluster dc1: program built 76 resources under mocks, 71 manifests validated" in result.output
+    assert "cluster dc1: program built 74 resources under mocks, 69 manifests validated" in result.output
 
 
 def test_pool_render_with_a_broken_catalog_writes_nothing(tmp_path: Path) -> None:

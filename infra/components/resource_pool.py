@@ -29,8 +29,7 @@ from .conventions import (
     UNIT_OWNER_ROLE,
 )
 
-NODE_LABELS_FIELD_MANAGER = "resource-pool-node-labels"
-NODE_TAINTS_FIELD_MANAGER = "resource-pool-node-taints"
+NODE_FIELD_MANAGER = "resource-pool-node"
 
 
 @dataclass(frozen=True)
@@ -180,54 +179,34 @@ class ResourcePool(pulumi.ComponentResource):
         )
 
     def _node_patches(self, pool: NodePool, absent: frozenset[str]) -> list[k8s.core.v1.NodePatch]:
-        """Per server: a labels patch, and for tainted pools a separate taints patch.
+        """Per server one server-side-apply patch: the pool labels and, for tainted pools, the taints.
 
-        Labels are a granular map under server-side apply, so forcing only takes over our own keys
-        (e.g. from an earlier `kubectl label`). `spec.taints` is an atomic list: forcing it would
-        also drop taints the node lifecycle controller or an operator set, so the taints patch is
-        not forced and a conflict stops `pulumi up` with the other field manager's name instead.
-        Deleting a patch (pool removed from the catalog) releases its labels or taints.
+        One patch, one field manager: the provider applies its patch annotations to the Node too, so two
+        patches with two managers on one Node conflict over those annotations (a real API server refuses
+        the second). Not forced: `spec.taints` is an atomic list, and forcing it would drop taints the node
+        lifecycle controller or an operator set; a conflict stops `pulumi up` with the other field
+        manager's name instead (e.g. a pool label set earlier with `kubectl label`: remove it and re-run).
+        Deleting a patch (pool removed from the catalog) releases its labels and taints.
         """
         labels = {NODE_POOL_LABEL: pool.name, **pool.labels}
-        patches = []
-        for node in pool.nodes:
-            if node.name in absent:
-                continue
-            patches.append(
-                k8s.core.v1.NodePatch(
-                    f"node-labels-{node.name}",
-                    metadata={
-                        "name": node.name,
-                        "labels": labels,
-                        "annotations": {
-                            PATCH_FIELD_MANAGER_ANNOTATION: NODE_LABELS_FIELD_MANAGER,
-                            PATCH_FORCE_ANNOTATION: "true",
-                        },
+        taints = [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]
+        return [
+            k8s.core.v1.NodePatch(
+                f"node-{node.name}",
+                metadata={
+                    "name": node.name,
+                    "labels": labels,
+                    "annotations": {
+                        PATCH_FIELD_MANAGER_ANNOTATION: NODE_FIELD_MANAGER,
+                        PATCH_FORCE_ANNOTATION: "false",
                     },
-                    opts=self._child,
-                )
+                },
+                spec={"taints": taints} if taints else None,
+                opts=self._child,
             )
-            if pool.taints:
-                patches.append(
-                    k8s.core.v1.NodePatch(
-                        f"node-taints-{node.name}",
-                        metadata={
-                            "name": node.name,
-                            "annotations": {
-                                PATCH_FIELD_MANAGER_ANNOTATION: NODE_TAINTS_FIELD_MANAGER,
-                                PATCH_FORCE_ANNOTATION: "false",
-                            },
-                        },
-                        spec={
-                            "taints": [
-                                {"key": taint.key, "value": taint.value, "effect": taint.effect}
-                                for taint in pool.taints
-                            ]
-                        },
-                        opts=self._child,
-                    )
-                )
-        return patches
+            for node in pool.nodes
+            if node.name not in absent
+        ]
 
     def _address_pool(self, cluster: Cluster, spec: AddressPoolSpec) -> k8s.apiextensions.CustomResource:
         labels = {CLUSTER_LABEL: cluster.name, MANAGED_BY_LABEL: MANAGED_BY}
