@@ -188,6 +188,9 @@ def test_ctrl_c_while_starting_is_a_message(module: str) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A terminal's Ctrl-C reaches a command whose SIGINT is at its default; a test runner started in the
+        # background (a non-interactive shell's `&`) hands its children SIGINT ignored instead.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stderr is not None
     assert process.stderr.readline() == "ready\n"

@@ -169,7 +169,7 @@ def deployed(provider: PulumiProject, metallb: None) -> list[RegisteredResource]
 def test_up_creates_every_object_the_program_declares(
     cluster: LocalCluster, deployed: list[RegisteredResource]
 ) -> None:
-    assert len(deployed) == 71  # the 76 registrations under mocks less the 5 components
+    assert len(deployed) == 69  # the 74 registrations under mocks less the 5 components
     for resource in deployed:
         live = cluster.get(api_path(resource))
         wanted_labels = resource.props["metadata"].get("labels") or {}
