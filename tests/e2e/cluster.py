@@ -227,6 +227,9 @@ def local_cluster(tools: dict[str, str], workdir: Path) -> Iterator[LocalCluster
                 f"--token-auth-file={workdir / 'tokens.csv'}",
                 "--anonymous-auth=false",
                 "--authorization-mode=Node,RBAC",
+                # As real clusters run (kubeadm sets it): privileged pods are then refused by Pod Security
+                # admission per namespace, not by the API server for everyone.
+                "--allow-privileged=true",
                 f"--service-account-key-file={pki['sa.pub']}",
                 f"--service-account-signing-key-file={pki['sa.key']}",
                 "--service-account-issuer=https://kubernetes.default.svc",
@@ -253,7 +256,8 @@ def local_cluster(tools: dict[str, str], workdir: Path) -> Iterator[LocalCluster
                 "--bind-address=127.0.0.1",
                 f"--secure-port={kcm_port}",
                 # Namespace deletion (finalisation), quota status, and the default ServiceAccount pods need.
-                "--controllers=namespace,resourcequota,serviceaccount,garbagecollector",
+                # clusterrole-aggregation fills the built-in admin/edit/view roles from their aggregated parts.
+                "--controllers=namespace,resourcequota,serviceaccount,garbagecollector,clusterrole-aggregation",
                 "--leader-elect=false",
                 f"--root-ca-file={pki['ca.crt']}",
                 f"--service-account-private-key-file={pki['sa.key']}",
