@@ -47,8 +47,8 @@ e2e-tools: venv system-deps
 
 # RESOURCE_POOL_E2E=required: a missing e2e tool fails the tier instead of skipping it. The second pytest
 # run repeats the chargeback tests that query a real Prometheus against Prometheus 3. The e2e tier is not
-# part of the default run yet: `pulumi up` still stops on the node taints patch and Prometheus 3 / Thanos
-# are not built (README, "The e2e tier"); `make test E2E=1` or `make e2e` runs it.
+# part of the default run yet: a cold build of its tools takes hours on two cores and Prometheus 3 / Thanos
+# are not built (README, "Real tools and the e2e tier"); `make test E2E=1` or `make e2e` runs it.
 E2E ?= 0
 ifeq ($(E2E),0)
 test: venv system-deps
