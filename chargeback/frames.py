@@ -16,7 +16,11 @@ from .errors import RatingError
 # Kinds a column may be declared as, and the check for each.
 _KINDS = {
     "datetime-utc": lambda s: isinstance(s.dtype, pd.DatetimeTZDtype) and str(s.dtype.tz) == "UTC",
-    "str": lambda s: types.is_string_dtype(s.dtype) or types.infer_dtype(s, skipna=False) in ("string", "empty"),
+    "str": lambda s: (
+        types.is_string_dtype(s.dtype)
+        or types.infer_dtype(s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else s, skipna=False)
+        in ("string", "empty")
+    ),
     "float": lambda s: types.is_float_dtype(s.dtype) or types.is_integer_dtype(s.dtype),
     "int": lambda s: types.is_integer_dtype(s.dtype),
     "decimal": lambda s: s.dtype == object and types.infer_dtype(s, skipna=False) in ("decimal", "empty"),

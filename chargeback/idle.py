@@ -156,7 +156,7 @@ def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: 
     versions = catalog.rates.sorted_versions()
     work = pd.DataFrame(
         {
-            **{key: frame[key].astype(object) for key in _KEY},
+            **{key: frame[key] for key in _KEY},
             "version": version_index(frame["hour"], catalog.rates, "idle allocations"),
             "held_nano": nano(frame[column]),
             "used_nano": nano(frame["used"]),
@@ -180,7 +180,7 @@ def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: 
     for key, stat in stats.iterrows():
         unit_id, cluster, namespace, resource, tier, pvc = key
         hours = int(stat["hours"])
-        if hours < policy.min_hours:
+        if hours < policy.min_hours or stat["held_nano"] == 0:  # less than a nano-unit held: nothing to judge
             continue
         allocated = from_nano(stat["held_nano"]) / hours
         used_avg = from_nano(stat["used_nano"]) / hours

@@ -152,8 +152,10 @@ def attribute(usage: pd.DataFrame, catalog: Catalog, period: Period) -> pd.DataF
             owner = (unit.id, unit.cost_center, False) if unit else (UNALLOCATED, "", False)
         owners.append((cluster, namespace, *owner))
     table = pd.DataFrame(owners, columns=["cluster", "namespace", "business_unit", "cost_center", "shared"])
+    # Owner columns as categoricals, like the frame's own text columns: one code per row, sorted categories.
     table = table.astype({"cluster": object, "namespace": object, "business_unit": object, "cost_center": object})
-    frame = usage.merge(table.astype({"shared": bool}), on=["cluster", "namespace"], how="left", sort=False)
+    table = table.astype({"business_unit": "category", "cost_center": "category", "shared": bool})
+    frame = usage.merge(table, on=["cluster", "namespace"], how="left", sort=False)
     frame.index = usage.index
     return frame
 
@@ -246,19 +248,24 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     rates = catalog.rates
     versions = rates.sorted_versions()
     # Rows of unscraped hours (used unknown) are not billed; `coverage` reports them.
-    frame = attributed[attributed["resource"].isin(BILLABLE) & attributed["used"].notna()]
+    billable = attributed["resource"].isin(BILLABLE) & attributed["used"].notna()
+    # Only the columns rating reads are cut out: a month of a large cluster is millions of rows.
+    frame = attributed.loc[billable, [*_LINE_KEY, "shared", "hour", "used", "requested"]]
+    del billable
     if frame.empty:
         return empty_frame(LINE_SCHEMA)
     grouped = pd.DataFrame(
         {
-            **{key: frame[key].astype(object) for key in _LINE_KEY},
+            **{key: frame[key] for key in _LINE_KEY},  # categorical keys group by code, in sorted order
             "shared": frame["shared"],
             "version": version_index(frame["hour"], rates),
             "used_nano": nano(frame["used"]),
             "billed_nano": billed_nano(frame, billing_mode),
             "hour": frame["hour"],
-        }
+        },
+        copy=False,
     )
+    del frame
     sums = grouped.groupby([*_LINE_KEY, "shared", "version"], sort=True).agg(
         used_nano=("used_nano", "sum"),
         billed_nano=("billed_nano", "sum"),

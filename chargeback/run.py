@@ -24,7 +24,7 @@ from .prometheus import PrometheusClient, PrometheusSettings
 from .promql import LabelMatcher
 from .reports import write_reports
 from .result import Chargeback, charge
-from .usage import collect_usage, empty_estimate_frame, empty_usage_frame, empty_volume_frame
+from .usage import collect_usage, empty_estimate_frame, empty_usage_frame, empty_volume_frame, union_text_columns
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ def collect_period(
         warnings.extend(f"{cluster}: {w}" for w in result.warnings)
         queries[cluster] = result.queries
     return Collected(
-        usage=_union([r.frame for r in results], empty_usage_frame()),
+        # Clusters name different namespaces: categories that differ concatenate as plain text, made categorical again.
+        usage=union_text_columns(_union([r.frame for r in results], empty_usage_frame())),
         volumes=_union([r.volumes for r in results], empty_volume_frame()),
         estimates=_union([r.estimates for r in results], empty_estimate_frame()),
         warnings=warnings,

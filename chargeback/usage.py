@@ -35,16 +35,20 @@ RESOURCES: tuple[str, ...] = (*(r.value for r in Resource), PODS)
 
 USAGE_SCHEMA: dict[str, str] = {
     "hour": "datetime64[ns, UTC]",  # start of the hour
-    "cluster": "object",  # str
-    "namespace": "object",  # str
-    "resource": "object",  # str, one of RESOURCES
-    "tier": "object",  # str: storage tier ("" for other resources; raw StorageClass if no tier matches)
+    "cluster": "category",  # str
+    "namespace": "category",  # str
+    "resource": "category",  # str, one of RESOURCES
+    "tier": "category",  # str: storage tier ("" for other resources; raw StorageClass if no tier matches)
     "used": "float64",  # usage in the resource's usage unit for that hour; NaN only when coverage == 0
     "requested": "float64",  # request-hours in the same unit; NaN where meaningless (egress, pods)
     "allocated": "float64",  # quota-hours from kube_resourcequota{type="hard"}; NaN where no quota
     "coverage": "float64",  # 0..1 share of the hour covered by scrapes of the row's source
 }
-"""Column → dtype of the usage frame, in column order."""
+"""Column → dtype of the usage frame, in column order. The text columns are categorical (a month of a large
+cluster is millions of rows over a few thousand names: a code per row, not an object pointer), with their
+categories in sorted order so that grouping and sorting order them as the plain strings would."""
+
+TEXT_COLUMNS: tuple[str, ...] = tuple(name for name, dtype in USAGE_SCHEMA.items() if dtype == "category")
 
 USAGE_COLUMNS: tuple[str, ...] = tuple(USAGE_SCHEMA)
 USAGE_KEY: tuple[str, ...] = ("hour", "cluster", "namespace", "resource", "tier")
@@ -79,10 +83,15 @@ def check_usage_frame(frame: pd.DataFrame) -> pd.DataFrame:
         sample = frame.loc[mask, list(USAGE_KEY)].head(3).to_dict("records")
         return f"{int(mask.sum())} rows, e.g. {sample}"
 
-    for name in ("cluster", "namespace", "resource", "tier"):
-        if pd.api.types.infer_dtype(frame[name], skipna=False) != "string":
-            not_text = ~frame[name].map(lambda v: isinstance(v, str))
+    for name in TEXT_COLUMNS:
+        categories = frame[name].cat.categories
+        if frame[name].isna().any() or pd.api.types.infer_dtype(categories, skipna=False) not in ("string", "empty"):
+            not_text = ~frame[name].astype(object).map(lambda v: isinstance(v, str))
             problems.append(f"column {name!r} holds non-text values: {rows(not_text)}")
+        elif not categories.is_monotonic_increasing:
+            problems.append(
+                f"column {name!r} has unsorted categories (build it with text_column or astype('category'))"
+            )
     if problems:
         raise UsageDataError("usage frame breaks its schema:\n  " + "\n  ".join(problems))
 
@@ -145,6 +154,21 @@ def _same_text(rows: int, text: str) -> np.ndarray:
     column = np.empty(rows, dtype=object)
     column.fill(text)
     return column
+
+
+def text_column(per_key: np.ndarray, key_index: np.ndarray) -> pd.Categorical:
+    """The text column `per_key[key_index]` as the usage frame holds it: codes into sorted categories."""
+    categories, code_of_key = np.unique(per_key.astype(object), return_inverse=True)
+    code_of_key = code_of_key.astype(np.min_scalar_type(-len(categories)))  # int8/16/32: the codes pandas keeps
+    return pd.Categorical.from_codes(code_of_key[key_index], categories=pd.Index(categories, dtype=object))
+
+
+def union_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its text columns categorical again after a concat of frames whose categories differ."""
+    for name in TEXT_COLUMNS:
+        if not isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].astype(object).astype("category")
+    return frame
 
 
 # ---------------------------------------------------------------- collection
@@ -817,7 +841,7 @@ def _hours(index: np.ndarray, hour0: float) -> pd.Series:
     nanoseconds *= 3600
     nanoseconds += int(hour0)
     nanoseconds *= 10**9
-    return pd.Series(pd.DatetimeIndex(nanoseconds.view("datetime64[ns]")).tz_localize("UTC"))
+    return pd.Series(nanoseconds, dtype="datetime64[ns, UTC]", copy=False)  # epoch nanoseconds, no copy
 
 
 @dataclass(frozen=True)
@@ -945,11 +969,13 @@ class _FrameGrid:
         del unscraped
         row_poisoned = poisoned[hour_index, key_index]
         kube_state_scraped = share[KUBE_STATE] > 0
-        frame = pd.DataFrame({"hour": _hours(hour_index, hour0)})
-        frame["cluster"] = pd.Series(_same_text(len(hour_index), cluster), dtype=object)
-        frame["namespace"] = pd.Series(namespaces[key_index], dtype=object)
-        frame["resource"] = pd.Series(resources[key_index], dtype=object)
-        frame["tier"] = pd.Series(tier_names[key_index], dtype=object)
+        frame = pd.DataFrame({"hour": _hours(hour_index, hour0)}, copy=False)
+        frame["cluster"] = pd.Categorical.from_codes(
+            np.zeros(len(hour_index), dtype=np.int8), categories=pd.Index([cluster], dtype=object)
+        )
+        frame["namespace"] = text_column(namespaces, key_index)
+        frame["resource"] = text_column(resources, key_index)
+        frame["tier"] = text_column(tier_names, key_index)
         used = matrices.pop("used")[hour_index, key_index]
         used[np.isnan(used) & row_scraped] = 0.0
         used[~row_scraped | row_poisoned] = np.nan

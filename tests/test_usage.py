@@ -194,6 +194,7 @@ def test_volumes_name_each_claim_and_add_up_to_the_tier_rows(collected: UsageRes
     # Summed per namespace and tier, the claims are the usage frame's storage rows, hour by hour.
     per_tier = collected.volumes.groupby(["hour", "namespace", "tier"])[["used", "requested"]].sum(min_count=1)
     storage = collected.frame[(collected.frame["resource"] == "storage") & (collected.frame["requested"] > 0)]
+    storage = storage.astype({"namespace": object, "tier": object})  # the volume frame's text is plain
     expected = storage.set_index(["hour", "namespace", "tier"])[["used", "requested"]].sort_index()
     pd.testing.assert_frame_equal(per_tier.sort_index(), expected, check_exact=False, rtol=1e-9, check_index_type=False)
 
