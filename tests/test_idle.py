@@ -154,3 +154,11 @@ def test_idle_totals_count_a_namespace_quota_once_over_its_claims(catalog: Catal
     quota = idle[idle["basis"] == "quota"].iloc[0]
     assert quota["idle_cost"] == Decimal("898.20")  # 998 GiB-months × 0.90
     assert idle_totals(idle, "CNY")[0] == Decimal("898.20")
+
+
+def test_an_allocation_below_a_nano_unit_is_not_judged_and_does_not_crash(catalog: Catalog) -> None:
+    # A quota of a few bytes of storage (a typo in bytes for GiB) is > 0 as a float, 0 in exact nano GiB.
+    rows = steady("di-api", "storage", 0.0, START, 48, tier="hot", allocated=2e-10)
+    rows += steady("di-api", "cpu", 0.0, START, 48, allocated=4.0) + steady("di-api", "pods", 1.0, START, 48)
+    idle = idle_of(rows, catalog)
+    assert idle["resource"].tolist() == ["cpu"]
