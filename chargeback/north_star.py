@@ -2,8 +2,9 @@
 billed period, its cost per unit of it, and month over month whether cost grew faster than the business.
 
 A unit declares `north_star: {name, unit, query}` in its catalog file; `query` is PromQL whose `$__range`
-stands for the period. It is evaluated once, at the period's end − 1 ms over the period's length − 1 ms:
-Prometheus 2's ranges are closed, so this covers exactly [start, end) as the hourly usage queries do.
+stands for the period. It is evaluated once, at the period's end − 1 ms, over a range that covers exactly
+[start, end) as the hourly usage queries do: the period's length − 1 ms on Prometheus 2 (closed ranges), the
+period's length on Prometheus 3 (left-open ranges; with 2's range the counter's sample at the start is lost).
 A query Prometheus refuses, or that returns several series, is an error naming the unit's file; a query
 that returns nothing leaves the figure out with a warning — never a cost per zero units.
 """
@@ -24,6 +25,7 @@ from .errors import NorthStarError, PrometheusQueryError
 from .invoices import ratio, text
 from .period import Period
 from .prometheus import PrometheusClient
+from .promql import covering_range
 
 RANGE = "$__range"
 VOLUME_QUANTUM = Decimal("0.01")
@@ -40,10 +42,10 @@ class Measurement:
     volume: Decimal | None
 
 
-def period_query(query: str, period: Period) -> tuple[str, dt.datetime]:
-    """The query with `$__range` set to the period, and the time to evaluate it at."""
-    milliseconds = int((period.end - period.start).total_seconds() * 1000) - 1
-    return query.replace(RANGE, f"{milliseconds}ms"), period.end - dt.timedelta(milliseconds=1)
+def period_query(query: str, period: Period, version: str | None = None) -> tuple[str, dt.datetime]:
+    """The query with `$__range` set to the period on a server of `version`, and the time to evaluate it at."""
+    window = covering_range((period.end - period.start).total_seconds(), version)
+    return query.replace(RANGE, window), period.end - dt.timedelta(milliseconds=1)
 
 
 def _where(catalog: Catalog, unit: BusinessUnit) -> str:
@@ -53,10 +55,11 @@ def _where(catalog: Catalog, unit: BusinessUnit) -> str:
 def measure(client: PrometheusClient, catalog: Catalog, period: Period) -> dict[str, Measurement]:
     """The north-star volume of every unit that declares one (unit id → measurement)."""
     result: dict[str, Measurement] = {}
+    version = client.build_version()
     for unit in catalog.units:
         if unit.north_star is None:
             continue
-        query, at = period_query(unit.north_star.query, period)
+        query, at = period_query(unit.north_star.query, period, version)
         try:
             answer = client.query(query, at)
         except PrometheusQueryError as e:

@@ -173,16 +173,25 @@ WINDOW_PROMETHEUS_2 = "59m59s999ms"
 WINDOW_PROMETHEUS_3 = "1h"
 
 
-def hour_window(version: str | None) -> str:
-    """The range that, evaluated at H+1h-1ms, covers exactly [H, H+1h) on a server of this version.
+def left_open_ranges(version: str | None) -> bool:
+    """Whether range selectors exclude their start on a server of this version (Prometheus 3 does).
 
-    Unknown versions (Thanos, Mimir do not always say) get the 2.x window: on a left-open server it
-    only misses samples taken at exactly H+0 ms, while the 3.x window on a closed server counts them twice.
+    Unknown versions (Thanos, Mimir do not always say) count as 2.x: a closed window on a left-open server
+    only misses samples taken at exactly the start, while a 3.x window on a closed server counts them twice.
     """
     match = re.match(r"v?(\d+)\.", version or "")
-    if match and int(match.group(1)) >= 3:
-        return WINDOW_PROMETHEUS_3
-    return WINDOW_PROMETHEUS_2
+    return bool(match and int(match.group(1)) >= 3)
+
+
+def hour_window(version: str | None) -> str:
+    """The range that, evaluated at H+1h-1ms, covers exactly [H, H+1h) on a server of this version."""
+    return WINDOW_PROMETHEUS_3 if left_open_ranges(version) else WINDOW_PROMETHEUS_2
+
+
+def covering_range(seconds: float, version: str | None) -> str:
+    """The range that, evaluated at T-1ms, covers exactly [T-seconds, T) on a server of this version."""
+    milliseconds = round(seconds * 1000) - (0 if left_open_ranges(version) else 1)
+    return f"{milliseconds}ms"
 
 
 class MatcherError(ChargebackError):

@@ -31,7 +31,7 @@ from chargeback.cli import app
 from chargeback.invoices import build_invoices, text
 from chargeback.ledger.reading import ClosedMonthsCollector
 from chargeback.ledger.store import Document, Issue, Ledger
-from chargeback.local_prometheus import LocalPrometheus, backfill
+from chargeback.local_prometheus import BINARY_ENV, LocalPrometheus, backfill
 from chargeback.run import run_period
 from chargeback.synthetic import closed_form_scenario, other_cluster_scenario, write_openmetrics
 from tests.catalog_edit import copy_example, edit_yaml
@@ -198,7 +198,7 @@ def test_close_issues_once_and_rerun_is_a_no_op(prometheus: ScenarioServer, ledg
     assert invoice["issue"]["period"] == PERIOD and len(invoice["issue"]["short_hash"]) == 12
     fingerprint = invoice["issue"]["fingerprint"]
     assert fingerprint["prometheus"]["url"] == prometheus.url
-    assert fingerprint["prometheus"]["version"].startswith("2.")
+    assert fingerprint["prometheus"]["version"].startswith("3." if os.environ.get(BINARY_ENV) else "2.")
     assert set(fingerprint["coverage"]) == {"dc1"}
     assert fingerprint["rate_card"]["versions"] == ["2026-01-01T00:00:00Z", "2026-10-15T00:00:00Z"]
     html = (out / "invoices" / "data-insight.html").read_text(encoding="utf-8")

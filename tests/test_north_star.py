@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from chargeback.errors import NorthStarError
 from chargeback.history import month_over_month, read_previous
 from chargeback.invoices import build_invoices
-from chargeback.local_prometheus import LocalPrometheus, backfill
+from chargeback.local_prometheus import BINARY_ENV, LocalPrometheus, backfill
 from chargeback.north_star import change, cost_per_unit, period_query
 from chargeback.period import Period
 from chargeback.reports import report_files
@@ -62,9 +63,11 @@ def catalog_with(tmp: Path, query: str) -> Path:
 
 
 def test_the_query_covers_exactly_the_billed_hours() -> None:
-    query, at = period_query("sum(increase(x[$__range]))", PERIOD)
-    assert query == "sum(increase(x[28799999ms]))"
+    query, at = period_query("sum(increase(x[$__range]))", PERIOD, "2.42.0")
+    assert query == "sum(increase(x[28799999ms]))"  # closed range: [start, end - 1 ms]
     assert at == dt.datetime(2026, 10, 1, 7, 59, 59, 999000, tzinfo=dt.UTC)
+    # Prometheus 3's ranges are left-open: (start - 1 ms, end - 1 ms] keeps the sample taken at the start.
+    assert period_query("sum(increase(x[$__range]))", PERIOD, "3.5.0")[0] == "sum(increase(x[28800000ms]))"
 
 
 def test_invoice_shows_the_volume_and_the_cost_per_order(prometheus: str, tmp_path: Path) -> None:
@@ -77,7 +80,8 @@ def test_invoice_shows_the_volume_and_the_cost_per_order(prometheus: str, tmp_pa
     # Two shops × 10 orders a minute × 480 minutes.
     assert (star["name"], star["unit"], star["volume"]) == ("reports generated", "report", "9600.00")
     assert star["cost_per_unit"] == str((total / 9600).quantize(Decimal("0.0001")))
-    assert star["query"] == "sum(increase(shop_orders_total[28799999ms]))"
+    window = "28800000ms" if os.environ.get(BINARY_ENV) else "28799999ms"  # Prometheus 3 / Debian's 2.42
+    assert star["query"] == f"sum(increase(shop_orders_total[{window}]))"
     # The other units' metrics are not in this Prometheus: no figure, a warning, never a cost per zero units.
     assert invoices["platform"]["north_star"]["volume"] is None
     assert invoices["platform"]["north_star"]["cost_per_unit"] is None
