@@ -72,7 +72,7 @@ V = TypeVar("V")
 RUNTIMES = ("containerd", "crio", "docker")
 """Container runtimes whose cAdvisor conventions are modelled (docker: cri-dockerd)."""
 
-# Sources as the usage frame names them (chargeback.usage.SOURCES).
+# Sources as the usage frame names them (chargeback.collect.usage.SOURCES).
 CADVISOR = "cadvisor"
 KUBE_STATE = "kube-state-metrics"
 KUBELET = "kubelet-volume-stats"

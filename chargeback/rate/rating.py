@@ -62,7 +62,7 @@ USAGE_KINDS = {
     "allocated": "float",
     "coverage": "float",
 }
-"""Column kinds of chargeback.usage.USAGE_SCHEMA (whose values `check_usage_frame` checks in full)."""
+"""Column kinds of chargeback.collect.usage.USAGE_SCHEMA (whose values `check_usage_frame` checks in full)."""
 
 ATTRIBUTED_SCHEMA = {
     **USAGE_KINDS,
@@ -70,7 +70,7 @@ ATTRIBUTED_SCHEMA = {
     "cost_center": "str",
     "shared": "bool",
 }
-"""The usage frame (chargeback.usage.USAGE_SCHEMA) plus the owning unit; `shared` marks namespaces
+"""The usage frame (chargeback.collect.usage.USAGE_SCHEMA) plus the owning unit; `shared` marks namespaces
 whose cost is split across units."""
 
 LINE_SCHEMA = {
