@@ -187,13 +187,13 @@ def test_progress_on_the_progress_logger_and_requests_at_debug(
     url, _ = server(answer)
     monkeypatch.setattr(prometheus_module, "PROGRESS_EVERY", 0.0)
     caplog.set_level(logging.DEBUG, logger="chargeback")
-    caplog.set_level(logging.DEBUG, logger="chargeback.prometheus")  # a CLI test may have set it to INFO
+    caplog.set_level(logging.DEBUG, logger="chargeback.collect.prometheus")  # a CLI test may have set it to INFO
     with PrometheusClient(PrometheusSettings(url=url, concurrency=1)) as client:
         client.query_ranges([MONTH])
     progress = [r for r in caplog.records if r.name == "chargeback.progress"]
     assert progress and progress[-1].levelno == logging.INFO
     assert progress[-1].getMessage().startswith("Prometheus: 31 of 31 requests answered in")
-    requests = [r for r in caplog.records if r.name == "chargeback.prometheus"]
+    requests = [r for r in caplog.records if r.name == "chargeback.collect.prometheus"]
     assert len(requests) == 31 and all(r.levelno == logging.DEBUG for r in requests)
     assert "GET /api/v1/query_range sum(up): HTTP 200" in requests[0].getMessage()
 
