@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 from collections import defaultdict
-from collections.abc import Iterator
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
@@ -21,16 +20,13 @@ from chargeback.run import clusters_to_collect
 from pool_catalog import load_catalog
 from pool_catalog.models import PRICE_UNITS, Resource
 from pool_catalog.pricing import round_money
-from pool_demo.local_prometheus import LocalPrometheus, backfill, free_port
+from pool_demo.local_prometheus import free_port
 from pool_demo.synthetic import (
     Scenario,
-    closed_form_scenario,
     expected_usage,
-    other_cluster_scenario,
-    write_openmetrics,
 )
 from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
-from tests.support.prometheus import ScenarioServer, require_prometheus
+from tests.support.prometheus import ScenarioServer, invoice_args
 
 UNITS = ("community-services", "data-insight", "edge-security", "platform", "unallocated")
 OWNER = {"di-api": "data-insight", "di-batch": "data-insight", "cs-miniapp": "community-services"}
@@ -38,18 +34,6 @@ OWNER |= {"sandbox-x": "unallocated"}
 WITH_REQUEST = {"cpu", "memory", "gpu", "storage", "load_balancer"}
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def priced_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScenarioServer]:
-    """The closed-form scenario without its unpriced storage classes (and the decoy cluster dc2)."""
-    require_prometheus()
-    workdir = tmp_path_factory.mktemp("priced-prometheus")
-    scenario = closed_form_scenario("dc1", with_unpriced_storage=False)
-    write_openmetrics(workdir / "scenario.om", [scenario, other_cluster_scenario("dc2")])
-    backfill(workdir / "scenario.om", workdir / "tsdb")
-    with LocalPrometheus(workdir / "tsdb") as server:
-        yield ScenarioServer(url=server.url, scenario=scenario, data_dir=workdir / "tsdb")
 
 
 def expected_amounts(scenario: Scenario, mode: str) -> dict[tuple[str, str, str], Decimal]:
@@ -72,11 +56,6 @@ def expected_amounts(scenario: Scenario, mode: str) -> dict[tuple[str, str, str]
         )
         amounts[(namespace, resource, tier)] = round_money(billed * price.price, "CNY")
     return amounts
-
-
-def invoice_args(url: str, out: Path, *extra: str) -> list[str]:
-    return ["invoice", "--period", "2026-10", "--prometheus", url, "--catalog", str(EXAMPLE_CATALOG),
-            "--out", str(out), "--cluster", "dc1", "--cluster-label", "cluster", *extra]  # fmt: skip
 
 
 @pytest.mark.prometheus

@@ -20,9 +20,6 @@ from typer.testing import CliRunner
 from chargeback.cli import app as chargeback_app
 from infra.cli import app as pool_app
 from pool_demo.local_prometheus import free_port
-from tests.chargeback.test_cli_chargeback import (
-    priced_prometheus as priced_prometheus,  # the module's Prometheus fixture
-)
 from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
 from tests.support.prometheus import ScenarioServer
 

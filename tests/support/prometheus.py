@@ -18,6 +18,7 @@ import pytest
 from chargeback.errors import LocalPrometheusError
 from pool_demo.local_prometheus import LocalPrometheus, backfill, find_binary
 from pool_demo.synthetic import Scenario, closed_form_scenario, other_cluster_scenario, write_openmetrics
+from tests.support.catalog_edit import EXAMPLE_CATALOG
 
 SCENARIO_START = dt.datetime(2026, 10, 1, 0, tzinfo=dt.UTC)
 SCENARIO_END = dt.datetime(2026, 10, 1, 8, tzinfo=dt.UTC)
@@ -55,3 +56,9 @@ def serve_scenario(
     backfill(source, data_dir)
     with LocalPrometheus(data_dir) as server:
         yield ScenarioServer(url=server.url, scenario=scenario, data_dir=data_dir)
+
+
+def invoice_args(url: str, out: Path, *extra: str) -> list[str]:
+    """`chargeback invoice` for October 2026 of cluster dc1 of the example catalog, against `url`."""
+    return ["invoice", "--period", "2026-10", "--prometheus", url, "--catalog", str(EXAMPLE_CATALOG),
+            "--out", str(out), "--cluster", "dc1", "--cluster-label", "cluster", *extra]  # fmt: skip

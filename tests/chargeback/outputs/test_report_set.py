@@ -22,11 +22,7 @@ import pytest
 
 from chargeback.errors import OutputError
 from chargeback.outputs.report_set import CURRENT, MANIFEST, STATE_DIR, link_target, manifest_files, publish
-from tests.chargeback.test_cli_chargeback import invoice_args
-from tests.chargeback.test_cli_chargeback import (
-    priced_prometheus as priced_prometheus,  # the module's Prometheus fixture
-)
-from tests.support.prometheus import ScenarioServer
+from tests.support.prometheus import ScenarioServer, invoice_args
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -155,7 +151,7 @@ CHILD = textwrap.dedent(
     """
     import json, os, signal, sys
     from pathlib import Path
-    from chargeback.report_set import publish
+    from chargeback.outputs.report_set import publish
 
     out, files, kill_at, signame = Path(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     calls = [0]

@@ -34,8 +34,8 @@ from chargeback.outputs.reports import write_reports
 from chargeback.rate.result import charge
 from pool_catalog import load_catalog
 from tests.chargeback.outputs.test_outputs import OCT, month_rows
-from tests.chargeback.test_cli_chargeback import invoice_args, priced_prometheus  # noqa: F401 (fixture)
 from tests.support.catalog_edit import EXAMPLE_CATALOG
+from tests.support.prometheus import invoice_args
 from tests.support.usage_frames import usage_frame
 
 pytestmark = pytest.mark.browser
@@ -222,7 +222,7 @@ def pdf_pages(pdf: Path) -> int:
     return len(re.findall(rb"/Type /Page\b", content))
 
 
-def test_invoice_pdf_prints_every_report(priced_prometheus, tmp_path: Path) -> None:  # noqa: F811
+def test_invoice_pdf_prints_every_report(priced_prometheus, tmp_path: Path) -> None:
     out = tmp_path / "2026-10"
     result = CliRunner().invoke(app, invoice_args(priced_prometheus.url, out, "--pdf"))
     assert result.exit_code == 0, result.output
@@ -242,7 +242,7 @@ def test_missing_chromium_names_the_package_and_writes_nothing(tmp_path: Path) -
         print_pdfs([(tmp_path / "a.html", tmp_path / "a.pdf")], chromium="no-such-chromium")
 
 
-def test_invoice_previous_flag_errors_cleanly(priced_prometheus, tmp_path: Path) -> None:  # noqa: F811
+def test_invoice_previous_flag_errors_cleanly(priced_prometheus, tmp_path: Path) -> None:
     help_text = CliRunner().invoke(app, ["invoice", "--help"], env={"COLUMNS": "200"}).output
     assert "--pdf" in help_text and "--previous" in help_text
     out = tmp_path / "2026-10"
