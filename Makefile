@@ -38,7 +38,7 @@ $(APT_STAMP): Makefile | $(STAMP)
 	@touch $@
 
 demo: venv system-deps
-	$(BIN)/python -m chargeback.demo
+	$(BIN)/python -m pool_demo
 
 # The e2e tier's binaries (tools/versions.env): found on PATH or in ~/.cache/resource-pool/tools, else built
 # from the Go module proxy (a cold build prints its time per tool; a warm run builds nothing).

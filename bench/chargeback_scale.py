@@ -5,7 +5,7 @@
 
 Builds N namespaces × P pods (one container each, requests, a PVC per namespace on hot or cold
 storage, a load balancer per tenth namespace, a quota per namespace, egress from one pod per
-namespace) for D days with `chargeback.synthetic`, backfills it with promtool, starts a local
+namespace) for D days with `pool_demo.synthetic`, backfills it with promtool, starts a local
 Prometheus and times, end to end:
 
 * collect_usage: every query of the usage frame, parsed, checked and built into the frame;
@@ -38,15 +38,15 @@ from pathlib import Path
 
 import httpx
 
-from chargeback import promql
-from chargeback.local_prometheus import LocalPrometheus, backfill
+from chargeback.collect import promql
+from chargeback.collect.prometheus import PrometheusClient, PrometheusSettings, split_range
+from chargeback.collect.usage import collect_usage, usage_queries
+from chargeback.outputs.reports import report_files
 from chargeback.period import Period
-from chargeback.prometheus import PrometheusClient, PrometheusSettings, split_range
-from chargeback.reports import report_files
-from chargeback.result import charge
-from chargeback.synthetic import GIB, MIB, Container, Pod, Quota, Scenario, Service, Source, Volume
-from chargeback.usage import collect_usage, usage_queries
-from infra.catalog import load_catalog
+from chargeback.rate.result import charge
+from pool_catalog import load_catalog
+from pool_demo.local_prometheus import LocalPrometheus, backfill
+from pool_demo.synthetic import GIB, MIB, Container, Pod, Quota, Scenario, Service, Source, Volume
 
 CATALOG = Path(__file__).resolve().parent.parent / "catalog"
 START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)

@@ -28,8 +28,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from infra.catalog import load_catalog  # noqa: E402
 from infra.mocks import run_program, run_pulumi  # noqa: E402
+from pool_catalog import load_catalog  # noqa: E402
 
 GOAL_SECONDS = 20.0
 GOAL_NAMESPACES = 2000

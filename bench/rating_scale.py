@@ -16,11 +16,11 @@ import time
 import numpy as np
 import pandas as pd
 
+from chargeback.collect.usage import USAGE_SCHEMA, check_usage_frame
+from chargeback.outputs.reports import report_files
 from chargeback.period import Period
-from chargeback.reports import report_files
-from chargeback.result import charge
-from chargeback.usage import USAGE_SCHEMA, check_usage_frame
-from infra.catalog import load_catalog
+from chargeback.rate.result import charge
+from pool_catalog import load_catalog
 
 RESOURCES = [("cpu", ""), ("memory", ""), ("egress", ""), ("pods", ""), ("storage", "hot"), ("storage", "cold")]
 

@@ -15,11 +15,11 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from infra.catalog.models import Resource
+from pool_catalog.models import Resource
 
-from .rating import BILLABLE, billed_nano, from_nano, hourly_price_for, version_index
-from .result import Chargeback
-from .usage import USED_SOURCE
+from .collect.usage import USED_SOURCE
+from .rate.rating import BILLABLE, billed_nano, from_nano, hourly_price_for, version_index
+from .rate.result import Chargeback
 
 WINDOW = dt.timedelta(hours=24)
 """The trailing window of both figures: the last day billed (fewer hours early in a month)."""

@@ -31,20 +31,20 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from infra.catalog import CatalogError, load_catalog
-from infra.catalog.models import BillingMode
-from infra.catalog.pricing import round_money
+from pool_catalog import CatalogError, load_catalog
+from pool_catalog.models import BillingMode
+from pool_catalog.pricing import round_money
 
-from .doctor import default_period, diagnose
+from .collect.doctor import default_period, diagnose
+from .collect.findings import ERROR, SEVERITIES, Finding, errors_of
+from .collect.prometheus import PrometheusClient, PrometheusSettings
+from .collect.promql import LabelMatcher
 from .errors import ChargebackError
 from .exporter import ExporterSource, MonthToDateCollector, parse_interval, parse_listen, registry_of
 from .exporter import serve as serve_metrics
-from .findings import ERROR, SEVERITIES, Finding, errors_of
-from .idle import REASONS
-from .invoices import build_invoices, idle_totals, text
 from .period import Period
-from .prometheus import PrometheusClient, PrometheusSettings
-from .promql import LabelMatcher
+from .rate.idle import REASONS
+from .rate.invoices import build_invoices, idle_totals, text
 from .run import PeriodRun, clusters_to_collect, run_period
 
 app = typer.Typer(
@@ -300,7 +300,7 @@ def _logging(verbose: bool, level: int = logging.WARNING) -> None:
         logger.addHandler(handler)
     logger.setLevel(level)
     logging.getLogger("chargeback.progress").setLevel(logging.INFO)
-    logging.getLogger("chargeback.prometheus").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("chargeback.collect.prometheus").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -23,16 +23,16 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from infra.catalog import CatalogError
-from infra.catalog.models import BillingMode
+from pool_catalog import CatalogError
+from pool_catalog.models import BillingMode
 
 from .alert_series import last_day_costs, scrape_coverage
+from .collect.prometheus import PrometheusSettings
+from .collect.promql import LabelMatcher
 from .errors import ChargebackError, PeriodError
-from .invoices import build_invoices
 from .period import Period
-from .prometheus import PrometheusSettings
-from .promql import LabelMatcher
-from .result import Chargeback
+from .rate.invoices import build_invoices
+from .rate.result import Chargeback
 from .run import run_period
 
 log = logging.getLogger(__name__)

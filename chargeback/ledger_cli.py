@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from infra.catalog.pricing import round_money
+from pool_catalog.pricing import round_money
 
 from .cli import (
     BasicPasswordOption,
@@ -43,16 +43,16 @@ from .cli import (
     out,
 )
 from .errors import LedgerError, OutputError
-from .focus import COLUMNS as FOCUS_COLUMNS
-from .invoices import text
 from .ledger.close import CloseResult, close_month, default_ledger, write_new_files
 from .ledger.documents import Difference, UnitState, chargeback_lines, differences, month_in_force
 from .ledger.reading import ClosedMonthsCollector
 from .ledger.schema import LINE_FIELDS
 from .ledger.store import Issue, Ledger, ledger_url
+from .outputs.focus import COLUMNS as FOCUS_COLUMNS
+from .outputs.reports import csv_text
 from .period import Period
-from .reports import csv_text
-from .result import Chargeback
+from .rate.invoices import text
+from .rate.result import Chargeback
 
 LedgerOption = Annotated[
     str | None,

@@ -12,19 +12,25 @@ from pathlib import Path
 
 import pandas as pd
 
-from infra.catalog import Catalog, load_catalog
-from infra.catalog.models import BillingMode
+from pool_catalog import Catalog, load_catalog
+from pool_catalog.models import BillingMode
 
-from . import north_star
-from .doctor import check_partial, diagnose
+from .collect.doctor import check_partial, diagnose
+from .collect.findings import Finding, errors_of, refusal_text, sort_findings
+from .collect.prometheus import PrometheusClient, PrometheusSettings
+from .collect.promql import LabelMatcher
+from .collect.usage import (
+    collect_usage,
+    empty_estimate_frame,
+    empty_usage_frame,
+    empty_volume_frame,
+    union_text_columns,
+)
 from .errors import ChargebackError, DataContractError
-from .findings import Finding, errors_of, refusal_text, sort_findings
+from .outputs.reports import write_reports
 from .period import Period
-from .prometheus import PrometheusClient, PrometheusSettings
-from .promql import LabelMatcher
-from .reports import write_reports
-from .result import Chargeback, charge
-from .usage import collect_usage, empty_estimate_frame, empty_usage_frame, empty_volume_frame, union_text_columns
+from .rate import north_star
+from .rate.result import Chargeback, charge
 
 
 @dataclass(frozen=True)

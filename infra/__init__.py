@@ -1,1 +1,1 @@
-"""Provisioning half of Resource Pool: the catalog, the Pulumi components and the `pool` CLI."""
+"""Provisioning: the Pulumi program and components and the `pool` CLI, on top of pool_catalog."""

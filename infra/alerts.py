@@ -18,9 +18,10 @@ from typing import Any
 
 import yaml
 
-from .catalog import Catalog, CatalogError, Finding
-from .catalog.loader import POOL_FILE
-from .catalog.models import Alerting, Contact, ContactKind
+from pool_catalog import Catalog, CatalogError, Finding
+from pool_catalog.files import POOL_FILE
+from pool_catalog.models import Alerting, Contact, ContactKind
+
 from .errors import PoolError
 
 ALERTMANAGER_FILE = "alertmanager.yml"

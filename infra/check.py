@@ -26,8 +26,8 @@ from policies.rules import (
     metadata,
     namespace_name,
 )
+from pool_catalog import Catalog
 
-from .catalog import Catalog
 from .errors import PolicyConfigError
 from .mocks import run_program
 

@@ -17,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .catalog import Catalog, CatalogError, Finding, Severity, load_catalog
-from .catalog.models import BusinessUnit, Pool, RateCard
+from pool_catalog import Catalog, CatalogError, Finding, Severity, load_catalog
+from pool_catalog.models import BusinessUnit, Pool, RateCard
+
 from .errors import PoolError
 
 if TYPE_CHECKING:
@@ -289,7 +290,7 @@ def _print_decision(decision: Decision) -> None:
     """What was asked, what it costs per month at full quota, and the verdict with reasons."""
     from rich.table import Table
 
-    from .catalog.pricing import round_money
+    from pool_catalog.pricing import round_money
 
     what = "new namespace" if decision.is_new else "quota change of"
     out.print(f"{what} {decision.namespace} for unit {decision.unit} in cluster {decision.cluster}", soft_wrap=True)
@@ -341,9 +342,9 @@ def capacity(
     from rich.box import SIMPLE
     from rich.table import Table
 
-    from .capacity import capacity_json, capacity_report
-    from .catalog.checks import check_catalog as catalog_findings
-    from .catalog.quantities import GIB, format_cpu
+    from pool_catalog.capacity import capacity_json, capacity_report
+    from pool_catalog.checks import check_catalog as catalog_findings
+    from pool_catalog.quantities import GIB, format_cpu
 
     # Loaded without the cross-file checks: an over-allocated pool is when the table matters most.
     try:

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog.models import Cluster
-from .components.conventions import METALLB_CRDS, METALLB_NAMESPACE
+from pool_catalog.conventions import METALLB_CRDS, METALLB_NAMESPACE
+from pool_catalog.models import Cluster
+
 from .errors import ProgramError
 
 

@@ -1,6 +1,6 @@
 """Errors of the provisioning half (the Pulumi program, rendering, manifest validation).
 
-Catalog problems stay `infra.catalog.CatalogError`; everything here derives from `PoolError` so the
+Catalog problems stay `pool_catalog.CatalogError`; everything here derives from `PoolError` so the
 CLI can print one clear message instead of a traceback.
 """
 

@@ -29,8 +29,9 @@ from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from .catalog import Catalog
-from .catalog.models import Cluster
+from pool_catalog import Catalog
+from pool_catalog.models import Cluster
+
 from .cluster_state import FACTS_READER, ClusterFacts
 from .errors import ProgramError
 from .program import build

@@ -13,10 +13,12 @@ from typing import Any, Literal
 
 import pulumi
 
-from .catalog import Catalog, CatalogError, Finding, load_catalog
-from .catalog.loader import UNITS_DIR, field_path
-from .catalog.models import Cluster, parse_address_range
-from .catalog.pricing import MissingPriceError, namespace_monthly_cost, rate_version_for, round_money
+from pool_catalog import Catalog, CatalogError, Finding, load_catalog
+from pool_catalog.conventions import METALLB_NAMESPACE
+from pool_catalog.files import UNITS_DIR, field_path
+from pool_catalog.models import Cluster, range_within
+from pool_catalog.pricing import MissingPriceError, namespace_monthly_cost, rate_version_for, round_money
+
 from .cluster_state import FACTS_READER, ClusterFacts, read_cluster
 from .components import (
     AddressPoolSpec,
@@ -27,7 +29,6 @@ from .components import (
     ResourcePoolArgs,
 )
 from .components.business_unit import quota_hard
-from .components.conventions import METALLB_NAMESPACE
 from .errors import ProgramError
 
 CONFIG_NAMESPACE = "resource-pool"
@@ -139,20 +140,13 @@ def capability_links(catalog: Catalog, cluster: Cluster) -> dict[str, Capability
 
 def address_pool_specs(catalog: Catalog, cluster: Cluster) -> list[AddressPoolSpec]:
     """Each unit's addresses that lie inside this cluster's load-balancer ranges."""
-    ranges = [parse_address_range(text) for text in cluster.network.load_balancer_ranges]
+    ranges = cluster.network.load_balancer_ranges
     specs = []
     for unit in catalog.units:
         namespaces = [ns.name for u, ns in catalog.namespaces(cluster.name) if u.id == unit.id]
         if not namespaces:
             continue
-        inside = []
-        for text in unit.load_balancer_addresses:
-            first, last = parse_address_range(text)
-            if any(
-                first.version == low.version and int(low) <= int(first) and int(last) <= int(high)
-                for low, high in ranges
-            ):
-                inside.append(text)
+        inside = [text for text in unit.load_balancer_addresses if range_within(text, ranges)]
         if inside:
             specs.append(AddressPoolSpec(unit_id=unit.id, addresses=inside, namespaces=namespaces))
     return specs

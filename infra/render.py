@@ -38,8 +38,9 @@ from kubernetes_validate import utils as kv_utils
 from packaging.version import Version
 from referencing import Registry, Resource
 
-from .catalog import Catalog
-from .components.conventions import PATCH_FIELD_MANAGER_ANNOTATION, PATCH_FORCE_ANNOTATION
+from pool_catalog import Catalog
+from pool_catalog.conventions import PATCH_FIELD_MANAGER_ANNOTATION, PATCH_FORCE_ANNOTATION
+
 from .errors import ManifestValidationError, ProgramError, RenderError
 from .mocks import RegisteredResource, run_program
 

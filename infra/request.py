@@ -25,12 +25,13 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from .capacity import NODE_RESOURCES, Room, node_pool_room, tier_room
-from .catalog import Catalog, CatalogError, Severity, load_catalog
-from .catalog.checks import RESERVED_NAMESPACES, RESERVED_PREFIXES, format_amount, over_capacity
-from .catalog.loader import POOL_FILE, UNITS_DIR, check_expansion, field_path, parse_model, unit_file
-from .catalog.models import BusinessUnit, Capability, Cluster, ContainerDefaults, DnsLabel, Namespace
-from .catalog.pricing import (
+from pool_catalog import Catalog, CatalogError, Severity, load_catalog
+from pool_catalog.capacity import NODE_RESOURCES, Room, format_amount, node_pool_room, over_capacity, tier_room
+from pool_catalog.checks import RESERVED_NAMESPACES, RESERVED_PREFIXES
+from pool_catalog.files import POOL_FILE, UNITS_DIR, field_path, unit_file
+from pool_catalog.loader import check_expansion, parse_model
+from pool_catalog.models import BusinessUnit, Capability, Cluster, ContainerDefaults, DnsLabel, Namespace
+from pool_catalog.pricing import (
     MissingPriceError,
     QuotaCost,
     quota_monthly_cost,
@@ -38,7 +39,8 @@ from .catalog.pricing import (
     round_money,
     unit_monthly_cost,
 )
-from .catalog.quantities import Bytes, Cores, format_bytes, format_cpu
+from pool_catalog.quantities import Bytes, Cores, format_bytes, format_cpu
+
 from .errors import PoolError, RequestError
 
 # ------------------------------------------------------------------ the request

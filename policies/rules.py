@@ -29,12 +29,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.catalog import Catalog, CatalogError, load_catalog
-from infra.catalog.checks import over_capacity, pool_capacity
-from infra.catalog.models import Cluster, Quota
-from infra.catalog.pricing import MissingPriceError, quota_monthly_cost, rate_version_for, round_money
-from infra.catalog.quantities import parse
-from infra.components.conventions import (
+from pool_catalog import Catalog, CatalogError, load_catalog
+from pool_catalog.capacity import over_capacity, pool_capacity
+from pool_catalog.conventions import (
     BUSINESS_UNIT_LABEL,
     BUSINESS_UNIT_TYPE,
     COST_CENTER_LABEL,
@@ -45,6 +42,9 @@ from infra.components.conventions import (
     STORAGE_TIER_LABEL,
     storage_quota_key,
 )
+from pool_catalog.models import Cluster, Quota
+from pool_catalog.pricing import MissingPriceError, quota_monthly_cost, rate_version_for, round_money
+from pool_catalog.quantities import parse
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 RESOURCE_QUOTA = "kubernetes:core/v1:ResourceQuota"

@@ -19,18 +19,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from infra.catalog import Catalog, load_catalog
-from infra.catalog.models import BillingMode
+from pool_catalog import Catalog, load_catalog
+from pool_catalog.models import BillingMode
 
+from ..collect.prometheus import PrometheusClient, PrometheusSettings
+from ..collect.promql import LabelMatcher
 from ..errors import LedgerError, OutputError
-from ..focus import COLUMNS as FOCUS_COLUMNS
-from ..focus import correction_rows, focus_rows
-from ..history import PreviousPeriod
-from ..invoices import UNALLOCATED_NAME, build_invoices, text
+from ..outputs.focus import COLUMNS as FOCUS_COLUMNS
+from ..outputs.focus import correction_rows, focus_rows
+from ..outputs.history import PreviousPeriod
+from ..outputs.reports import csv_text, html_environment, previous_period, render, report_files, write_reports
 from ..period import Period, iso_utc
-from ..prometheus import PrometheusClient, PrometheusSettings
-from ..promql import LabelMatcher
-from ..reports import csv_text, html_environment, previous_period, render, report_files, write_reports
+from ..rate.invoices import UNALLOCATED_NAME, build_invoices, text
 from ..run import PeriodRun, run_period
 from .documents import (
     Difference,

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from infra.catalog.pricing import round_money
+from pool_catalog.pricing import round_money
 
-from ..focus import text_line
-from ..invoices import text
-from ..result import Chargeback
+from ..outputs.focus import text_line
+from ..rate.invoices import text
+from ..rate.result import Chargeback
 from .schema import LINE_FIELDS
 from .store import Document, Issue, canonical_json, sha256_text
 

@@ -18,9 +18,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..invoices import text
 from ..period import iso_utc
-from ..result import Chargeback
+from ..rate.invoices import text
+from ..rate.result import Chargeback
 from .store import canonical_json, sha256_text
 
 

@@ -12,12 +12,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Connection
 
-from infra.catalog.pricing import round_money
+from pool_catalog.pricing import round_money
 
 from ..errors import ChargebackError
-from ..history import PreviousPeriod
-from ..invoices import text
+from ..outputs.history import PreviousPeriod
 from ..period import Period
+from ..rate.invoices import text
 from .documents import month_in_force
 from .store import Issue, Ledger
 

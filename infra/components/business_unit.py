@@ -29,10 +29,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ..catalog.models import BusinessUnit as UnitModel
-from ..catalog.models import Capability, Cluster, Namespace
-from ..catalog.quantities import format_bytes, format_cpu
-from .conventions import (
+from pool_catalog.conventions import (
     BUSINESS_UNIT_LABEL,
     BUSINESS_UNIT_TYPE,
     COST_CENTER_LABEL,
@@ -46,6 +43,9 @@ from .conventions import (
     UNIT_OWNER_ROLE,
     storage_quota_key,
 )
+from pool_catalog.models import BusinessUnit as UnitModel
+from pool_catalog.models import Capability, Cluster, Namespace
+from pool_catalog.quantities import format_bytes, format_cpu
 
 QUOTA_NAME = "pool-quota"
 LIMIT_RANGE_NAME = "pool-container-defaults"

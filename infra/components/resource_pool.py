@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ..catalog.models import Cluster, NodePool, StorageTier
-from .conventions import (
+from pool_catalog.conventions import (
     CLUSTER_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -28,6 +27,7 @@ from .conventions import (
     STORAGE_TIER_LABEL,
     UNIT_OWNER_ROLE,
 )
+from pool_catalog.models import Cluster, NodePool, StorageTier
 
 NODE_FIELD_MANAGER = "resource-pool-node"
 

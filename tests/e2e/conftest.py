@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from infra.catalog import load_catalog
-from infra.catalog.quantities import format_bytes, format_cpu
-from tests.catalog_edit import EXAMPLE_CATALOG
+from pool_catalog import load_catalog
+from pool_catalog.quantities import format_bytes, format_cpu
 from tests.e2e.cluster import LocalCluster, local_cluster
 from tests.e2e.pulumi_cli import PulumiProject
+from tests.support.catalog_edit import EXAMPLE_CATALOG
 
 REPO = Path(__file__).resolve().parents[2]
 

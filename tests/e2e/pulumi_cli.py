@@ -22,11 +22,11 @@ class PulumiProject:
 
     @classmethod
     def create(cls, root: Path, repo: Path, tools: dict[str, str], kubeconfig: Path, catalog: Path) -> PulumiProject:
-        """Lay out the project (Pulumi.yaml copied, code and .venv linked) and log in to a file backend."""
+        """Lay out the project (Pulumi.yaml copied, the packages and .venv linked) and log in to a file backend."""
         project = root / "project"
         project.mkdir()
         shutil.copy(repo / "Pulumi.yaml", project / "Pulumi.yaml")
-        for name in ("infra", "policies", ".venv"):
+        for name in ("pool_catalog", "infra", "policies", ".venv"):
             (project / name).symlink_to(repo / name)
         home = root / "pulumi-home"
         home.mkdir()

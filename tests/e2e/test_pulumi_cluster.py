@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from infra.catalog import load_catalog
 from infra.cli import app
 from infra.mocks import RegisteredResource, run_program
-from tests.catalog_edit import edit_yaml
+from pool_catalog import load_catalog
 from tests.e2e.cluster import LocalCluster
 from tests.e2e.pulumi_cli import PulumiProject
+from tests.support.catalog_edit import edit_yaml
 
 pytestmark = pytest.mark.e2e
 

@@ -21,15 +21,15 @@ import httpx
 import pandas as pd
 import pytest
 
-from chargeback.local_prometheus import LocalPrometheus, backfill, free_port
+from chargeback.collect.prometheus import PrometheusClient, PrometheusSettings
+from chargeback.collect.promql import LabelMatcher
+from chargeback.collect.usage import collect_usage
 from chargeback.period import Period
-from chargeback.prometheus import PrometheusClient, PrometheusSettings
-from chargeback.promql import LabelMatcher
-from chargeback.rating import attribute, billing_mode_of, rate
-from chargeback.synthetic import closed_form_scenario, other_cluster_scenario, write_openmetrics
-from chargeback.usage import collect_usage
-from infra.catalog import Catalog, load_catalog
-from tests.prometheus import SCENARIO_END, SCENARIO_START, require_prometheus
+from chargeback.rate.rating import attribute, billing_mode_of, rate
+from pool_catalog import Catalog, load_catalog
+from pool_demo.local_prometheus import LocalPrometheus, backfill, free_port
+from pool_demo.synthetic import closed_form_scenario, other_cluster_scenario, write_openmetrics
+from tests.support.prometheus import SCENARIO_END, SCENARIO_START, require_prometheus
 
 pytestmark = pytest.mark.e2e
 

@@ -1,0 +1,233 @@
+"""Idle allocations: quota or requests held but mostly unused, what they cost, and a right-size.
+
+For each namespace, resource and tier, over the hours where the allocation existed (quota or
+request above zero), compare the hourly allocation with the hourly use:
+- utilization = average use / average allocation; flagged below rates.idle.utilization_threshold,
+  and always for cpu, memory and gpu of a namespace that ran no pod in the whole period;
+- idle cost = Σ over hours of (allocation − use, if positive) × the price in force at that hour;
+- recommended allocation = p95 of hourly use × (1 + headroom), rounded up to a step a person
+  would write in a quota (never below the p95);
+- monthly savings = (allocation − recommended) × 730 h × the latest price of the period.
+Allocations that existed for fewer than rates.idle.min_hours hours are not judged.
+Storage requests are judged per PersistentVolumeClaim when the per-PVC detail is given (the `pvc`
+column names the claim to shrink); the namespace's storage quota is judged as a whole.
+Hourly values are levels: a core-hour in one hour is one core held (or used) for that hour.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+
+import numpy as np
+import pandas as pd
+
+from pool_catalog.models import HOURS_PER_MONTH, Catalog, Resource
+from pool_catalog.pricing import round_money
+
+from ..collect.usage import PODS
+from ..period import Period
+from .frames import check_frame, empty_frame
+from .rating import ATTRIBUTED_SCHEMA, from_nano, hourly_price_for, nano, version_index
+
+ALLOCATED = (Resource.CPU, Resource.MEMORY, Resource.STORAGE, Resource.GPU, Resource.LOAD_BALANCER)
+"""Resources a namespace allocates (egress has no quota or request)."""
+POD_DRIVEN = {Resource.CPU.value, Resource.MEMORY.value, Resource.GPU.value}
+"""Resources only pods use: idle by definition when no pod ran."""
+
+QUOTA_UNDERUSED = "quota-underused"
+REQUESTS_UNDERUSED = "requests-underused"
+VOLUMES_UNDERUSED = "volumes-underused"
+NO_RUNNING_PODS = "no-running-pods"
+REASONS = {
+    QUOTA_UNDERUSED: "quota mostly unused",
+    REQUESTS_UNDERUSED: "pod requests mostly unused",
+    VOLUMES_UNDERUSED: "volume claims mostly empty",
+    NO_RUNNING_PODS: "no pod ran in the whole period",
+}
+"""Reason codes of idle.csv and what they mean."""
+
+LEVEL_UNITS = {
+    Resource.CPU.value: "cores",
+    Resource.MEMORY.value: "GiB",
+    Resource.STORAGE.value: "GiB",
+    Resource.GPU.value: "GPUs",
+    Resource.LOAD_BALANCER.value: "load balancers",
+}
+"""Unit of allocation and use levels in idle reports (the usage unit per hour)."""
+
+IDLE_SCHEMA = {
+    "business_unit": "str",
+    "namespace": "str",
+    "resource": "str",
+    "tier": "str",
+    "allocated": "decimal",
+    "used_avg": "decimal",
+    "used_p95": "decimal",
+    "utilization": "decimal",
+    "idle_cost": "decimal",
+    "recommended_allocation": "decimal",
+    "monthly_savings": "decimal",
+    "reason": "str",
+    "cluster": "str",
+    "basis": "str",
+    "hours": "int",
+    "unit": "str",
+    "pvc": "str",
+}
+"""Flagged allocations; `basis` is quota or requests, levels are in `unit` (cores, GiB, …); `pvc` names the
+claim of a per-volume row ("" for namespace-wide rows)."""
+
+LEVEL = Decimal("0.0001")
+_KEY = ["business_unit", "cluster", "namespace", "resource", "tier", "pvc"]
+
+
+def recommend(resource: str, p95: Decimal, headroom: float) -> Decimal:
+    """p95 × (1 + headroom) rounded up to a step a quota is written in; zero stays zero."""
+    target = p95 * (1 + Decimal(str(headroom)))
+    if target <= 0:
+        return Decimal(0)
+    step = _step(resource, target)
+    return (target / step).to_integral_value(rounding=ROUND_CEILING) * step
+
+
+def _step(resource: str, target: Decimal) -> Decimal:
+    if resource == Resource.CPU.value:  # 100m below a core, half cores up to 4, whole cores above
+        return Decimal("0.1") if target <= 1 else Decimal("0.5") if target <= 4 else Decimal(1)
+    if resource == Resource.MEMORY.value:  # 256Mi, then 1Gi, 4Gi, 16Gi, 64Gi as sizes grow
+        for limit, step in ((1, "0.25"), (8, "1"), (32, "4"), (128, "16")):
+            if target <= limit:
+                return Decimal(step)
+        return Decimal(64)
+    if resource == Resource.STORAGE.value:  # 10Gi up to a TiB, 100Gi above
+        return Decimal(10) if target <= 1024 else Decimal(100)
+    return Decimal(1)  # GPUs and load balancers come whole
+
+
+def find_idle(
+    attributed: pd.DataFrame, catalog: Catalog, period: Period, volumes: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Flagged allocations of the period, sorted by unit, namespace, resource, tier, claim and reason.
+
+    `volumes` (usage.VOLUME_SCHEMA) is the per-PVC detail of storage; without it storage requests are
+    judged per namespace and tier."""
+    check_frame(attributed, ATTRIBUTED_SCHEMA, "idle (attributed usage)")
+    idle_rows = []
+    no_pods = _namespaces_without_pods(attributed)
+    per_volume = volumes is not None and not volumes.empty
+    for basis, column in (("quota", "allocated"), ("requests", "requested")):
+        judged = attributed["resource"].isin([r.value for r in ALLOCATED]) & (attributed[column].fillna(0) > 0)
+        if basis == "requests" and per_volume:
+            judged &= attributed["resource"] != Resource.STORAGE.value
+        frame = attributed[judged].assign(pvc="")
+        if not frame.empty:
+            idle_rows.extend(_judge(frame, column, basis, no_pods, catalog))
+    if per_volume:
+        frame = _volume_requests(volumes, attributed)
+        if not frame.empty:
+            idle_rows.extend(_judge(frame, "requested", "requests", no_pods, catalog))
+    if not idle_rows:
+        return empty_frame(IDLE_SCHEMA)
+    result = pd.DataFrame(idle_rows, columns=list(IDLE_SCHEMA))
+    result["hours"] = result["hours"].astype("int64")
+    result = result.sort_values(
+        ["business_unit", "namespace", "resource", "tier", "pvc", "cluster", "reason"], kind="stable"
+    )
+    return check_frame(result.reset_index(drop=True), IDLE_SCHEMA, "idle")
+
+
+def _volume_requests(volumes: pd.DataFrame, attributed: pd.DataFrame) -> pd.DataFrame:
+    """Per-PVC hours shaped like attributed storage rows: the namespace's owner, hours the use is known."""
+    owners = attributed[["cluster", "namespace", "business_unit"]].drop_duplicates(["cluster", "namespace"])
+    frame = volumes[volumes["used"].notna()].merge(owners, on=["cluster", "namespace"], how="inner")
+    return frame.assign(resource=Resource.STORAGE.value)
+
+
+def _namespaces_without_pods(attributed: pd.DataFrame) -> set[tuple[str, str]]:
+    """(cluster, namespace) pairs with no running pod-hour in the whole period (no pods row counts as none)."""
+    pairs = attributed[["cluster", "namespace"]].drop_duplicates()
+    seen = set(zip(pairs["cluster"], pairs["namespace"], strict=True))
+    pods = attributed[attributed["resource"] == PODS]
+    running = pods.groupby(["cluster", "namespace"])["used"].sum()
+    return {key for key in seen if running.get(key, 0.0) <= 0}
+
+
+def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: Catalog) -> list[dict]:
+    policy = catalog.rates.idle
+    versions = catalog.rates.sorted_versions()
+    work = pd.DataFrame(
+        {
+            **{key: frame[key] for key in _KEY},
+            "version": version_index(frame["hour"], catalog.rates, "idle allocations"),
+            "held_nano": nano(frame[column]),
+            "used_nano": nano(frame["used"]),
+            "used": frame["used"].fillna(0.0).to_numpy(dtype=float),
+        }
+    )
+    work["idle_nano"] = np.clip(work["held_nano"] - work["used_nano"], 0, None)
+    groups = work.groupby(_KEY, sort=True)
+    stats = groups.agg(
+        hours=("held_nano", "size"),
+        held_nano=("held_nano", "sum"),
+        used_nano=("used_nano", "sum"),
+        last_version=("version", "max"),
+    )
+    p95 = groups["used"].quantile(0.95)
+    idle_by_version: dict[tuple, list[tuple[int, int]]] = {}
+    for (*key, version), idle_nano in work.groupby([*_KEY, "version"], sort=True)["idle_nano"].sum().items():
+        idle_by_version.setdefault(tuple(key), []).append((version, idle_nano))
+    p95_of = p95.to_dict()
+    rows = []
+    for key, stat in stats.iterrows():
+        unit_id, cluster, namespace, resource, tier, pvc = key
+        hours = int(stat["hours"])
+        if hours < policy.min_hours or stat["held_nano"] == 0:  # less than a nano-unit held: nothing to judge
+            continue
+        allocated = from_nano(stat["held_nano"]) / hours
+        used_avg = from_nano(stat["used_nano"]) / hours
+        utilization = used_avg / allocated
+        idle_pods = (cluster, namespace) in no_pods and resource in POD_DRIVEN
+        if utilization >= Decimal(str(policy.utilization_threshold)) and not idle_pods:
+            continue
+        used_p95 = Decimal(repr(float(p95_of[key]))).quantize(LEVEL, rounding=ROUND_HALF_EVEN)
+        recommended = recommend(resource, used_p95, policy.headroom)
+
+        def price_at(version_number: int) -> Decimal:
+            return hourly_price_for(versions[version_number], Resource(resource), tier, namespace, cluster)  # noqa: B023
+
+        idle_cost = sum(
+            (from_nano(idle_nano) * price_at(number) for number, idle_nano in idle_by_version[key]),
+            Decimal(0),
+        )
+        latest_price = price_at(int(stat["last_version"]))
+        savings = max(allocated - recommended, Decimal(0)) * HOURS_PER_MONTH * latest_price
+        currency = catalog.rates.currency
+        rows.append(
+            {
+                "business_unit": unit_id,
+                "namespace": namespace,
+                "resource": resource,
+                "tier": tier,
+                "allocated": allocated.quantize(LEVEL, rounding=ROUND_HALF_EVEN),
+                "used_avg": used_avg.quantize(LEVEL, rounding=ROUND_HALF_EVEN),
+                "used_p95": used_p95,
+                "utilization": utilization.quantize(LEVEL, rounding=ROUND_HALF_EVEN),
+                "idle_cost": round_money(idle_cost, currency),
+                "recommended_allocation": recommended,
+                "monthly_savings": round_money(savings, currency),
+                "reason": _reason(basis, resource, idle_pods),
+                "cluster": cluster,
+                "basis": basis,
+                "hours": hours,
+                "unit": LEVEL_UNITS[resource],
+                "pvc": pvc,
+            }
+        )
+    return rows
+
+
+def _reason(basis: str, resource: str, idle_pods: bool) -> str:
+    if idle_pods:
+        return NO_RUNNING_PODS
+    if basis == "quota":
+        return QUOTA_UNDERUSED
+    return VOLUMES_UNDERUSED if resource == Resource.STORAGE.value else REQUESTS_UNDERUSED

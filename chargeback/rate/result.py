@@ -1,0 +1,76 @@
+"""One period's chargeback, computed from a usage frame: attributed usage, rated lines, coverage, idle.
+
+`charge` is pure (no Prometheus, no files), so tests, the command line, the demo and the exporter
+all compute the same figures from the same frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from pool_catalog.models import BillingMode, Catalog
+
+from ..collect.findings import Finding
+from ..collect.usage import empty_estimate_frame
+from ..period import Period
+from .idle import find_idle
+from .rating import attribute, billing_mode_of, coverage, rate
+
+if TYPE_CHECKING:
+    from .north_star import Measurement
+
+
+@dataclass(frozen=True)
+class Chargeback:
+    """Everything the reports of one period are made from."""
+
+    period: Period
+    catalog: Catalog
+    billing_mode: BillingMode
+    usage: pd.DataFrame
+    """The usage frame with business_unit, cost_center and shared (rating.ATTRIBUTED_SCHEMA)."""
+    lines: pd.DataFrame
+    """Rated lines (rating.LINE_SCHEMA), shared namespaces already split."""
+    coverage: pd.DataFrame
+    """Hours seen and covered per namespace (rating.COVERAGE_SCHEMA)."""
+    idle: pd.DataFrame
+    """Flagged allocations (idle.IDLE_SCHEMA)."""
+    estimates: pd.DataFrame = field(default_factory=empty_estimate_frame)
+    """Figures that are estimates or gaps, per namespace (usage.ESTIMATE_SCHEMA): said on the invoice."""
+    north_star: dict[str, Measurement] | None = None
+    """Unit id → its north-star volume this period; None when not measured (no Prometheus at hand)."""
+    findings: tuple[Finding, ...] = ()
+    """What the doctor found about the data (empty: nothing); reports print those touching each invoice."""
+
+    @property
+    def currency(self) -> str:
+        return self.catalog.rates.currency
+
+
+def charge(
+    usage: pd.DataFrame,
+    catalog: Catalog,
+    period: Period,
+    billing_mode: str | BillingMode | None = None,
+    volumes: pd.DataFrame | None = None,
+    estimates: pd.DataFrame | None = None,
+    findings: tuple[Finding, ...] = (),
+) -> Chargeback:
+    """Attribute, rate and judge one period's usage frame (as `collect_usage` returns it, with its
+    per-PVC `volumes` detail and its `estimates` when there are, and the doctor's `findings` about its data)."""
+    mode = billing_mode_of(catalog.rates, billing_mode)
+    attributed = attribute(usage, catalog, period)
+    return Chargeback(
+        period=period,
+        catalog=catalog,
+        billing_mode=mode,
+        usage=attributed,
+        lines=rate(attributed, catalog, period, mode),
+        coverage=coverage(attributed, period),
+        idle=find_idle(attributed, catalog, period, volumes),
+        estimates=empty_estimate_frame() if estimates is None else estimates,
+        findings=tuple(findings),
+    )

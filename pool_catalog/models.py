@@ -1,0 +1,787 @@
+"""The catalog's schema: pool.yaml, business-units/<id>.yaml and rates.yaml as pydantic models.
+
+Field-level rules (types, DNS names, non-negative quantities) live here; rules that need the
+whole catalog (capacity, cross references, budgets) live in `checks.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from collections.abc import Iterable
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .errors import Finding
+from .quantities import Bytes, Cores
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"  # optional DNS prefix
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS-1123 label: use at most 63 lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _dns_subdomain(value: str) -> str:
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise ValueError(f"{value!r} is not a DNS-1123 subdomain: use lower-case letters, digits, '-' and '.'")
+    return value
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    for key, text in value.items():
+        _label_key(key)
+        if not _LABEL_VALUE.match(text):
+            raise ValueError(
+                f"label value {text!r} (key {key!r}) is not valid: at most 63 letters, digits, '-', '_', '.'"
+            )
+    return value
+
+
+def _label_key(value: str) -> str:
+    prefix, _, name = value.rpartition("/")
+    if not _LABEL_KEY.match(value) or len(name) > 63 or len(prefix) > 253:
+        raise ValueError(
+            f"{value!r} is not a valid Kubernetes label key (taint keys follow the same rules): an optional DNS "
+            "prefix and '/', then at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or "
+            "digit (e.g. pool.example.com/gpu)"
+        )
+    return value
+
+
+def _label_value(value: str) -> str:
+    if not _LABEL_VALUE.match(value):
+        raise ValueError(f"{value!r} is not a valid label or taint value: at most 63 letters, digits, '-', '_', '.'")
+    return value
+
+
+def _group(value: str) -> str:
+    """A Kubernetes group named in a RoleBinding subject: not empty, no surrounding or control characters."""
+    if not value.strip():
+        raise ValueError("a group name is empty; name the group of your identity provider, e.g. sales-admins")
+    if value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"group {value!r} has leading/trailing spaces or control characters; write the name alone")
+    return value
+
+
+MAX_MONEY = Decimal("1e15")
+"""Budgets and prices above this are typing errors, and would not survive rounding to the cent."""
+
+
+def _money(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a finite amount; write a number such as 1200.50")
+    if value > MAX_MONEY:
+        raise ValueError(f"{value} is larger than {MAX_MONEY:,.0f}; check the number of digits")
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]
+Labels = Annotated[dict[str, str], AfterValidator(_labels)]
+NonNegative = Annotated[Decimal, Field(ge=0, allow_inf_nan=True), AfterValidator(_money)]
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+Group = Annotated[str, AfterValidator(_group)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- pool.yaml
+
+
+class Taint(_Model):
+    key: LabelKey = Field(..., description="Taint key, e.g. dedicated.pool/edge-lab.")
+    value: LabelValue = Field("", description="Taint value.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(
+        "NoSchedule", description="What the scheduler does with pods that do not tolerate the taint."
+    )
+
+
+class Node(_Model):
+    name: DnsSubdomain = Field(..., description="Kubernetes node name of an existing server.")
+    cpu: Cores = Field(..., description="Allocatable CPU cores of the server.")
+    memory: Bytes = Field(..., description="Allocatable memory of the server (e.g. 512Gi).")
+    gpu: int = Field(0, ge=0, description="NVIDIA GPUs in the server.")
+
+
+class Overcommit(_Model):
+    """How far quotas may exceed physical capacity, per resource (1.0 = no overcommit)."""
+
+    cpu: float = Field(1.0, ge=1.0, le=10.0, description="Sum of CPU quotas may reach capacity × this.")
+    memory: float = Field(1.0, ge=1.0, le=10.0, description="Sum of memory quotas may reach capacity × this.")
+    gpu: float = Field(1.0, ge=1.0, le=10.0, description="Sum of GPU quotas may reach capacity × this.")
+
+
+class NodePool(_Model):
+    name: DnsLabel = Field(..., description="Node pool name; namespaces pin to it.")
+    description: str = Field("", description="What the servers are for.")
+    labels: Labels = Field(default_factory=dict, description="Extra node labels applied to every server.")
+    taints: list[Taint] = Field(default_factory=list, description="Taints for dedicated hardware.")
+    overcommit: Overcommit | None = Field(None, description="Overrides the cluster's overcommit ratios.")
+    nodes: list[Node] = Field(..., min_length=1, description="The servers in this pool.")
+
+    @property
+    def cpu(self) -> Decimal:
+        return sum((n.cpu for n in self.nodes), Decimal(0))
+
+    @property
+    def memory(self) -> Decimal:
+        return sum((n.memory for n in self.nodes), Decimal(0))
+
+    @property
+    def gpu(self) -> int:
+        return sum(n.gpu for n in self.nodes)
+
+
+class StorageTier(_Model):
+    name: DnsLabel = Field(..., description="Tier name: hot, cold, archive …")
+    storage_class: DnsSubdomain | None = Field(None, description="StorageClass name; defaults to 'pool-<tier>'.")
+    provisioner: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_./]{0,61}[A-Za-z0-9])?$",
+        description="CSI provisioner, e.g. rbd.csi.ceph.com (a CSI driver name: at most 63 characters).",
+    )
+    parameters: dict[str, str] = Field(default_factory=dict, description="StorageClass parameters.")
+    reclaim_policy: Literal["Delete", "Retain"] = Field("Delete", description="StorageClass reclaimPolicy.")
+    volume_binding_mode: Literal["Immediate", "WaitForFirstConsumer"] = Field(
+        "WaitForFirstConsumer", description="StorageClass volumeBindingMode."
+    )
+    allow_volume_expansion: bool = Field(True, description="Whether PVCs may grow.")
+    capacity: Bytes = Field(..., description="Usable capacity of the tier (e.g. 200Ti).")
+
+    @property
+    def class_name(self) -> str:
+        return self.storage_class or f"pool-{self.name}"
+
+
+def _address_range(value: str) -> str:
+    try:
+        parse_address_range(value)
+    except ValueError as e:
+        raise ValueError(
+            f"{value!r} is not an address range: write a CIDR (192.0.2.0/28) or 'first-last' (192.0.2.10-192.0.2.20)"
+        ) from e
+    return value
+
+
+def parse_address_range(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """Return (first, last) address of a CIDR or 'first-last' range."""
+    if "-" in text:
+        first_text, last_text = (part.strip() for part in text.split("-", 1))
+        first, last = ipaddress.ip_address(first_text), ipaddress.ip_address(last_text)
+        if first.version != last.version or int(last) < int(first):
+            raise ValueError(text)
+        return first, last
+    network = ipaddress.ip_network(text.strip(), strict=True)
+    return network[0], network[-1]
+
+
+def range_within(text: str, ranges: Iterable[str]) -> bool:
+    """Whether the address range `text` lies whole inside one of `ranges` (each a CIDR or 'first-last' range).
+
+    The one containment test: the catalog checks, `pool capacity` and the MetalLB address pools all ask it.
+    """
+    first, last = parse_address_range(text)
+    for outer in ranges:
+        low, high = parse_address_range(outer)
+        if first.version == low.version and int(low) <= int(first) and int(last) <= int(high):
+            return True
+    return False
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a network in CIDR notation, e.g. 198.51.100.0/24 or 2001:db8::/64") from e
+    if value.strip() in ("0.0.0.0/0", "::/0"):
+        raise ValueError(f"{value!r} is every address: egress is denied by default, list the networks a unit needs")
+    return value.strip()
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+PodSecurityLevel = Literal["baseline", "restricted"]
+"""Pod Security Standard a namespace enforces; `privileged` is not offered: it would let pods reach the host."""
+
+
+AddressRange = Annotated[str, AfterValidator(_address_range)]
+
+
+class Network(_Model):
+    ingress_namespace: DnsLabel = Field(
+        "ingress-nginx", description="Namespace of the ingress controller allowed into unit namespaces."
+    )
+    dns_namespace: DnsLabel = Field("kube-system", description="Namespace of cluster DNS (for egress rules).")
+    dns_pod_labels: Labels = Field(
+        default_factory=lambda: {"k8s-app": "kube-dns"}, description="Labels of the DNS pods."
+    )
+    load_balancer_ranges: list[AddressRange] = Field(
+        default_factory=list,
+        description="Address ranges MetalLB may hand out; units get slices of them in their own files.",
+    )
+    address_pools: bool = Field(
+        True,
+        description="Declare MetalLB IPAddressPools for the units' addresses (needs MetalLB installed); "
+        "false turns them off.",
+    )
+    egress_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="Networks outside the cluster every unit namespace may call (proxy, registry); "
+        "all other egress is denied.",
+    )
+
+
+class Cluster(_Model):
+    name: DnsLabel = Field(..., description="Cluster name; also the `cluster` column of chargeback.")
+    kubernetes_version: str = Field("1.31", description="Kubernetes minor version manifests must validate for.")
+    overcommit: Overcommit = Field(default_factory=Overcommit, description="Default overcommit ratios.")
+    node_pools: list[NodePool] = Field(..., min_length=1, description="Groups of existing servers.")
+    storage_tiers: list[StorageTier] = Field(..., min_length=1, description="Storage tiers (hot/cold/archive).")
+    network: Network = Field(default_factory=Network, description="Network settings.")
+    pod_security: PodSecurityLevel = Field(
+        "baseline",
+        description="Pod Security Standard enforced in unit namespaces (warnings and audit use `restricted`).",
+    )
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _minor_version(cls, value: str) -> str:
+        if not re.fullmatch(r"1\.\d{1,2}", value):
+            raise ValueError(f"{value!r} is not a Kubernetes minor version such as 1.31")
+        return value
+
+    def node_pool(self, name: str) -> NodePool | None:
+        return next((p for p in self.node_pools if p.name == name), None)
+
+    def tier(self, name: str) -> StorageTier | None:
+        return next((t for t in self.storage_tiers if t.name == name), None)
+
+    def overcommit_of(self, pool: NodePool) -> Overcommit:
+        return pool.overcommit or self.overcommit
+
+
+# ------------------------------------------------------------ alert contacts
+
+
+_EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_RESEND_MINUTES = 30
+"""The group's rule: the same alert never reaches a contact twice within 30 minutes."""
+
+
+def duration_seconds(text: str) -> int:
+    """'30m' → 1800; one number and one of s, m, h, d (the subset of Prometheus durations people write)."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration: write e.g. 30s, 30m, 4h or 1d")
+    return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+
+
+def _duration(value: str) -> str:
+    duration_seconds(value)
+    return value.strip()
+
+
+def _http_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL with a host")
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class ContactKind(StrEnum):
+    """Where an alert can be sent. WeCom, DingTalk and Feishu are reached through their webhook
+    receivers (a bridge such as prometheus-webhook-dingtalk that turns Alertmanager's webhook into
+    the robot's message format), so the catalog holds the bridge's URL, never a robot token."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    WECOM = "wecom"
+    DINGTALK = "dingtalk"
+    FEISHU = "feishu"
+
+
+class Contact(_Model):
+    """One destination of a unit's (or the platform team's) alerts."""
+
+    kind: ContactKind = Field(..., description="email, webhook, wecom, dingtalk or feishu.")
+    to: str | None = Field(None, description="email: the address alerts are mailed to.")
+    url: HttpUrl | None = Field(
+        None, description="webhook, wecom, dingtalk, feishu: the URL Alertmanager posts to (the bridge's URL)."
+    )
+    send_resolved: bool = Field(True, description="Also send a message when the alert resolves.")
+
+    @model_validator(mode="after")
+    def _target_of_kind(self) -> Contact:
+        if self.kind is ContactKind.EMAIL:
+            if self.to is None:
+                raise ValueError("an email contact needs `to: someone@example.com`")
+            if not _EMAIL.match(self.to):
+                raise ValueError(f"to {self.to!r} is not one e-mail address (write one contact per address)")
+            if self.url is not None:
+                raise ValueError("an email contact takes `to`, not `url`")
+        else:
+            if self.url is None:
+                raise ValueError(f"a {self.kind.value} contact needs `url:` (the webhook receiver's address)")
+            if self.to is not None:
+                raise ValueError(f"a {self.kind.value} contact takes `url`, not `to`")
+        return self
+
+
+class UnitAlerts(_Model):
+    """business-units/<id>.yaml `alerts`: who at the front line receives the unit's alerts."""
+
+    contacts: list[Contact] = Field(..., min_length=1, description="Where the unit's alerts go.")
+
+
+class NorthStar(_Model):
+    """The business volume a unit's cost is measured against (orders, active users …)."""
+
+    name: str = Field(..., min_length=1, description="What is counted, e.g. orders or monthly active users.")
+    unit: str = Field(..., min_length=1, description="One counted thing, singular, e.g. order or active user.")
+    query: str = Field(
+        ...,
+        min_length=1,
+        description="PromQL giving the period's volume as one number at the period end; `$__range` stands "
+        "for the period (e.g. sum(increase(shop_orders_total[$__range]))).",
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _uses_range(cls, value: str) -> str:
+        if "$__range" not in value:
+            raise ValueError(
+                "the query does not use $__range, so it cannot cover the billed period: write e.g. "
+                "sum(increase(orders_total[$__range])) or avg_over_time(sum(active_users)[$__range:1h])"
+            )
+        return value
+
+
+class EmailServer(_Model):
+    smarthost: str = Field(..., pattern=r"^[^:\s]+:\d{1,5}$", description="SMTP host:port Alertmanager mails through.")
+    sender: str = Field(..., description="From: address of alert mails.")
+    require_tls: bool = Field(True, description="Require STARTTLS.")
+
+    @field_validator("sender")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+
+class CostAnomaly(_Model):
+    factor: float = Field(
+        2.0,
+        gt=1,
+        le=100,
+        description="Alert when a namespace's last-day cost exceeds its trailing daily average × factor.",
+    )
+    baseline_days: int = Field(7, ge=1, le=60, description="Days of the trailing baseline (before the last day).")
+    min_daily_cost: NonNegative = Field(
+        Decimal(0), description="Ignore namespaces whose last-day cost is below this (in the rate card's currency)."
+    )
+
+
+class Alerting(_Model):
+    """pool.yaml `alerting`: the platform route and how often an alert may be sent."""
+
+    platform_contacts: list[Contact] = Field(
+        ...,
+        min_length=1,
+        description="Default route: unallocated namespaces, coverage gaps, the exporter's health, and units "
+        "without contacts.",
+    )
+    resend_after: Duration = Field(
+        "30m",
+        description="group_interval: the soonest a group is notified again (new or resolved alerts); at least 30m.",
+    )
+    repeat_interval: Duration = Field(
+        "4h", description="How long a still-firing alert waits before it is sent again; at least resend_after."
+    )
+    group_wait: Duration = Field("30s", description="Wait for more alerts of a new group before the first message.")
+    email: EmailServer | None = Field(None, description="SMTP server; required when any contact is an email.")
+    cost_anomaly: CostAnomaly = Field(default_factory=CostAnomaly, description="The cost-anomaly alert.")
+    coverage_below: float = Field(
+        0.95, gt=0, le=1, description="Alert when a cluster's scrapes cover less than this share of the last day."
+    )
+
+    @model_validator(mode="after")
+    def _never_twice_in_30_minutes(self) -> Alerting:
+        if duration_seconds(self.resend_after) < MIN_RESEND_MINUTES * 60:
+            raise ValueError(
+                f"resend_after {self.resend_after} is below {MIN_RESEND_MINUTES}m: the same alert must not reach "
+                f"anyone twice within {MIN_RESEND_MINUTES} minutes"
+            )
+        if duration_seconds(self.repeat_interval) < duration_seconds(self.resend_after):
+            raise ValueError(f"repeat_interval {self.repeat_interval} is below resend_after {self.resend_after}")
+        return self
+
+
+class Pool(_Model):
+    """pool.yaml: what the platform team owns."""
+
+    clusters: list[Cluster] = Field(..., min_length=1, description="Clusters the servers are pooled into.")
+    alerting: Alerting | None = Field(None, description="Alert routing: the platform route and resend policy.")
+    allowed_groups: list[Group] = Field(
+        default_factory=list,
+        description="Exceptions to the group rules of unit files: `system:` groups units may still name as owners "
+        "or viewers (e.g. system:serviceaccounts:ci). Listed here, reviewed by the platform team.",
+    )
+
+    def cluster(self, name: str) -> Cluster | None:
+        return next((c for c in self.clusters if c.name == name), None)
+
+
+# ---------------------------------------------------- business-units/<id>.yaml
+
+
+class Quota(_Model):
+    """What a namespace may allocate; becomes its ResourceQuota."""
+
+    cpu: Cores = Field(..., description="requests.cpu: cores the namespace may request.")
+    memory: Bytes = Field(..., description="requests.memory.")
+    limits_cpu: Cores | None = Field(None, description="limits.cpu; defaults to twice `cpu`.")
+    limits_memory: Bytes | None = Field(None, description="limits.memory; defaults to `memory`.")
+    storage: dict[DnsLabel, Bytes] = Field(
+        default_factory=dict, description="Storage per tier (hot: 500Gi); tiers not listed get 0."
+    )
+    gpu: int = Field(0, ge=0, description="requests.nvidia.com/gpu.")
+    load_balancers: int = Field(0, ge=0, description="services.loadbalancers.")
+    pods: int = Field(100, ge=1, description="Maximum number of pods.")
+
+    @property
+    def cpu_limit(self) -> Decimal:
+        return self.limits_cpu if self.limits_cpu is not None else self.cpu * 2
+
+    @property
+    def memory_limit(self) -> Decimal:
+        return self.limits_memory if self.limits_memory is not None else self.memory
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> Quota:
+        if self.cpu_limit < self.cpu:
+            raise ValueError("limits_cpu is below cpu: limits must be at least the requests")
+        if self.memory_limit < self.memory:
+            raise ValueError("limits_memory is below memory: limits must be at least the requests")
+        return self
+
+
+class ContainerDefaults(_Model):
+    """LimitRange defaults for containers that state none."""
+
+    default_cpu: Cores = Field(Decimal("0.5"), description="Default CPU limit per container.")
+    default_memory: Bytes = Field(Decimal(512 * 2**20), description="Default memory limit per container.")
+    default_request_cpu: Cores = Field(Decimal("0.1"), description="Default CPU request per container.")
+    default_request_memory: Bytes = Field(Decimal(128 * 2**20), description="Default memory request.")
+    max_cpu: Cores | None = Field(None, description="Largest CPU limit one container may set.")
+    max_memory: Bytes | None = Field(None, description="Largest memory limit one container may set.")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ContainerDefaults:
+        if self.default_request_cpu > self.default_cpu:
+            raise ValueError("default_request_cpu is above default_cpu")
+        if self.default_request_memory > self.default_memory:
+            raise ValueError("default_request_memory is above default_memory")
+        if self.max_cpu is not None and self.default_cpu > self.max_cpu:
+            raise ValueError("default_cpu is above max_cpu")
+        if self.max_memory is not None and self.default_memory > self.max_memory:
+            raise ValueError("default_memory is above max_memory")
+        return self
+
+
+class Capability(_Model):
+    """A service a namespace offers to other units (e.g. the credit-scoring API)."""
+
+    name: DnsLabel = Field(..., description="Capability name, unique across the catalog.")
+    description: str = Field("", description="What it does.")
+    ports: list[int] = Field(..., min_length=1, description="TCP ports consumers may reach.")
+    pod_selector: Labels = Field(
+        ...,
+        min_length=1,
+        description="Labels of the pods serving it (at least one: an empty selector would open every pod).",
+    )
+
+    @field_validator("ports")
+    @classmethod
+    def _port_range(cls, ports: list[int]) -> list[int]:
+        for port in ports:
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port {port} is outside 1-65535")
+        return ports
+
+
+class Namespace(_Model):
+    name: DnsLabel = Field(..., description="Kubernetes namespace name, unique in its cluster.")
+    cluster: DnsLabel | None = Field(None, description="Cluster; defaults to the only cluster in pool.yaml.")
+    node_pool: DnsLabel = Field(..., description="Node pool the namespace's pods are pinned to.")
+    purpose: str = Field("", description="What runs here.")
+    quota: Quota = Field(..., description="The namespace's ResourceQuota.")
+    container_defaults: ContainerDefaults = Field(default_factory=ContainerDefaults, description="LimitRange defaults.")
+    exposes: list[Capability] = Field(default_factory=list, description="Capabilities served from here.")
+    consumes: list[DnsLabel] = Field(
+        default_factory=list, description="Capabilities of other units this namespace calls."
+    )
+    egress_cidrs: list[Cidr] = Field(
+        default_factory=list, description="Further networks outside the cluster this namespace may call."
+    )
+    pod_security: PodSecurityLevel | None = Field(None, description="Overrides the cluster's pod_security.")
+
+
+class Budget(_Model):
+    monthly: NonNegative = Field(..., description="Monthly budget in the rate card's currency.")
+    alert_at: float = Field(0.9, gt=0, le=2, description="Share of the budget at which to alert.")
+
+
+class BusinessUnit(_Model):
+    """business-units/<id>.yaml: what one unit owns."""
+
+    id: DnsLabel = Field(..., description="Unit id; must equal the file name without .yaml.")
+    display_name: str = Field(..., min_length=1, description="Name shown on invoices (any script).")
+    cost_center: str = Field(..., min_length=1, description="Finance cost center, e.g. CC-4100.")
+    owners: list[Group] = Field(
+        ..., min_length=1, description="Groups bound to the unit-owner role (never `system:` groups)."
+    )
+    viewers: list[Group] = Field(
+        default_factory=list, description="Groups bound to the `view` role (never `system:` groups)."
+    )
+    budget: Budget = Field(..., description="Monthly budget.")
+    load_balancer_addresses: list[AddressRange] = Field(
+        default_factory=list, description="The unit's slice of the pool's load-balancer ranges."
+    )
+    namespaces: list[Namespace] = Field(..., min_length=1, description="Namespaces the unit runs.")
+    alerts: UnitAlerts | None = Field(None, description="Where the unit's alerts go; without it, to the platform.")
+    north_star: NorthStar | None = Field(None, description="Business metric the unit's cost is measured against.")
+    retire: Literal["retain", "delete"] | None = Field(
+        None,
+        description="Set when the unit is being retired: its namespaces lose `protect`, and once the unit file "
+        "is removed they are kept in the cluster (retain) or deleted with everything in them (delete).",
+    )
+
+    @field_validator("cost_center")
+    @classmethod
+    def _cost_center_label(cls, value: str) -> str:
+        if not _LABEL_VALUE.match(value) or len(value) > 63:
+            raise ValueError(f"{value!r} cannot be a Kubernetes label value: use letters, digits, '-', '_' and '.'")
+        return value
+
+
+# ---------------------------------------------------------------- rates.yaml
+
+
+class Resource(StrEnum):
+    """Billable resources and the unit their usage is measured in."""
+
+    CPU = "cpu"
+    MEMORY = "memory"
+    STORAGE = "storage"
+    EGRESS = "egress"
+    GPU = "gpu"
+    LOAD_BALANCER = "load_balancer"
+
+    @property
+    def usage_unit(self) -> str:
+        return _USAGE_UNITS[self]
+
+
+_USAGE_UNITS = {
+    Resource.CPU: "core-hour",
+    Resource.MEMORY: "GiB-hour",
+    Resource.STORAGE: "GiB-hour",
+    Resource.EGRESS: "GiB",
+    Resource.GPU: "gpu-hour",
+    Resource.LOAD_BALANCER: "lb-hour",
+}
+
+HOURS_PER_MONTH = Decimal(730)
+"""A month of 730 hours (8,760 h / 12): how monthly prices convert to hourly use."""
+
+# Price units a resource may be quoted in, with the usage-unit quantity one price unit covers.
+PRICE_UNITS: dict[Resource, dict[str, Decimal]] = {
+    Resource.CPU: {"core-hour": Decimal(1), "core-month": HOURS_PER_MONTH},
+    Resource.MEMORY: {"GiB-hour": Decimal(1), "GiB-month": HOURS_PER_MONTH},
+    Resource.STORAGE: {"GiB-hour": Decimal(1), "GiB-month": HOURS_PER_MONTH},
+    Resource.EGRESS: {"GiB": Decimal(1)},
+    Resource.GPU: {"gpu-hour": Decimal(1), "gpu-month": HOURS_PER_MONTH},
+    Resource.LOAD_BALANCER: {"lb-hour": Decimal(1), "lb-month": HOURS_PER_MONTH},
+}
+
+
+class Price(_Model):
+    price: NonNegative = Field(..., description="Price per `unit` in the rate card's currency.")
+    unit: str = Field(..., description="Unit of the price, e.g. core-hour or GiB-month (730 h).")
+
+
+class RateVersion(_Model):
+    effective_from: dt.datetime = Field(
+        ..., description="UTC start of validity (date or date-time); applies from that hour on."
+    )
+    cpu: Price = Field(..., description="Price of CPU.")
+    memory: Price = Field(..., description="Price of memory.")
+    gpu: Price = Field(..., description="Price of GPUs.")
+    egress: Price = Field(..., description="Price of network egress.")
+    load_balancer: Price = Field(..., description="Price of a load-balancer address.")
+    storage: dict[DnsLabel, Price] = Field(..., min_length=1, description="Price per storage tier.")
+
+    @field_validator("effective_from")
+    @classmethod
+    def _utc_hour(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        if value.minute or value.second or value.microsecond:
+            raise ValueError(f"{value.isoformat()} is not on the hour; prices change at whole hours")
+        return value
+
+    @model_validator(mode="after")
+    def _known_units(self) -> RateVersion:
+        for resource in (Resource.CPU, Resource.MEMORY, Resource.GPU, Resource.EGRESS, Resource.LOAD_BALANCER):
+            _check_unit(resource, getattr(self, resource.value).unit)
+        for price in self.storage.values():
+            _check_unit(Resource.STORAGE, price.unit)
+        return self
+
+    def price_of(self, resource: Resource, tier: str | None = None) -> Price | None:
+        if resource is Resource.STORAGE:
+            return self.storage.get(tier or "")
+        return getattr(self, resource.value)
+
+
+def _check_unit(resource: Resource, unit: str) -> None:
+    allowed = PRICE_UNITS[resource]
+    if unit not in allowed:
+        raise ValueError(f"unit {unit!r} is not a {resource.value} unit; use one of {', '.join(allowed)}")
+
+
+class SharedSplit(StrEnum):
+    PROPORTIONAL = "proportional"
+    EVEN = "even"
+    NONE = "none"
+
+
+class SharedNamespace(_Model):
+    namespace: DnsLabel = Field(..., description="Namespace whose cost is shared (e.g. ingress-nginx).")
+    cluster: DnsLabel | None = Field(None, description="Cluster; defaults to every cluster.")
+    split: SharedSplit = Field(
+        SharedSplit.PROPORTIONAL,
+        description="proportional to each unit's own cost, even across units, or none (stays unallocated).",
+    )
+    among: list[DnsLabel] = Field(default_factory=list, description="Units that share it; empty = all.")
+
+
+class IdlePolicy(_Model):
+    utilization_threshold: float = Field(
+        0.3, gt=0, lt=1, description="Flag allocations whose average use is below this share."
+    )
+    headroom: float = Field(0.2, ge=0, le=2, description="Recommended allocation = p95 × (1 + headroom).")
+    min_hours: int = Field(24, ge=1, description="Ignore allocations that existed for fewer hours.")
+    alert_after_days: int = Field(3, ge=1, le=31, description="Alert when an allocation stays idle this many days.")
+
+
+class BillingMode(StrEnum):
+    USAGE = "usage"
+    REQUEST = "request"
+    MAX = "max"
+
+
+class Issuer(_Model):
+    name: str = Field(..., description="Who issues the invoices (the platform team's legal entity).")
+    address: str = Field("", description="Postal address printed on invoices.")
+    contact: str = Field("", description="Contact for invoice questions.")
+
+
+class RateCard(_Model):
+    """rates.yaml: what finance decides."""
+
+    currency: str = Field(..., pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, e.g. EUR.")
+    issuer: Issuer = Field(..., description="Invoice issuer.")
+    billing_mode: BillingMode = Field(
+        BillingMode.USAGE, description="usage (pay per use), request, or max of request and use."
+    )
+    versions: list[RateVersion] = Field(..., min_length=1, description="Prices, each from `effective_from`.")
+    shared_namespaces: list[SharedNamespace] = Field(
+        default_factory=list, description="Namespaces whose cost is split across units."
+    )
+    idle: IdlePolicy = Field(default_factory=IdlePolicy, description="Thresholds for idle allocations.")
+
+    @field_validator("versions")
+    @classmethod
+    def _distinct_starts(cls, versions: list[RateVersion]) -> list[RateVersion]:
+        starts = [v.effective_from for v in versions]
+        if len(set(starts)) != len(starts):
+            raise ValueError("two rate versions share one effective_from; merge them")
+        return versions
+
+    def sorted_versions(self) -> list[RateVersion]:
+        return sorted(self.versions, key=lambda v: v.effective_from)
+
+    def version_at(self, when: dt.datetime) -> RateVersion | None:
+        """The version in force at `when`, or None before the first one."""
+        current = None
+        for version in self.sorted_versions():
+            if version.effective_from <= when:
+                current = version
+        return current
+
+
+class Catalog(BaseModel):
+    """The whole catalog, as loaded from a directory."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    root: str = Field(..., description="Directory the catalog was read from.")
+    pool: Pool
+    units: list[BusinessUnit]
+    rates: RateCard
+    warnings: list[Finding] = Field(default_factory=list, description="Findings that do not block use.")
+
+    def unit(self, unit_id: str) -> BusinessUnit | None:
+        return next((u for u in self.units if u.id == unit_id), None)
+
+    def cluster_of(self, namespace: Namespace) -> Cluster:
+        """The namespace's cluster (validated to exist by `checks`)."""
+        name = namespace.cluster or self.pool.clusters[0].name
+        cluster = self.pool.cluster(name)
+        if cluster is None:
+            raise KeyError(name)
+        return cluster
+
+    def namespaces(self, cluster: str | None = None) -> list[tuple[BusinessUnit, Namespace]]:
+        """(unit, namespace) pairs, optionally of one cluster, in catalog order."""
+        return [
+            (unit, ns)
+            for unit in self.units
+            for ns in unit.namespaces
+            if cluster is None or (ns.cluster or self.pool.clusters[0].name) == cluster
+        ]
+
+    def owner_of(self, namespace: str, cluster: str | None = None) -> BusinessUnit | None:
+        for unit, ns in self.namespaces(cluster):
+            if ns.name == namespace:
+                return unit
+        return None

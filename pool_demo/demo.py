@@ -1,0 +1,562 @@
+"""`make demo`: the whole product on the example catalog, end to end, on this machine.
+
+  python -m pool_demo [--out out/demo] [--period 2026-10] [--catalog catalog] [--keep-prometheus]
+
+Steps: validate the catalog, run the offline policy check (mandatory violations stop the demo with
+exit status 1), render the manifests, generate two months of usage (the period and the one before,
+so the reports show month over month), backfill them into a throw-away Prometheus on 127.0.0.1, bill
+both months, stop Prometheus (always, also on error) and print what each unit costs against its
+budget. Every output is replaced atomically, and the same arguments give byte-identical files.
+Errors print one clear message and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chargeback.errors import ChargebackError, LocalPrometheusError
+from chargeback.period import Period
+from chargeback.rate.invoices import build_invoices
+from chargeback.rate.north_star import change as north_star_change
+from chargeback.run import PeriodRun, run_period
+from infra.errors import PoolError
+from pool_catalog import Catalog, CatalogError, load_catalog
+from pool_catalog.models import Resource
+from pool_catalog.pricing import hourly_price
+
+from . import local_prometheus
+from .demo_business import business_families
+from .demo_usage import DEFAULT_SEED, demo_scenarios, split_by_month
+from .synthetic import Pod, write_openmetrics
+
+POLICY_FAILED = 1
+"""Exit status when a mandatory policy is violated (the catalog would be refused by `pool check`)."""
+ERROR = 2
+"""Exit status of every other error, as in `pool` and `chargeback`."""
+INTERRUPTED = 130
+"""Exit status after Ctrl-C, as shells report it."""
+
+UTILIZATION_CAPTION = (
+    "! = over budget. utilization = CPU and memory used ÷ quota over the month, weighted by their prices "
+    "(core-hours × CPU price + GiB-hours × memory price). idle money = what allocations flagged idle cost."
+)
+
+
+class DemoError(ChargebackError):
+    """A demo step failed; the message says which and what to do."""
+
+
+@dataclass
+class StepTimes:
+    """Seconds per step, printed at the end (and read by the tests)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = time.perf_counter() - began
+
+
+@dataclass(frozen=True)
+class NorthStarRow:
+    """One row of the cost-per-unit-of-business table."""
+
+    unit_id: str
+    name: str
+    unit: str
+    volume: Decimal | None
+    cost_per_unit: Decimal | None
+    change: dict[str, Any]
+    """north_star.change: previous cost per unit, changes of cost, volume and cost per unit, the flag."""
+
+
+@dataclass(frozen=True)
+class UnitSummary:
+    """One row of the summary table: figures from the unit's invoice, plus utilization."""
+
+    unit_id: str
+    display_name: str
+    cost: Decimal
+    budget: Decimal | None
+    budget_used: Decimal | None
+    utilization: Decimal | None
+    idle_cost: Decimal
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    period: Period
+    out: Path
+    runs: dict[str, PeriodRun]
+    """Period label → its run (the previous month first)."""
+    summary: list[UnitSummary]
+    times: StepTimes
+    manifests: list[Path]
+    north_star: list[NorthStarRow] = field(default_factory=list)
+    """Cost per unit of each unit's north-star metric, this month against the one before."""
+
+
+def require_prometheus() -> None:
+    """Fail before any work when Debian's prometheus package is missing."""
+    for name in ("promtool", "prometheus"):
+        try:
+            local_prometheus.find_binary(name)
+        except LocalPrometheusError as e:
+            raise DemoError(f"{e} (or install it yourself: sudo apt-get install prometheus)") from e
+
+
+# ---------------------------------------------------------------- steps
+
+
+def validate_catalog(catalog_dir: Path, console: Console) -> Catalog:
+    try:
+        catalog = load_catalog(catalog_dir)
+    except CatalogError as e:
+        raise DemoError(
+            f"the catalog {catalog_dir} is not valid; fix these and run again (`pool validate` shows the same):\n"
+            + "\n".join(f"  {finding}" for finding in e.findings)
+        ) from e
+    for warning in catalog.warnings:
+        console.print(f"  [yellow]warning[/yellow] {escape(str(warning))}", soft_wrap=True)
+    namespaces = len(catalog.namespaces())
+    console.print(f"  catalog {catalog_dir}: {len(catalog.units)} business units, {namespaces} namespaces")
+    return catalog
+
+
+def policy_check(catalog: Catalog, console: Console) -> bool:
+    """The offline policy check (`pool check`); True when no mandatory policy is violated."""
+    from infra.check import check_catalog
+
+    violations = check_catalog(catalog)
+    mandatory = [v for v in violations if v.enforcement == "mandatory"]
+    for v in violations:
+        style = "red" if v.enforcement == "mandatory" else "yellow"
+        where = f"{v.unit}: " if v.unit else ""
+        line = f"{v.enforcement} {v.rule} {where}{v.resource}: {v.message}"
+        console.print(f"  [{style}]{escape(line)}[/{style}]", soft_wrap=True)
+    advisory = len(violations) - len(mandatory)
+    console.print(f"  policy check: {len(mandatory)} mandatory and {advisory} advisory violations")
+    return not mandatory
+
+
+def render_manifests(catalog: Catalog, out: Path, console: Console) -> list[Path]:
+    from infra.render import render_cluster, write_cluster
+
+    written = []
+    try:
+        for cluster in catalog.pool.clusters:
+            result = render_cluster(catalog, cluster.name)
+            target = write_cluster(out, cluster.name, result.manifests)
+            console.print(
+                f"  cluster {cluster.name}: {len(result.manifests)} manifests validated, written to {target}",
+                soft_wrap=True,
+            )
+            written.append(target)
+    except CatalogError as e:
+        raise DemoError("rendering the manifests failed:\n" + "\n".join(f"  {f}" for f in e.findings)) from e
+    except PoolError as e:
+        raise DemoError(f"rendering the manifests failed: {e}") from e
+    return written
+
+
+def write_month(catalog: Catalog, first: Period, last: Period, month: Period, path: Path, seed: int) -> tuple[int, ...]:
+    """One month's OpenMetrics file (in a worker process): pods, series, samples, bytes."""
+    scenarios = demo_scenarios(catalog, first.start, last.end, seed)
+    business = business_families(catalog, first.start, month.start, month.end, seed)
+    writer = write_openmetrics(path, split_by_month(scenarios, month.start, month.end), business)
+    pods = sum(1 for s in scenarios for p in s.pods if _lives_in(p, month))
+    return pods, writer.series_written, writer.samples_written, path.stat().st_size
+
+
+def _lives_in(pod: Pod, month: Period) -> bool:
+    return (pod.start is None or pod.start < month.end) and (pod.end is None or pod.end > month.start)
+
+
+def generate_usage(
+    catalog: Catalog, periods: list[Period], work: Path, seed: int, progress: Progress
+) -> list[tuple[int, ...]]:
+    """Both months' OpenMetrics files, written side by side in two processes (the slow part is text)."""
+    # Forked before the progress display starts its refresh thread.
+    try:
+        with ProcessPoolExecutor(len(periods), mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [
+                pool.submit(write_month, catalog, periods[0], periods[-1], month, work / f"{month.label}.om", seed)
+                for month in periods
+            ]
+            with progress:
+                task = progress.add_task("writing OpenMetrics, one month per process", total=len(futures))
+                results = []
+                for future in futures:
+                    results.append(future.result())
+                    progress.advance(task)
+    except (OSError, BrokenProcessPool) as e:
+        raise DemoError(f"cannot write the generated usage to {work}: {e}; check free space in {work.parent}") from e
+    return results
+
+
+def backfill_months(periods: list[Period], work: Path, progress: Progress) -> None:
+    """promtool per month in parallel, then every block into one TSDB (the months do not overlap)."""
+    with progress, ThreadPoolExecutor(len(periods)) as pool:
+        task = progress.add_task("promtool tsdb create-blocks-from openmetrics", total=len(periods))
+        futures = [
+            pool.submit(local_prometheus.backfill, work / f"{month.label}.om", work / f"blocks-{month.label}")
+            for month in periods
+        ]
+        for future in futures:
+            future.result()
+            progress.advance(task)
+    tsdb = work / "tsdb"
+    try:
+        tsdb.mkdir()
+        for month in periods:
+            (work / f"{month.label}.om").unlink()
+            for block in sorted((work / f"blocks-{month.label}").iterdir()):
+                block.rename(tsdb / block.name)
+    except OSError as e:
+        raise DemoError(f"cannot gather the TSDB blocks in {tsdb}: {e}") from e
+
+
+def utilization(run: PeriodRun, unit_id: str) -> Decimal | None:
+    """Price-weighted CPU and memory use ÷ quota of a unit's own namespaces (see UTILIZATION_CAPTION)."""
+    chargeback = run.chargeback
+    usage = chargeback.usage
+    own = usage[(usage["business_unit"] == unit_id) & usage["resource"].isin(["cpu", "memory"])]
+    version = chargeback.catalog.rates.version_at(chargeback.period.start)
+    used = allocated = Decimal(0)
+    for resource in (Resource.CPU, Resource.MEMORY):
+        rows = own[own["resource"] == resource.value]
+        price = hourly_price(version, resource, None)
+        used += Decimal(repr(float(rows["used"].fillna(0).sum()))) * price
+        allocated += Decimal(repr(float(rows["allocated"].fillna(0).sum()))) * price
+    if not allocated:
+        return None
+    return (used / allocated).quantize(Decimal("0.0001"))
+
+
+def summarize(run: PeriodRun) -> list[UnitSummary]:
+    """The summary rows, from the same invoices the reports are written from."""
+    rows = []
+    for invoice in build_invoices(run.chargeback):
+        unit = invoice["business_unit"]
+        budget = invoice["budget"]
+        rows.append(
+            UnitSummary(
+                unit_id=unit["id"],
+                display_name=unit["display_name"],
+                cost=Decimal(invoice["total"]),
+                budget=Decimal(budget["monthly"]) if budget else None,
+                budget_used=Decimal(budget["used"]) if budget and budget["used"] is not None else None,
+                utilization=utilization(run, unit["id"]),
+                idle_cost=Decimal(invoice["idle"]["idle_cost"]),
+            )
+        )
+    return rows
+
+
+def north_star_rows(current: PeriodRun, previous: PeriodRun | None) -> list[NorthStarRow]:
+    """Per unit with a measured north star: cost per unit this month, and the change since the month before."""
+    before = {}
+    if previous is not None:
+        for invoice in build_invoices(previous.chargeback):
+            star = invoice.get("north_star")
+            volume = None if not star or star["volume"] is None else Decimal(star["volume"])
+            before[invoice["business_unit"]["id"]] = (Decimal(invoice["total"]), volume)
+    rows = []
+    for invoice in build_invoices(current.chargeback):
+        star, unit_id = invoice.get("north_star"), invoice["business_unit"]["id"]
+        if not star:
+            continue
+        volume = None if star["volume"] is None else Decimal(star["volume"])
+        cost = Decimal(invoice["total"])
+        change = north_star_change(*before[unit_id], cost, volume) if unit_id in before else {}
+        per_unit = None if star["cost_per_unit"] is None else Decimal(star["cost_per_unit"])
+        rows.append(NorthStarRow(unit_id, star["name"], star["unit"], volume, per_unit, change))
+    return rows
+
+
+def _share(value: str | None) -> str:
+    return "–" if value is None else f"{Decimal(value) * 100:+.1f} %"
+
+
+def north_star_table(rows: list[NorthStarRow], period: Period, currency: str) -> Table:
+    table = Table(
+        title=f"Cost per unit of business {period.label} ({currency})",
+        caption=f"! = cost grew faster than the business metric since {period.previous.label}.",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        show_edge=False,
+    )
+    table.add_column("unit", no_wrap=True)
+    table.add_column("per", no_wrap=True)
+    for name in ("volume", "cost/unit", "change", "cost Δ", "volume Δ"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
+    for row in rows:
+        faster = bool(row.change.get("cost_grew_faster"))
+        per_unit_change = _share(row.change.get("cost_per_unit_change_share"))
+        table.add_row(
+            escape(row.unit_id),
+            escape(row.unit),
+            "–" if row.volume is None else f"{row.volume:,.0f}",
+            "–" if row.cost_per_unit is None else f"{row.cost_per_unit:,.4f}",
+            f"[bold red]{per_unit_change}![/bold red]" if faster else per_unit_change,
+            _share(row.change.get("cost_change_share")),
+            _share(row.change.get("volume_change_share")),
+        )
+    return table
+
+
+def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Table:
+    table = Table(
+        title=f"Chargeback {period.label} ({currency})",
+        caption=UTILIZATION_CAPTION,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        show_edge=False,
+    )
+    table.add_column("unit", no_wrap=True)
+    for name in ("cost", "budget", "of budget", "utilization", "idle money"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
+    for row in rows:
+        over = row.budget_used is not None and row.budget_used > 1
+        used = "–" if row.budget_used is None else f"{row.budget_used * 100:.1f} %"
+        table.add_row(
+            escape(row.unit_id),
+            f"{row.cost:,.2f}",
+            "–" if row.budget is None else f"{row.budget:,.2f}",
+            f"[bold red]{used}![/bold red]" if over else used,
+            "–" if row.utilization is None else f"{row.utilization * 100:.1f} %",
+            f"{row.idle_cost:,.2f}",
+        )
+    total = sum((r.cost for r in rows), Decimal(0))
+    budgets = sum((r.budget for r in rows if r.budget is not None), Decimal(0))
+    table.add_section()
+    table.add_row(
+        "total",
+        f"{total:,.2f}",
+        f"{budgets:,.2f}",
+        f"{total / budgets * 100:.1f} %" if budgets else "–",
+        "",
+        f"{sum((r.idle_cost for r in rows), Decimal(0)):,.2f}",
+    )
+    return table
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run_demo(
+    out: Path,
+    period: Period,
+    catalog_dir: Path,
+    console: Console,
+    *,
+    keep_prometheus: Callable[[str], None] | None = None,
+    seed: int = DEFAULT_SEED,
+) -> DemoResult | None:
+    """Every step; returns None when a mandatory policy is violated. `keep_prometheus(url)` is called
+    while Prometheus still serves (the command line waits there for Ctrl-C)."""
+    require_prometheus()
+    times = StepTimes()
+    periods = [period.previous, period]
+
+    def progress() -> Progress:
+        return Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+
+    console.rule("1 validate the catalog")
+    with times.measure("validate"):
+        catalog = validate_catalog(catalog_dir, console)
+    first = catalog.rates.sorted_versions()[0].effective_from
+    if first > periods[0].start:
+        raise DemoError(
+            f"the demo bills {periods[0].label} and {period.label}, but rates.yaml has no prices before "
+            f"{first:%Y-%m-%d %H:%M} UTC: choose a later --period or add a rate version that starts earlier"
+        )
+    console.rule("2 policy check")
+    with times.measure("policy check"), progress() as bar:
+        bar.add_task("checking the policy pack's rules against the program's resources", total=None)
+        if not policy_check(catalog, console):
+            console.print(
+                "[red]mandatory policies are violated: fix the catalog (see `pool check`) and run again[/red]"
+            )
+            return None
+    console.rule("3 render manifests")
+    with times.measure("render"), progress() as bar:
+        bar.add_task("running the Pulumi program under mocks", total=None)
+        manifests = render_manifests(catalog, out / "manifests", console)
+
+    work = _work_dir(out)
+    try:
+        console.rule(f"4 generate usage {periods[0].label} – {period.label}")
+        with times.measure("generate"):
+            written = generate_usage(catalog, periods, work, seed, progress())
+        pods, series, samples, size = (sum(figures[i] for figures in written) for i in range(4))
+        console.print(
+            f"  {pods:,} pods, {series:,} series, {samples:,} samples ({size / 2**20:,.0f} MiB of OpenMetrics)"
+        )
+        console.rule("5 backfill with promtool")
+        with times.measure("backfill"):
+            backfill_months(periods, work, progress())
+
+        console.rule("6 start Prometheus on 127.0.0.1")
+        runs: dict[str, PeriodRun] = {}
+        began = time.perf_counter()
+        # The context manager stops Prometheus whatever happens below (step 8).
+        with local_prometheus.LocalPrometheus(work / "tsdb") as prometheus:
+            times.seconds["start prometheus"] = time.perf_counter() - began
+            console.print(f"  serving the backfilled months at {prometheus.url}")
+            console.rule("7 chargeback")
+            with times.measure("chargeback"), progress() as bar:
+                task = bar.add_task("billing", total=len(periods))
+                for each in periods:
+                    bar.update(task, description=f"billing {each.label}")
+                    # The generated months are complete whatever today's date: bill them as ended.
+                    ended = max(dt.datetime.now(dt.UTC), each.end)
+                    runs[each.label] = run_period(each, catalog, prometheus.url, out / each.label, now=ended)
+                    bar.advance(task)
+            for label, run in runs.items():
+                warnings = f", {len(run.warnings)} data warnings" if run.warnings else ""
+                console.print(f"  {label}: {len(run.written)} files written to {out / label}{warnings}")
+            if keep_prometheus is not None:
+                keep_prometheus(prometheus.url)
+            stopping = time.perf_counter()
+        times.seconds["stop prometheus"] = time.perf_counter() - stopping
+        console.rule("8 Prometheus stopped")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    summary = summarize(runs[period.label])
+    stars = north_star_rows(runs[period.label], runs.get(period.previous.label))
+    return DemoResult(period, out, runs, summary, times, manifests, stars)
+
+
+def _work_dir(out: Path) -> Path:
+    """A fresh directory for the OpenMetrics file and the TSDB, removed at the end."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".prometheus-", dir=out))
+    except OSError as e:
+        raise DemoError(f"cannot create a work directory in {out}: {e.strerror or e}; choose another --out") from e
+
+
+def print_result(result: DemoResult, console: Console) -> None:
+    console.rule("9 summary")
+    currency = result.runs[result.period.label].chargeback.currency
+    console.print(summary_table(result.summary, result.period, currency))
+    if result.north_star:
+        console.print(north_star_table(result.north_star, result.period, currency))
+    month = result.out / result.period.label
+    console.print("Reports:")
+    for label in result.runs:
+        console.print(f"  {label}: {result.out / label / 'finance-summary.html'}")
+    console.print(f"  invoices (HTML and JSON): {month / 'invoices'}/")
+    for name in ("usage.csv", "line_items.csv", "idle.csv", "focus.csv"):
+        console.print(f"  {name}: {month / name}")
+    for path in result.manifests:
+        console.print(f"  manifests: {path}/")
+    console.print(
+        "Step times: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.times.seconds.items())
+    )
+
+
+def wait_for_interrupt(console: Console) -> Callable[[str], None]:
+    """What `--keep-prometheus` does: serve until Ctrl-C (or SIGTERM), then let the demo stop Prometheus."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def wait(url: str) -> None:
+        console.print(f"[bold]Prometheus keeps serving at {url}; press Ctrl-C to stop it and finish.[/bold]")
+        previous = signal.signal(signal.SIGTERM, interrupt)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            console.print("  stopping Prometheus")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wait
+
+
+# ---------------------------------------------------------------- command line
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Directory for manifests and reports.")] = Path("out/demo"),
+    period: Annotated[str, typer.Option("--period", help="Month to bill, YYYY-MM; the month before is billed too.")] = (
+        "2026-10"
+    ),
+    catalog: Annotated[Path, typer.Option("--catalog", "-c", help="Catalog directory.")] = Path("catalog"),
+    keep_prometheus: Annotated[
+        bool, typer.Option("--keep-prometheus", help="Keep Prometheus serving the demo data until Ctrl-C.")
+    ] = False,
+) -> None:
+    """Validate, check, render, generate two months of usage, bill them and print the summary."""
+    console = Console(highlight=False)
+    error = Console(stderr=True, highlight=False)
+    began = time.perf_counter()
+    try:
+        result = run_demo(
+            out,
+            Period.parse(period),
+            catalog,
+            console,
+            keep_prometheus=wait_for_interrupt(console) if keep_prometheus else None,
+        )
+    except (ChargebackError, CatalogError, PoolError) as e:
+        error.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(ERROR) from None
+    except KeyboardInterrupt:
+        # Prometheus is stopped and the work directory removed on the way out; reports are written whole or not at all.
+        error.print("interrupted: Prometheus stopped, reports already written are complete")
+        raise typer.Exit(INTERRUPTED) from None
+    if result is None:
+        raise typer.Exit(POLICY_FAILED)
+    print_result(result, console)
+    console.print(f"Demo finished in {time.perf_counter() - began:.1f} s.")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
