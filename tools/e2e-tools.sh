@@ -323,13 +323,15 @@ build_thanos() {
     (
         cd "$dir"
         go mod tidy
-        go build -trimpath -ldflags "-s -w -X github.com/prometheus/common/version.Version=${THANOS_VERSION#v}" \
+        go build -trimpath -tags "$THANOS_BUILD_TAGS" \
+            -ldflags "-s -w -X github.com/prometheus/common/version.Version=${THANOS_VERSION#v}" \
             -o "$out/" github.com/thanos-io/thanos/cmd/thanos
     )
 }
 
 tool_thanos() {
-    local d="$CACHE/thanos-$THANOS_VERSION"
+    # The build tags are part of the key: a binary built without them is a different (broken) program.
+    local d="$CACHE/thanos-$THANOS_VERSION-${THANOS_BUILD_TAGS// /-}"
     if [ ! -x "$d/thanos" ]; then
         need_build thanos
         timed thanos "$d" build_thanos

@@ -42,11 +42,23 @@ def start(argv: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait_until(what: str, ready: object, process: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+def wait_until(
+    what: str,
+    ready: object,
+    process: subprocess.Popen,
+    log: Path,
+    timeout: float = 90.0,
+    others: dict[str, tuple[subprocess.Popen, Path]] | None = None,
+) -> None:
+    """Poll `ready` until it holds; fail with the log of `process`, or of any of `others` that died meanwhile
+    (a sidecar that panics on its first gRPC answer shows up as a Querier that never sees its stores)."""
     deadline = time.monotonic() + timeout
+    watched = {what: (process, log), **(others or {})}
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{what} exited with {process.returncode}:\n{log.read_text(errors='replace')[-2000:]}")
+        for name, (proc, out) in watched.items():
+            if proc.poll() is not None:
+                tail = out.read_text(errors="replace")[-2000:]
+                raise AssertionError(f"{name} exited with {proc.returncode}:\n{tail}")
         with contextlib.suppress(httpx.HTTPError):
             if ready():  # type: ignore[operator]
                 return
@@ -65,6 +77,7 @@ def fleet(metrics_tools: dict[str, str], tmp_path_factory: pytest.TempPathFactor
     try:
         urls: dict[str, str] = {}
         endpoints = []
+        sidecars: dict[str, tuple[subprocess.Popen, Path]] = {}
         for name, cluster, replica in (("dc1-a", "dc1", "a"), ("dc1-b", "dc1", "b"), ("dc2-a", "dc2", "a")):
             om = work / f"{cluster}.om"
             if not om.exists():
@@ -91,6 +104,7 @@ def fleet(metrics_tools: dict[str, str], tmp_path_factory: pytest.TempPathFactor
                 log,
             )
             processes.append(sidecar)
+            sidecars[f"sidecar {name}"] = (sidecar, log)
             wait_until(f"sidecar {name}", lambda h=http: httpx.get(f"http://127.0.0.1:{h}/-/ready").status_code == 200,
                        sidecar, log)  # fmt: skip
             endpoints.append(f"--endpoint=127.0.0.1:{grpc}")
@@ -114,7 +128,7 @@ def fleet(metrics_tools: dict[str, str], tmp_path_factory: pytest.TempPathFactor
             stores = httpx.get(f"{url}/api/v1/stores").json().get("data") or {}
             return sum(len(group) for group in stores.values()) == 3
 
-        wait_until("thanos query with its three stores", all_stores_up, query, log)
+        wait_until("thanos query with its three stores", all_stores_up, query, log, others=sidecars)
         yield {**urls, "thanos": url}
     finally:
         for process in processes:
