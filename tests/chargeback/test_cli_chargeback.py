@@ -4,7 +4,6 @@ exit status 2, never a traceback."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections import defaultdict
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -25,7 +24,7 @@ from pool_demo.synthetic import (
     Scenario,
     expected_usage,
 )
-from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
+from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml, two_cluster_catalog
 from tests.support.prometheus import ScenarioServer, invoice_args
 
 UNITS = ("community-services", "data-insight", "edge-security", "platform", "unallocated")
@@ -181,29 +180,6 @@ def test_unreachable_prometheus_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert url in result.output and "Traceback" not in result.output
-
-
-def two_cluster_catalog(tmp_path: Path) -> Path:
-    """The example catalog with a second cluster dc2 (same hardware) and every namespace pinned to dc1."""
-    directory = copy_example(tmp_path)
-
-    def add_dc2(doc) -> None:
-        second = copy.deepcopy(doc["clusters"][0])
-        second["name"] = "dc2"
-        for pool in second["node_pools"]:
-            for node in pool["nodes"]:
-                node["name"] = node["name"].replace("srv-", "srv2-")
-        second["network"]["load_balancer_ranges"] = ["198.51.100.0/25"]
-        doc["clusters"].append(second)
-
-    def pin_dc1(doc) -> None:
-        for namespace in doc["namespaces"]:
-            namespace["cluster"] = "dc1"
-
-    edit_yaml(directory / "pool.yaml", add_dc2)
-    for unit_file in sorted((directory / "business-units").glob("*.yaml")):
-        edit_yaml(unit_file, pin_dc1)
-    return directory
 
 
 def test_several_clusters_need_a_cluster_label(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -26,3 +27,26 @@ def edit_yaml(path: Path, change: Callable[[Any], Any]) -> None:
     replaced = change(document)
     with path.open("w", encoding="utf-8") as stream:
         yaml.dump(document if replaced is None else replaced, stream)
+
+
+def two_cluster_catalog(tmp_path: Path) -> Path:
+    """The example catalog with a second cluster dc2 (same hardware) and every namespace pinned to dc1."""
+    directory = copy_example(tmp_path)
+
+    def add_dc2(doc) -> None:
+        second = copy.deepcopy(doc["clusters"][0])
+        second["name"] = "dc2"
+        for pool in second["node_pools"]:
+            for node in pool["nodes"]:
+                node["name"] = node["name"].replace("srv-", "srv2-")
+        second["network"]["load_balancer_ranges"] = ["198.51.100.0/25"]
+        doc["clusters"].append(second)
+
+    def pin_dc1(doc) -> None:
+        for namespace in doc["namespaces"]:
+            namespace["cluster"] = "dc1"
+
+    edit_yaml(directory / "pool.yaml", add_dc2)
+    for unit_file in sorted((directory / "business-units").glob("*.yaml")):
+        edit_yaml(unit_file, pin_dc1)
+    return directory
