@@ -244,7 +244,9 @@ def main() -> None:
             backfill(source, data_dir)
             source.unlink()
             print(f"backfill: {time.perf_counter() - began:.0f} s", flush=True)
-        with LocalPrometheus(data_dir, ready_timeout=300) as server:
+        # A long query timeout: on a busy machine a month's chunk may take over Prometheus' default 2 minutes,
+        # and the benchmark measures time, it must not turn slowness into a 503.
+        with LocalPrometheus(data_dir, ready_timeout=300, query_timeout="30m") as server:
             queue: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
             process = multiprocessing.get_context("spawn").Process(
                 target=measure, args=(server.url, args.days, args.repeats, queue)

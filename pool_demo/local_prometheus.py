@@ -78,15 +78,18 @@ class LocalPrometheus:
         rule_files: Sequence[Path] = (),
         alertmanagers: Sequence[str] = (),
         external_labels: Mapping[str, str] | None = None,
+        query_timeout: str | None = None,
     ) -> None:
         """`scrape_targets`: host:port addresses scraped every second (e.g. an exporter under test);
         `rule_files` are evaluated every second and their alerts sent to the `alertmanagers` (host:port);
-        `external_labels`: the server's identity towards Thanos (e.g. cluster and replica)."""
+        `external_labels`: the server's identity towards Thanos (e.g. cluster and replica);
+        `query_timeout`: Prometheus' --query.timeout (its default, 2m, when None)."""
         self.data_dir = data_dir
         self.scrape_targets = list(scrape_targets)
         self.rule_files = list(rule_files)
         self.alertmanagers = list(alertmanagers)
         self.external_labels = dict(external_labels or {})
+        self.query_timeout = query_timeout
         self.port = port or free_port()
         self.ready_timeout = ready_timeout
         self.url = f"http://127.0.0.1:{self.port}"
@@ -106,6 +109,7 @@ class LocalPrometheus:
             "--storage.tsdb.retention.time=3650d",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--log.level=warn",
+            *([f"--query.timeout={self.query_timeout}"] if self.query_timeout else []),
         ]
         with self.log_file.open("wb") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
