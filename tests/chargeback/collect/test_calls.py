@@ -24,7 +24,9 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from chargeback.cli import app
 from chargeback.collect.calls import UNKNOWN_CALLER, calls_query, collect_calls
 from chargeback.collect.doctor import check_calls
 from chargeback.collect.prometheus import PrometheusClient, PrometheusSettings
@@ -36,7 +38,7 @@ from pool_catalog.models import CallCounting, Catalog
 from pool_demo.local_prometheus import LocalPrometheus, backfill
 from pool_demo.synthetic import OpenMetricsWriter
 from tests.support.catalog_edit import EXAMPLE_CATALOG
-from tests.support.prometheus import require_prometheus
+from tests.support.prometheus import require_prometheus, serve_scenario
 
 pytestmark = pytest.mark.prometheus
 
@@ -254,3 +256,28 @@ def test_query_counts_one_reporter_and_leaves_5xx_out() -> None:
         '(increase(istio_requests_total{reporter="destination",destination_workload_namespace=~"pf-crypto|pf-identity",'
         'response_code!~"5.."}[1h]))'
     )
+
+
+def test_chargeback_doctor_lists_the_undeclared_caller(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`chargeback doctor` on the closed-form cluster with the Istio calls beside it: the undeclared caller is
+    named with its namespace, capability, calls and fix."""
+    extra = []
+    for labels, rate in ISTIO:
+        extra.append(("istio_requests_total", "counter", "Requests.", labels, counter(rate)))
+    server = serve_scenario(tmp_path_factory.mktemp("doctor-calls"), extra=extra)
+    scenario = next(server)
+    try:
+        args = ["doctor", "--prometheus", scenario.url, "--catalog", str(EXAMPLE_CATALOG), "--period", "2026-10",
+                "--cluster", "dc1", "--cluster-label", "cluster"]  # fmt: skip
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    finally:
+        server.close()
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert text.startswith("cluster dc1 — 2026-10 warning (3) undeclared-caller:")  # no markup printed raw
+    assert (
+        "undeclared-caller: namespace es-testbed (business-units/edge-security.yaml) made 960 calls of capability "
+        "credit-scoring (pf-credit) without declaring `consumes: [credit-scoring]`"
+    ) in text
+    assert "fix: declare `consumes: [credit-scoring]` on namespace es-testbed if the calls are meant" in text
+    assert "unknown-callers: 2,880 calls of identity (pf-identity) came from callers without a namespace" in text
