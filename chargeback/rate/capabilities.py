@@ -57,7 +57,7 @@ CAPABILITY_LINE_SCHEMA = {
     "share": "decimal",  # cost_recovery: fraction of the billable calls (1e-9); per_call 1; none 0
     "recovered_cost": "decimal",  # cost_recovery: the provider cost split by this version; other methods: 0
     "amount": "decimal",
-    "charged": "bool",  # whether `amount` is charged to consumer_unit (false: provider's own or unknown)
+    "charged": "bool",  # whether `amount` moves to consumer_unit (false: provider's own, unknown caller, or 0)
     "declared": "bool",  # whether the consumer declares `consumes` of the capability (provider, unknown: true)
     "currency": "str",
     "rate_effective_from": "datetime-utc",
@@ -104,7 +104,8 @@ def rate_calls(
     period: Period,
     costs: Mapping[tuple[str, str], Decimal],
 ) -> pd.DataFrame:
-    """Rated capability lines of the period from the calls frame; `costs` are `provider_costs` of the rated lines.
+    """Rated capability lines of the period from the calls frame; `costs` are `provider_costs` of the rated lines
+    (a provider namespace absent from them had no priced line, so nothing to recover).
 
     A capability without an entry in rates.yaml is rated as method `none` (the catalog check warns)."""
     check_calls_frame(calls, "capability rating (calls)")

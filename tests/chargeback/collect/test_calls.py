@@ -34,7 +34,7 @@ from chargeback.collect.promql import LabelMatcher
 from chargeback.period import Period
 from chargeback.rate.capabilities import rate_calls
 from pool_catalog import load_catalog
-from pool_catalog.models import CallCounting, Catalog
+from pool_catalog.models import CallCounting, CapabilityRate, Catalog
 from pool_demo.local_prometheus import LocalPrometheus, backfill
 from pool_demo.synthetic import OpenMetricsWriter
 from tests.support.catalog_edit import EXAMPLE_CATALOG
@@ -281,3 +281,24 @@ def test_chargeback_doctor_lists_the_undeclared_caller(tmp_path_factory: pytest.
     ) in text
     assert "fix: declare `consumes: [credit-scoring]` on namespace es-testbed if the calls are meant" in text
     assert "unknown-callers: 2,880 calls of identity (pf-identity) came from callers without a namespace" in text
+
+
+def test_switching_identity_to_cost_recovery_moves_exactly_the_providers_cost(calls_prometheus: str) -> None:
+    catalog = load_catalog(EXAMPLE_CATALOG)
+    calls = collect(calls_prometheus, catalog)
+    costs = {("dc1", "pf-identity"): Decimal("999.99"), ("dc1", "pf-crypto"): Decimal("1234.57")}
+    before = rate_calls(calls, catalog, OCTOBER, costs)
+    recovery = CapabilityRate(
+        capability="identity", versions=[{"effective_from": "2026-01-01", "method": "cost_recovery"}]
+    )
+    switched_rates = [recovery if r.capability == "identity" else r for r in catalog.rates.capabilities]
+    switched = catalog.model_copy(update={"rates": catalog.rates.model_copy(update={"capabilities": switched_rates})})
+    after = rate_calls(calls, switched, OCTOBER, costs)
+    identity = after[after["capability"] == "identity"].set_index("consumer_namespace")
+    # 4,800 : 2,880 calls (5/8, 3/8 of 999.99 = 624.99375 / 374.99625): the odd cent goes to the larger remainder
+    assert identity["amount"].to_dict() == {"di-api": Decimal("624.99"), UNKNOWN_CALLER: Decimal("375.00")}
+    assert identity["charged"].to_dict() == {"di-api": True, UNKNOWN_CALLER: False}
+    assert sum(identity["amount"]) == Decimal("999.99")
+    # Nothing else moved.
+    others = before[before["capability"] != "identity"].reset_index(drop=True)
+    assert others.equals(after[after["capability"] != "identity"].reset_index(drop=True))
