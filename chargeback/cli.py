@@ -27,7 +27,6 @@ import pydantic
 import typer
 from prometheus_client import generate_latest
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -502,16 +501,17 @@ def _print_findings(month: Period, clusters: list[str], findings: list[Finding])
     colours = {"error": "red", "warning": "yellow", "info": "cyan"}
     for name in clusters:
         own = [f for f in findings if f.cluster == name]
-        console.print(f"[bold]cluster {escape(name)}[/bold] — {month.label}", soft_wrap=True)
+        # The console prints no markup: names, messages and fixes (e.g. `consumes: [x]`) appear as written.
+        console.print(Text.assemble((f"cluster {name}", "bold"), f" — {month.label}"), soft_wrap=True)
         if not own:
             console.print("  no findings: the metric contract holds", soft_wrap=True)
         for severity in SEVERITIES:
             of_severity = [f for f in own if f.severity == severity]
             if of_severity:
-                console.print(f"  [{colours[severity]}]{severity}[/{colours[severity]}] ({len(of_severity)})")
+                console.print(Text.assemble("  ", (severity, colours[severity]), f" ({len(of_severity)})"))
             for finding in of_severity:
-                console.print(f"    {escape(finding.code)}: {escape(finding.message)}", soft_wrap=True)
-                console.print(f"      fix: {escape(finding.fix)}", soft_wrap=True)
+                console.print(f"    {finding.code}: {finding.message}", soft_wrap=True)
+                console.print(f"      fix: {finding.fix}", soft_wrap=True)
     counts = ", ".join(f"{sum(f.severity == s for f in findings)} {s}" for s in SEVERITIES)
     verdict = (
         "chargeback invoice would refuse this period (exit 1); fix the errors or bill with --allow-incomplete"

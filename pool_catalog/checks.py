@@ -50,6 +50,7 @@ def check_catalog(catalog: Catalog, documents: dict[str, Any] | None = None) -> 
         _check_capacity(catalog, report)
         _check_load_balancers(catalog, report)
     _check_rates(catalog, report)
+    _check_capability_rates(catalog, report)
     _check_alerting(catalog, report)
     return report.findings
 
@@ -356,6 +357,68 @@ def _check_rates(catalog: Catalog, report: _Reporter) -> None:
                 f"{unit.budget.monthly:,} {currency} by {round_money(cost - unit.budget.monthly, currency):,}",
                 "fine if the unit never uses all of its quota; otherwise raise the budget or shrink quotas",
                 Severity.WARNING,
+            )
+
+
+def _check_capability_rates(catalog: Catalog, report: _Reporter) -> None:
+    """rates.yaml `capabilities`: each names an exposed capability once; each exposed capability has a method;
+    calls are told apart by the provider namespace, so a namespace bills at most one capability."""
+    rates_file = report.file(RATES_FILE)
+    exposed: dict[str, tuple[str, str]] = {}
+    by_namespace: dict[tuple[str, str], list[str]] = {}
+    for unit in catalog.units:
+        for ns in unit.namespaces:
+            cluster = ns.cluster or catalog.pool.clusters[0].name
+            for capability in ns.exposes:
+                exposed.setdefault(capability.name, (unit.id, ns.name))
+                by_namespace.setdefault((cluster, ns.name), []).append(capability.name)
+    known = ", ".join(sorted(exposed)) or "none are exposed"
+    seen: set[str] = set()
+    counting = catalog.rates.call_counting
+    for ci, rate in enumerate(catalog.rates.capabilities):
+        if rate.capability in seen:
+            report.add(
+                rates_file,
+                ("capabilities", ci, "capability"),
+                f"capability {rate.capability!r} has two entries",
+                "give each capability one entry and list its methods under `versions`",
+            )
+        seen.add(rate.capability)
+        if rate.capability not in exposed:
+            report.add(
+                rates_file,
+                ("capabilities", ci, "capability"),
+                f"unknown capability {rate.capability!r}: no namespace of business-units/*.yaml exposes it",
+                f"use one of: {known} (or add `exposes` to the namespace that serves it)",
+            )
+        if counting.class_label is None:
+            for vi, version in enumerate(rate.versions):
+                if version.classes:
+                    report.add(
+                        rates_file,
+                        ("capabilities", ci, "versions", vi, "classes"),
+                        "call classes need call_counting.class_label (the label whose value picks the class)",
+                        "set call_counting.class_label, e.g. destination_service_name, or remove the classes",
+                    )
+    for name, (unit_id, namespace) in sorted(exposed.items()):
+        if name not in seen:
+            report.add(
+                rates_file,
+                ("capabilities",),
+                f"capability {name!r} (exposed by {unit_id}/{namespace}) has no billing method: its calls are "
+                "shown, not charged",
+                f"add `- capability: {name}` with versions of method per_call, cost_recovery or none",
+                Severity.WARNING,
+            )
+    for (cluster, namespace), names in sorted(by_namespace.items()):
+        billed = [n for n in names if n in seen]
+        if len(billed) > 1:
+            report.add(
+                rates_file,
+                ("capabilities",),
+                f"namespace {namespace!r} (cluster {cluster}) exposes {', '.join(billed)}: calls are attributed to "
+                "a capability by the namespace that serves them, so these cannot be told apart",
+                "serve each billed capability from its own namespace, or bill them as one capability",
             )
 
 

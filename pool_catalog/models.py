@@ -715,6 +715,148 @@ class Issuer(_Model):
     contact: str = Field("", description="Contact for invoice questions.")
 
 
+# -------------------------------------------------- rates.yaml: capability calls
+
+
+class CallMethod(StrEnum):
+    """How calls to a capability are billed."""
+
+    PER_CALL = "per_call"
+    COST_RECOVERY = "cost_recovery"
+    NONE = "none"
+
+
+_PROMQL_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_PROMQL_METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+def _promql_label(value: str) -> str:
+    if not _PROMQL_LABEL.match(value) or value == "__name__":
+        raise ValueError(f"{value!r} is not a Prometheus label name (letters, digits and _, not first a digit)")
+    return value
+
+
+def _promql_metric(value: str) -> str:
+    if not _PROMQL_METRIC.match(value):
+        raise ValueError(f"{value!r} is not a Prometheus metric name (letters, digits, _ and :)")
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise ValueError(f"{value!r} is not a regular expression ({e}); write e.g. 5..") from e
+    return value
+
+
+PromLabel = Annotated[str, AfterValidator(_promql_label)]
+
+
+class CallCounting(_Model):
+    """The metric contract of capability calls: which counter counts them and which labels say who called what.
+
+    The defaults read Istio's `istio_requests_total` as its proxies export it (label set in istio/proxy
+    testdata/metric/server_request_total.yaml.tmpl): with sidecars on both ends every request is reported
+    twice, `reporter="source"` by the client's proxy and `reporter="destination"` by the server's, so only
+    one reporter is counted. The server side is the default because it also sees callers without a
+    sidecar (their `source_workload_namespace` is then "unknown", reported as an unknown caller)."""
+
+    metric: Annotated[str, AfterValidator(_promql_metric)] = Field(
+        "istio_requests_total", description="Counter with one increment per call."
+    )
+    matchers: dict[PromLabel, str] = Field(
+        default_factory=lambda: {"reporter": "destination"},
+        description="Fixed label values that select one report of each call (Istio: reporter=destination; "
+        "Linkerd: direction=outbound).",
+    )
+    consumer_label: PromLabel = Field("source_workload_namespace", description="Label holding the calling namespace.")
+    provider_label: PromLabel = Field(
+        "destination_workload_namespace", description="Label holding the namespace serving the call."
+    )
+    class_label: PromLabel | None = Field(
+        "destination_service_name",
+        description="Label whose value picks a call class (a service name, or a path label added by the "
+        "mesh); none: every call is of the default class.",
+    )
+    code_label: PromLabel | None = Field(
+        "response_code", description="Label holding the response code; none: every call is billable."
+    )
+    not_billable_codes: Annotated[str, AfterValidator(_regex)] = Field(
+        "5..", description="Regular expression of response codes not charged (default: the provider's 5xx)."
+    )
+    unknown_callers: list[str] = Field(
+        default_factory=lambda: ["unknown", ""],
+        description="Consumer label values that name no namespace (reported as an unknown caller).",
+    )
+
+
+class CallClass(_Model):
+    name: DnsLabel = Field(..., description="Name of the call class, shown on the invoice.")
+    values: list[str] = Field(
+        ..., min_length=1, description="Values of call_counting.class_label that are calls of this class."
+    )
+    price: NonNegative = Field(..., description="Price per 1,000 calls of this class.")
+
+
+class CapabilityRateVersion(_Model):
+    effective_from: dt.datetime = Field(..., description="UTC start of validity; applies from that hour on.")
+    method: CallMethod = Field(..., description="per_call, cost_recovery or none.")
+    price: NonNegative | None = Field(
+        None, description="per_call: price per 1,000 calls of the default class (calls no class matches)."
+    )
+    classes: list[CallClass] = Field(default_factory=list, description="per_call: classes priced apart.")
+
+    @field_validator("effective_from")
+    @classmethod
+    def _utc_hour(cls, value: dt.datetime) -> dt.datetime:
+        value = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        if value.minute or value.second or value.microsecond:
+            raise ValueError(f"{value.isoformat()} is not on the hour; methods and prices change at whole hours")
+        return value
+
+    @model_validator(mode="after")
+    def _price_of_method(self) -> CapabilityRateVersion:
+        if self.method is CallMethod.PER_CALL and self.price is None:
+            raise ValueError(
+                "method per_call needs `price:` (per 1,000 calls of the default class); "
+                "use method none to show calls without charging them"
+            )
+        if self.method is not CallMethod.PER_CALL and (self.price is not None or self.classes):
+            raise ValueError(f"method {self.method.value} takes no price or classes; remove them or use per_call")
+        names = [c.name for c in self.classes]
+        if len(set(names)) != len(names) or "default" in names:
+            raise ValueError("call class names must be unique and not 'default' (the class of unmatched calls)")
+        values = [v for c in self.classes for v in c.values]
+        if len(set(values)) != len(values):
+            raise ValueError("a class_label value is listed in two call classes; each value belongs to one")
+        return self
+
+    def class_of(self, value: str) -> CallClass | None:
+        """The call class a class-label value belongs to, None for the default class."""
+        return next((c for c in self.classes if value in c.values), None)
+
+
+class CapabilityRate(_Model):
+    capability: DnsLabel = Field(..., description="Name of a capability some namespace `exposes`.")
+    versions: list[CapabilityRateVersion] = Field(..., min_length=1, description="Methods, each from effective_from.")
+
+    @field_validator("versions")
+    @classmethod
+    def _distinct_starts(cls, versions: list[CapabilityRateVersion]) -> list[CapabilityRateVersion]:
+        starts = [v.effective_from for v in versions]
+        if len(set(starts)) != len(starts):
+            raise ValueError("two versions share one effective_from; merge them")
+        return sorted(versions, key=lambda v: v.effective_from)
+
+    def version_at(self, when: dt.datetime) -> CapabilityRateVersion | None:
+        current = None
+        for version in self.versions:
+            if version.effective_from <= when:
+                current = version
+        return current
+
+
 class RateCard(_Model):
     """rates.yaml: what finance decides."""
 
@@ -728,6 +870,12 @@ class RateCard(_Model):
         default_factory=list, description="Namespaces whose cost is split across units."
     )
     idle: IdlePolicy = Field(default_factory=IdlePolicy, description="Thresholds for idle allocations.")
+    call_counting: CallCounting = Field(
+        default_factory=CallCounting, description="Metric contract of capability calls (default: Istio)."
+    )
+    capabilities: list[CapabilityRate] = Field(
+        default_factory=list, description="Billing method of each exposed capability, versioned."
+    )
 
     @field_validator("versions")
     @classmethod
@@ -736,6 +884,9 @@ class RateCard(_Model):
         if len(set(starts)) != len(starts):
             raise ValueError("two rate versions share one effective_from; merge them")
         return versions
+
+    def capability_rate(self, name: str) -> CapabilityRate | None:
+        return next((c for c in self.capabilities if c.capability == name), None)
 
     def sorted_versions(self) -> list[RateVersion]:
         return sorted(self.versions, key=lambda v: v.effective_from)

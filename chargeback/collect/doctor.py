@@ -36,12 +36,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from pool_catalog.models import Catalog
 
 from ..errors import ChargebackError
 from ..period import Period, iso_utc
 from . import promql
+from .calls import UNKNOWN_CALLER, collect_calls
 from .findings import ERROR, INFO, WARNING, Finding, sort_findings
 from .prometheus import PrometheusClient, RangeQuery, Series
 from .promql import LabelMatcher
@@ -923,4 +925,63 @@ def diagnose(
             raise ChargebackError(f"cluster {cluster!r} is not in pool.yaml; check --cluster")
         selectors = [*matchers, LabelMatcher(cluster_label, cluster)] if cluster_label else list(matchers)
         findings += diagnose_cluster(client, period, cluster, selectors, now)
+        if not any(f.code in ("period-in-future", "no-data") for f in findings if f.cluster == cluster):
+            calls = collect_calls(client, catalog, period, cluster, selectors, _examined_hours(period, now))
+            findings += check_calls(calls, catalog, cluster)
+    return sort_findings(findings)
+
+
+def check_calls(calls: pd.DataFrame, catalog: Catalog, cluster: str) -> list[Finding]:
+    """Capability calls the catalog does not allow, and calls nobody can be billed for.
+
+    A namespace that calls a capability it does not declare in `consumes` should have been stopped by
+    the NetworkPolicy the catalog provisions (infra/components/business_unit.py): either the policy is
+    missing or traffic bypasses it. Calls of unknown callers (no sidecar, or traffic from outside the
+    mesh) are counted and told, never dropped."""
+    counting = catalog.rates.call_counting
+    exposed = {cap.name for _unit, ns in catalog.namespaces(cluster) for cap in ns.exposes}
+    if exposed and calls.empty:
+        return [
+            Finding(
+                INFO,
+                "no-call-series",
+                cluster,
+                f"no {counting.metric} series for the capabilities {', '.join(sorted(exposed))}: no calls are counted",
+                f"check that {counting.metric} is scraped (rates.yaml call_counting names the metric and labels)",
+            )
+        ]
+    consumes = {ns.name: set(ns.consumes) for _unit, ns in catalog.namespaces(cluster)}
+    findings = []
+    per_pair = calls.groupby(["consumer_namespace", "provider_namespace", "capability"], sort=True)["calls"].sum()
+    for (consumer, provider, capability), count in per_pair.items():
+        if consumer == provider:
+            continue
+        if consumer == UNKNOWN_CALLER:
+            findings.append(
+                Finding(
+                    WARNING,
+                    "unknown-callers",
+                    cluster,
+                    f"{int(count):,} calls of {capability} ({provider}) came from callers without a namespace "
+                    f"({counting.consumer_label} {' or '.join(repr(v) for v in counting.unknown_callers)}): "
+                    "counted, charged to nobody",
+                    "inject the mesh sidecar into the calling workloads, or find the caller outside the mesh",
+                    (provider,),
+                )
+            )
+        elif capability not in consumes.get(consumer, set()):
+            owner = catalog.owner_of(consumer, cluster)
+            where = f"business-units/{owner.id}.yaml" if owner else "no business unit owns it"
+            findings.append(
+                Finding(
+                    WARNING,
+                    "undeclared-caller",
+                    cluster,
+                    f"namespace {consumer} ({where}) made {int(count):,} calls of capability {capability} "
+                    f"({provider}) without declaring `consumes: [{capability}]`",
+                    f"declare `consumes: [{capability}]` on namespace {consumer} if the calls are meant, else check "
+                    f"the NetworkPolicy allow-capability-{capability} in {provider}: it should have stopped them",
+                    (consumer,),
+                )
+            )
     return sort_findings(findings)

@@ -41,6 +41,9 @@ CODES: tuple[str, ...] = (
     "partial-response",
     "retention-short",
     "scrape-interval",
+    "undeclared-caller",
+    "unknown-callers",
+    "no-call-series",
 )
 """Every finding code (`<metric>`/`<label>` stand for the name); the scenario generators plant them by code."""
 

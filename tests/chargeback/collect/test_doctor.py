@@ -198,8 +198,9 @@ def test_closed_form_scenario_has_no_error_findings(scenario_prometheus: Scenari
     with PrometheusClient(PrometheusSettings(url=scenario_prometheus.url)) as client:
         findings = diagnose(client, catalog, OCTOBER, ["dc1"], "cluster", now=NOW)
     assert [f.line() for f in findings if f.severity == ERROR] == []
-    # The synthetic cluster has what real ones have (node labels, kube_pod_info): only the intervals are told.
-    assert {f.code for f in findings} == {"scrape-interval"}
+    # The synthetic cluster has what real ones have (node labels, kube_pod_info): only the intervals are told,
+    # and that it has no mesh counter for the capabilities the catalog exposes (no calls counted).
+    assert {f.code for f in findings} == {"scrape-interval", "no-call-series"}
 
 
 def test_empty_prometheus_is_no_data(tmp_path: Path) -> None:
