@@ -48,7 +48,7 @@ class Derivation:
 class Format:
     name: str
     writes: str
-    """The files it writes, for readers of the code and `chargeback formats`-style listings."""
+    """The files it writes, as a reader would name them (e.g. "usage.csv, line_items.csv, idle.csv")."""
     needs: tuple[Need, ...]
     render: Callable[[Inputs], Mapping[str, str]] | None = None
     """Relative path → content of every file it writes."""

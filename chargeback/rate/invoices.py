@@ -76,19 +76,10 @@ def idle_totals(idle: pd.DataFrame, currency: str) -> tuple[Decimal, Decimal]:
 
 def invoice_line(row: dict) -> Line:
     """A rated line (rating.LINE_SCHEMA record) as an invoice (and a ledger line) shows it."""
-    return Line(
-        resource=row["resource"],
-        tier=row["tier"],
-        rate_effective_from=iso_utc(row["rate_effective_from"]),
-        charge_period_start=iso_utc(row["charge_period_start"]),
-        charge_period_end=iso_utc(row["charge_period_end"]),
-        usage_quantity=row["usage_quantity"],
-        usage_unit=row["usage_unit"],
-        billed_quantity=row["billed_quantity"],
-        unit=row["unit"],
-        unit_price=row["unit_price"],
-        amount=row["amount"],
-    )
+    return Line(**{name: iso_utc(row[name]) if name in LINE_TIMES else row[name] for name in Line.model_fields})
+
+
+LINE_TIMES = frozenset({"rate_effective_from", "charge_period_start", "charge_period_end"})
 
 
 def line_text(row: dict) -> dict[str, Any]:
