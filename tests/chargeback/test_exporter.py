@@ -173,7 +173,7 @@ def test_scraped_unit_totals_budgets_and_forecast_match_the_invoices(scraped: di
         assert budget.used == Decimal(str(burn[unit])).quantize(Decimal("0.0001"))
     ratio = {r["metric"]["business_unit"]: float(r["value"][1]) for r in query("resource_pool_forecast_budget_ratio")}
     for unit, budget in budgets.items():
-        assert ratio[unit] == pytest.approx(float(expected[unit] * 93 / Decimal(budget["monthly"])), rel=1e-9)
+        assert ratio[unit] == pytest.approx(float(expected[unit] * 93 / budget.monthly), rel=1e-9)
     assert float(query("resource_pool_month_to_date_hours")[0]["value"][1]) == 8
 
 
