@@ -43,7 +43,7 @@ from .exporter import ExporterSource, MonthToDateCollector, parse_interval, pars
 from .exporter import serve as serve_metrics
 from .period import Period
 from .rate.idle import REASONS
-from .rate.invoices import build_invoices, idle_totals, text
+from .rate.invoices import idle_totals, text
 from .run import PeriodRun, clusters_to_collect, run_period
 
 app = typer.Typer(
@@ -363,13 +363,13 @@ def invoice(
     columns = [("Invoice", False), ("Business unit", False), (f"Total ({chargeback.currency})", True)]
     columns += [("Budget used", True), ("Coverage", False)]
     rows, grand_total = [], Decimal(0)
-    for document in _guarded(lambda: build_invoices(chargeback)):
-        grand_total += Decimal(document["total"])
-        budget = document["budget"]
-        used = f"{Decimal(budget['used']) * 100:.1f} %" if budget and budget["used"] is not None else "—"
-        coverage = "complete" if document["coverage"]["complete"] else "incomplete"
+    for document in _guarded(lambda: chargeback.invoices):
+        grand_total += document.total
+        budget = document.budget
+        used = f"{budget.used * 100:.1f} %" if budget and budget.used is not None else "—"
+        coverage = "complete" if document.coverage.complete else "incomplete"
         rows.append(
-            [document["invoice_number"], document["business_unit"]["display_name"], document["total"], used, coverage]
+            [document.invoice_number, document.business_unit.display_name, text(document.total), used, coverage]
         )
     rows.append(["", "Pool total", text(round_money(grand_total, chargeback.currency)), "", ""])
     title = f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)"

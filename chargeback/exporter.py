@@ -1,7 +1,7 @@
 """The live view: month-to-date cost, budget burn and idle allocations as Prometheus metrics.
 
 A refresh bills the month so far (`Period.month_to_date`) with the same code as the invoices
-(`run_period`: collect + charge, then `build_invoices` for unit totals and budgets) and swaps the
+(`run_period`: collect + charge, then the chargeback's invoices for unit totals and budgets) and swaps the
 finished snapshot in at once. Scrapes only read the latest snapshot, so they never wait for
 Prometheus; a failed refresh keeps the previous snapshot, counts the error and logs its message.
 """
@@ -31,7 +31,6 @@ from .collect.prometheus import PrometheusSettings
 from .collect.promql import LabelMatcher
 from .errors import ChargebackError, PeriodError
 from .period import Period
-from .rate.invoices import build_invoices
 from .rate.result import Chargeback
 from .run import run_period
 
@@ -126,14 +125,14 @@ def _unit_families(chargeback: Chargeback) -> list[Metric]:
     budget = _gauge("budget_monthly", ["business_unit", "currency"])
     burn = _gauge("budget_burn_ratio", ["business_unit"])
     forecast_ratio = _gauge("forecast_budget_ratio", ["business_unit"])
-    for invoice in build_invoices(chargeback):
-        unit = invoice["business_unit"]["id"]
-        spent = Decimal(invoice["total"])
+    for invoice in chargeback.invoices:
+        unit = invoice.business_unit.id
+        spent = invoice.total
         projected = spent * period.month_hours / period.hours
         total.add_metric([unit, currency], float(spent))
         forecast.add_metric([unit, currency], float(projected))
-        if invoice["budget"] is not None:
-            monthly = Decimal(invoice["budget"]["monthly"])
+        if invoice.budget is not None:
+            monthly = invoice.budget.monthly
             budget.add_metric([unit, currency], float(monthly))
             if monthly:
                 burn.add_metric([unit], float(spent / monthly))
@@ -167,17 +166,15 @@ def _north_star_families(chargeback: Chargeback) -> list[Metric]:
     """Cost per unit of business so far this month, from the invoices' north-star figures."""
     volume = _gauge("north_star_volume", ["business_unit", "metric", "unit"])
     per_unit = _gauge("cost_per_north_star_unit", ["business_unit", "unit", "currency"])
-    for invoice in build_invoices(chargeback):
-        star = invoice.get("north_star")
-        if not star or star["volume"] is None:
+    for invoice in chargeback.invoices:
+        star = invoice.north_star
+        if star is None or star.volume is None:
             continue
-        unit = invoice["business_unit"]["id"]
-        volume.add_metric([unit, star["name"], star["unit"]], float(star["volume"]))
-        if star["cost_per_unit"] is not None:
+        unit = invoice.business_unit.id
+        volume.add_metric([unit, star.name, star.unit], float(star.volume))
+        if star.cost_per_unit is not None:
             # Unrounded, so a cheap unit (a fraction of a cent) still moves on the dashboard.
-            per_unit.add_metric(
-                [unit, star["unit"], chargeback.currency], float(invoice["total"]) / float(star["volume"])
-            )
+            per_unit.add_metric([unit, star.unit, chargeback.currency], float(invoice.total) / float(star.volume))
     return [volume, per_unit]
 
 

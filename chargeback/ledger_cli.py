@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -43,13 +41,14 @@ from .cli import (
     out,
 )
 from .errors import LedgerError, OutputError
-from .ledger.close import CloseResult, close_month, default_ledger, write_new_files
+from .ledger.close import CloseResult, close_month, default_ledger
 from .ledger.documents import Difference, UnitState, chargeback_lines, differences, month_in_force
 from .ledger.reading import ClosedMonthsCollector
 from .ledger.schema import LINE_FIELDS
 from .ledger.store import Issue, Ledger, ledger_url
+from .outputs.csv_tables import csv_text
 from .outputs.focus import COLUMNS as FOCUS_COLUMNS
-from .outputs.reports import csv_text
+from .outputs.writer import write_file, write_new_files
 from .period import Period
 from .rate.invoices import text
 from .rate.result import Chargeback
@@ -446,17 +445,3 @@ def write_issued_files(folder: Path, issues: Sequence[Issue]) -> list[Path]:
         raise OutputError(f"{', '.join(clashes[:3])} already exist with other content: give --out an empty folder")
     new = {name: content for name, content in files.items() if not (folder / name).exists()}
     return write_new_files(folder, new) if new else []
-
-
-def write_file(path: Path, content: str) -> None:
-    """Write `path` whole or not at all (temporary file beside it, then rename)."""
-    if path.is_dir():
-        raise OutputError(f"--out {path} is a directory: give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(content)
-        os.replace(temporary, path)
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e}; check the folder and its permissions") from e

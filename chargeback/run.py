@@ -27,7 +27,7 @@ from .collect.usage import (
     union_text_columns,
 )
 from .errors import ChargebackError, DataContractError
-from .outputs.reports import write_reports
+from .outputs.writer import write_reports
 from .period import Period
 from .rate import north_star
 from .rate.result import Chargeback, charge

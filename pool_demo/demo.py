@@ -36,7 +36,6 @@ from rich.table import Table
 
 from chargeback.errors import ChargebackError, LocalPrometheusError
 from chargeback.period import Period
-from chargeback.rate.invoices import build_invoices
 from chargeback.rate.north_star import change as north_star_change
 from chargeback.run import PeriodRun, run_period
 from infra.errors import PoolError
@@ -260,18 +259,18 @@ def utilization(run: PeriodRun, unit_id: str) -> Decimal | None:
 def summarize(run: PeriodRun) -> list[UnitSummary]:
     """The summary rows, from the same invoices the reports are written from."""
     rows = []
-    for invoice in build_invoices(run.chargeback):
-        unit = invoice["business_unit"]
-        budget = invoice["budget"]
+    for invoice in run.chargeback.invoices:
+        unit = invoice.business_unit
+        budget = invoice.budget
         rows.append(
             UnitSummary(
-                unit_id=unit["id"],
-                display_name=unit["display_name"],
-                cost=Decimal(invoice["total"]),
-                budget=Decimal(budget["monthly"]) if budget else None,
-                budget_used=Decimal(budget["used"]) if budget and budget["used"] is not None else None,
-                utilization=utilization(run, unit["id"]),
-                idle_cost=Decimal(invoice["idle"]["idle_cost"]),
+                unit_id=unit.id,
+                display_name=unit.display_name,
+                cost=invoice.total,
+                budget=budget.monthly if budget else None,
+                budget_used=budget.used if budget else None,
+                utilization=utilization(run, unit.id),
+                idle_cost=invoice.idle.idle_cost,
             )
         )
     return rows
@@ -281,20 +280,16 @@ def north_star_rows(current: PeriodRun, previous: PeriodRun | None) -> list[Nort
     """Per unit with a measured north star: cost per unit this month, and the change since the month before."""
     before = {}
     if previous is not None:
-        for invoice in build_invoices(previous.chargeback):
-            star = invoice.get("north_star")
-            volume = None if not star or star["volume"] is None else Decimal(star["volume"])
-            before[invoice["business_unit"]["id"]] = (Decimal(invoice["total"]), volume)
+        for invoice in previous.chargeback.invoices:
+            star = invoice.north_star
+            before[invoice.business_unit.id] = (invoice.total, star.volume if star else None)
     rows = []
-    for invoice in build_invoices(current.chargeback):
-        star, unit_id = invoice.get("north_star"), invoice["business_unit"]["id"]
-        if not star:
+    for invoice in current.chargeback.invoices:
+        star, unit_id = invoice.north_star, invoice.business_unit.id
+        if star is None:
             continue
-        volume = None if star["volume"] is None else Decimal(star["volume"])
-        cost = Decimal(invoice["total"])
-        change = north_star_change(*before[unit_id], cost, volume) if unit_id in before else {}
-        per_unit = None if star["cost_per_unit"] is None else Decimal(star["cost_per_unit"])
-        rows.append(NorthStarRow(unit_id, star["name"], star["unit"], volume, per_unit, change))
+        change = north_star_change(*before[unit_id], invoice.total, star.volume) if unit_id in before else {}
+        rows.append(NorthStarRow(unit_id, star.name, star.unit, star.volume, star.cost_per_unit, change))
     return rows
 
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,12 +22,15 @@ from pool_catalog.models import BillingMode
 from ..collect.prometheus import PrometheusClient, PrometheusSettings
 from ..collect.promql import LabelMatcher
 from ..errors import LedgerError, OutputError
+from ..outputs.csv_tables import csv_text
 from ..outputs.focus import COLUMNS as FOCUS_COLUMNS
 from ..outputs.focus import correction_rows, focus_rows
 from ..outputs.history import PreviousPeriod
-from ..outputs.reports import csv_text, html_environment, previous_period, render, report_files, write_reports
+from ..outputs.html import html_environment, render
+from ..outputs.reports import previous_period, report_files
+from ..outputs.writer import write_new_files, write_reports
 from ..period import Period, iso_utc
-from ..rate.invoices import UNALLOCATED_NAME, build_invoices, text
+from ..rate.invoices import UNALLOCATED_NAME, text
 from ..run import PeriodRun, run_period
 from .documents import (
     Difference,
@@ -194,12 +194,10 @@ def _original(
     run: PeriodRun, fingerprint: dict[str, Any], history: PreviousPeriod | None, who: str, now: dt.datetime
 ) -> Issue:
     chargeback = run.chargeback
-    invoices = build_invoices(chargeback)
+    invoices = chargeback.invoices
     focus = csv_text(FOCUS_COLUMNS, focus_rows(chargeback))
     # The hash covers the billed content only, so it can be printed on the documents it identifies.
-    digest = content_hash(
-        invoice_documents(chargeback, invoices, {i["business_unit"]["id"]: "" for i in invoices}), focus
-    )
+    digest = content_hash(invoice_documents(chargeback, invoices, {i.business_unit.id: "" for i in invoices}), focus)
     issue = Issue(
         period=chargeback.period.label,
         sequence=0,
@@ -213,7 +211,7 @@ def _original(
     files = report_files(chargeback, history, issue=issue_summary(issue))
     if files["focus.csv"] != focus:
         raise LedgerError("internal: focus.csv of the reports differs from the FOCUS rows hashed for the ledger")
-    contents = {i["business_unit"]["id"]: files[f"invoices/{i['business_unit']['id']}.json"] for i in invoices}
+    contents = {i.business_unit.id: files[f"invoices/{i.business_unit.id}.json"] for i in invoices}
     return Issue(
         **{**issue.__dict__, "documents": tuple(invoice_documents(chargeback, invoices, contents)), "files": files}
     )
@@ -340,32 +338,3 @@ def _correction(
         files[f"{base}.html"] = render(env, "correction.html.j2", note=note)
         documents.append(Document(**{**document.__dict__, "content": content}))
     return Issue(**{**issue.__dict__, "documents": tuple(documents), "files": files})
-
-
-def write_new_files(out: Path, files: dict[str, str]) -> list[Path]:
-    """Write files that must not exist yet under `out` (correction documents never replace anything):
-    staged next to `out`, then moved into place."""
-    clashes = sorted(str(out / name) for name in files if (out / name).exists())
-    if clashes:
-        raise OutputError(f"{', '.join(clashes)} already exist: give --out a folder without them")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as e:
-        raise OutputError(f"cannot create {out}: {e.strerror}; check path and permissions") from e
-    try:
-        for name, content in files.items():
-            path = staging / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content, encoding="utf-8", newline="")
-        written = []
-        for name in sorted(files):
-            target = out / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / name, target)
-            written.append(target)
-        return written
-    except OSError as e:
-        raise OutputError(f"cannot write to {out}: {e}; check free space and permissions") from e
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

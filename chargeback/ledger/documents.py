@@ -16,6 +16,7 @@ from decimal import Decimal
 from pool_catalog.pricing import round_money
 
 from ..outputs.focus import text_line
+from ..rate.documents import Invoice
 from ..rate.invoices import text
 from ..rate.result import Chargeback
 from .schema import LINE_FIELDS
@@ -48,19 +49,19 @@ def chargeback_lines(chargeback: Chargeback) -> dict[str, list[dict[str, str]]]:
     return result
 
 
-def invoice_documents(chargeback: Chargeback, invoices: Sequence[dict], contents: dict[str, str]) -> list[Document]:
+def invoice_documents(chargeback: Chargeback, invoices: Sequence[Invoice], contents: dict[str, str]) -> list[Document]:
     """The invoices of a close as ledger documents; `contents`: unit id → the invoice's JSON report."""
     lines = chargeback_lines(chargeback)
     return [
         Document(
-            number=invoice["invoice_number"],
+            number=invoice.invoice_number,
             kind="invoice",
-            business_unit=invoice["business_unit"]["id"],
+            business_unit=invoice.business_unit.id,
             reference=None,
-            currency=invoice["currency"],
-            total=invoice["total"],
-            content=contents[invoice["business_unit"]["id"]],
-            lines=tuple(lines.get(invoice["business_unit"]["id"], ())),
+            currency=invoice.currency,
+            total=text(invoice.total),
+            content=contents[invoice.business_unit.id],
+            lines=tuple(lines.get(invoice.business_unit.id, ())),
         )
         for invoice in invoices
     ]

@@ -39,6 +39,8 @@ from ..period import Period, iso_utc
 from ..rate.invoices import UNALLOCATED_NAME, invoice_number, line_text, text
 from ..rate.rating import allocate
 from ..rate.result import Chargeback
+from .csv_tables import csv_text
+from .formats import Format, Inputs, register
 
 FOCUS_VERSION = "1.3"
 
@@ -307,3 +309,10 @@ def correction_rows(
         )
         for line in lines
     ]
+
+
+def _focus_file(inputs: Inputs) -> dict[str, str]:
+    return {"focus.csv": csv_text(COLUMNS, focus_rows(inputs.chargeback))}
+
+
+register(Format("focus", "focus.csv (FinOps FOCUS 1.3)", ("chargeback",), render=_focus_file))

@@ -1,7 +1,8 @@
 """Month over month: the previous period's invoice totals, read back from its invoices/*.json.
 
 The invoice JSON is the stable contract of a run, so an earlier run's directory is all this needs; the
-invoices are those its manifest lists (`report_set`).
+invoices are those its manifest lists (`report_set`), read back with the model they were written from
+(`rate.documents.Invoice`): a file that does not validate is refused naming the file and the field.
 By default the previous period's directory is the sibling named after it when the output directory
 is named after the period (out/2026-10 → out/2026-09); a missing default means no comparison.
 A directory given explicitly (`--previous`) must hold invoices.
@@ -9,14 +10,17 @@ A directory given explicitly (`--previous`) must hold invoices.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..errors import HistoryError
 from ..period import Period
+from ..rate.documents import Invoice
 from ..rate.invoices import ratio, text
 from .report_set import manifest_files
 
@@ -60,8 +64,8 @@ def read_previous(directory: Path, period: Period, currency: str, *, explicit: b
                 "`chargeback invoice` run"
             )
         return None
-    documents = [_read(path) for path in files]
-    periods = sorted({doc["period"] for doc in documents})
+    documents = [read_invoice(path) for path in files]
+    periods = sorted({doc.period for doc in documents})
     if len(periods) > 1:
         raise HistoryError(
             f"{invoices_dir} mixes invoices of periods {', '.join(periods)}: keep one period per directory"
@@ -71,7 +75,7 @@ def read_previous(directory: Path, period: Period, currency: str, *, explicit: b
             f"{invoices_dir} holds invoices of {periods[0]}, not of a period before {period.label}: "
             "pass --previous with an earlier period's output directory"
         )
-    currencies = sorted({doc["currency"] for doc in documents})
+    currencies = sorted({doc.currency for doc in documents})
     if currencies != [currency]:
         raise HistoryError(
             f"{invoices_dir} is in {', '.join(currencies)} but this period is billed in {currency}: "
@@ -81,41 +85,54 @@ def read_previous(directory: Path, period: Period, currency: str, *, explicit: b
         period=periods[0],
         directory=directory,
         currency=currency,
-        totals={doc["business_unit"]["id"]: doc["total"] for doc in documents},
-        names={doc["business_unit"]["id"]: doc["business_unit"]["display_name"] for doc in documents},
+        totals={doc.business_unit.id: doc.total for doc in documents},
+        names={doc.business_unit.id: doc.business_unit.display_name for doc in documents},
         north_star={
-            doc["business_unit"]["id"]: doc["north_star_volume"]
+            doc.business_unit.id: doc.north_star.volume
             for doc in documents
-            if doc.get("north_star_volume") is not None
+            if doc.north_star is not None and doc.north_star.volume is not None
         },
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """The fields of an invoice JSON the comparison needs, checked."""
+def read_invoice(path: Path) -> Invoice:
+    """An invoice JSON written by `chargeback invoice`, validated by the model it was written from.
+
+    Raises HistoryError naming the file and the first fields that are wrong, with how to fix it."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        unit = document["business_unit"]
-        north_star = document.get("north_star") or {}
-        volume = north_star.get("volume")
-        return {
-            "period": str(document["period"]),
-            "currency": str(document["currency"]),
-            "total": Decimal(str(document["total"])),
-            "business_unit": {"id": str(unit["id"]), "display_name": str(unit["display_name"])},
-            "north_star_volume": None if volume is None else Decimal(str(volume)),
-        }
+        content = path.read_bytes()
     except OSError as e:
         raise HistoryError(f"cannot read previous invoice {path}: {e.strerror}") from e
-    except (ValueError, InvalidOperation) as e:
+    try:
+        return Invoice.model_validate_json(content)
+    except ValidationError as e:
+        errors = e.errors(include_url=False)
+        if errors[0]["type"] == "json_invalid":
+            raise HistoryError(
+                f"previous invoice {path} is not an invoice JSON ({errors[0]['msg']}); remove it or rerun that period"
+            ) from None
         raise HistoryError(
-            f"previous invoice {path} is not an invoice JSON ({e}); remove it or rerun that period"
-        ) from e
-    except (KeyError, TypeError) as e:
-        raise HistoryError(
-            f"previous invoice {path} lacks field {e}: it is not an invoice JSON of `chargeback invoice`; "
+            f"previous invoice {path} is not an invoice JSON of `chargeback invoice`: {_problems(errors)}; "
             "remove it or rerun that period"
-        ) from e
+        ) from None
+
+
+def _problems(errors: list[Any], shown: int = 3) -> str:
+    """The validation errors as "lacks field 'a', 'b'; field 'c': message", a few of each."""
+
+    def where(error: Any) -> str:
+        return "'" + (".".join(str(part) for part in error["loc"]) or "(document)") + "'"
+
+    missing = [where(e) for e in errors if e["type"] == "missing"]
+    wrong = [f"field {where(e)}: {e['msg']}" for e in errors if e["type"] != "missing"]
+    parts = []
+    if missing:
+        more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
+        parts.append(f"lacks field {', '.join(missing[:shown])}{more}")
+    parts.extend(wrong[:shown])
+    if len(wrong) > shown:
+        parts.append(f"{len(wrong) - shown} more wrong fields")
+    return "; ".join(parts)
 
 
 def change(previous: Decimal | None, current: Decimal) -> dict[str, str | None]:
@@ -131,32 +148,31 @@ def change(previous: Decimal | None, current: Decimal) -> dict[str, str | None]:
     }
 
 
-def _north_star_change(previous: PreviousPeriod, invoice: dict[str, Any]) -> dict[str, Any]:
+def _north_star_change(previous: PreviousPeriod, invoice: Invoice) -> dict[str, Any]:
     """{"north_star": change} for an invoice with a north-star figure and a previous total, else nothing."""
     from ..rate.north_star import change as north_star_change
 
-    unit_id, north_star = invoice["business_unit"]["id"], invoice.get("north_star")
-    if not north_star or unit_id not in previous.totals:
+    unit_id, north_star = invoice.business_unit.id, invoice.north_star
+    if north_star is None or unit_id not in previous.totals:
         return {}
-    volume = None if north_star["volume"] is None else Decimal(north_star["volume"])
     figures = north_star_change(
-        previous.totals[unit_id], previous.north_star.get(unit_id), Decimal(invoice["total"]), volume
+        previous.totals[unit_id], previous.north_star.get(unit_id), invoice.total, north_star.volume
     )
-    return {"north_star": {**north_star, **figures}}
+    return {"north_star": {**north_star.model_dump(mode="json"), **figures}}
 
 
-def month_over_month(previous: PreviousPeriod, invoices: list[dict[str, Any]]) -> dict[str, Any]:
+def month_over_month(previous: PreviousPeriod, invoices: Sequence[Invoice]) -> dict[str, Any]:
     """Per unit (this period's units, then units only the previous period had) and for the pool."""
     rows = []
     seen = set()
     for invoice in invoices:
-        unit_id = invoice["business_unit"]["id"]
+        unit_id = invoice.business_unit.id
         seen.add(unit_id)
         rows.append(
             {
                 "id": unit_id,
-                "display_name": invoice["business_unit"]["display_name"],
-                **change(previous.totals.get(unit_id), Decimal(invoice["total"])),
+                "display_name": invoice.business_unit.display_name,
+                **change(previous.totals.get(unit_id), invoice.total),
                 **_north_star_change(previous, invoice),
             }
         )
@@ -167,7 +183,5 @@ def month_over_month(previous: PreviousPeriod, invoices: list[dict[str, Any]]) -
     return {
         "previous_period": previous.period,
         "units": rows,
-        "total": change(
-            sum(previous.totals.values(), Decimal(0)), sum((Decimal(i["total"]) for i in invoices), Decimal(0))
-        ),
+        "total": change(sum(previous.totals.values(), Decimal(0)), sum((i.total for i in invoices), Decimal(0))),
     }

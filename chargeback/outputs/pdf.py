@@ -24,6 +24,7 @@ from html import escape
 from pathlib import Path
 
 from ..errors import PdfError
+from .formats import Derivation, Format, register
 
 PACKAGE_HINT = "install Debian's chromium package (apt-get install chromium fonts-wqy-microhei)"
 TIMEOUT_SECONDS = 120
@@ -136,3 +137,22 @@ def set_dates(pdf: Path, when: dt.datetime) -> None:
         return replacement if len(replacement) == len(match.group(0)) else match.group(0)
 
     pdf.write_bytes(_DATE.sub(fixed, content))
+
+
+def pdf_name(html_name: str) -> str:
+    return html_name.removesuffix(".html") + ".pdf"
+
+
+def _print_pages(job: Derivation) -> list[str]:
+    """Each staged HTML printed to a PDF beside it; links in the PDFs lead to the published reports."""
+    pages = [name for name in job.names if name.endswith(".html")]
+    print_pdfs(
+        [(job.staging / n, job.staging / pdf_name(n)) for n in pages],
+        job.chromium,
+        dated=job.chargeback.period.end,
+        bases=[(job.out.resolve() / n).as_uri() for n in pages],
+    )
+    return [pdf_name(n) for n in pages]
+
+
+register(Format("pdf", "<each report>.pdf beside its HTML (--pdf)", ("chromium",), derive=_print_pages))

@@ -1,12 +1,12 @@
-"""Invoices and the finance summary as plain documents (dicts of strings), shared by JSON and HTML.
+"""Invoices and the finance summary of a period, built as the typed documents of `documents`.
 
-Numbers are written as fixed-point strings (Decimal, never float) so a re-run over the same data
-gives the same bytes, and JSON readers do not round money.
+Built once per period (`Chargeback.invoices`, `Chargeback.finance_summary`) and consumed as models by
+every output, the command line, the exporter and the demo; numbers stay Decimal until a writer dumps them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -18,6 +18,27 @@ from pool_catalog.pricing import round_money
 from ..collect import usage
 from ..collect.findings import findings_for, sort_findings
 from ..period import iso_utc
+from .documents import (
+    Budget,
+    DataFinding,
+    Estimate,
+    FinanceSummary,
+    IdleAllocation,
+    IdleSummary,
+    Invoice,
+    InvoiceCoverage,
+    Line,
+    NamespaceCoverage,
+    NorthStar,
+    ResourceAmount,
+    Section,
+    SharedNamespace,
+    SharedUnit,
+    SummaryTotal,
+    SummaryUnit,
+    UnitRef,
+    text,
+)
 from .idle import REASONS
 from .rating import UNALLOCATED
 from .result import Chargeback
@@ -31,18 +52,11 @@ def invoice_number(chargeback: Chargeback, unit_id: str) -> str:
     return f"RP-{chargeback.period.year:04d}-{chargeback.period.month:02d}-{unit_id}"
 
 
-def text(value: Decimal) -> str:
-    """A Decimal as fixed-point text, without exponent ('0E-9' → '0.000000000')."""
-    return format(value, "f")
+__all__ = ["text"]  # re-exported: the writers of the ledger and history format numbers with it
 
 
 def ratio(part: Decimal, whole: Decimal) -> Decimal | None:
     return (part / whole).quantize(SHARE, rounding=ROUND_HALF_EVEN) if whole else None
-
-
-def _ratio_text(part: Decimal, whole: Decimal) -> str | None:
-    value = ratio(part, whole)
-    return None if value is None else text(value)
 
 
 def idle_totals(idle: pd.DataFrame, currency: str) -> tuple[Decimal, Decimal]:
@@ -60,24 +74,20 @@ def idle_totals(idle: pd.DataFrame, currency: str) -> tuple[Decimal, Decimal]:
     return round_money(idle_cost, currency), round_money(savings, currency)
 
 
+def invoice_line(row: dict) -> Line:
+    """A rated line (rating.LINE_SCHEMA record) as an invoice (and a ledger line) shows it."""
+    return Line(**{name: iso_utc(row[name]) if name in LINE_TIMES else row[name] for name in Line.model_fields})
+
+
+LINE_TIMES = frozenset({"rate_effective_from", "charge_period_start", "charge_period_end"})
+
+
 def line_text(row: dict) -> dict[str, Any]:
-    """A rated line (rating.LINE_SCHEMA record) as the text fields an invoice (and a ledger line) shows."""
-    return {
-        "resource": row["resource"],
-        "tier": row["tier"],
-        "rate_effective_from": iso_utc(row["rate_effective_from"]),
-        "charge_period_start": iso_utc(row["charge_period_start"]),
-        "charge_period_end": iso_utc(row["charge_period_end"]),
-        "usage_quantity": text(row["usage_quantity"]),
-        "usage_unit": row["usage_unit"],
-        "billed_quantity": text(row["billed_quantity"]),
-        "unit": row["unit"],
-        "unit_price": text(row["unit_price"]),
-        "amount": text(row["amount"]),
-    }
+    """A rated line as the text fields a ledger line stores (the invoice line's JSON)."""
+    return invoice_line(row).model_dump(mode="json")
 
 
-def _coverage(chargeback: Chargeback) -> dict[tuple[str, str], dict[str, Any]]:
+def _coverage(chargeback: Chargeback) -> dict[tuple[str, str], NamespaceCoverage]:
     """(cluster, namespace) → coverage entry of the invoice; namespaces without samples are left out.
 
     hours_seen: hours in which Prometheus had the namespace (hours before it was created are not
@@ -88,45 +98,33 @@ def _coverage(chargeback: Chargeback) -> dict[tuple[str, str], dict[str, Any]]:
     for row in chargeback.coverage.to_dict("records"):
         covered = Decimal(repr(float(row["hours_covered"]))).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
         seen = int(row["hours_seen"])
-        result[(row["cluster"], row["namespace"])] = {
-            "hours_in_period": hours,
-            "hours_seen": seen,
-            "hours_covered": text(covered),
-            "share": text((covered / seen).quantize(SHARE, rounding=ROUND_HALF_EVEN)),
-            "complete": covered >= seen,
-        }
+        result[(row["cluster"], row["namespace"])] = NamespaceCoverage(
+            hours_in_period=hours,
+            hours_seen=seen,
+            hours_covered=covered,
+            share=(covered / seen).quantize(SHARE, rounding=ROUND_HALF_EVEN),
+            complete=covered >= seen,
+        )
     return result
 
 
-def _no_coverage(hours: int) -> dict[str, Any]:
-    return {"hours_in_period": hours, "hours_seen": 0, "hours_covered": "0.00", "share": "0.0000", "complete": False}
+def _no_coverage(hours: int) -> NamespaceCoverage:
+    return NamespaceCoverage(
+        hours_in_period=hours, hours_seen=0, hours_covered=Decimal("0.00"), share=Decimal("0.0000"), complete=False
+    )
 
 
-def _idle_rows(idle: pd.DataFrame) -> list[dict[str, Any]]:
+IDLE_FIELDS = tuple(name for name in IdleAllocation.model_fields if name != "reason_text")
+
+
+def _idle_rows(idle: pd.DataFrame) -> list[IdleAllocation]:
     return [
-        {
-            "cluster": row["cluster"],
-            "namespace": row["namespace"],
-            "resource": row["resource"],
-            "tier": row["tier"],
-            "pvc": row["pvc"],
-            "basis": row["basis"],
-            "unit": row["unit"],
-            "allocated": text(row["allocated"]),
-            "used_avg": text(row["used_avg"]),
-            "used_p95": text(row["used_p95"]),
-            "utilization": text(row["utilization"]),
-            "idle_cost": text(row["idle_cost"]),
-            "recommended_allocation": text(row["recommended_allocation"]),
-            "monthly_savings": text(row["monthly_savings"]),
-            "reason": row["reason"],
-            "reason_text": REASONS[row["reason"]],
-        }
+        IdleAllocation(**{name: row[name] for name in IDLE_FIELDS}, reason_text=REASONS[row["reason"]])
         for row in idle.to_dict("records")
     ]
 
 
-def _namespaces(chargeback: Chargeback, unit_id: str, own: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+def _namespaces(chargeback: Chargeback, unit_id: str, own: Iterable[tuple[str, str]]) -> list[Section]:
     lines = chargeback.lines[chargeback.lines["business_unit"] == unit_id]
     currency = chargeback.currency
     by_namespace: dict[tuple[str, str], list[dict]] = {}
@@ -138,18 +136,17 @@ def _namespaces(chargeback: Chargeback, unit_id: str, own: Iterable[tuple[str, s
     for cluster, namespace in sorted(set(own) | set(by_namespace)):
         ns_lines = by_namespace.get((cluster, namespace), [])
         split = ns_lines[0]["shared_split"] if ns_lines else ""
-        noted = {"estimates": estimates[(cluster, namespace)]} if (cluster, namespace) in estimates else {}
         result.append(
-            {
-                "cluster": cluster,
-                "namespace": namespace,
-                "shared_split": split,
-                "share": text(ns_lines[0]["share"]) if split else None,
-                "subtotal": text(round_money(sum((row["amount"] for row in ns_lines), Decimal(0)), currency)),
-                "coverage": coverage.get((cluster, namespace)) or _no_coverage(chargeback.period.hours),
-                "lines": [line_text(row) for row in ns_lines],
-                **noted,
-            }
+            Section(
+                cluster=cluster,
+                namespace=namespace,
+                shared_split=split,
+                share=ns_lines[0]["share"] if split else None,
+                subtotal=round_money(sum((row["amount"] for row in ns_lines), Decimal(0)), currency),
+                coverage=coverage.get((cluster, namespace)) or _no_coverage(chargeback.period.hours),
+                lines=[invoice_line(row) for row in ns_lines],
+                estimates=estimates.get((cluster, namespace)),
+            )
         )
     return result
 
@@ -164,30 +161,30 @@ ESTIMATE_TEXT = {
 """What each estimate kind (usage.ESTIMATE_SCHEMA) means for the reader of an invoice."""
 
 
-def _estimates(chargeback: Chargeback) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def _estimates(chargeback: Chargeback) -> dict[tuple[str, str], list[Estimate]]:
     """(cluster, namespace) → the figures of its invoice section that are estimates or gaps."""
-    result: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    result: dict[tuple[str, str], list[Estimate]] = {}
     frame = chargeback.estimates.sort_values(["cluster", "namespace", "resource", "tier", "kind", "detail"])
     for row in frame.to_dict("records"):
         result.setdefault((row["cluster"], row["namespace"]), []).append(
-            {
-                "resource": row["resource"],
-                "tier": row["tier"],
-                "kind": row["kind"],
-                "hours": int(row["hours"]),
-                "detail": row["detail"],
-                "text": ESTIMATE_TEXT[row["kind"]],
-            }
+            Estimate(
+                resource=row["resource"],
+                tier=row["tier"],
+                kind=row["kind"],
+                hours=int(row["hours"]),
+                detail=row["detail"],
+                text=ESTIMATE_TEXT[row["kind"]],
+            )
         )
     return result
 
 
-def _by_resource(lines: pd.DataFrame) -> list[dict[str, str]]:
+def _by_resource(lines: pd.DataFrame) -> list[ResourceAmount]:
     totals = lines.groupby(["resource", "tier"], sort=True)["amount"].agg(lambda s: sum(s, Decimal(0)))
-    return [{"resource": r, "tier": t, "amount": text(amount)} for (r, t), amount in totals.items()]
+    return [ResourceAmount(resource=r, tier=t, amount=amount) for (r, t), amount in totals.items()]
 
 
-def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> dict[str, Any]:
+def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> Invoice:
     """The invoice of one unit, or (unit None) the statement of unallocated namespaces."""
     catalog, period = chargeback.catalog, chargeback.period
     unit_id = unit.id if unit else UNALLOCATED
@@ -204,56 +201,55 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> dict[str
     namespaces = _namespaces(chargeback, unit_id, own)
     budget = unit.budget.monthly if unit else None
     versions = sorted({iso_utc(v) for v in lines["rate_effective_from"]})
-    document = {
-        "invoice_number": invoice_number(chargeback, unit_id),
-        "period": period.label,
-        "period_start": iso_utc(period.start),
-        "period_end": iso_utc(period.end),
-        "issuer": chargeback.catalog.rates.issuer.model_dump(),
-        "business_unit": {
-            "id": unit_id,
-            "display_name": unit.display_name if unit else UNALLOCATED_NAME,
-            "cost_center": unit.cost_center if unit else "",
-        },
-        "currency": chargeback.currency,
-        "billing_mode": chargeback.billing_mode.value,
-        "rate_versions": versions,
-        "total": text(total),
-        "by_resource": _by_resource(lines),
-        "budget": None
+    pairs = [(ns.cluster, ns.namespace) for ns in namespaces]
+    # Only when there are: a run without findings gives the same bytes as before findings existed.
+    findings = [DataFinding(**f.as_dict()) for f in findings_for(chargeback.findings, pairs)] or None
+    return Invoice(
+        invoice_number=invoice_number(chargeback, unit_id),
+        period=period.label,
+        period_start=iso_utc(period.start),
+        period_end=iso_utc(period.end),
+        issuer=chargeback.catalog.rates.issuer,
+        business_unit=UnitRef(
+            id=unit_id,
+            display_name=unit.display_name if unit else UNALLOCATED_NAME,
+            cost_center=unit.cost_center if unit else "",
+        ),
+        currency=chargeback.currency,
+        billing_mode=chargeback.billing_mode.value,
+        rate_versions=versions,
+        total=total,
+        by_resource=_by_resource(lines),
+        budget=None
         if budget is None
-        else {
-            "monthly": text(round_money(budget, chargeback.currency)),
-            "used": _ratio_text(total, budget),
-            "alert_at": text(Decimal(str(unit.budget.alert_at))),
-        },
-        "coverage": {
-            "hours_in_period": period.hours,
-            "complete": all(ns["coverage"]["complete"] for ns in namespaces),
-            "incomplete_namespaces": [ns["namespace"] for ns in namespaces if not ns["coverage"]["complete"]],
-        },
-        "namespaces": namespaces,
-        "idle": {"idle_cost": text(idle_cost), "monthly_savings": text(savings), "allocations": _idle_rows(idle)},
-        **_north_star(chargeback, unit, total),
-    }
-    pairs = [(ns["cluster"], ns["namespace"]) for ns in namespaces]
-    findings = findings_for(chargeback.findings, pairs)
-    if findings:  # only then: a run without findings gives the same bytes as before findings existed
-        document["data_findings"] = [f.as_dict() for f in findings]
-    return document
+        else Budget(
+            monthly=round_money(budget, chargeback.currency),
+            used=ratio(total, budget),
+            alert_at=Decimal(str(unit.budget.alert_at)),
+        ),
+        coverage=InvoiceCoverage(
+            hours_in_period=period.hours,
+            complete=all(ns.coverage.complete for ns in namespaces),
+            incomplete_namespaces=[ns.namespace for ns in namespaces if not ns.coverage.complete],
+        ),
+        namespaces=namespaces,
+        idle=IdleSummary(idle_cost=idle_cost, monthly_savings=savings, allocations=_idle_rows(idle)),
+        north_star=_north_star(chargeback, unit, total),
+        data_findings=findings,
+    )
 
 
-def _north_star(chargeback: Chargeback, unit: BusinessUnit | None, total: Decimal) -> dict[str, Any]:
-    """{"north_star": …} for a unit whose north-star metric was measured this run, else nothing."""
+def _north_star(chargeback: Chargeback, unit: BusinessUnit | None, total: Decimal) -> NorthStar | None:
+    """The north-star block of a unit whose north-star metric was measured this run, else None."""
     from .north_star import invoice_entry
 
     measured = chargeback.north_star or {}
     if unit is None or unit.north_star is None or unit.id not in measured:
-        return {}
-    return {"north_star": invoice_entry(unit, measured[unit.id], total)}
+        return None
+    return NorthStar.model_validate(invoice_entry(unit, measured[unit.id], total))
 
 
-def build_invoices(chargeback: Chargeback) -> list[dict[str, Any]]:
+def build_invoices(chargeback: Chargeback) -> list[Invoice]:
     """An invoice per catalog unit (even without usage), plus the unallocated statement if anything is."""
     invoices = [build_invoice(chargeback, unit) for unit in sorted(chargeback.catalog.units, key=lambda u: u.id)]
     if (chargeback.usage["business_unit"] == UNALLOCATED).any():
@@ -261,72 +257,67 @@ def build_invoices(chargeback: Chargeback) -> list[dict[str, Any]]:
     return invoices
 
 
-def finance_summary(chargeback: Chargeback, invoices: list[dict[str, Any]]) -> dict[str, Any]:
+def finance_summary(chargeback: Chargeback, invoices: Sequence[Invoice]) -> FinanceSummary:
     """All units side by side: budget vs actual, share of the pool, idle money; unallocated shown."""
     currency = chargeback.currency
-    pool_total = round_money(sum((Decimal(inv["total"]) for inv in invoices), Decimal(0)), currency)
+    pool_total = round_money(sum((inv.total for inv in invoices), Decimal(0)), currency)
     rows = []
     for invoice in invoices:
-        actual = Decimal(invoice["total"])
-        budget = invoice["budget"]
-        used = Decimal(budget["used"]) if budget and budget["used"] is not None else None
+        budget = invoice.budget
+        used = budget.used if budget else None
         rows.append(
-            {
-                "id": invoice["business_unit"]["id"],
-                "display_name": invoice["business_unit"]["display_name"],
-                "cost_center": invoice["business_unit"]["cost_center"],
-                "invoice_number": invoice["invoice_number"],
-                "budget": budget["monthly"] if budget else None,
-                "actual": invoice["total"],
-                "budget_used": budget["used"] if budget else None,
-                "over_budget": used is not None and used > 1,
-                "at_alert": used is not None and used >= Decimal(budget["alert_at"]),
-                "share_of_pool": _ratio_text(actual, pool_total),
-                "idle_cost": invoice["idle"]["idle_cost"],
-                "monthly_savings": invoice["idle"]["monthly_savings"],
-                "coverage_complete": invoice["coverage"]["complete"],
-                "north_star": invoice.get("north_star"),
-            }
+            SummaryUnit(
+                id=invoice.business_unit.id,
+                display_name=invoice.business_unit.display_name,
+                cost_center=invoice.business_unit.cost_center,
+                invoice_number=invoice.invoice_number,
+                budget=budget.monthly if budget else None,
+                actual=invoice.total,
+                budget_used=used,
+                over_budget=used is not None and used > 1,
+                at_alert=used is not None and budget is not None and used >= budget.alert_at,
+                share_of_pool=ratio(invoice.total, pool_total),
+                idle_cost=invoice.idle.idle_cost,
+                monthly_savings=invoice.idle.monthly_savings,
+                coverage_complete=invoice.coverage.complete,
+                north_star=invoice.north_star,
+            )
         )
-    budgets = sum((Decimal(r["budget"]) for r in rows if r["budget"] is not None), Decimal(0))
-    summary = {
-        "period": chargeback.period.label,
-        "period_start": iso_utc(chargeback.period.start),
-        "period_end": iso_utc(chargeback.period.end),
-        "issuer": chargeback.catalog.rates.issuer.model_dump(),
-        "currency": chargeback.currency,
-        "billing_mode": chargeback.billing_mode.value,
-        "units": rows,
-        "shared_namespaces": _shared(chargeback),
-        "total": {
-            "actual": text(pool_total),
-            "budget": text(budgets),
-            "budget_used": _ratio_text(pool_total, budgets),
-            "idle_cost": text(round_money(sum((Decimal(r["idle_cost"]) for r in rows), Decimal(0)), currency)),
-            "monthly_savings": text(
-                round_money(sum((Decimal(r["monthly_savings"]) for r in rows), Decimal(0)), currency)
-            ),
-        },
-    }
-    findings = [f for f in sort_findings(chargeback.findings) if f.on_invoice]
-    if findings:
-        summary["data_findings"] = [f.as_dict() for f in findings]
-    return summary
+    budgets = sum((r.budget for r in rows if r.budget is not None), Decimal(0))
+    findings = [DataFinding(**f.as_dict()) for f in sort_findings(chargeback.findings) if f.on_invoice]
+    return FinanceSummary(
+        period=chargeback.period.label,
+        period_start=iso_utc(chargeback.period.start),
+        period_end=iso_utc(chargeback.period.end),
+        issuer=chargeback.catalog.rates.issuer,
+        currency=chargeback.currency,
+        billing_mode=chargeback.billing_mode.value,
+        units=rows,
+        shared_namespaces=_shared(chargeback),
+        total=SummaryTotal(
+            actual=pool_total,
+            budget=budgets,
+            budget_used=ratio(pool_total, budgets),
+            idle_cost=round_money(sum((r.idle_cost for r in rows), Decimal(0)), currency),
+            monthly_savings=round_money(sum((r.monthly_savings for r in rows), Decimal(0)), currency),
+        ),
+        data_findings=findings or None,
+    )
 
 
-def _shared(chargeback: Chargeback) -> list[dict[str, Any]]:
+def _shared(chargeback: Chargeback) -> list[SharedNamespace]:
     """How each shared namespace's cost was split."""
     lines = chargeback.lines[chargeback.lines["shared_split"] != ""]
     result = []
     for (cluster, namespace, split), group in lines.groupby(["cluster", "namespace", "shared_split"], sort=True):
         units = group.groupby("business_unit", sort=True)["amount"].agg(lambda s: sum(s, Decimal(0)))
         result.append(
-            {
-                "cluster": cluster,
-                "namespace": namespace,
-                "split": split,
-                "amount": text(sum(group["amount"], Decimal(0))),
-                "units": [{"id": unit_id, "amount": text(amount)} for unit_id, amount in units.items()],
-            }
+            SharedNamespace(
+                cluster=cluster,
+                namespace=namespace,
+                split=split,
+                amount=sum(group["amount"], Decimal(0)),
+                units=[SharedUnit(id=unit_id, amount=amount) for unit_id, amount in units.items()],
+            )
         )
     return result

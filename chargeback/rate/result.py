@@ -7,6 +7,7 @@ all compute the same figures from the same frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -20,6 +21,7 @@ from .idle import find_idle
 from .rating import attribute, billing_mode_of, coverage, rate
 
 if TYPE_CHECKING:
+    from .documents import FinanceSummary, Invoice
     from .north_star import Measurement
 
 
@@ -48,6 +50,22 @@ class Chargeback:
     @property
     def currency(self) -> str:
         return self.catalog.rates.currency
+
+    # The documents are built once per period and shared by every consumer (reports, command line,
+    # exporter, demo), so they cannot disagree; the frames above are never changed after `charge`.
+    @cached_property
+    def invoices(self) -> tuple[Invoice, ...]:
+        """An invoice per catalog unit, plus the unallocated statement if anything is (`invoices.build_invoices`)."""
+        from .invoices import build_invoices
+
+        return tuple(build_invoices(self))
+
+    @cached_property
+    def finance_summary(self) -> FinanceSummary:
+        """All units side by side, from `invoices`."""
+        from .invoices import finance_summary
+
+        return finance_summary(self, self.invoices)
 
 
 def charge(

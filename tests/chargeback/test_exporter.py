@@ -37,7 +37,6 @@ from chargeback.exporter import (
     serve,
 )
 from chargeback.period import Period
-from chargeback.rate.invoices import build_invoices
 from chargeback.run import run_period
 from deploy.prometheus_rule import PLAIN_RULES, PROMETHEUS_RULE, render
 from pool_demo.local_prometheus import LocalPrometheus, find_binary, free_port
@@ -153,28 +152,28 @@ def wait_for_series(url: str, name: str, timeout: float = 30) -> list[dict]:
 def invoices(priced_scenario: ScenarioServer, idle_catalog: Path) -> dict:
     """The invoices of the same month-to-date period, computed the way `chargeback invoice` does."""
     run = run_period(Period.month_to_date(NOW), idle_catalog, priced_scenario.url)
-    return {"chargeback": run.chargeback, "documents": build_invoices(run.chargeback)}
+    return {"chargeback": run.chargeback, "documents": run.chargeback.invoices}
 
 
 def test_scraped_unit_totals_budgets_and_forecast_match_the_invoices(scraped: dict, invoices: dict) -> None:
     query = scraped["query"]
     scraped_totals = {r["metric"]["business_unit"]: cents(float(r["value"][1])) for r in scraped["units"]}
-    expected = {doc["business_unit"]["id"]: Decimal(doc["total"]) for doc in invoices["documents"]}
+    expected = {doc.business_unit.id: doc.total for doc in invoices["documents"]}
     assert scraped_totals == expected
     assert sum(expected.values()) > 0
     assert {r["metric"]["currency"] for r in scraped["units"]} == {invoices["chargeback"].currency}
     forecast = {r["metric"]["business_unit"]: float(r["value"][1]) for r in query("resource_pool_forecast_month_cost")}
     # Eight hours of a 744-hour month elapsed: the linear forecast is 93 × the month so far.
     assert {unit: cents(value) for unit, value in forecast.items()} == {u: cents(t * 93) for u, t in expected.items()}
-    budgets = {doc["business_unit"]["id"]: doc["budget"] for doc in invoices["documents"] if doc["budget"]}
+    budgets = {doc.business_unit.id: doc.budget for doc in invoices["documents"] if doc.budget}
     burn = {r["metric"]["business_unit"]: float(r["value"][1]) for r in query("resource_pool_budget_burn_ratio")}
     assert burn.keys() == budgets.keys()
     for unit, budget in budgets.items():
-        assert burn[unit] == pytest.approx(float(expected[unit] / Decimal(budget["monthly"])), rel=1e-9)
-        assert Decimal(budget["used"]) == Decimal(str(burn[unit])).quantize(Decimal("0.0001"))
+        assert burn[unit] == pytest.approx(float(expected[unit] / budget.monthly), rel=1e-9)
+        assert budget.used == Decimal(str(burn[unit])).quantize(Decimal("0.0001"))
     ratio = {r["metric"]["business_unit"]: float(r["value"][1]) for r in query("resource_pool_forecast_budget_ratio")}
     for unit, budget in budgets.items():
-        assert ratio[unit] == pytest.approx(float(expected[unit] * 93 / Decimal(budget["monthly"])), rel=1e-9)
+        assert ratio[unit] == pytest.approx(float(expected[unit] * 93 / budget.monthly), rel=1e-9)
     assert float(query("resource_pool_month_to_date_hours")[0]["value"][1]) == 8
 
 
@@ -182,7 +181,7 @@ def test_scraped_line_costs_sum_to_each_invoice_to_the_cent(scraped: dict, invoi
     query = scraped["query"]
     per_unit = query("sum by (business_unit) (resource_pool_month_to_date_cost)")
     totals = {r["metric"]["business_unit"]: cents(float(r["value"][1])) for r in per_unit}
-    invoiced = {doc["business_unit"]["id"]: Decimal(doc["total"]) for doc in invoices["documents"]}
+    invoiced = {doc.business_unit.id: doc.total for doc in invoices["documents"]}
     # A unit without usage this month has no cost series and a zero invoice.
     assert totals == {unit: total for unit, total in invoiced.items() if unit in totals}
     assert all(total == 0 for unit, total in invoiced.items() if unit not in totals)
@@ -205,7 +204,7 @@ def test_scraped_line_costs_sum_to_each_invoice_to_the_cent(scraped: dict, invoi
 
 def test_cost_per_north_star_unit_follows_the_invoice(scraped: dict, invoices: dict) -> None:
     query = scraped["query"]
-    total = next(Decimal(d["total"]) for d in invoices["documents"] if d["business_unit"]["id"] == "data-insight")
+    total = next(d.total for d in invoices["documents"] if d.business_unit.id == "data-insight")
     volume = query("resource_pool_north_star_volume")
     # 5 reports a minute over the 480 minutes billed so far; units whose metric has no data export nothing.
     assert [(r["metric"]["business_unit"], r["metric"]["unit"], float(r["value"][1])) for r in volume] == [

@@ -288,7 +288,7 @@ def test_retroactive_price_change_is_issued_as_correction_notes(
 
     raise_cpu_price(catalog, "0.30")
     new_totals = {
-        inv["business_unit"]["id"]: Decimal(inv["total"])
+        inv.business_unit.id: inv.total
         for inv in build_invoices(run_period(PERIOD, catalog, prometheus.url).chargeback)
     }
     changed = {unit for unit in new_totals if new_totals[unit] != old_totals[unit]}

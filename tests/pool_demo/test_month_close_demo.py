@@ -65,7 +65,7 @@ def digest(directory: Path) -> dict[str, str]:
 def totals(url: str, catalog: Path, month: Period) -> dict[str, Decimal]:
     """Invoice totals of a month computed directly (not through the ledger)."""
     return {
-        invoice["business_unit"]["id"]: Decimal(invoice["total"])
+        invoice.business_unit.id: invoice.total
         for invoice in build_invoices(run_period(month, catalog, url).chargeback)
     }
 

@@ -14,7 +14,8 @@ import pytest
 
 from chargeback.outputs import charts
 from chargeback.outputs.chart_data import AllocationUse, allocation_use, daily_costs, period_days, spread
-from chargeback.outputs.reports import MAX_SERIES, css_string, html_environment, report_files, top_series
+from chargeback.outputs.html import MAX_SERIES, css_string, html_environment, top_series
+from chargeback.outputs.reports import report_files
 from chargeback.period import Period
 from chargeback.rate.rating import allocate
 from chargeback.rate.result import charge

@@ -35,8 +35,8 @@ from chargeback.ledger.documents import (
     note_number,
 )
 from chargeback.ledger.store import Document, Issue
+from chargeback.outputs.csv_tables import csv_text
 from chargeback.outputs.focus import COLUMNS, correction_rows, focus_rows
-from chargeback.outputs.reports import csv_text
 from chargeback.period import Period
 from chargeback.rate.invoices import invoice_number
 from chargeback.rate.result import Chargeback, charge

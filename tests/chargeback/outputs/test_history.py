@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from chargeback.errors import HistoryError
-from chargeback.outputs.reports import report_files, write_reports
+from chargeback.outputs.reports import report_files
+from chargeback.outputs.writer import write_reports
 from chargeback.period import Period
 from chargeback.rate.result import Chargeback, charge
 from pool_catalog import Catalog, load_catalog
@@ -84,7 +85,14 @@ def test_explicit_previous_directory_of_any_name(catalog: Catalog, tmp_path: Pat
     [
         (lambda d: d.unlink(), "no invoices/\\*.json there"),
         (lambda d: d.write_text("{not json", encoding="utf-8"), "is not an invoice JSON"),
-        (lambda d: d.write_text('{"period": "2026-09"}', encoding="utf-8"), "lacks field 'business_unit'"),
+        (
+            lambda d: d.write_text('{"period": "2026-09"}', encoding="utf-8"),
+            r"platform\.json is not an invoice JSON of `chargeback invoice`: lacks field 'invoice_number', "
+            r"'period_start', 'period_end' and 11 more; remove it or rerun that period",
+        ),
+        (lambda d: _edit(d, business_unit={"id": "platform"}), "lacks field 'business_unit.display_name'"),
+        (lambda d: _edit(d, total="12,50"), "field 'total': Value error, '12,50' is not fixed-point decimal text"),
+        (lambda d: _edit(d, total=12.5), "field 'total': Value error, 12.5 must be fixed-point decimal text"),
         (lambda d: _edit(d, currency="USD"), "is in USD but this period is billed in CNY"),
         (lambda d: _edit(d, period="2026-10"), "not of a period before 2026-10"),
     ],
@@ -108,7 +116,7 @@ def test_mixed_periods_in_the_default_directory_are_refused(catalog: Catalog, tm
         write_reports(one_core(catalog, OCT), tmp_path / "2026-10")
 
 
-def _edit(path: Path, **changes: str) -> None:
+def _edit(path: Path, **changes: object) -> None:
     document = json.loads(path.read_text(encoding="utf-8"))
     document.update(changes)
     path.write_text(json.dumps(document), encoding="utf-8")

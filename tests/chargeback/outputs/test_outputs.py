@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from chargeback.errors import OutputError, RatingError
-from chargeback.outputs.reports import IDLE_COLUMNS, LINE_COLUMNS, USAGE_COLUMNS, report_files, write_reports
+from chargeback.outputs.csv_tables import IDLE_COLUMNS, LINE_COLUMNS, USAGE_COLUMNS
+from chargeback.outputs.reports import report_files
+from chargeback.outputs.writer import write_reports
 from chargeback.period import Period
 from chargeback.rate.result import Chargeback, charge
 from pool_catalog import Catalog, load_catalog
@@ -346,7 +348,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(catalog: Catalog
 
 
 def test_negative_numbers_stay_numbers_and_text_is_quoted() -> None:
-    from chargeback.outputs.reports import csv_text
+    from chargeback.outputs.csv_tables import csv_text
 
     text = csv_text(["namespace", "amount"], [{"namespace": "-x", "amount": "-12.50"}])
     assert text == "namespace,amount\n'-x,-12.50\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chargeback.outputs.reports import write_reports
+from chargeback.outputs.writer import write_reports
 from chargeback.period import Period
 from chargeback.rate.result import charge
 from pool_catalog import load_catalog

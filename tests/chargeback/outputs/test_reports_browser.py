@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 from chargeback.cli import app
 from chargeback.errors import PdfError
 from chargeback.outputs.pdf import OFFLINE_FLAGS, PACKAGE_HINT, find_chromium, print_pdfs
-from chargeback.outputs.reports import write_reports
+from chargeback.outputs.writer import write_reports
 from chargeback.rate.result import charge
 from pool_catalog import load_catalog
 from tests.chargeback.outputs.test_outputs import OCT, month_rows

@@ -5,7 +5,6 @@ grew faster than the business."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Iterator
 from decimal import Decimal
@@ -73,9 +72,9 @@ def test_the_query_covers_exactly_the_billed_hours() -> None:
 def test_invoice_shows_the_volume_and_the_cost_per_order(prometheus: str, tmp_path: Path) -> None:
     catalog = catalog_with(tmp_path, "sum(increase(shop_orders_total[$__range]))")
     run = run_period(PERIOD, catalog, prometheus)
-    invoices = {doc["business_unit"]["id"]: doc for doc in build_invoices(run.chargeback)}
-    star = invoices["data-insight"]["north_star"]
-    total = Decimal(invoices["data-insight"]["total"])
+    invoices = {doc.business_unit.id: doc for doc in build_invoices(run.chargeback)}
+    star = invoices["data-insight"].model_dump(mode="json")["north_star"]
+    total = invoices["data-insight"].total
     assert total > 0
     # Two shops × 10 orders a minute × 480 minutes.
     assert (star["name"], star["unit"], star["volume"]) == ("reports generated", "report", "9600.00")
@@ -83,8 +82,9 @@ def test_invoice_shows_the_volume_and_the_cost_per_order(prometheus: str, tmp_pa
     window = "28800000ms" if os.environ.get(BINARY_ENV) else "28799999ms"  # Prometheus 3 / Debian's 2.42
     assert star["query"] == f"sum(increase(shop_orders_total[{window}]))"
     # The other units' metrics are not in this Prometheus: no figure, a warning, never a cost per zero units.
-    assert invoices["platform"]["north_star"]["volume"] is None
-    assert invoices["platform"]["north_star"]["cost_per_unit"] is None
+    assert invoices["platform"].north_star is not None
+    assert invoices["platform"].north_star.volume is None
+    assert invoices["platform"].north_star.cost_per_unit is None
     assert any("north star of platform: no series for 2026-10" in w for w in run.warnings)
     html = report_files(run.chargeback)["invoices/data-insight.html"]
     assert f"Cost per report (reports generated): CNY {star['cost_per_unit']} for 9,600 reports generated.</p>" in html
@@ -94,18 +94,19 @@ def test_month_over_month_flags_cost_growing_faster_than_the_business(prometheus
     catalog = catalog_with(tmp_path, "sum(increase(shop_orders_total[$__range]))")
     run = run_period(PERIOD, catalog, prometheus)
     invoices = build_invoices(run.chargeback)
-    total = Decimal(next(doc for doc in invoices if doc["business_unit"]["id"] == "data-insight")["total"])
+    october = next(doc for doc in invoices if doc.business_unit.id == "data-insight")
+    assert october.north_star is not None
     # September: 80 % of October's cost for 12,000 orders (October has 9,600: cost +25 %, orders −20 %).
     september = tmp_path / "2026-09" / "invoices"
     september.mkdir(parents=True)
-    document = {
-        "period": "2026-09",
-        "currency": "CNY",
-        "total": str((total * Decimal("0.8")).quantize(Decimal("0.01"))),
-        "business_unit": {"id": "data-insight", "display_name": "Data Insight"},
-        "north_star": {"volume": "12000.00"},
-    }
-    (september / "data-insight.json").write_text(json.dumps(document), encoding="utf-8")
+    document = october.model_copy(
+        update={
+            "period": "2026-09",
+            "total": (october.total * Decimal("0.8")).quantize(Decimal("0.01")),
+            "north_star": october.north_star.model_copy(update={"volume": Decimal("12000.00")}),
+        }
+    )
+    (september / "data-insight.json").write_text(document.to_json(), encoding="utf-8")
     previous = read_previous(tmp_path / "2026-09", PERIOD, "CNY", explicit=True)
     assert previous is not None and previous.north_star == {"data-insight": Decimal("12000.00")}
     row = next(r for r in month_over_month(previous, invoices)["units"] if r["id"] == "data-insight")
@@ -117,7 +118,7 @@ def test_month_over_month_flags_cost_growing_faster_than_the_business(prometheus
     assert "<h2>Cost per unit of business</h2>" in summary
     assert "cost grew faster than reports generated" in summary
     html = report_files(run.chargeback, previous)["invoices/data-insight.html"]
-    before = (Decimal(document["total"]) / 12000).quantize(Decimal("0.0001"))
+    before = (document.total / 12000).quantize(Decimal("0.0001"))
     assert f"9,600 reports generated. 2026-09: CNY {before} per report (" in html
     assert (
         'against reports generated -20.0 % <strong class="bad">— cost grew faster than reports generated</strong>'

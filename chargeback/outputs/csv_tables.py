@@ -1,0 +1,167 @@
+"""The CSV reports: usage.csv, line_items.csv and idle.csv, and the CSV writing every CSV format shares
+(`csv_text`: OWASP formula guard, numbers checked). Rows are sorted and numbers are fixed-point text."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from decimal import Decimal
+
+from pool_catalog.models import Resource
+
+from ..collect.usage import PODS
+from ..errors import OutputError
+from ..rate.invoices import text
+from ..rate.rating import from_nano, nano
+from ..rate.result import Chargeback
+from .formats import Format, Inputs, register
+
+USAGE_COLUMNS = (
+    "period",
+    "cluster",
+    "namespace",
+    "business_unit",
+    "resource",
+    "tier",
+    "used",
+    "requested",
+    "allocated",
+    "unit",
+)
+LINE_COLUMNS = (
+    "period",
+    "business_unit",
+    "cost_center",
+    "cluster",
+    "namespace",
+    "resource",
+    "tier",
+    "usage_quantity",
+    "billed_quantity",
+    "unit",
+    "unit_price",
+    "amount",
+    "currency",
+)
+IDLE_COLUMNS = (
+    "business_unit",
+    "namespace",
+    "resource",
+    "tier",
+    "allocated",
+    "used_avg",
+    "used_p95",
+    "utilization",
+    "idle_cost",
+    "recommended_allocation",
+    "monthly_savings",
+    "reason",
+    "pvc",
+)
+USAGE_UNITS = {**{r.value: r.usage_unit for r in Resource}, PODS: "pod-hour"}
+NUMERIC_COLUMNS = frozenset(
+    {
+        *("used", "requested", "allocated"),
+        *("usage_quantity", "billed_quantity", "unit_price", "amount"),
+        *("used_avg", "used_p95", "utilization", "idle_cost", "recommended_allocation", "monthly_savings"),
+        *("BilledCost", "ConsumedQuantity", "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "ListCost"),
+        *("ListUnitPrice", "PricingQuantity"),
+    }
+)
+"""Columns of the CSVs that hold numbers (fixed-point text, or empty): written as they are, negative ones too."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""Characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection")."""
+
+
+# ------------------------------------------------------------------ rows
+
+
+def usage_rows(chargeback: Chargeback) -> list[dict[str, str]]:
+    """Period totals per (cluster, namespace, resource, tier) of every namespace seen, owned or not.
+
+    Summed as exact nano units; requested/allocated are empty where no hour had one."""
+    frame = chargeback.usage
+    if frame.empty:
+        return []
+    work = frame[["cluster", "namespace", "business_unit", "resource", "tier"]].astype(object).copy()
+    for column in ("used", "requested", "allocated"):
+        work[column] = nano(frame[column])
+        work[f"has_{column}"] = frame[column].notna().to_numpy()
+    sums = work.groupby(["cluster", "namespace", "business_unit", "resource", "tier"], sort=True).sum()
+    rows = []
+    for (cluster, namespace, unit_id, resource, tier), values in sums.iterrows():
+        row = {
+            "period": chargeback.period.label,
+            "cluster": cluster,
+            "namespace": namespace,
+            "business_unit": unit_id,
+            "resource": resource,
+            "tier": tier,
+        }
+        for column in ("used", "requested", "allocated"):
+            row[column] = text(from_nano(values[column])) if values[f"has_{column}"] else ""
+        row["unit"] = USAGE_UNITS[resource]
+        rows.append(row)
+    return rows
+
+
+def line_rows(chargeback: Chargeback) -> list[dict[str, str]]:
+    return [
+        {column: text(v) if isinstance(v := line[column], Decimal) else v for column in LINE_COLUMNS}
+        for line in chargeback.lines.to_dict("records")
+    ]
+
+
+def idle_rows(chargeback: Chargeback) -> list[dict[str, str]]:
+    return [
+        {column: text(v) if isinstance(v := row[column], Decimal) else v for column in IDLE_COLUMNS}
+        for row in chargeback.idle.to_dict("records")
+    ]
+
+
+def csv_text(columns: Iterable[str], rows: Iterable[dict[str, str]]) -> str:
+    """CSV of `rows`; text cells that a spreadsheet would run as a formula (a namespace or display name
+    starting with =, +, -, @, TAB or CR) are prefixed with a single quote, as OWASP advises, so they show
+    as typed; a carriage return inside a cell becomes a line break. Numeric columns are checked to hold
+    numbers and written unchanged."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
+    writer.writeheader()
+    writer.writerows({column: _cell(column, value) for column, value in row.items()} for row in rows)
+    return buffer.getvalue()
+
+
+def _cell(column: str, value: object) -> object:
+    if column in NUMERIC_COLUMNS:
+        if value not in ("", None) and not _is_number(value):
+            raise OutputError(f"CSV column {column} got {value!r}, which is not a number; this is a bug, report it")
+        return value
+    if isinstance(value, str):
+        if value.startswith(FORMULA_STARTS):
+            value = "'" + value
+        # The csv module quotes only the line terminator (\n) of these files, so a bare CR would end the
+        # row in some readers: written as a line break inside the quoted cell instead.
+        return value.replace("\r\n", "\n").replace("\r", "\n")
+    return value
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return True
+    try:
+        return Decimal(str(value)).is_finite()
+    except ArithmeticError:
+        return False
+
+
+def _tables(inputs: Inputs) -> dict[str, str]:
+    chargeback = inputs.chargeback
+    return {
+        "usage.csv": csv_text(USAGE_COLUMNS, usage_rows(chargeback)),
+        "line_items.csv": csv_text(LINE_COLUMNS, line_rows(chargeback)),
+        "idle.csv": csv_text(IDLE_COLUMNS, idle_rows(chargeback)),
+    }
+
+
+register(Format("csv", "usage.csv, line_items.csv, idle.csv", ("chargeback",), render=_tables))

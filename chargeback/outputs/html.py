@@ -1,0 +1,220 @@
+"""The HTML reports: invoices/<unit>.html and finance-summary.html, with inline SVG charts and, when the
+previous period's invoices exist, month over month. Templates are in `templates/`; they read each
+document's JSON form (the same text the invoice JSON holds), so HTML and JSON cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from pool_catalog.pricing import minor_unit
+
+from ..rate.documents import Invoice
+from ..rate.idle import LEVEL_UNITS, REASONS
+from ..rate.invoices import UNALLOCATED_NAME
+from ..rate.result import Chargeback
+from . import charts
+from .chart_data import AllocationUse, allocation_use, daily_costs, period_days
+from .formats import Format, Inputs, register
+
+# ------------------------------------------------------------------ HTML
+
+
+def html_environment(currency: str) -> jinja2.Environment:
+    """Jinja with autoescape on (label values are untrusted) and the number filters of the reports."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("chargeback.outputs", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    places = money_places(currency)
+    env.filters["money"] = lambda value: f"{Decimal(value):,.{places}f}"
+    env.filters["signed_money"] = lambda value: f"{Decimal(value):+,.{places}f}"
+    env.filters["quantity"] = _quantity
+    env.filters["percent"] = lambda value: "—" if value is None else f"{Decimal(value) * 100:,.1f} %"
+    env.filters["signed_percent"] = lambda value: "—" if value is None else f"{Decimal(value) * 100:+,.1f} %"
+    env.filters["css_string"] = css_string
+    env.globals["reasons"] = REASONS
+    env.globals["level_units"] = LEVEL_UNITS
+    return env
+
+
+def css_string(value: str) -> Markup:
+    """A quoted CSS string for a <style> element: everything but letters, digits and spaces as a CSS
+    escape (its trailing space ends the escape and is not shown), so no label can close the string
+    or the element."""
+    escaped = "".join(c if c.isalnum() or c == " " else f"\\{ord(c):x} " for c in str(value))
+    return Markup(f'"{escaped}"')
+
+
+def money_places(currency: str) -> int:
+    """Decimal places of the currency's minor unit (2 for CNY, 0 for JPY)."""
+    return -minor_unit(currency).as_tuple().exponent
+
+
+def _quantity(value: str, places: int = 3) -> str:
+    """Quantities rounded for reading (the JSON and CSV keep every digit)."""
+    return f"{Decimal(value):,.{places}f}"
+
+
+def render(env: jinja2.Environment, template: str, **context: Any) -> str:
+    return env.get_template(template).render(**context)
+
+
+# ------------------------------------------------------------------ charts
+
+
+def _resource_label(resource: str, tier: str) -> str:
+    return f"{resource} ({tier})" if tier else resource
+
+
+def summary_charts(
+    chargeback: Chargeback,
+    invoices: Sequence[Invoice],
+    daily: dict[str, list[Decimal]],
+    levels: dict[str, list[AllocationUse]],
+) -> dict[str, Markup]:
+    """The finance summary's charts: cost per unit by resource, daily cost per unit, allocation vs use."""
+    currency, places = chargeback.currency, money_places(chargeback.currency)
+    names = {inv.business_unit.id: inv.business_unit.display_name for inv in invoices}
+    bars = [
+        charts.StackedBar(
+            names[unit_id],
+            [charts.Segment(_resource_label(r.resource, r.tier), r.amount) for r in inv.by_resource],
+        )
+        for inv in invoices
+        if inv.total and (unit_id := inv.business_unit.id)
+    ]
+    series = top_series([(names.get(unit_id, UNALLOCATED_NAME), days) for unit_id, days in daily.items() if any(days)])
+    levels = [
+        charts.Level(level.label, level.allocated, level.used, level.unit, group=names.get(unit_id, unit_id))
+        for unit_id, unit_levels in levels.items()
+        for level in unit_levels
+    ]
+    period = chargeback.period.label
+    result = {}
+    if bars:
+        result["cost_by_resource"] = charts.stacked_bars(
+            bars,
+            title=f"Cost per business unit by resource, {period}",
+            description=f"Horizontal bars, one per business unit, split by resource; amounts in {currency}.",
+            chart_id="cost-by-resource",
+            currency=currency,
+            places=places,
+        )
+    if series:
+        result["daily"] = _daily_chart(
+            chargeback,
+            series,
+            f"Daily cost per business unit, {period}",
+            f"One line per business unit: its cost on each UTC day of the period, in {currency}.",
+        )
+    if levels:
+        result["allocation"] = charts.allocation_bars(
+            levels,
+            title=f"Average allocation and use per business unit, {period}",
+            description="Per unit and resource: the quota held on average (outline) and the average use (filled).",
+            chart_id="allocation-use",
+        )
+    return result
+
+
+MAX_SERIES = len(charts.DASHES)
+"""Lines a trend chart draws apart (one dash pattern each); further units are summed into one line."""
+
+
+def top_series(series: list[tuple[str, list[Decimal]]]) -> list[tuple[str, list[Decimal]]]:
+    """The series with the largest totals, and the rest summed as "Other units (n)" when there are too many."""
+    if len(series) <= MAX_SERIES:
+        return series
+    ranked = sorted(series, key=lambda item: (-sum(item[1]), item[0]))
+    kept, rest = ranked[: MAX_SERIES - 1], ranked[MAX_SERIES - 1 :]
+    other = [sum(day, Decimal(0)) for day in zip(*(values for _, values in rest), strict=True)]
+    return [*kept, (f"Other units ({len(rest)})", other)]
+
+
+def _daily_chart(
+    chargeback: Chargeback, series: list[tuple[str, list[Decimal]]], title: str, description: str
+) -> Markup:
+    currency = chargeback.currency
+    days = period_days(chargeback)
+    return charts.daily_trend(
+        series,
+        days,
+        title=title,
+        description=description,
+        chart_id="daily-cost",
+        currency=currency,
+        places=money_places(currency),
+    )
+
+
+def invoice_charts(
+    chargeback: Chargeback,
+    invoice: Invoice,
+    daily: dict[str, list[Decimal]],
+    levels: dict[str, list[AllocationUse]],
+) -> dict[str, Markup]:
+    """An invoice's charts: its daily cost, and its allocation against use."""
+    unit_id = invoice.business_unit.id
+    name = invoice.business_unit.display_name
+    period, currency = chargeback.period.label, chargeback.currency
+    result = {}
+    if any(daily.get(unit_id, ())):
+        result["daily"] = _daily_chart(
+            chargeback,
+            [(name, daily[unit_id])],
+            f"Daily cost of {name}, {period}",
+            f"Cost on each UTC day of the period, in {currency}; the days add up to the invoice total.",
+        )
+    if levels.get(unit_id):
+        result["allocation"] = charts.allocation_bars(
+            [charts.Level(level.label, level.allocated, level.used, level.unit) for level in levels[unit_id]],
+            title=f"Average allocation and use of {name}, {period}",
+            description="Per resource: the quota held on average (outline) and the average use (filled).",
+            chart_id="allocation-use",
+        )
+    return result
+
+
+def _pages(inputs: Inputs) -> dict[str, str]:
+    chargeback, comparison = inputs.chargeback, inputs.month_over_month
+    env = html_environment(chargeback.currency)
+    daily, levels = daily_costs(chargeback), allocation_use(chargeback)
+    changes = {row["id"]: row for row in comparison["units"]} if comparison else {}
+    files = {}
+    for invoice in inputs.invoices:
+        unit_id = invoice.business_unit.id
+        files[f"invoices/{unit_id}.html"] = render(
+            env,
+            "invoice.html.j2",
+            invoice=invoice.model_dump(mode="json"),
+            charts=invoice_charts(chargeback, invoice, daily, levels),
+            change={**changes[unit_id], "previous_period": comparison["previous_period"]} if comparison else None,
+        )
+    files["finance-summary.html"] = render(
+        env,
+        "finance-summary.html.j2",
+        summary=inputs.summary.model_dump(mode="json"),
+        charts=summary_charts(chargeback, inputs.invoices, daily, levels),
+        month_over_month=comparison,
+    )
+    return files
+
+
+register(
+    Format(
+        "html",
+        "invoices/<unit>.html, finance-summary.html",
+        ("chargeback", "invoices", "summary", "history"),
+        render=_pages,
+    )
+)
