@@ -18,7 +18,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pool_catalog.models import Catalog, Resource
+from pool_catalog.models import Catalog
+from pool_catalog.resources import (
+    CADVISOR,
+    KUBE_STATE,
+    KUBELET,
+    STORAGE_CLASS_QUOTA_SUFFIX,
+    names,
+    quota_resource,
+    request_resource,
+    spec_of,
+    specs,
+)
 
 from ..errors import UsageDataError
 from . import promql
@@ -30,8 +41,19 @@ GIB_BYTES = float(2**30)
 PODS = "pods"
 """Non-billable resource: running pod-hours, kept for reports and idle analysis."""
 
-RESOURCES: tuple[str, ...] = (*(r.value for r in Resource), PODS)
-"""Values of the `resource` column: the billable `Resource` values plus `pods`."""
+
+def resources() -> tuple[str, ...]:
+    """Values of the `resource` column: the billable resources (`pool_catalog.resources`) plus `pods`."""
+    return (*names(), PODS)
+
+
+def usage_unit(resource: str) -> str:
+    """Unit of a `resource` row's figures per hour: the resource's usage unit, pod-hours for `pods`."""
+    return "pod-hour" if resource == PODS else spec_of(resource).usage_unit
+
+
+RESOURCES: tuple[str, ...] = resources()
+"""The built-in values of the `resource` column (a registered resource adds its name: see `resources()`)."""
 
 USAGE_SCHEMA: dict[str, str] = {
     "hour": "datetime64[ns, UTC]",  # start of the hour
@@ -99,10 +121,11 @@ def check_usage_frame(frame: pd.DataFrame) -> pd.DataFrame:
     off_hour = hours != hours.dt.floor("h")
     if off_hour.any():
         problems.append(f"hour is not the start of an hour: {rows(off_hour)}")
-    unknown = ~frame["resource"].isin(RESOURCES)
+    unknown = ~frame["resource"].isin(resources())
     if unknown.any():
-        problems.append(f"resource is not one of {', '.join(RESOURCES)}: {rows(unknown)}")
-    tier_outside_storage = (frame["resource"] != Resource.STORAGE.value) & (frame["tier"] != "")
+        problems.append(f"resource is not one of {', '.join(resources())}: {rows(unknown)}")
+    tiered = [spec.name for spec in specs() if spec.per_tier]
+    tier_outside_storage = ~frame["resource"].isin(tiered) & (frame["tier"] != "")
     if tier_outside_storage.any():
         problems.append(f"tier is set on a resource other than storage: {rows(tier_outside_storage)}")
     empty_names = (frame["namespace"] == "") | (frame["cluster"] == "")
@@ -173,38 +196,19 @@ def union_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- collection
 
-CADVISOR = "cadvisor"
-KUBE_STATE = "kube-state-metrics"
-KUBELET = "kubelet-volume-stats"
 SOURCES: tuple[str, ...] = (CADVISOR, KUBE_STATE, KUBELET)
 """Scrape sources whose per-hour coverage is measured: each one is a separate scrape job."""
 
 _SCRAPE_QUERY = {CADVISOR: "cadvisor_scrapes", KUBE_STATE: "kube_state_scrapes", KUBELET: "kubelet_volume_scrapes"}
 
-USED_SOURCE: dict[str, str] = {
-    "cpu": CADVISOR,
-    "memory": CADVISOR,
-    "egress": CADVISOR,
-    "storage": KUBELET,
-    "gpu": KUBE_STATE,
-    "load_balancer": KUBE_STATE,
-    PODS: KUBE_STATE,
-}
-"""Where each resource's `used` comes from; requests and quotas always come from kube-state-metrics."""
 
-_HAS_REQUEST = ("cpu", "memory", "storage", "gpu", "load_balancer")
+def used_source(resource: str) -> str:
+    """Where a resource's `used` comes from (its spec); requests and quotas always come from kube-state-metrics."""
+    return KUBE_STATE if resource == PODS else spec_of(resource).used_source
 
-_QUOTA_RESOURCES: dict[str, tuple[str, float]] = {
-    "requests.cpu": ("cpu", 1.0),
-    "cpu": ("cpu", 1.0),
-    "requests.memory": ("memory", 1.0 / GIB_BYTES),
-    "memory": ("memory", 1.0 / GIB_BYTES),
-    "requests.nvidia.com/gpu": ("gpu", 1.0),
-    "services.loadbalancers": ("load_balancer", 1.0),
-    "pods": (PODS, 1.0),
-}
-_STORAGE_QUOTA_SUFFIX = ".storageclass.storage.k8s.io/requests.storage"
-_REQUEST_RESOURCES = {"cpu": ("cpu", 1.0), "memory": ("memory", 1.0 / GIB_BYTES), "nvidia_com_gpu": ("gpu", 1.0)}
+
+USED_SOURCE: dict[str, str] = {**{spec.name: spec.used_source for spec in specs()}, PODS: KUBE_STATE}
+"""`used_source` of the built-in resources and pods."""
 
 COVERAGE_SCHEMA: dict[str, str] = {
     "hour": "datetime64[ns, UTC]",
@@ -363,24 +367,25 @@ def _fixed(resource: str, factor: float) -> KeyOf:
 
 
 def _request_key(labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[str, str, float] | None:
-    found = _REQUEST_RESOURCES.get(labels.get("resource", ""))
+    found = request_resource(labels.get("resource", ""))
     return (found[0], "", found[1]) if found else None
 
 
-def _gpu_used_key(labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[str, str, float] | None:
+def _used_as_requested_key(labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[str, str, float] | None:
     # GPU use is GPU requests of running pods: no utilisation series is part of the metric contract.
-    return ("gpu", "", 1.0) if labels.get("resource") == "nvidia_com_gpu" else None
+    found = request_resource(labels.get("resource", ""))
+    return (found[0], "", found[1]) if found and spec_of(found[0]).used_from_requests else None
 
 
 def _quota_key(labels: Mapping[str, str], tiers: Mapping[str, str]) -> tuple[str, str, float] | None:
     name = labels.get("resource", "")
-    if name.endswith(_STORAGE_QUOTA_SUFFIX):
-        storage_class = name.removesuffix(_STORAGE_QUOTA_SUFFIX)
+    if name.endswith(STORAGE_CLASS_QUOTA_SUFFIX):
+        storage_class = name.removesuffix(STORAGE_CLASS_QUOTA_SUFFIX)
         return "storage", tiers.get(storage_class, storage_class), 1 / GIB_BYTES
-    if name in _QUOTA_RESOURCES:
-        resource, factor = _QUOTA_RESOURCES[name]
-        return resource, "", factor
-    return None
+    if name == "pods":
+        return PODS, "", 1.0
+    found = quota_resource(name)
+    return (found[0], "", found[1]) if found else None
 
 
 def _claim_key(_labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[str, str, float]:
@@ -396,7 +401,7 @@ MEASURES: tuple[Measure, ...] = (
     Measure("load_balancers_used", "requested", _fixed("load_balancer", 1.0), KUBE_STATE),
     Measure("pods_running", "used", _fixed(PODS, 1.0), KUBE_STATE),
     Measure("container_requests", "requested", _request_key, KUBE_STATE),
-    Measure("container_requests", "used", _gpu_used_key, KUBE_STATE),
+    Measure("container_requests", "used", _used_as_requested_key, KUBE_STATE),
     Measure("storage_used", "used", _claim_key, KUBELET, per_claim=True),
     Measure("storage_requested", "requested", _claim_key, KUBE_STATE, per_claim=True),
     # `cpu` and `requests.cpu` (or several quota objects) limit the same thing: the smallest applies.
@@ -931,8 +936,8 @@ class _FrameGrid:
         namespaces = np.array([k[0] for k in keys], dtype=object)
         resources = np.array([k[1] for k in keys], dtype=object)
         tier_names = np.array([k[2] for k in keys], dtype=object)
-        source_of = np.array([SOURCES.index(USED_SOURCE[r]) for r in resources], dtype=np.int64)
-        has_request = np.isin(resources, _HAS_REQUEST)
+        source_of = np.array([SOURCES.index(used_source(r)) for r in resources], dtype=np.int64)
+        has_request = np.isin(resources, [spec.name for spec in specs() if spec.has_request])
         from_kube_state = has_request | (resources == PODS)
 
         by_source = np.column_stack([share[s] for s in SOURCES])
@@ -940,7 +945,7 @@ class _FrameGrid:
         node_keys = [
             k
             for k, (n, r) in enumerate(zip(namespaces, resources, strict=True))
-            if n in node_share and USED_SOURCE[r] in _NODE_SOURCES
+            if n in node_share and used_source(r) in _NODE_SOURCES
         ]
         node_column = np.full(len(keys), -1, dtype=np.int64)
         node_coverage = np.column_stack([node_share[namespaces[k]] for k in node_keys]) if node_keys else None

@@ -20,12 +20,11 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from pool_catalog.models import Resource
 from pool_catalog.pricing import minor_unit
 
-from ..collect.usage import PODS
+from ..collect.usage import usage_unit
 from ..errors import OutputError
-from ..rate.idle import LEVEL_UNITS, REASONS
+from ..rate.idle import REASONS, allocated_resources, level_unit
 from ..rate.invoices import UNALLOCATED_NAME, build_invoices, finance_summary, text
 from ..rate.rating import from_nano, nano
 from ..rate.result import Chargeback
@@ -79,7 +78,6 @@ IDLE_COLUMNS = (
     "reason",
     "pvc",
 )
-USAGE_UNITS = {**{r.value: r.usage_unit for r in Resource}, PODS: "pod-hour"}
 NUMERIC_COLUMNS = frozenset(
     {
         *("used", "requested", "allocated"),
@@ -121,7 +119,7 @@ def usage_rows(chargeback: Chargeback) -> list[dict[str, str]]:
         }
         for column in ("used", "requested", "allocated"):
             row[column] = text(from_nano(values[column])) if values[f"has_{column}"] else ""
-        row["unit"] = USAGE_UNITS[resource]
+        row["unit"] = usage_unit(resource)
         rows.append(row)
     return rows
 
@@ -196,7 +194,7 @@ def html_environment(currency: str) -> jinja2.Environment:
     env.filters["signed_percent"] = lambda value: "—" if value is None else f"{Decimal(value) * 100:+,.1f} %"
     env.filters["css_string"] = css_string
     env.globals["reasons"] = REASONS
-    env.globals["level_units"] = LEVEL_UNITS
+    env.globals["level_units"] = {name: level_unit(name) for name in allocated_resources()}
     return env
 
 
