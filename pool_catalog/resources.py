@@ -64,9 +64,10 @@ class FocusService:
 class Quota:
     """How a resource appears in a namespace's ResourceQuota and in kube-state-metrics.
 
-    `field` is the catalog `Quota` attribute holding the allocation (a resource not in the `Quota` model
-    is read from its `extra` map under the resource name); `key` the `hard`-map key written for it, which
-    kube-state-metrics exports unchanged as the `resource` label of `kube_resourcequota`; `aliases` other
+    `field` is the catalog `Quota` attribute holding the allocation (a registered resource, which has no
+    attribute, is written in the quota under its own name); `key` the `hard`-map key written for it, which
+    kube-state-metrics exports unchanged as the `resource` label of `kube_resourcequota`
+    (kubernetes/kube-state-metrics internal/store/resourcequota.go: `string(res)`); `aliases` other
     keys that bound the same thing (`cpu` for `requests.cpu`). `per_unit` is the quantity one usage unit
     per hour holds (2^30 bytes for a GiB); `render` formats the catalog amount as a Kubernetes quantity."""
 
@@ -87,6 +88,21 @@ class Quota:
 
 
 @dataclass(frozen=True)
+class Measured:
+    """How a resource's use is measured when a query of its own measures it (cAdvisor CPU, memory, egress…).
+
+    `query` names chargeback's PromQL query (`chargeback/collect/promql.py` QUERIES) whose per-namespace value
+    is the use; `per_unit` is that value per usage unit (3600 CPU-seconds per core-hour, 2^30 bytes per GiB);
+    `counter`: a counter whose increase is the hour's quantity, else a gauge averaged over the hour's scrapes of
+    the resource's source; `also_requested`: the thing used is its own request (a LoadBalancer Service)."""
+
+    query: str
+    per_unit: int
+    counter: bool
+    also_requested: bool = False
+
+
+@dataclass(frozen=True)
 class ResourceSpec:
     """Everything the pool knows about one billable resource; every field is required."""
 
@@ -97,6 +113,7 @@ class ResourceSpec:
     quota: Quota | None  # None: nothing bounds it (egress)
     request_label: str | None  # `resource` label of kube_pod_container_resource_requests; None: not a pod request
     used_source: str  # scrape job its use comes from: CADVISOR, KUBE_STATE or KUBELET
+    measured: Measured | None  # its own use query; None: use is its requests (gpu) or its claims (storage)
     used_from_requests: bool  # use is the running pods' requests (no utilisation series in the contract)
     has_request: bool  # the usage frame carries a `requested` figure
     pod_driven: bool  # only pods use it: idle by definition when no pod ran
@@ -115,6 +132,8 @@ class ResourceSpec:
             raise ValueError(f"resource {self.name!r}: unknown usage source {self.used_source!r}")
         if self.used_from_requests and not self.request_label:
             raise ValueError(f"resource {self.name!r} is used as requested but names no request label")
+        if self.used_from_requests and self.measured:
+            raise ValueError(f"resource {self.name!r}: its use is either its requests or a query of its own")
 
     @property
     def allocated(self) -> bool:
@@ -146,6 +165,7 @@ BUILT_IN: tuple[ResourceSpec, ...] = (
         quota=Quota("cpu", "requests.cpu", 1, format_cpu, aliases=("cpu",), limit=("limits.cpu", "cpu_limit")),
         request_label="cpu",
         used_source=CADVISOR,
+        measured=Measured("cpu_used", 3600, counter=True),
         used_from_requests=False,
         has_request=True,
         pod_driven=True,
@@ -165,6 +185,7 @@ BUILT_IN: tuple[ResourceSpec, ...] = (
         ),
         request_label="memory",
         used_source=CADVISOR,
+        measured=Measured("memory_used", GIB, counter=False),
         used_from_requests=False,
         has_request=True,
         pod_driven=True,
@@ -184,6 +205,7 @@ BUILT_IN: tuple[ResourceSpec, ...] = (
         quota=Quota("storage", "requests.storage", GIB, format_bytes),
         request_label=None,  # claims, not pod requests: kube_persistentvolumeclaim_resource_requests_storage_bytes
         used_source=KUBELET,
+        measured=None,  # per claim: kubelet_volume_stats_used_bytes
         used_from_requests=False,
         has_request=True,
         pod_driven=False,
@@ -201,6 +223,7 @@ BUILT_IN: tuple[ResourceSpec, ...] = (
         quota=None,
         request_label=None,
         used_source=CADVISOR,
+        measured=Measured("egress_used", GIB, counter=True),
         used_from_requests=False,
         has_request=False,
         pod_driven=False,
@@ -217,9 +240,10 @@ BUILT_IN: tuple[ResourceSpec, ...] = (
         per_tier=False,
         quota=Quota("gpu", "requests.nvidia.com/gpu", 1, _str),
         # kube-state-metrics sanitises the extended resource name nvidia.com/gpu into a label value
-        # (kube-state-metrics internal/store/pod.go, SanitizeLabelName).
+        # (kubernetes/kube-state-metrics internal/store/pod.go: sanitizeLabelName(string(resourceName))).
         request_label="nvidia_com_gpu",
         used_source=KUBE_STATE,
+        measured=None,
         used_from_requests=True,
         has_request=True,
         pod_driven=True,
@@ -237,6 +261,7 @@ BUILT_IN: tuple[ResourceSpec, ...] = (
         quota=Quota("load_balancers", "services.loadbalancers", 1, _str),
         request_label=None,  # a LoadBalancer Service is its own request
         used_source=KUBE_STATE,
+        measured=Measured("load_balancers_used", 1, counter=False, also_requested=True),
         used_from_requests=False,
         has_request=True,
         pod_driven=False,

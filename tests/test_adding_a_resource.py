@@ -9,6 +9,7 @@ the idle allocations and the FOCUS export.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator
@@ -16,9 +17,11 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from chargeback.collect.usage import usage_queries
+from chargeback.collect.prometheus import PrometheusClient, PrometheusSettings
+from chargeback.collect.usage import collect_usage, usage_queries
 from chargeback.outputs.reports import report_files
 from chargeback.period import Period
 from chargeback.rate.result import charge
@@ -38,7 +41,10 @@ from pool_catalog.resources import (
     request_resource,
     spec_of,
 )
+from pool_demo.local_prometheus import LocalPrometheus, backfill
+from pool_demo.synthetic import OpenMetricsWriter
 from tests.support.catalog_edit import copy_example, edit_yaml
+from tests.support.prometheus import require_prometheus
 from tests.support.usage_frames import steady, usage_frame
 
 OCT = Period.parse("2026-10")
@@ -53,6 +59,7 @@ GPU_MEMORY = ResourceSpec(
     # kube-state-metrics exports an extended resource `example.com/gpu-memory` with its name sanitised.
     request_label="example_com_gpu_memory",
     used_source=KUBE_STATE,
+    measured=None,  # its use is the running pods' requests
     used_from_requests=True,
     has_request=True,
     pod_driven=True,
@@ -120,6 +127,58 @@ def test_the_toy_resource_is_queried_and_decoded(catalog: Catalog) -> None:
     assert r"services\\.loadbalancers|requests\\.example\\.com/gpu\\-memory|pods|" in queries["quota_hard"]
     assert request_resource("example_com_gpu_memory") == ("gpu_memory", 1 / GIB)
     assert quota_resource("requests.example.com/gpu-memory") == ("gpu_memory", 1 / GIB)
+
+
+def test_the_toy_resource_is_collected_from_prometheus(catalog: Catalog, tmp_path: Path) -> None:
+    """kube-state-metrics series of the toy resource, with the label sets kube-state-metrics writes
+    (kubernetes/kube-state-metrics internal/store/pod.go: namespace, pod, uid, container, node, resource, unit;
+    internal/store/resourcequota.go: namespace, resourcequota, resource, type), become its usage rows."""
+    require_prometheus()
+    start = OCT.start
+    times = start.timestamp() + np.arange(0, 3 * 3600, 30.0)  # three hours scraped every 30 s
+    pod = {"namespace": "di-api", "pod": "train-0", "uid": "8d1c"}
+    with OpenMetricsWriter(tmp_path / "toy.om") as writer:
+        writer.write_series(
+            "kube_pod_container_resource_requests",
+            "gauge",
+            "The number of requested request resource by a container.",
+            {**pod, "container": "train", "node": "node-1", "resource": "example_com_gpu_memory", "unit": "byte"},
+            (times, np.full(len(times), 2.0 * GIB)),
+        )
+        writer.write_series(
+            "kube_pod_status_phase",
+            "gauge",
+            "The pods current phase.",
+            {**pod, "phase": "Running"},
+            (times, np.ones(len(times))),
+        )
+        writer.write_series(
+            "kube_resourcequota",
+            "gauge",
+            "Information about resource quota.",
+            {
+                "namespace": "di-api",
+                "resourcequota": "pool-quota",
+                "resource": "requests.example.com/gpu-memory",
+                "type": "hard",
+            },
+            (times, np.full(len(times), 16.0 * GIB)),
+        )
+        writer.write_series(
+            "kube_node_info",
+            "gauge",
+            "Information about a cluster node.",
+            {"node": "node-1"},
+            (times, np.ones(len(times))),
+        )
+    backfill(tmp_path / "toy.om", tmp_path / "tsdb")
+    with LocalPrometheus(tmp_path / "tsdb") as server, PrometheusClient(PrometheusSettings(url=server.url)) as client:
+        result = collect_usage(client, catalog, start, start + dt.timedelta(hours=3), "dc1")
+    rows = result.frame[result.frame["resource"] == "gpu_memory"]
+    assert len(rows) == 3
+    assert rows["used"].tolist() == [2.0, 2.0, 2.0]  # GiB-hours: the running pod's request
+    assert rows["requested"].tolist() == [2.0, 2.0, 2.0]
+    assert rows["allocated"].tolist() == [16.0, 16.0, 16.0]
 
 
 def test_the_toy_resource_is_priced_invoiced_flagged_idle_and_exported(catalog: Catalog) -> None:

@@ -360,6 +360,11 @@ class Measure:
     scrapes: str | None
     combine: str = "sum"
     per_claim: bool = False
+    counter_source: str | None = None  # the source of a counter's series (`scrapes` is None for counters)
+
+    @property
+    def source(self) -> str | None:
+        return self.scrapes or self.counter_source
 
 
 def _fixed(resource: str, factor: float) -> KeyOf:
@@ -392,26 +397,32 @@ def _claim_key(_labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[s
     return "storage", "", 1 / GIB_BYTES  # the tier comes with the claim's class (claim_classes) at the end
 
 
-MEASURES: tuple[Measure, ...] = (
-    Measure("cpu_used", "used", _fixed("cpu", 1 / 3600.0), None),
-    Measure("memory_used", "used", _fixed("memory", 1 / GIB_BYTES), CADVISOR),
-    Measure("egress_used", "used", _fixed("egress", 1 / GIB_BYTES), None),
-    Measure("load_balancers_used", "used", _fixed("load_balancer", 1.0), KUBE_STATE),
-    # A LoadBalancer Service is its own request.
-    Measure("load_balancers_used", "requested", _fixed("load_balancer", 1.0), KUBE_STATE),
-    Measure("pods_running", "used", _fixed(PODS, 1.0), KUBE_STATE),
-    Measure("container_requests", "requested", _request_key, KUBE_STATE),
-    Measure("container_requests", "used", _used_as_requested_key, KUBE_STATE),
-    Measure("storage_used", "used", _claim_key, KUBELET, per_claim=True),
-    Measure("storage_requested", "requested", _claim_key, KUBE_STATE, per_claim=True),
-    # `cpu` and `requests.cpu` (or several quota objects) limit the same thing: the smallest applies.
-    Measure("quota_hard", "allocated", _quota_key, KUBE_STATE, combine="min"),
-)
-"""Every query that fills the usage frame, and how: one row per billable quantity's source."""
+def measures() -> tuple[Measure, ...]:
+    """Every query that fills the usage frame, and how: one row per billable quantity's source.
 
-_MEASURES_OF: dict[str, tuple[Measure, ...]] = {
-    query: tuple(m for m in MEASURES if m.query == query) for query in dict.fromkeys(m.query for m in MEASURES)
-}
+    The resources measured by a query of their own come from the resource table (`ResourceSpec.measured`);
+    requests, claims and quotas are one query each for every resource."""
+    own = []
+    for spec in specs():
+        if spec.measured is None:
+            continue
+        key = _fixed(spec.name, 1.0 / spec.measured.per_unit)
+        if spec.measured.counter:
+            own.append(Measure(spec.measured.query, "used", key, None, counter_source=spec.used_source))
+            continue
+        own.append(Measure(spec.measured.query, "used", key, spec.used_source))
+        if spec.measured.also_requested:
+            own.append(Measure(spec.measured.query, "requested", key, spec.used_source))
+    return (
+        *own,
+        Measure("pods_running", "used", _fixed(PODS, 1.0), KUBE_STATE),
+        Measure("container_requests", "requested", _request_key, KUBE_STATE),
+        Measure("container_requests", "used", _used_as_requested_key, KUBE_STATE),
+        Measure("storage_used", "used", _claim_key, KUBELET, per_claim=True),
+        Measure("storage_requested", "requested", _claim_key, KUBE_STATE, per_claim=True),
+        # `cpu` and `requests.cpu` (or several quota objects) limit the same thing: the smallest applies.
+        Measure("quota_hard", "allocated", _quota_key, KUBE_STATE, combine="min"),
+    )
 
 
 # ---------------------------------------------------------------- phase one: reduce pieces as they arrive
@@ -491,7 +502,9 @@ class _Reducer:
         self.hour0 = start.timestamp()
         self.hours = round((end.timestamp() - self.hour0) / 3600)
         self.tiers = tiers
-        self.measures = {m: _Hourly(self.hours, m.combine) for m in MEASURES}
+        table = measures()
+        self.measures = {m: _Hourly(self.hours, m.combine) for m in table}
+        self.measures_of = {query: tuple(m for m in table if m.query == query) for query in {m.query for m in table}}
         self.scrapes = {source: np.zeros(self.hours) for source in SOURCES}
         self.node_scrapes: dict[str, np.ndarray] = {}
         self.on_node: dict[tuple[str, str], np.ndarray] = {}
@@ -535,7 +548,7 @@ class _Reducer:
                     ]
             elif query == "storage_last":
                 self.last.add((namespace, item.labels.get("persistentvolumeclaim", "")), hour, values)
-            for measure in _MEASURES_OF.get(query, ()):
+            for measure in self.measures_of.get(query, ()):
                 found = measure.key(item.labels, self.tiers)
                 if found is None:
                     continue
@@ -631,9 +644,7 @@ class _Reducer:
                 "kube_pod_status_phase to kube-state-metrics --metric-allowlist (or remove it from "
                 "--metric-denylist)"
             )
-        measured = {m.scrapes for m, h in self.measures.items() if h.keys} | {
-            CADVISOR for m, h in self.measures.items() if h.keys and m.query in ("cpu_used", "egress_used")
-        }
+        measured = {m.source for m, h in self.measures.items() if h.keys}
         if CADVISOR in measured and not scrapes.counts[CADVISOR].any():
             refusals.append(
                 f"cluster {cluster}: containers report CPU but no node's root cgroup does "
