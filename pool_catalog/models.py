@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -29,7 +29,7 @@ from .errors import Finding
 from .quantities import Bytes, Cores, parse
 from .resources import HOURS_PER_MONTH as HOURS_PER_MONTH
 from .resources import Resource as Resource
-from .resources import ResourceSpec, names, spec_of, specs
+from .resources import ResourceSpec, names, spec_of
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -491,12 +491,8 @@ class Quota(_Model):
     @model_validator(mode="wrap")
     @classmethod
     def _registered_amounts(cls, data: Any, handler: Callable[[Any], Quota]) -> Quota:
-        quota, found = _with_registered(cls, data, handler)
-        for name, value in found.items():
-            try:
-                quota._registered[name] = parse(value)
-            except ValueError as e:
-                raise ValueError(f"{name}: {e}") from None
+        quota, found = _with_registered(cls, data, handler, parse)
+        quota._registered.update(found)
         return quota
 
     def amount(self, spec: ResourceSpec) -> Decimal:
@@ -629,11 +625,6 @@ class BusinessUnit(_Model):
 # ---------------------------------------------------------------- rates.yaml
 
 
-# Prices are keyed by resource: the spec table (`resources`) says which units each resource is quoted in.
-PRICE_UNITS: dict[str, Mapping[str, Decimal]] = {spec.name: spec.price_units for spec in specs()}
-"""Price units of the built-in resources (a registered one: `spec_of(name).price_units`)."""
-
-
 class Price(_Model):
     price: NonNegative = Field(..., description="Price per `unit` in the rate card's currency.")
     unit: str = Field(..., description="Unit of the price, e.g. core-hour or GiB-month (730 h).")
@@ -654,12 +645,8 @@ class RateVersion(_Model):
     @model_validator(mode="wrap")
     @classmethod
     def _registered_prices(cls, data: Any, handler: Callable[[Any], RateVersion]) -> RateVersion:
-        version, found = _with_registered(cls, data, handler)
-        for name, value in found.items():
-            try:
-                version._registered[name] = Price.model_validate(value)
-            except ValidationError as e:
-                raise ValueError(f"price of {name}: {_first_message(e)}") from None
+        version, found = _with_registered(cls, data, handler, Price.model_validate)
+        version._registered.update(found)
         return version
 
     @field_validator("effective_from")
@@ -694,20 +681,28 @@ _FIXED_PRICES = ("cpu", "memory", "gpu", "egress", "load_balancer")
 """Resources with a field of their own in RateVersion; a registered resource's price is an extra key."""
 
 
-def _with_registered(model: type[BaseModel], data: Any, handler: Callable[[Any], Any]) -> tuple[Any, dict[str, Any]]:
-    """Validate `data` without the keys of registered resources (which have no field), and return those keys.
+def _with_registered(
+    model: type[BaseModel], data: Any, handler: Callable[[Any], Any], convert: Callable[[Any], Any]
+) -> tuple[Any, dict[str, Any]]:
+    """Validate `data` without the keys of registered resources (which have no field of their own), and
+    return those keys' values through `convert`.
 
     Misspelt keys still fail as unknown fields, with their line; a registered resource's key is taken aside."""
     if not isinstance(data, dict):
         return handler(data), {}
     found = {k: v for k, v in data.items() if k not in model.model_fields and k in names()}
-    return handler({k: v for k, v in data.items() if k not in found}), found
-
-
-def _first_message(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg']}" if where else first["msg"]
+    validated = handler({k: v for k, v in data.items() if k not in found})
+    converted = {}
+    for name, value in found.items():
+        try:
+            converted[name] = convert(value)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in (name, *first["loc"]))
+            raise ValueError(f"{where}: {first['msg']}") from None
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    return validated, converted
 
 
 def _check_unit(spec: ResourceSpec, unit: str) -> None:

@@ -241,3 +241,27 @@ def test_a_spec_is_complete_by_construction() -> None:
         pass
     with pytest.raises(KeyError, match="declare a new one with a ResourceSpec"):
         spec_of("gpu_memory")  # registered only inside the fixtures' blocks
+
+
+def test_a_registered_resource_is_checked_like_a_built_in_one(catalog_dir: Path) -> None:
+    def wrong_unit(document: dict) -> None:
+        document["versions"][0]["gpu_memory"]["unit"] = "GB-hour"
+
+    def no_quantity(document: dict) -> None:
+        document["namespaces"][0]["quota"]["gpu_memory"] = "16 gigs"
+
+    edit_yaml(catalog_dir / "rates.yaml", wrong_unit)
+    edit_yaml(catalog_dir / "business-units" / "data-insight.yaml", no_quantity)
+    with registered(GPU_MEMORY), pytest.raises(CatalogError) as caught:
+        load_catalog(catalog_dir)
+    messages = {(Path(f.file).relative_to(catalog_dir).as_posix(), f.field, f.message) for f in caught.value.findings}
+    assert (
+        "rates.yaml",
+        "versions[0]",
+        "unit 'GB-hour' is not a gpu_memory unit; use one of GiB-hour, GiB-month",
+    ) in messages
+    assert (
+        "business-units/data-insight.yaml",
+        "namespaces[0].quota",
+        "gpu_memory: '16 gigs' is not a Kubernetes quantity (examples: 4, 500m, 128Gi, 2Ti)",
+    ) in messages

@@ -52,14 +52,11 @@ def usage_unit(resource: str) -> str:
     return "pod-hour" if resource == PODS else spec_of(resource).usage_unit
 
 
-RESOURCES: tuple[str, ...] = resources()
-"""The built-in values of the `resource` column (a registered resource adds its name: see `resources()`)."""
-
 USAGE_SCHEMA: dict[str, str] = {
     "hour": "datetime64[ns, UTC]",  # start of the hour
     "cluster": "category",  # str
     "namespace": "category",  # str
-    "resource": "category",  # str, one of RESOURCES
+    "resource": "category",  # str, one of resources()
     "tier": "category",  # str: storage tier ("" for other resources; raw StorageClass if no tier matches)
     "used": "float64",  # usage in the resource's usage unit for that hour; NaN only when coverage == 0
     "requested": "float64",  # request-hours in the same unit; NaN where meaningless (egress, pods)
@@ -206,9 +203,6 @@ def used_source(resource: str) -> str:
     """Where a resource's `used` comes from (its spec); requests and quotas always come from kube-state-metrics."""
     return KUBE_STATE if resource == PODS else spec_of(resource).used_source
 
-
-USED_SOURCE: dict[str, str] = {**{spec.name: spec.used_source for spec in specs()}, PODS: KUBE_STATE}
-"""`used_source` of the built-in resources and pods."""
 
 COVERAGE_SCHEMA: dict[str, str] = {
     "hour": "datetime64[ns, UTC]",

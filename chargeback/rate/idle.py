@@ -36,9 +36,6 @@ def allocated_resources() -> tuple[str, ...]:
     return tuple(spec.name for spec in specs() if spec.allocated)
 
 
-ALLOCATED = allocated_resources()
-"""The built-in allocated resources."""
-
 QUOTA_UNDERUSED = "quota-underused"
 REQUESTS_UNDERUSED = "requests-underused"
 VOLUMES_UNDERUSED = "volumes-underused"
@@ -59,9 +56,6 @@ def level_unit(resource: str) -> str:
         raise ValueError(f"resource {resource!r} is never allocated, so it has no level unit")
     return unit
 
-
-LEVEL_UNITS = {name: level_unit(name) for name in ALLOCATED}
-"""`level_unit` of the built-in allocated resources (for templates)."""
 
 IDLE_SCHEMA = {
     "business_unit": "str",
