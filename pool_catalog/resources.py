@@ -117,7 +117,7 @@ class ResourceSpec:
     used_from_requests: bool  # use is the running pods' requests (no utilisation series in the contract)
     has_request: bool  # the usage frame carries a `requested` figure
     pod_driven: bool  # only pods use it: idle by definition when no pod ran
-    idle_steps: tuple[tuple[float, Decimal], ...]  # (up to level, step) a right-sized quota is rounded to
+    idle_steps: tuple[tuple[int, Decimal], ...]  # (up to level, step) a right-sized quota is rounded to
     idle_step_above: Decimal  # step above the last bound
     level_unit: str | None  # unit of allocation levels in idle reports; None: never judged idle
     focus: FocusService
