@@ -15,10 +15,10 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from pool_catalog.models import Resource
+from pool_catalog.resources import names
 
-from .collect.usage import USED_SOURCE
-from .rate.rating import BILLABLE, billed_nano, from_nano, hourly_price_for, version_index
+from .collect.usage import used_source
+from .rate.rating import billed_nano, from_nano, hourly_price_for, version_index
 from .rate.result import Chargeback
 
 WINDOW = dt.timedelta(hours=24)
@@ -37,7 +37,7 @@ def _window(chargeback: Chargeback) -> pd.DataFrame:
 def last_day_costs(chargeback: Chargeback) -> pd.DataFrame:
     """Per namespace: the cost (Decimal) of its billable use in the last 24 billed hours."""
     recent = _window(chargeback)
-    recent = recent[recent["resource"].isin(BILLABLE) & recent["used"].notna()]
+    recent = recent[recent["resource"].isin(names()) & recent["used"].notna()]
     if recent.empty:
         return pd.DataFrame(columns=LAST_DAY_COLUMNS)
     rates = chargeback.catalog.rates
@@ -56,7 +56,7 @@ def last_day_costs(chargeback: Chargeback) -> pd.DataFrame:
     ].sum()
     totals: dict[tuple[str, str, str], Decimal] = {}
     for (unit, cluster, namespace, resource, tier, version), billed in sums.items():
-        price = hourly_price_for(versions[int(version)], Resource(resource), tier, namespace, cluster)
+        price = hourly_price_for(versions[int(version)], resource, tier, namespace, cluster)
         key = (unit, cluster, namespace)
         totals[key] = totals.get(key, Decimal(0)) + from_nano(int(billed)) * price
     rows = [(*key, amount) for key, amount in sorted(totals.items())]
@@ -73,7 +73,7 @@ def scrape_coverage(chargeback: Chargeback) -> pd.DataFrame:
     recent = _window(chargeback)
     if recent.empty:
         return pd.DataFrame(columns=COVERAGE_COLUMNS)
-    source = recent["resource"].map(USED_SOURCE)
+    source = recent["resource"].map(used_source)
     frame = pd.DataFrame(
         {"cluster": recent["cluster"].astype(object), "source": source, "hour": recent["hour"], "c": recent["coverage"]}
     ).dropna(subset=["source"])

@@ -45,6 +45,7 @@ from pool_catalog.conventions import (
 from pool_catalog.models import Cluster, Quota
 from pool_catalog.pricing import MissingPriceError, quota_monthly_cost, rate_version_for, round_money
 from pool_catalog.quantities import parse
+from pool_catalog.quota_map import decode_quota, node_amounts
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 RESOURCE_QUOTA = "kubernetes:core/v1:ResourceQuota"
@@ -55,7 +56,6 @@ ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
 
 STORAGE_CLASS_QUOTA_SUFFIX = ".storageclass.storage.k8s.io/"
-GPU_QUOTA_KEY = "requests.nvidia.com/gpu"
 CLUSTER_ADMIN = "cluster-admin"
 EVERY_ADDRESS = ("0.0.0.0/0", "::/0")
 DEFAULT_CATALOG = "catalog"
@@ -447,11 +447,7 @@ def check_node_pool_capacity(
         unit = labels_of(quota.props).get(BUSINESS_UNIT_LABEL)
         hard = quota_hard(quota)
         try:
-            amounts = {
-                "cpu": parse(hard.get("requests.cpu", 0)),
-                "memory": parse(hard.get("requests.memory", 0)),
-                "gpu": parse(hard.get(GPU_QUOTA_KEY, 0)),
-            }
+            amounts = node_amounts(hard)
             storage = {
                 cls: parse(hard[storage_quota_key(cls)])
                 for cls in quota_storage_classes(hard)
@@ -518,18 +514,7 @@ def node_pool_of(namespace: StackResource | None) -> str | None:
 
 def quota_from_hard(hard: Mapping[str, Any], tier_of_class: Mapping[str, str]) -> Quota:
     """The catalog Quota a ResourceQuota `hard` map stands for (only what is priced); raises ValueError."""
-    storage = {
-        tier: parse(hard[storage_quota_key(cls)])
-        for cls, tier in tier_of_class.items()
-        if storage_quota_key(cls) in hard
-    }
-    return Quota(
-        cpu=parse(hard.get("requests.cpu", 0)),
-        memory=parse(hard.get("requests.memory", 0)),
-        storage=storage,
-        gpu=int(parse(hard.get(GPU_QUOTA_KEY, 0))),
-        load_balancers=int(parse(hard.get("services.loadbalancers", 0))),
-    )
+    return decode_quota(hard, tier_of_class)
 
 
 def check_unit_budget(

@@ -11,18 +11,19 @@ from decimal import Decimal
 
 from .models import Catalog, Cluster, NodePool, parse_address_range, range_within
 from .quantities import GIB, format_cpu
+from .resources import BUILT_IN, spec_of
 
-NODE_RESOURCES = ("cpu", "memory", "gpu")
+NODE_RESOURCES: tuple[str, ...] = tuple(spec.name for spec in BUILT_IN if spec.node_capacity)
+"""Resources node pools supply (their spec names a NodePool attribute): cpu, memory, gpu."""
 
 
 def pool_allocation(catalog: Catalog, cluster: Cluster, pool: NodePool) -> dict[str, Decimal]:
     """Sum of cpu (cores), memory (bytes) and gpu quotas of the namespaces pinned to `pool`."""
-    totals = {"cpu": Decimal(0), "memory": Decimal(0), "gpu": Decimal(0)}
+    totals = {name: Decimal(0) for name in NODE_RESOURCES}
     for _, ns in catalog.namespaces(cluster.name):
         if ns.node_pool == pool.name:
-            totals["cpu"] += ns.quota.cpu
-            totals["memory"] += ns.quota.memory
-            totals["gpu"] += ns.quota.gpu
+            for name in NODE_RESOURCES:
+                totals[name] += ns.quota.amount(spec_of(name))
     return totals
 
 
@@ -43,7 +44,7 @@ def format_amount(resource: str, amount: Decimal) -> str:
 def pool_capacity(cluster: Cluster, pool: NodePool) -> dict[str, tuple[Decimal, Decimal]]:
     """Per resource (cpu, memory, gpu): what the pool's servers have and the overcommit allowed on it."""
     ratios = cluster.overcommit_of(pool)
-    capacity = {"cpu": pool.cpu, "memory": pool.memory, "gpu": Decimal(pool.gpu)}
+    capacity = {name: Decimal(getattr(pool, spec_of(name).node_capacity or name)) for name in NODE_RESOURCES}
     return {resource: (capacity[resource], Decimal(str(getattr(ratios, resource)))) for resource in capacity}
 
 

@@ -5,6 +5,8 @@ Chargeback, the policy pack and the rendered manifests read these keys, so they 
 
 from __future__ import annotations
 
+from .resources import STORAGE_CLASS_QUOTA_SUFFIX
+
 LABEL_PREFIX = "pool.resource-pool.io"
 BUSINESS_UNIT_LABEL = f"{LABEL_PREFIX}/business-unit"
 COST_CENTER_LABEL = f"{LABEL_PREFIX}/cost-center"
@@ -42,4 +44,4 @@ BUSINESS_UNIT_TYPE = "resource-pool:index:BusinessUnit"
 
 def storage_quota_key(storage_class: str) -> str:
     """ResourceQuota key bounding the storage requested from one StorageClass."""
-    return f"{storage_class}.storageclass.storage.k8s.io/requests.storage"
+    return f"{storage_class}{STORAGE_CLASS_QUOTA_SUFFIX}"

@@ -9,15 +9,27 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import Finding
-from .quantities import Bytes, Cores
+from .quantities import Bytes, Cores, parse
+from .resources import HOURS_PER_MONTH as HOURS_PER_MONTH
+from .resources import Resource as Resource
+from .resources import ResourceSpec, names, spec_of
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -474,6 +486,25 @@ class Quota(_Model):
     gpu: int = Field(0, ge=0, description="requests.nvidia.com/gpu.")
     load_balancers: int = Field(0, ge=0, description="services.loadbalancers.")
     pods: int = Field(100, ge=1, description="Maximum number of pods.")
+    _registered: dict[str, Decimal] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _registered_amounts(cls, data: Any, handler: Callable[[Any], Quota]) -> Quota:
+        quota, found = _with_registered(cls, data, handler, parse)
+        quota._registered.update(found)
+        return quota
+
+    def amount(self, spec: ResourceSpec) -> Decimal:
+        """The allocation of `spec`'s resource in its catalog unit (bytes, cores, count); storage: the total.
+
+        A registered resource's allocation is written under its name (`gpu_memory: 16Gi`)."""
+        if spec.quota is None:
+            return Decimal(0)
+        if spec.quota.field in type(self).model_fields:
+            value = getattr(self, spec.quota.field)
+            return sum(value.values(), Decimal(0)) if isinstance(value, dict) else Decimal(value)
+        return self._registered.get(spec.name, Decimal(0))
 
     @property
     def cpu_limit(self) -> Decimal:
@@ -594,44 +625,6 @@ class BusinessUnit(_Model):
 # ---------------------------------------------------------------- rates.yaml
 
 
-class Resource(StrEnum):
-    """Billable resources and the unit their usage is measured in."""
-
-    CPU = "cpu"
-    MEMORY = "memory"
-    STORAGE = "storage"
-    EGRESS = "egress"
-    GPU = "gpu"
-    LOAD_BALANCER = "load_balancer"
-
-    @property
-    def usage_unit(self) -> str:
-        return _USAGE_UNITS[self]
-
-
-_USAGE_UNITS = {
-    Resource.CPU: "core-hour",
-    Resource.MEMORY: "GiB-hour",
-    Resource.STORAGE: "GiB-hour",
-    Resource.EGRESS: "GiB",
-    Resource.GPU: "gpu-hour",
-    Resource.LOAD_BALANCER: "lb-hour",
-}
-
-HOURS_PER_MONTH = Decimal(730)
-"""A month of 730 hours (8,760 h / 12): how monthly prices convert to hourly use."""
-
-# Price units a resource may be quoted in, with the usage-unit quantity one price unit covers.
-PRICE_UNITS: dict[Resource, dict[str, Decimal]] = {
-    Resource.CPU: {"core-hour": Decimal(1), "core-month": HOURS_PER_MONTH},
-    Resource.MEMORY: {"GiB-hour": Decimal(1), "GiB-month": HOURS_PER_MONTH},
-    Resource.STORAGE: {"GiB-hour": Decimal(1), "GiB-month": HOURS_PER_MONTH},
-    Resource.EGRESS: {"GiB": Decimal(1)},
-    Resource.GPU: {"gpu-hour": Decimal(1), "gpu-month": HOURS_PER_MONTH},
-    Resource.LOAD_BALANCER: {"lb-hour": Decimal(1), "lb-month": HOURS_PER_MONTH},
-}
-
-
 class Price(_Model):
     price: NonNegative = Field(..., description="Price per `unit` in the rate card's currency.")
     unit: str = Field(..., description="Unit of the price, e.g. core-hour or GiB-month (730 h).")
@@ -647,6 +640,14 @@ class RateVersion(_Model):
     egress: Price = Field(..., description="Price of network egress.")
     load_balancer: Price = Field(..., description="Price of a load-balancer address.")
     storage: dict[DnsLabel, Price] = Field(..., min_length=1, description="Price per storage tier.")
+    _registered: dict[str, Price] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _registered_prices(cls, data: Any, handler: Callable[[Any], RateVersion]) -> RateVersion:
+        version, found = _with_registered(cls, data, handler, Price.model_validate)
+        version._registered.update(found)
+        return version
 
     @field_validator("effective_from")
     @classmethod
@@ -660,22 +661,53 @@ class RateVersion(_Model):
 
     @model_validator(mode="after")
     def _known_units(self) -> RateVersion:
-        for resource in (Resource.CPU, Resource.MEMORY, Resource.GPU, Resource.EGRESS, Resource.LOAD_BALANCER):
-            _check_unit(resource, getattr(self, resource.value).unit)
+        for name, price in self.prices().items():
+            _check_unit(spec_of(name), price.unit)
         for price in self.storage.values():
-            _check_unit(Resource.STORAGE, price.unit)
+            _check_unit(spec_of(Resource.STORAGE), price.unit)
         return self
 
-    def price_of(self, resource: Resource, tier: str | None = None) -> Price | None:
-        if resource is Resource.STORAGE:
+    def prices(self) -> dict[str, Price]:
+        """Price per resource priced as a whole (every resource but the per-tier storage), by name."""
+        return {**{name: getattr(self, name) for name in _FIXED_PRICES}, **self._registered}
+
+    def price_of(self, resource: str, tier: str | None = None) -> Price | None:
+        if spec_of(resource).per_tier:
             return self.storage.get(tier or "")
-        return getattr(self, resource.value)
+        return self.prices().get(str(resource))
 
 
-def _check_unit(resource: Resource, unit: str) -> None:
-    allowed = PRICE_UNITS[resource]
-    if unit not in allowed:
-        raise ValueError(f"unit {unit!r} is not a {resource.value} unit; use one of {', '.join(allowed)}")
+_FIXED_PRICES = ("cpu", "memory", "gpu", "egress", "load_balancer")
+"""Resources with a field of their own in RateVersion; a registered resource's price is an extra key."""
+
+
+def _with_registered(
+    model: type[BaseModel], data: Any, handler: Callable[[Any], Any], convert: Callable[[Any], Any]
+) -> tuple[Any, dict[str, Any]]:
+    """Validate `data` without the keys of registered resources (which have no field of their own), and
+    return those keys' values through `convert`.
+
+    Misspelt keys still fail as unknown fields, with their line; a registered resource's key is taken aside."""
+    if not isinstance(data, dict):
+        return handler(data), {}
+    found = {k: v for k, v in data.items() if k not in model.model_fields and k in names()}
+    validated = handler({k: v for k, v in data.items() if k not in found})
+    converted = {}
+    for name, value in found.items():
+        try:
+            converted[name] = convert(value)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in (name, *first["loc"]))
+            raise ValueError(f"{where}: {first['msg']}") from None
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    return validated, converted
+
+
+def _check_unit(spec: ResourceSpec, unit: str) -> None:
+    if unit not in spec.price_units:
+        raise ValueError(f"unit {unit!r} is not a {spec.name} unit; use one of {', '.join(spec.price_units)}")
 
 
 class SharedSplit(StrEnum):

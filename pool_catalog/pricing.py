@@ -10,17 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from .models import (
-    HOURS_PER_MONTH,
-    PRICE_UNITS,
-    BusinessUnit,
-    Namespace,
-    Quota,
-    RateCard,
-    RateVersion,
-    Resource,
-)
-from .quantities import GIB
+from .models import HOURS_PER_MONTH, BusinessUnit, Namespace, Quota, RateCard, RateVersion
+from .resources import spec_of, specs
 
 # ISO 4217 currencies without a minor unit; every other code is taken to have cents.
 _ZERO_DECIMAL_CURRENCIES = {
@@ -63,22 +54,23 @@ def rate_version_for(rates: RateCard, when: dt.datetime | None = None) -> RateVe
     return rates.version_at(when) or rates.sorted_versions()[0]
 
 
-def hourly_price(version: RateVersion, resource: Resource, tier: str | None = None) -> Decimal:
+def hourly_price(version: RateVersion, resource: str, tier: str | None = None) -> Decimal:
     """Price of one usage unit (core-hour, GiB-hour, GiB, …); raises MissingPriceError."""
+    spec = spec_of(resource)
     price = version.price_of(resource, tier)
     if price is None:
-        what = f"storage tier {tier!r}" if resource is Resource.STORAGE else resource.value
+        what = f"{spec.name} tier {tier!r}" if spec.per_tier else spec.name
         raise MissingPriceError(
             f"rates.yaml version effective {version.effective_from:%Y-%m-%d %H:%M} has no price for {what}"
         )
-    return price.price / PRICE_UNITS[resource][price.unit]
+    return price.price / spec.price_units[price.unit]
 
 
 @dataclass(frozen=True)
 class QuotaCost:
     """Full-quota monthly cost of one namespace, per (resource, tier)."""
 
-    lines: dict[tuple[Resource, str], Decimal]
+    lines: dict[tuple[str, str], Decimal]
 
     @property
     def total(self) -> Decimal:
@@ -86,21 +78,27 @@ class QuotaCost:
 
 
 def quota_monthly_cost(quota: Quota, version: RateVersion) -> QuotaCost:
-    """Cost of holding `quota` fully for a 730-hour month at `version`'s prices (unrounded)."""
+    """Cost of holding `quota` fully for a 730-hour month at `version`'s prices (unrounded).
+
+    Every resource a quota bounds, in table order, then storage per tier; a resource the quota model
+    requires (cpu, memory) has its line even at zero, the others only when granted."""
     hours = HOURS_PER_MONTH
-    lines: dict[tuple[Resource, str], Decimal] = {
-        (Resource.CPU, ""): quota.cpu * hours * hourly_price(version, Resource.CPU),
-        (Resource.MEMORY, ""): quota.memory / GIB * hours * hourly_price(version, Resource.MEMORY),
-    }
-    if quota.gpu:
-        lines[(Resource.GPU, "")] = quota.gpu * hours * hourly_price(version, Resource.GPU)
-    if quota.load_balancers:
-        lines[(Resource.LOAD_BALANCER, "")] = (
-            quota.load_balancers * hours * hourly_price(version, Resource.LOAD_BALANCER)
-        )
-    for tier, size in sorted(quota.storage.items()):
-        if size:
-            lines[(Resource.STORAGE, tier)] = size / GIB * hours * hourly_price(version, Resource.STORAGE, tier)
+    lines: dict[tuple[str, str], Decimal] = {}
+    tiered = []
+    for spec in specs():
+        if spec.quota is None:
+            continue
+        if spec.per_tier:
+            tiered.append(spec)
+            continue
+        amount = quota.amount(spec)
+        field = Quota.model_fields.get(spec.quota.field)
+        if amount or (field is not None and field.is_required()):
+            lines[(spec.name, "")] = amount / spec.quota.per_unit * hours * hourly_price(version, spec.name)
+    for spec in tiered:
+        for tier, size in sorted(getattr(quota, spec.quota.field).items()):
+            if size:
+                lines[(spec.name, tier)] = size / spec.quota.per_unit * hours * hourly_price(version, spec.name, tier)
     return QuotaCost(lines)
 
 

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass
 from string import Template
 
+from pool_catalog.resources import STORAGE_CLASS_QUOTA_SUFFIX, specs
+
 from ..errors import ChargebackError
 
 # ---------------------------------------------------------------- usage (the `used` column)
@@ -94,7 +96,8 @@ CONTAINER_REQUESTS = Template(
     # GPU usage is these GPU requests: no utilisation series is part of the metric contract.
     "sum by (namespace, resource) ("
     "max by (namespace, pod, uid, container, resource) ("
-    'max_over_time(kube_pod_container_resource_requests{resource=~"cpu|memory|nvidia_com_gpu"$extra}[$window]))'
+    # $requests: the `resource` labels of the billable pod requests (`request_labels`).
+    'max_over_time(kube_pod_container_resource_requests{resource=~"$requests"$extra}[$window]))'
     " * on (namespace, pod, uid) group_left ()"
     ' max by (namespace, pod, uid) (sum_over_time(kube_pod_status_phase{phase="Running"$extra}[$window])))'
 )
@@ -112,10 +115,8 @@ CLAIM_CLASSES = Template(
 QUOTA_HARD = Template(
     # Hard quota limits are the allocation: idle analysis compares use with them (billing in request mode
     # uses pod requests, not quotas); with several ResourceQuota objects (or replicas reporting one) the
-    # smallest limit applies, as in the API server.
-    'min by (namespace, resource) (sum_over_time(kube_resourcequota{type="hard",resource=~"'
-    r"requests\\.cpu|cpu|requests\\.memory|memory|requests\\.nvidia\\.com/gpu|services\\.loadbalancers|pods|"
-    r'.+\\.storageclass\\.storage\\.k8s\\.io/requests\\.storage"$extra}[$window]))'
+    # smallest limit applies, as in the API server. $quotas: the quota keys of the resource table (`quota_keys`).
+    'min by (namespace, resource) (sum_over_time(kube_resourcequota{type="hard",resource=~"$quotas"$extra}[$window]))'
 )
 
 # ---------------------------------------------------------------- scrapes per hour, per source and target
@@ -241,7 +242,33 @@ class LabelMatcher:
         return cls(name=name, value=value, op=op)
 
 
+def _regex_alternatives(patterns: list[str]) -> str:
+    # A PromQL string literal: the regex's backslashes are escaped once more.
+    return "|".join(patterns).replace("\\", "\\\\")
+
+
+def request_labels() -> str:
+    """Regex of kube_pod_container_resource_requests' `resource` labels that are billed (cpu|memory|nvidia_com_gpu)."""
+    return _regex_alternatives([re.escape(spec.request_label) for spec in specs() if spec.request_label])
+
+
+def quota_keys() -> str:
+    """Regex of the kube_resourcequota `resource` labels read: every resource's quota keys, `pods`, and the
+    per-StorageClass keys of the tiered resource (their class maps to a tier at collection)."""
+    keys = [re.escape(key) for spec in specs() if spec.quota and not spec.per_tier for key in spec.quota.all_keys()]
+    keys.append("pods")
+    keys.extend(".+" + re.escape(STORAGE_CLASS_QUOTA_SUFFIX) for spec in specs() if spec.per_tier)
+    return _regex_alternatives(keys)
+
+
 def render(template: Template, window: str, matchers: tuple[LabelMatcher, ...] = ()) -> str:
-    """Fill a query template: `$window` with the hour range, `$extra`/`$matchers` with the extra matchers."""
+    """Fill a query template: `$window` with the hour range, `$extra`/`$matchers` with the extra matchers,
+    `$requests`/`$quotas` with the resource table's request labels and quota keys."""
     rendered = ",".join(m.render() for m in matchers)
-    return template.substitute(window=window, extra=f",{rendered}" if rendered else "", matchers=rendered)
+    return template.substitute(
+        window=window,
+        extra=f",{rendered}" if rendered else "",
+        matchers=rendered,
+        requests=request_labels(),
+        quotas=quota_keys(),
+    )

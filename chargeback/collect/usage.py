@@ -18,7 +18,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pool_catalog.models import Catalog, Resource
+from pool_catalog.models import Catalog
+from pool_catalog.resources import (
+    CADVISOR,
+    KUBE_STATE,
+    KUBELET,
+    STORAGE_CLASS_QUOTA_SUFFIX,
+    names,
+    quota_resource,
+    request_resource,
+    spec_of,
+    specs,
+)
 
 from ..errors import UsageDataError
 from . import promql
@@ -30,14 +41,22 @@ GIB_BYTES = float(2**30)
 PODS = "pods"
 """Non-billable resource: running pod-hours, kept for reports and idle analysis."""
 
-RESOURCES: tuple[str, ...] = (*(r.value for r in Resource), PODS)
-"""Values of the `resource` column: the billable `Resource` values plus `pods`."""
+
+def resources() -> tuple[str, ...]:
+    """Values of the `resource` column: the billable resources (`pool_catalog.resources`) plus `pods`."""
+    return (*names(), PODS)
+
+
+def usage_unit(resource: str) -> str:
+    """Unit of a `resource` row's figures per hour: the resource's usage unit, pod-hours for `pods`."""
+    return "pod-hour" if resource == PODS else spec_of(resource).usage_unit
+
 
 USAGE_SCHEMA: dict[str, str] = {
     "hour": "datetime64[ns, UTC]",  # start of the hour
     "cluster": "category",  # str
     "namespace": "category",  # str
-    "resource": "category",  # str, one of RESOURCES
+    "resource": "category",  # str, one of resources()
     "tier": "category",  # str: storage tier ("" for other resources; raw StorageClass if no tier matches)
     "used": "float64",  # usage in the resource's usage unit for that hour; NaN only when coverage == 0
     "requested": "float64",  # request-hours in the same unit; NaN where meaningless (egress, pods)
@@ -99,10 +118,11 @@ def check_usage_frame(frame: pd.DataFrame) -> pd.DataFrame:
     off_hour = hours != hours.dt.floor("h")
     if off_hour.any():
         problems.append(f"hour is not the start of an hour: {rows(off_hour)}")
-    unknown = ~frame["resource"].isin(RESOURCES)
+    unknown = ~frame["resource"].isin(resources())
     if unknown.any():
-        problems.append(f"resource is not one of {', '.join(RESOURCES)}: {rows(unknown)}")
-    tier_outside_storage = (frame["resource"] != Resource.STORAGE.value) & (frame["tier"] != "")
+        problems.append(f"resource is not one of {', '.join(resources())}: {rows(unknown)}")
+    tiered = [spec.name for spec in specs() if spec.per_tier]
+    tier_outside_storage = ~frame["resource"].isin(tiered) & (frame["tier"] != "")
     if tier_outside_storage.any():
         problems.append(f"tier is set on a resource other than storage: {rows(tier_outside_storage)}")
     empty_names = (frame["namespace"] == "") | (frame["cluster"] == "")
@@ -173,38 +193,16 @@ def union_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- collection
 
-CADVISOR = "cadvisor"
-KUBE_STATE = "kube-state-metrics"
-KUBELET = "kubelet-volume-stats"
 SOURCES: tuple[str, ...] = (CADVISOR, KUBE_STATE, KUBELET)
 """Scrape sources whose per-hour coverage is measured: each one is a separate scrape job."""
 
 _SCRAPE_QUERY = {CADVISOR: "cadvisor_scrapes", KUBE_STATE: "kube_state_scrapes", KUBELET: "kubelet_volume_scrapes"}
 
-USED_SOURCE: dict[str, str] = {
-    "cpu": CADVISOR,
-    "memory": CADVISOR,
-    "egress": CADVISOR,
-    "storage": KUBELET,
-    "gpu": KUBE_STATE,
-    "load_balancer": KUBE_STATE,
-    PODS: KUBE_STATE,
-}
-"""Where each resource's `used` comes from; requests and quotas always come from kube-state-metrics."""
 
-_HAS_REQUEST = ("cpu", "memory", "storage", "gpu", "load_balancer")
+def used_source(resource: str) -> str:
+    """Where a resource's `used` comes from (its spec); requests and quotas always come from kube-state-metrics."""
+    return KUBE_STATE if resource == PODS else spec_of(resource).used_source
 
-_QUOTA_RESOURCES: dict[str, tuple[str, float]] = {
-    "requests.cpu": ("cpu", 1.0),
-    "cpu": ("cpu", 1.0),
-    "requests.memory": ("memory", 1.0 / GIB_BYTES),
-    "memory": ("memory", 1.0 / GIB_BYTES),
-    "requests.nvidia.com/gpu": ("gpu", 1.0),
-    "services.loadbalancers": ("load_balancer", 1.0),
-    "pods": (PODS, 1.0),
-}
-_STORAGE_QUOTA_SUFFIX = ".storageclass.storage.k8s.io/requests.storage"
-_REQUEST_RESOURCES = {"cpu": ("cpu", 1.0), "memory": ("memory", 1.0 / GIB_BYTES), "nvidia_com_gpu": ("gpu", 1.0)}
 
 COVERAGE_SCHEMA: dict[str, str] = {
     "hour": "datetime64[ns, UTC]",
@@ -356,6 +354,11 @@ class Measure:
     scrapes: str | None
     combine: str = "sum"
     per_claim: bool = False
+    counter_source: str | None = None  # the source of a counter's series (`scrapes` is None for counters)
+
+    @property
+    def source(self) -> str | None:
+        return self.scrapes or self.counter_source
 
 
 def _fixed(resource: str, factor: float) -> KeyOf:
@@ -363,50 +366,57 @@ def _fixed(resource: str, factor: float) -> KeyOf:
 
 
 def _request_key(labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[str, str, float] | None:
-    found = _REQUEST_RESOURCES.get(labels.get("resource", ""))
+    found = request_resource(labels.get("resource", ""))
     return (found[0], "", found[1]) if found else None
 
 
-def _gpu_used_key(labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[str, str, float] | None:
+def _used_as_requested_key(labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[str, str, float] | None:
     # GPU use is GPU requests of running pods: no utilisation series is part of the metric contract.
-    return ("gpu", "", 1.0) if labels.get("resource") == "nvidia_com_gpu" else None
+    found = request_resource(labels.get("resource", ""))
+    return (found[0], "", found[1]) if found and spec_of(found[0]).used_from_requests else None
 
 
 def _quota_key(labels: Mapping[str, str], tiers: Mapping[str, str]) -> tuple[str, str, float] | None:
     name = labels.get("resource", "")
-    if name.endswith(_STORAGE_QUOTA_SUFFIX):
-        storage_class = name.removesuffix(_STORAGE_QUOTA_SUFFIX)
+    if name.endswith(STORAGE_CLASS_QUOTA_SUFFIX):
+        storage_class = name.removesuffix(STORAGE_CLASS_QUOTA_SUFFIX)
         return "storage", tiers.get(storage_class, storage_class), 1 / GIB_BYTES
-    if name in _QUOTA_RESOURCES:
-        resource, factor = _QUOTA_RESOURCES[name]
-        return resource, "", factor
-    return None
+    if name == "pods":
+        return PODS, "", 1.0
+    found = quota_resource(name)
+    return (found[0], "", found[1]) if found else None
 
 
 def _claim_key(_labels: Mapping[str, str], _tiers: Mapping[str, str]) -> tuple[str, str, float]:
     return "storage", "", 1 / GIB_BYTES  # the tier comes with the claim's class (claim_classes) at the end
 
 
-MEASURES: tuple[Measure, ...] = (
-    Measure("cpu_used", "used", _fixed("cpu", 1 / 3600.0), None),
-    Measure("memory_used", "used", _fixed("memory", 1 / GIB_BYTES), CADVISOR),
-    Measure("egress_used", "used", _fixed("egress", 1 / GIB_BYTES), None),
-    Measure("load_balancers_used", "used", _fixed("load_balancer", 1.0), KUBE_STATE),
-    # A LoadBalancer Service is its own request.
-    Measure("load_balancers_used", "requested", _fixed("load_balancer", 1.0), KUBE_STATE),
-    Measure("pods_running", "used", _fixed(PODS, 1.0), KUBE_STATE),
-    Measure("container_requests", "requested", _request_key, KUBE_STATE),
-    Measure("container_requests", "used", _gpu_used_key, KUBE_STATE),
-    Measure("storage_used", "used", _claim_key, KUBELET, per_claim=True),
-    Measure("storage_requested", "requested", _claim_key, KUBE_STATE, per_claim=True),
-    # `cpu` and `requests.cpu` (or several quota objects) limit the same thing: the smallest applies.
-    Measure("quota_hard", "allocated", _quota_key, KUBE_STATE, combine="min"),
-)
-"""Every query that fills the usage frame, and how: one row per billable quantity's source."""
+def measures() -> tuple[Measure, ...]:
+    """Every query that fills the usage frame, and how: one row per billable quantity's source.
 
-_MEASURES_OF: dict[str, tuple[Measure, ...]] = {
-    query: tuple(m for m in MEASURES if m.query == query) for query in dict.fromkeys(m.query for m in MEASURES)
-}
+    The resources measured by a query of their own come from the resource table (`ResourceSpec.measured`);
+    requests, claims and quotas are one query each for every resource."""
+    own = []
+    for spec in specs():
+        if spec.measured is None:
+            continue
+        key = _fixed(spec.name, 1.0 / spec.measured.per_unit)
+        if spec.measured.counter:
+            own.append(Measure(spec.measured.query, "used", key, None, counter_source=spec.used_source))
+            continue
+        own.append(Measure(spec.measured.query, "used", key, spec.used_source))
+        if spec.measured.also_requested:
+            own.append(Measure(spec.measured.query, "requested", key, spec.used_source))
+    return (
+        *own,
+        Measure("pods_running", "used", _fixed(PODS, 1.0), KUBE_STATE),
+        Measure("container_requests", "requested", _request_key, KUBE_STATE),
+        Measure("container_requests", "used", _used_as_requested_key, KUBE_STATE),
+        Measure("storage_used", "used", _claim_key, KUBELET, per_claim=True),
+        Measure("storage_requested", "requested", _claim_key, KUBE_STATE, per_claim=True),
+        # `cpu` and `requests.cpu` (or several quota objects) limit the same thing: the smallest applies.
+        Measure("quota_hard", "allocated", _quota_key, KUBE_STATE, combine="min"),
+    )
 
 
 # ---------------------------------------------------------------- phase one: reduce pieces as they arrive
@@ -486,7 +496,9 @@ class _Reducer:
         self.hour0 = start.timestamp()
         self.hours = round((end.timestamp() - self.hour0) / 3600)
         self.tiers = tiers
-        self.measures = {m: _Hourly(self.hours, m.combine) for m in MEASURES}
+        table = measures()
+        self.measures = {m: _Hourly(self.hours, m.combine) for m in table}
+        self.measures_of = {query: tuple(m for m in table if m.query == query) for query in {m.query for m in table}}
         self.scrapes = {source: np.zeros(self.hours) for source in SOURCES}
         self.node_scrapes: dict[str, np.ndarray] = {}
         self.on_node: dict[tuple[str, str], np.ndarray] = {}
@@ -530,7 +542,7 @@ class _Reducer:
                     ]
             elif query == "storage_last":
                 self.last.add((namespace, item.labels.get("persistentvolumeclaim", "")), hour, values)
-            for measure in _MEASURES_OF.get(query, ()):
+            for measure in self.measures_of.get(query, ()):
                 found = measure.key(item.labels, self.tiers)
                 if found is None:
                     continue
@@ -626,9 +638,7 @@ class _Reducer:
                 "kube_pod_status_phase to kube-state-metrics --metric-allowlist (or remove it from "
                 "--metric-denylist)"
             )
-        measured = {m.scrapes for m, h in self.measures.items() if h.keys} | {
-            CADVISOR for m, h in self.measures.items() if h.keys and m.query in ("cpu_used", "egress_used")
-        }
+        measured = {m.source for m, h in self.measures.items() if h.keys}
         if CADVISOR in measured and not scrapes.counts[CADVISOR].any():
             refusals.append(
                 f"cluster {cluster}: containers report CPU but no node's root cgroup does "
@@ -931,8 +941,8 @@ class _FrameGrid:
         namespaces = np.array([k[0] for k in keys], dtype=object)
         resources = np.array([k[1] for k in keys], dtype=object)
         tier_names = np.array([k[2] for k in keys], dtype=object)
-        source_of = np.array([SOURCES.index(USED_SOURCE[r]) for r in resources], dtype=np.int64)
-        has_request = np.isin(resources, _HAS_REQUEST)
+        source_of = np.array([SOURCES.index(used_source(r)) for r in resources], dtype=np.int64)
+        has_request = np.isin(resources, [spec.name for spec in specs() if spec.has_request])
         from_kube_state = has_request | (resources == PODS)
 
         by_source = np.column_stack([share[s] for s in SOURCES])
@@ -940,7 +950,7 @@ class _FrameGrid:
         node_keys = [
             k
             for k, (n, r) in enumerate(zip(namespaces, resources, strict=True))
-            if n in node_share and USED_SOURCE[r] in _NODE_SOURCES
+            if n in node_share and used_source(r) in _NODE_SOURCES
         ]
         node_column = np.full(len(keys), -1, dtype=np.int64)
         node_coverage = np.column_stack([node_share[namespaces[k]] for k in node_keys]) if node_keys else None

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from pool_catalog.pricing import minor_unit
+from pool_catalog.resources import names
 
-from ..rate.idle import ALLOCATED, LEVEL_UNITS
-from ..rate.rating import BILLABLE, SHARED, billed_nano, from_nano, nano, version_index
+from ..rate.idle import allocated_resources, level_unit
+from ..rate.rating import SHARED, billed_nano, from_nano, nano, version_index
 from ..rate.result import Chargeback
 
 LEVEL_QUANTUM = Decimal("0.001")
@@ -42,7 +43,7 @@ def daily_costs(chargeback: Chargeback) -> dict[str, list[Decimal]]:
         return {}
     rates = chargeback.catalog.rates
     usage = chargeback.usage
-    usage = usage[usage["resource"].isin(BILLABLE) & usage["used"].notna()]
+    usage = usage[usage["resource"].isin(names()) & usage["used"].notna()]
     start = pd.Timestamp(chargeback.period.start)
     work = pd.DataFrame(
         {
@@ -103,7 +104,7 @@ def allocation_use(chargeback: Chargeback) -> dict[str, list[AllocationUse]]:
     Averages are over every hour of the period (a quota held half the month counts half);
     shared namespaces belong to no single unit and are left out."""
     usage = chargeback.usage
-    allocatable = [r.value for r in ALLOCATED]
+    allocatable = list(allocated_resources())
     usage = usage[usage["resource"].isin(allocatable) & (usage["business_unit"] != SHARED)]
     if usage.empty:
         return {}
@@ -123,7 +124,7 @@ def allocation_use(chargeback: Chargeback) -> dict[str, list[AllocationUse]]:
                 tier=tier,
                 allocated=(from_nano(row["allocated"]) / hours).quantize(LEVEL_QUANTUM),
                 used=(from_nano(row["used"]) / hours).quantize(LEVEL_QUANTUM),
-                unit=LEVEL_UNITS[resource],
+                unit=level_unit(resource),
             )
         )
     for rows in result.values():

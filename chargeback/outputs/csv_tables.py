@@ -8,9 +8,7 @@ import io
 from collections.abc import Iterable
 from decimal import Decimal
 
-from pool_catalog.models import Resource
-
-from ..collect.usage import PODS
+from ..collect.usage import usage_unit
 from ..errors import OutputError
 from ..rate.invoices import text
 from ..rate.rating import from_nano, nano
@@ -59,7 +57,6 @@ IDLE_COLUMNS = (
     "reason",
     "pvc",
 )
-USAGE_UNITS = {**{r.value: r.usage_unit for r in Resource}, PODS: "pod-hour"}
 NUMERIC_COLUMNS = frozenset(
     {
         *("used", "requested", "allocated"),
@@ -101,7 +98,7 @@ def usage_rows(chargeback: Chargeback) -> list[dict[str, str]]:
         }
         for column in ("used", "requested", "allocated"):
             row[column] = text(from_nano(values[column])) if values[f"has_{column}"] else ""
-        row["unit"] = USAGE_UNITS[resource]
+        row["unit"] = usage_unit(resource)
         rows.append(row)
     return rows
 

@@ -33,7 +33,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from pool_catalog.models import Catalog, Resource
+from pool_catalog.models import Catalog
+from pool_catalog.resources import spec_of
 
 from ..period import Period, iso_utc
 from ..rate.invoices import UNALLOCATED_NAME, invoice_number, line_text, text
@@ -108,16 +109,6 @@ CUSTOM_COLUMNS: tuple[str, ...] = (
 
 COLUMNS = FOCUS_COLUMNS + CUSTOM_COLUMNS
 
-# ServiceCategory, ServiceSubcategory and ServiceName per resource (FOCUS allowed categories).
-SERVICES: dict[str, tuple[str, str, str]] = {
-    Resource.CPU.value: ("Compute", "Containers", "Pool Compute (CPU)"),
-    Resource.MEMORY.value: ("Compute", "Containers", "Pool Compute (memory)"),
-    Resource.GPU.value: ("Compute", "Containers", "Pool Compute (GPU)"),
-    Resource.STORAGE.value: ("Storage", "Block Storage", "Pool Storage"),
-    Resource.EGRESS.value: ("Networking", "Network Connectivity", "Pool Network Egress"),
-    Resource.LOAD_BALANCER.value: ("Networking", "Network Infrastructure", "Pool Load Balancer Addresses"),
-}
-
 ALLOCATION_METHODS = {
     "proportional": "SharedNamespace-Proportional",
     "even": "SharedNamespace-Even",
@@ -160,7 +151,9 @@ def focus_row(
     issuer = catalog.rates.issuer.name
     unit = next((u for u in catalog.units if u.id == unit_id), None)
     cost_center = unit.cost_center if unit else ""
-    category, subcategory, service = SERVICES[line["resource"]]
+    # ServiceCategory, ServiceSubcategory and ServiceName come from the resource's spec (FOCUS allowed values).
+    focus = spec_of(line["resource"]).focus
+    category, subcategory, service = focus.category, focus.subcategory, focus.name
     sku = sku_of(line["resource"], line["tier"])
     where = f"namespace {line['namespace']} on cluster {line['cluster']}"
     tier = f" {line['tier']}" if line["tier"] else ""

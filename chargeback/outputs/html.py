@@ -15,7 +15,7 @@ from markupsafe import Markup
 from pool_catalog.pricing import minor_unit
 
 from ..rate.documents import Invoice
-from ..rate.idle import LEVEL_UNITS, REASONS
+from ..rate.idle import REASONS, allocated_resources, level_unit
 from ..rate.invoices import UNALLOCATED_NAME
 from ..rate.result import Chargeback
 from . import charts
@@ -43,7 +43,7 @@ def html_environment(currency: str) -> jinja2.Environment:
     env.filters["signed_percent"] = lambda value: "—" if value is None else f"{Decimal(value) * 100:+,.1f} %"
     env.filters["css_string"] = css_string
     env.globals["reasons"] = REASONS
-    env.globals["level_units"] = LEVEL_UNITS
+    env.globals["level_units"] = {name: level_unit(name) for name in allocated_resources()}
     return env
 
 

@@ -23,16 +23,18 @@ import pandas as pd
 
 from pool_catalog.models import HOURS_PER_MONTH, Catalog, Resource
 from pool_catalog.pricing import round_money
+from pool_catalog.resources import spec_of, specs
 
 from ..collect.usage import PODS
 from ..period import Period
 from .frames import check_frame, empty_frame
 from .rating import ATTRIBUTED_SCHEMA, from_nano, hourly_price_for, nano, version_index
 
-ALLOCATED = (Resource.CPU, Resource.MEMORY, Resource.STORAGE, Resource.GPU, Resource.LOAD_BALANCER)
-"""Resources a namespace allocates (egress has no quota or request)."""
-POD_DRIVEN = {Resource.CPU.value, Resource.MEMORY.value, Resource.GPU.value}
-"""Resources only pods use: idle by definition when no pod ran."""
+
+def allocated_resources() -> tuple[str, ...]:
+    """Resources a namespace allocates (egress has no quota or request): their spec has a level unit."""
+    return tuple(spec.name for spec in specs() if spec.allocated)
+
 
 QUOTA_UNDERUSED = "quota-underused"
 REQUESTS_UNDERUSED = "requests-underused"
@@ -46,14 +48,14 @@ REASONS = {
 }
 """Reason codes of idle.csv and what they mean."""
 
-LEVEL_UNITS = {
-    Resource.CPU.value: "cores",
-    Resource.MEMORY.value: "GiB",
-    Resource.STORAGE.value: "GiB",
-    Resource.GPU.value: "GPUs",
-    Resource.LOAD_BALANCER.value: "load balancers",
-}
-"""Unit of allocation and use levels in idle reports (the usage unit per hour)."""
+
+def level_unit(resource: str) -> str:
+    """Unit of allocation and use levels in idle reports (the usage unit per hour), from the resource's spec."""
+    unit = spec_of(resource).level_unit
+    if unit is None:
+        raise ValueError(f"resource {resource!r} is never allocated, so it has no level unit")
+    return unit
+
 
 IDLE_SCHEMA = {
     "business_unit": "str",
@@ -91,16 +93,7 @@ def recommend(resource: str, p95: Decimal, headroom: float) -> Decimal:
 
 
 def _step(resource: str, target: Decimal) -> Decimal:
-    if resource == Resource.CPU.value:  # 100m below a core, half cores up to 4, whole cores above
-        return Decimal("0.1") if target <= 1 else Decimal("0.5") if target <= 4 else Decimal(1)
-    if resource == Resource.MEMORY.value:  # 256Mi, then 1Gi, 4Gi, 16Gi, 64Gi as sizes grow
-        for limit, step in ((1, "0.25"), (8, "1"), (32, "4"), (128, "16")):
-            if target <= limit:
-                return Decimal(step)
-        return Decimal(64)
-    if resource == Resource.STORAGE.value:  # 10Gi up to a TiB, 100Gi above
-        return Decimal(10) if target <= 1024 else Decimal(100)
-    return Decimal(1)  # GPUs and load balancers come whole
+    return spec_of(resource).idle_step(target)
 
 
 def find_idle(
@@ -115,7 +108,7 @@ def find_idle(
     no_pods = _namespaces_without_pods(attributed)
     per_volume = volumes is not None and not volumes.empty
     for basis, column in (("quota", "allocated"), ("requests", "requested")):
-        judged = attributed["resource"].isin([r.value for r in ALLOCATED]) & (attributed[column].fillna(0) > 0)
+        judged = attributed["resource"].isin(allocated_resources()) & (attributed[column].fillna(0) > 0)
         if basis == "requests" and per_volume:
             judged &= attributed["resource"] != Resource.STORAGE.value
         frame = attributed[judged].assign(pvc="")
@@ -185,14 +178,14 @@ def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: 
         allocated = from_nano(stat["held_nano"]) / hours
         used_avg = from_nano(stat["used_nano"]) / hours
         utilization = used_avg / allocated
-        idle_pods = (cluster, namespace) in no_pods and resource in POD_DRIVEN
+        idle_pods = (cluster, namespace) in no_pods and spec_of(resource).pod_driven
         if utilization >= Decimal(str(policy.utilization_threshold)) and not idle_pods:
             continue
         used_p95 = Decimal(repr(float(p95_of[key]))).quantize(LEVEL, rounding=ROUND_HALF_EVEN)
         recommended = recommend(resource, used_p95, policy.headroom)
 
         def price_at(version_number: int) -> Decimal:
-            return hourly_price_for(versions[version_number], Resource(resource), tier, namespace, cluster)  # noqa: B023
+            return hourly_price_for(versions[version_number], resource, tier, namespace, cluster)  # noqa: B023
 
         idle_cost = sum(
             (from_nano(idle_nano) * price_at(number) for number, idle_nano in idle_by_version[key]),
@@ -218,7 +211,7 @@ def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: 
                 "cluster": cluster,
                 "basis": basis,
                 "hours": hours,
-                "unit": LEVEL_UNITS[resource],
+                "unit": level_unit(resource),
                 "pvc": pvc,
             }
         )

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from pool_catalog.models import (
-    PRICE_UNITS,
     BillingMode,
     Catalog,
     Price,
@@ -34,12 +33,12 @@ from pool_catalog.models import (
     SharedSplit,
 )
 from pool_catalog.pricing import minor_unit, round_money
+from pool_catalog.resources import names, spec_of
 
 from ..errors import RatingError
 from ..period import Period
 from .frames import check_frame, empty_frame
 
-BILLABLE = tuple(r.value for r in Resource)
 UNALLOCATED = "unallocated"
 """Business unit of namespaces no unit owns (and of shared namespaces with split `none`)."""
 SHARED = "shared"
@@ -248,7 +247,7 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     rates = catalog.rates
     versions = rates.sorted_versions()
     # Rows of unscraped hours (used unknown) are not billed; `coverage` reports them.
-    billable = attributed["resource"].isin(BILLABLE) & attributed["used"].notna()
+    billable = attributed["resource"].isin(names()) & attributed["used"].notna()
     # Only the columns rating reads are cut out: a month of a large cluster is millions of rows.
     frame = attributed.loc[billable, [*_LINE_KEY, "shared", "hour", "used", "requested"]]
     del billable
@@ -277,13 +276,13 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     for key, row in sums.iterrows():
         unit_id, cost_center, cluster, namespace, resource_name, tier, shared, version_number = key
         version = versions[version_number]
-        resource = Resource(resource_name)
+        resource = spec_of(resource_name)
         try:
-            price = price_for(version, resource, tier, namespace, cluster)
+            price = price_for(version, resource_name, tier, namespace, cluster)
         except RatingError as e:
             missing.append(str(e))
             continue
-        billed_quantity = (from_nano(row["billed_nano"]) / PRICE_UNITS[resource][price.unit]).quantize(
+        billed_quantity = (from_nano(row["billed_nano"]) / resource.price_units[price.unit]).quantize(
             QUANTUM, rounding=ROUND_HALF_EVEN
         )
         lines.append(
@@ -322,23 +321,24 @@ def _split_of(rates: RateCard, namespace: str, cluster: str) -> str:
     return rule.split.value if rule else ""
 
 
-def price_for(version: RateVersion, resource: Resource, tier: str, namespace: str, cluster: str) -> Price:
+def price_for(version: RateVersion, resource: str, tier: str, namespace: str, cluster: str) -> Price:
     """The version's price of (resource, tier), or a RatingError naming the namespace and the version."""
     price = version.price_of(resource, tier)
     if price is not None:
         return price
-    what = f"storage tier {tier!r}" if resource is Resource.STORAGE else resource.value
-    field = f"storage.{tier}" if resource is Resource.STORAGE else resource.value
+    spec = spec_of(resource)
+    what = f"{spec.name} tier {tier!r}" if spec.per_tier else spec.name
+    field = f"{spec.name}.{tier}" if spec.per_tier else spec.name
     raise RatingError(
         f"rates.yaml version effective {version.effective_from:%Y-%m-%d %H:%M} has no price for {what}, "
         f"used by namespace {namespace!r} (cluster {cluster}): add `{field}: {{price: …, unit: …}}` to that version"
     )
 
 
-def hourly_price_for(version: RateVersion, resource: Resource, tier: str, namespace: str, cluster: str) -> Decimal:
+def hourly_price_for(version: RateVersion, resource: str, tier: str, namespace: str, cluster: str) -> Decimal:
     """Price of one usage unit (core-hour, GiB-hour, GiB …) at `version`; RatingError if missing."""
     price = price_for(version, resource, tier, namespace, cluster)
-    return price.price / PRICE_UNITS[resource][price.unit]
+    return price.price / spec_of(resource).price_units[price.unit]
 
 
 def _lines_frame(lines: list[dict]) -> pd.DataFrame:

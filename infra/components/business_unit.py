@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import pulumi
@@ -41,11 +40,11 @@ from pool_catalog.conventions import (
     NODE_SELECTOR_ANNOTATION,
     POD_SECURITY_LABEL_PREFIX,
     UNIT_OWNER_ROLE,
-    storage_quota_key,
 )
 from pool_catalog.models import BusinessUnit as UnitModel
 from pool_catalog.models import Capability, Cluster, Namespace
 from pool_catalog.quantities import format_bytes, format_cpu
+from pool_catalog.quota_map import encode_quota
 
 QUOTA_NAME = "pool-quota"
 LIMIT_RANGE_NAME = "pool-container-defaults"
@@ -292,26 +291,8 @@ def pod_security_labels(namespace: Namespace, cluster: Cluster) -> dict[str, str
 
 
 def quota_hard(namespace: Namespace, cluster: Cluster) -> dict[str, str]:
-    """The ResourceQuota `hard` map of a namespace, as Kubernetes quantities."""
-    quota = namespace.quota
-    hard: dict[str, str] = {
-        "requests.cpu": format_cpu(quota.cpu),
-        "limits.cpu": format_cpu(quota.cpu_limit),
-        "requests.memory": format_bytes(quota.memory),
-        "limits.memory": format_bytes(quota.memory_limit),
-        # The total also bounds claims on classes outside the pool (a node-local class, say).
-        "requests.storage": format_bytes(sum(quota.storage.values(), Decimal(0))),
-    }
-    # Every tier of the cluster appears, 0 where not granted: without the key a namespace could
-    # claim any amount of a tier it never asked for (up to the total above).
-    for tier in cluster.storage_tiers:
-        hard[storage_quota_key(tier.class_name)] = format_bytes(quota.storage.get(tier.name, Decimal(0)))
-    hard["requests.nvidia.com/gpu"] = str(quota.gpu)
-    hard["services.loadbalancers"] = str(quota.load_balancers)
-    hard["pods"] = str(quota.pods)
-    # No `persistentvolumeclaims` count: the catalog bounds storage in bytes per tier, which is what
-    # costs money; a claim count would be a number nobody chose.
-    return hard
+    """The ResourceQuota `hard` map of a namespace, as Kubernetes quantities (keys from the resource table)."""
+    return encode_quota(namespace.quota, cluster)
 
 
 def _tcp_ports(capability: Capability) -> list[dict[str, Any]]:

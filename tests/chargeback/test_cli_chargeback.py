@@ -17,8 +17,8 @@ from chargeback.collect.usage import storage_tiers
 from chargeback.errors import ChargebackError
 from chargeback.run import clusters_to_collect
 from pool_catalog import load_catalog
-from pool_catalog.models import PRICE_UNITS, Resource
 from pool_catalog.pricing import round_money
+from pool_catalog.resources import spec_of
 from pool_demo.local_prometheus import free_port
 from pool_demo.synthetic import (
     Scenario,
@@ -49,8 +49,8 @@ def expected_amounts(scenario: Scenario, mode: str) -> dict[tuple[str, str, str]
         totals[(namespace, resource, tier)] += billed
     amounts = {}
     for (namespace, resource, tier), quantity in totals.items():
-        price = version.price_of(Resource(resource), tier)
-        billed = (Decimal(repr(float(quantity))) / PRICE_UNITS[Resource(resource)][price.unit]).quantize(
+        price = version.price_of(resource, tier)
+        billed = (Decimal(repr(float(quantity))) / spec_of(resource).price_units[price.unit]).quantize(
             Decimal("1e-9"), rounding=ROUND_HALF_EVEN
         )
         amounts[(namespace, resource, tier)] = round_money(billed * price.price, "CNY")
