@@ -1,7 +1,8 @@
 """`chargeback`: finance's command line — invoices, idle allocations.
 
-Each command parses its flags, calls `run.run_period` and prints. Errors (bad period, catalog,
-Prometheus, prices) are printed as one clear message and end with exit status 2, never a traceback.
+Each command parses its flags, calls `run.run_period` and prints. The connection flags come from
+`connection` (one declaration, from PrometheusSettings); errors (bad period, catalog, Prometheus, prices)
+go through `pool_catalog.guard`: one clear message and exit status 2, never a traceback.
 Everything printed is text, never Rich markup (names and Prometheus errors may contain brackets); tables
 on a terminal fit it without cutting numbers, and off a terminal (a pipe, cron mail) are printed at their
 full width, or as CSV or JSON with --format.
@@ -13,24 +14,22 @@ import csv
 import datetime as dt
 import json
 import logging
-import math
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import pydantic
 import typer
 from prometheus_client import generate_latest
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pool_catalog import CatalogError, load_catalog
+from pool_catalog import load_catalog
+from pool_catalog.guard import guard
 from pool_catalog.models import BillingMode
 from pool_catalog.pricing import round_money
 
@@ -38,7 +37,7 @@ from .collect.doctor import default_period, diagnose
 from .collect.findings import ERROR, SEVERITIES, Finding, errors_of
 from .collect.prometheus import PrometheusClient, PrometheusSettings
 from .collect.promql import LabelMatcher
-from .errors import ChargebackError
+from .connection import connection_options
 from .exporter import ExporterSource, MonthToDateCollector, parse_interval, parse_listen, registry_of
 from .exporter import serve as serve_metrics
 from .period import Period
@@ -113,12 +112,7 @@ def print_table(columns: list[tuple[str, bool]], rows: list[list[str]], title: s
     out().print(table)
 
 
-T = TypeVar("T")
-
 PeriodOption = Annotated[str, typer.Option("--period", "-p", help="Calendar month to bill, YYYY-MM (UTC).")]
-PrometheusOption = Annotated[
-    str, typer.Option("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090.", envvar="PROMETHEUS_URL")
-]
 CatalogOption = Annotated[Path, typer.Option("--catalog", "-c", help="Catalog directory.", envvar="POOL_CATALOG")]
 ClusterOption = Annotated[
     str | None, typer.Option("--cluster", help="Bill only this pool.yaml cluster (default: every cluster).")
@@ -131,38 +125,7 @@ MatchOption = Annotated[
     list[str] | None,
     typer.Option("--match", help='Extra label matcher added to every query, e.g. env="prod" (repeatable).'),
 ]
-TokenOption = Annotated[
-    Path | None, typer.Option("--bearer-token-file", help="File with a bearer token for Prometheus.")
-]
-BasicUserOption = Annotated[str | None, typer.Option("--basic-auth-user", help="User for HTTP basic auth.")]
-BasicPasswordOption = Annotated[
-    Path | None, typer.Option("--basic-auth-password-file", help="File holding the basic-auth password.")
-]
-CaBundleOption = Annotated[
-    Path | None, typer.Option("--ca-bundle", help="PEM file of the CAs that sign Prometheus's certificate.")
-]
-TimeoutOption = Annotated[
-    float | None,
-    typer.Option("--timeout", help="Seconds one request may take, body included, before retrying (default 120)."),
-]
-DeadlineOption = Annotated[
-    float | None,
-    typer.Option(
-        "--deadline", help="Seconds the whole collection may take, retries included (default 3600; serve: --interval)."
-    ),
-]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log every Prometheus request (on stderr).")]
-ChunkOption = Annotated[
-    float | None,
-    typer.Option(
-        "--chunk-hours",
-        help="Longest time span one request covers (default 24); lower it when Prometheus times out or hits its "
-        "sample limit.",
-    ),
-]
-HeaderOption = Annotated[
-    list[str] | None, typer.Option("--header", help="Extra HTTP header K=V, e.g. X-Scope-OrgID=finance (repeatable).")
-]
 AllowIncompleteOption = Annotated[
     bool,
     typer.Option(
@@ -177,68 +140,6 @@ ModeOption = Annotated[
 ]
 
 
-def _fail(message: str) -> None:
-    err().print(styled("error", "red", message), soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _guarded(action: Callable[[], T]) -> T:
-    """Run `action`; any user-facing error becomes a message and exit status 2."""
-    try:
-        return action()
-    except CatalogError as e:
-        _fail(str(e))
-    except ChargebackError as e:
-        _fail(str(e))
-    except pydantic.ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-        _fail(f"invalid Prometheus settings: {problems}")
-    raise AssertionError("unreachable")
-
-
-def parse_headers(values: list[str] | None) -> dict[str, str]:
-    headers = {}
-    for value in values or []:
-        name, sep, content = value.partition("=")
-        if not sep or not name.strip():
-            raise ChargebackError(f"--header {value!r} is not K=V; write e.g. --header X-Scope-OrgID=finance")
-        headers[name.strip()] = content.strip()
-    return headers
-
-
-def _settings(
-    url: str,
-    token: Path | None,
-    headers: list[str] | None,
-    basic_auth_user: str | None = None,
-    basic_auth_password_file: Path | None = None,
-    ca_bundle: Path | None = None,
-    timeout: float | None = None,
-    chunk_hours: float | None = None,
-    deadline: float | None = None,
-) -> PrometheusSettings:
-    """Prometheus settings from the connection flags every command shares; unset flags keep the defaults."""
-    for flag, value in (("--timeout", timeout), ("--chunk-hours", chunk_hours), ("--deadline", deadline)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ChargebackError(f"{flag} {value:g}: give a positive number of {'hours' if 'chunk' in flag else 's'}")
-    if chunk_hours is not None and chunk_hours > 24 * 366:
-        raise ChargebackError(f"--chunk-hours {chunk_hours:g}: give at most a year's hours (8784)")
-    optional = {
-        "deadline": deadline,
-        "basic_auth_user": basic_auth_user,
-        "basic_auth_password_file": basic_auth_password_file,
-        "ca_bundle": ca_bundle,
-        "timeout": timeout,
-        "chunk": None if chunk_hours is None else dt.timedelta(hours=chunk_hours),
-    }
-    return PrometheusSettings(
-        url=url,
-        bearer_token_file=token,
-        headers=parse_headers(headers),
-        **{name: value for name, value in optional.items() if value is not None},
-    )
-
-
 def _run(
     period: str,
     catalog: Path,
@@ -251,21 +152,19 @@ def _run(
     reports: dict[str, Any] | None = None,
     allow_incomplete: bool = False,
 ) -> PeriodRun:
-    """`run_period` with errors turned into messages (a refusal lists the doctor's error findings);
-    prints the run's warnings and data findings. `reports`: the report options of run_period (previous, pdf)."""
-    run = _guarded(
-        lambda: run_period(
-            period,
-            catalog,
-            settings,
-            out_dir,
-            cluster=cluster,
-            cluster_label=cluster_label,
-            matchers=match or [],
-            billing_mode=billing_mode,
-            allow_incomplete=allow_incomplete,
-            **(reports or {}),
-        )
+    """`run_period`, then the run's warnings and data findings on stderr (a refusal is a DataContractError the
+    command's guard prints). `reports`: the report options of run_period (previous, pdf)."""
+    run = run_period(
+        period,
+        catalog,
+        settings,
+        out_dir,
+        cluster=cluster,
+        cluster_label=cluster_label,
+        matchers=match or [],
+        billing_mode=billing_mode,
+        allow_incomplete=allow_incomplete,
+        **(reports or {}),
     )
     for warning in run.warnings:
         err().print(styled("warning", "yellow", warning), soft_wrap=True)
@@ -305,22 +204,16 @@ def _logging(verbose: bool, level: int = logging.WARNING) -> None:
 
 
 @app.command()
+@guard("chargeback")
+@connection_options
 def invoice(
     period: PeriodOption,
-    prometheus: PrometheusOption,
+    settings: PrometheusSettings,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for the reports of the period.")],
     catalog: CatalogOption = Path("catalog"),
     cluster: ClusterOption = None,
     cluster_label: ClusterLabelOption = None,
     match: MatchOption = None,
-    bearer_token_file: TokenOption = None,
-    basic_auth_user: BasicUserOption = None,
-    basic_auth_password_file: BasicPasswordOption = None,
-    ca_bundle: CaBundleOption = None,
-    timeout: TimeoutOption = None,
-    chunk_hours: ChunkOption = None,
-    deadline: DeadlineOption = None,
-    header: HeaderOption = None,
     billing_mode: ModeOption = None,
     form: FormatOption = Format.TABLE,
     verbose: VerboseOption = False,
@@ -347,10 +240,8 @@ def invoice(
     allow_incomplete: AllowIncompleteOption = False,
 ) -> None:
     """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
-    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
-    settings = _guarded(lambda: _settings(prometheus, *connection, deadline))
     _logging(verbose)
-    closed = _guarded(lambda: ledger_cli.closed_issues(ledger, out_dir, period))
+    closed = ledger_cli.closed_issues(ledger, out_dir, period)
     if closed is not None:
         run = _run(period, catalog, settings, None, cluster, cluster_label, match, billing_mode, None, allow_incomplete)
         ledger_cli.compare_closed(run.chargeback, *closed)
@@ -363,7 +254,7 @@ def invoice(
     columns = [("Invoice", False), ("Business unit", False), (f"Total ({chargeback.currency})", True)]
     columns += [("Budget used", True), ("Coverage", False)]
     rows, grand_total = [], Decimal(0)
-    for document in _guarded(lambda: chargeback.invoices):
+    for document in chargeback.invoices:
         grand_total += document.total
         budget = document.budget
         used = f"{budget.used * 100:.1f} %" if budget and budget.used is not None else "—"
@@ -378,28 +269,20 @@ def invoice(
 
 
 @app.command()
+@guard("chargeback")
+@connection_options
 def idle(
     period: PeriodOption,
-    prometheus: PrometheusOption,
+    settings: PrometheusSettings,
     catalog: CatalogOption = Path("catalog"),
     cluster: ClusterOption = None,
     cluster_label: ClusterLabelOption = None,
     match: MatchOption = None,
-    bearer_token_file: TokenOption = None,
-    basic_auth_user: BasicUserOption = None,
-    basic_auth_password_file: BasicPasswordOption = None,
-    ca_bundle: CaBundleOption = None,
-    timeout: TimeoutOption = None,
-    chunk_hours: ChunkOption = None,
-    deadline: DeadlineOption = None,
-    header: HeaderOption = None,
     allow_incomplete: AllowIncompleteOption = False,
     form: FormatOption = Format.TABLE,
     verbose: VerboseOption = False,
 ) -> None:
     """Allocations used below rates.yaml's idle threshold, what they cost, and a right-size."""
-    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
-    settings = _guarded(lambda: _settings(prometheus, *connection, deadline))
     _logging(verbose)
     run = _run(period, catalog, settings, None, cluster, cluster_label, match, None, None, allow_incomplete)
     chargeback = run.chargeback
@@ -447,8 +330,10 @@ def idle(
 
 
 @app.command()
+@guard("chargeback")
+@connection_options
 def doctor(
-    prometheus: PrometheusOption,
+    settings: PrometheusSettings,
     catalog: CatalogOption = Path("catalog"),
     period: Annotated[
         str | None, typer.Option("--period", "-p", help="Month to check, YYYY-MM (default: the last complete month).")
@@ -456,24 +341,14 @@ def doctor(
     cluster: ClusterOption = None,
     cluster_label: ClusterLabelOption = None,
     match: MatchOption = None,
-    bearer_token_file: TokenOption = None,
-    basic_auth_user: BasicUserOption = None,
-    basic_auth_password_file: BasicPasswordOption = None,
-    ca_bundle: CaBundleOption = None,
-    timeout: TimeoutOption = None,
-    chunk_hours: ChunkOption = None,
-    deadline: DeadlineOption = None,
-    header: HeaderOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON (for scripts).")] = False,
 ) -> None:
     """Check the metric contract before billing: which series exist, duplicates, silent nodes, NaN, retention …
 
     Exit status 1 when any finding is an error (`chargeback invoice` would refuse), 0 otherwise."""
-    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
-    settings = _guarded(lambda: _settings(prometheus, *connection, deadline))
     now = dt.datetime.now(dt.UTC)
-    month = _guarded(lambda: Period.parse(period) if period else default_period(now))
-    matchers = _guarded(lambda: [LabelMatcher.parse(m) for m in match or ()])
+    month = Period.parse(period) if period else default_period(now)
+    matchers = [LabelMatcher.parse(m) for m in match or ()]
 
     def check() -> tuple[list[str], list[Finding]]:
         loaded = load_catalog(catalog)
@@ -481,7 +356,7 @@ def doctor(
         with PrometheusClient(settings) as client:
             return clusters, diagnose(client, loaded, month, clusters, cluster_label, matchers, now)
 
-    clusters, findings = _guarded(check)
+    clusters, findings = check()
     if as_json:
         document = {
             "period": month.label,
@@ -522,8 +397,10 @@ def _print_findings(month: Period, clusters: list[str], findings: list[Finding])
 
 
 @app.command()
+@guard("chargeback")
+@connection_options
 def serve(
-    prometheus: PrometheusOption,
+    settings: PrometheusSettings,
     catalog: CatalogOption = Path("catalog"),
     listen: Annotated[str, typer.Option("--listen", help="HOST:PORT serving /metrics.")] = "127.0.0.1:9464",
     interval: Annotated[
@@ -535,14 +412,6 @@ def serve(
     cluster: ClusterOption = None,
     cluster_label: ClusterLabelOption = None,
     match: MatchOption = None,
-    bearer_token_file: TokenOption = None,
-    basic_auth_user: BasicUserOption = None,
-    basic_auth_password_file: BasicPasswordOption = None,
-    ca_bundle: CaBundleOption = None,
-    timeout: TimeoutOption = None,
-    chunk_hours: ChunkOption = None,
-    deadline: DeadlineOption = None,
-    header: HeaderOption = None,
     billing_mode: ModeOption = None,
     ledger: Annotated[
         str | None,
@@ -556,15 +425,14 @@ def serve(
     verbose: VerboseOption = False,
 ) -> None:
     """Export month-to-date cost, budget burn, forecast and idle allocations for Prometheus to scrape."""
-    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
-    settings = _guarded(lambda: _settings(prometheus, *connection, deadline))
-    closed = [_guarded(lambda: ledger_cli.closed_months(ledger))] if ledger else []
-    seconds = _guarded(lambda: parse_interval(interval))
-    _guarded(lambda: parse_listen(listen))
+    closed = [ledger_cli.closed_months(ledger)] if ledger else []
+    seconds = parse_interval(interval)
+    parse_listen(listen)
     _logging(verbose, logging.INFO)
     # A refresh may not outlive its interval: past it, it is a failure the refresh-failing alert sees.
-    settings = settings.model_copy(update={"deadline": min(deadline or seconds, seconds)})
-    matchers = _guarded(lambda: tuple(LabelMatcher.parse(m) for m in match or ()))
+    chosen = settings.deadline if "deadline" in settings.model_fields_set and settings.deadline else seconds
+    settings = settings.model_copy(update={"deadline": min(chosen, seconds)})
+    matchers = tuple(LabelMatcher.parse(m) for m in match or ())
     source = ExporterSource(catalog, settings, cluster, cluster_label, matchers, billing_mode)
     collector = MonthToDateCollector(source, interval=None if once else seconds)
     if once:
@@ -576,7 +444,7 @@ def serve(
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    _guarded(lambda: serve_metrics(collector, listen, seconds, stop, closed))
+    serve_metrics(collector, listen, seconds, stop, closed)
 
 
 # `close` and `ledger …` live in their own module and register themselves on `app`.

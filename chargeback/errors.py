@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pool_catalog.errors import UserError
 
-class ChargebackError(Exception):
+
+class ChargebackError(UserError):
     """Base of every chargeback error; the command line prints it and exits with status 2."""
 
 

@@ -17,29 +17,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from pool_catalog.guard import guard
 from pool_catalog.pricing import round_money
 
 from .cli import (
-    BasicPasswordOption,
-    BasicUserOption,
-    CaBundleOption,
     CatalogOption,
-    ChunkOption,
     ClusterLabelOption,
     ClusterOption,
-    HeaderOption,
     MatchOption,
     ModeOption,
     PeriodOption,
-    PrometheusOption,
-    TimeoutOption,
-    TokenOption,
-    _guarded,
-    _settings,
     app,
     err,
     out,
 )
+from .collect.prometheus import PrometheusSettings
+from .connection import connection_options
 from .errors import LedgerError, OutputError
 from .ledger.close import CloseResult, close_month, default_ledger
 from .ledger.documents import Difference, UnitState, chargeback_lines, differences, month_in_force
@@ -143,9 +136,11 @@ def compare_closed(chargeback: Chargeback, ledger_name: str, issues: list[Issue]
 
 
 @app.command()
+@guard("chargeback")
+@connection_options
 def close(
     period: PeriodOption,
-    prometheus: PrometheusOption,
+    settings: PrometheusSettings,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for the reports of the period.")],
     ledger: LedgerOption = None,
     correct: Annotated[
@@ -159,35 +154,24 @@ def close(
     cluster: ClusterOption = None,
     cluster_label: ClusterLabelOption = None,
     match: MatchOption = None,
-    bearer_token_file: TokenOption = None,
-    basic_auth_user: BasicUserOption = None,
-    basic_auth_password_file: BasicPasswordOption = None,
-    ca_bundle: CaBundleOption = None,
-    timeout: TimeoutOption = None,
-    chunk_hours: ChunkOption = None,
-    header: HeaderOption = None,
     billing_mode: ModeOption = None,
     previous: Annotated[
         Path | None, typer.Option("--previous", help="Output directory of the previous period (month over month).")
     ] = None,
 ) -> None:
     """Issue a month into the ledger (and write its reports); re-run: compare; --correct: issue corrections."""
-    connection = (bearer_token_file, header, basic_auth_user, basic_auth_password_file, ca_bundle, timeout, chunk_hours)
-    settings = _guarded(lambda: _settings(prometheus, *connection))
-    result: CloseResult = _guarded(
-        lambda: close_month(
-            period,
-            catalog,
-            settings,
-            out_dir,
-            ledger,
-            correct=correct,
-            cluster=cluster,
-            cluster_label=cluster_label,
-            matchers=match or [],
-            billing_mode=billing_mode,
-            previous=previous,
-        )
+    result: CloseResult = close_month(
+        period,
+        catalog,
+        settings,
+        out_dir,
+        ledger,
+        correct=correct,
+        cluster=cluster,
+        cluster_label=cluster_label,
+        matchers=match or [],
+        billing_mode=billing_mode,
+        previous=previous,
     )
     for warning in result.warnings:
         err().print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)
@@ -246,6 +230,7 @@ def _total(issue: Issue) -> str:
 
 
 @ledger_app.command("list")
+@guard("chargeback")
 def list_issues(ledger: RequiredLedgerOption, first: FromOption = None, last: ToOption = None) -> None:
     """Every issued month and correction, in issue order."""
 
@@ -254,7 +239,7 @@ def list_issues(ledger: RequiredLedgerOption, first: FromOption = None, last: To
         with open_existing(ledger) as book:
             return book.issues(billing_from=start, billing_to=end)
 
-    issues = _guarded(load)
+    issues = load()
     if not issues:
         out().print("nothing issued in that range", markup=False)
         return
@@ -277,6 +262,7 @@ def list_issues(ledger: RequiredLedgerOption, first: FromOption = None, last: To
 
 
 @ledger_app.command("show")
+@guard("chargeback")
 def show(ledger: RequiredLedgerOption, period: PeriodOption) -> None:
     """A closed month: its documents per unit (invoice, then corrections), what is in force, and fingerprints."""
 
@@ -289,7 +275,7 @@ def show(ledger: RequiredLedgerOption, period: PeriodOption) -> None:
             )
         return issues
 
-    issues = _guarded(load)
+    issues = load()
     for issue in issues:
         fp = issue.fingerprint
         git = fp["catalog"]["git"]
@@ -386,6 +372,7 @@ EXPORTS = {"focus": _focus, "csv": _lines_csv, "json": _json}
 
 
 @ledger_app.command("export")
+@guard("chargeback")
 def export(
     ledger: RequiredLedgerOption,
     first: FromOption = None,
@@ -416,17 +403,17 @@ def export(
             raise LedgerError(f"nothing issued in ledger {ledger} for billing periods {start or '…'} to {end or '…'}")
         return issues
 
-    issues = _guarded(load)
+    issues = load()
     if fmt == "files":
         assert out_file is not None
-        written = _guarded(lambda: write_issued_files(out_file, issues))
+        written = write_issued_files(out_file, issues)
         err().print(f"wrote {len(written)} files to {out_file}", markup=False)
         return
-    content = _guarded(lambda: EXPORTS[fmt](issues))
+    content = EXPORTS[fmt](issues)
     if out_file is None:
         typer.echo(content, nl=False)
         return
-    _guarded(lambda: write_file(out_file, content))
+    write_file(out_file, content)
     err().print(f"wrote {out_file}", markup=False)
 
 

@@ -1,7 +1,8 @@
 """`pool`: the platform engineer's and business unit's command line.
 
-Each command parses its flags, calls one library function and prints; errors from the
-catalog (or any `PoolError`) are shown as findings and end with exit status 2, never a traceback.
+Each command parses its flags, calls one library function and prints; errors from the catalog (each
+finding on its line) or any `PoolError` go through `pool_catalog.guard`: a message and exit status 2,
+never a traceback.
 """
 
 from __future__ import annotations
@@ -11,20 +12,21 @@ import json
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from pool_catalog import Catalog, CatalogError, Finding, Severity, load_catalog
+from pool_catalog import Catalog, load_catalog
+from pool_catalog.guard import guard, print_findings
 from pool_catalog.models import BusinessUnit, Pool, RateCard
 
 from .errors import PoolError
 
 if TYPE_CHECKING:
     from .render import RenderResult
-    from .request import Decision
+    from .request.decide import Decision
 
 app = typer.Typer(
     help="Pool servers, storage and network into namespaces per business unit.",
@@ -50,32 +52,18 @@ def styled(label: str, style: str, message: str = "") -> Text:
 CatalogDir = Annotated[Path, typer.Option("--catalog", "-c", help="Catalog directory.", envvar="POOL_CATALOG")]
 
 
-def print_findings(findings: list[Finding]) -> None:
-    """Errors in red and warnings in yellow, one per line, on stderr."""
-    for finding in findings:
-        style = "red" if finding.severity is Severity.ERROR else "yellow"
-        err.print(styled(finding.severity.value, style, str(finding)), soft_wrap=True)
-
-
-def fail(findings: list[Finding]) -> None:
-    print_findings(findings)
-    raise typer.Exit(2)
-
-
-def load_or_fail(catalog: Path) -> Catalog:
-    """The catalog at `catalog` with its warnings printed; its errors end the command (exit 2)."""
-    try:
-        loaded = load_catalog(catalog)
-    except CatalogError as e:
-        fail(e.findings)
+def load_with_warnings(catalog: Path) -> Catalog:
+    """The catalog at `catalog` with its warnings printed; its errors (a CatalogError) end the command."""
+    loaded = load_catalog(catalog)
     print_findings(loaded.warnings)
     return loaded
 
 
 @app.command()
+@guard("pool")
 def validate(catalog: CatalogDir = Path("catalog")) -> None:
     """Check the catalog: schema, references, capacity, address ranges, prices and budgets."""
-    loaded = load_or_fail(catalog)
+    loaded = load_with_warnings(catalog)
     namespaces = len(loaded.namespaces())
     results = _render_all(loaded, None)  # before saying "valid": the program under mocks may still fail
     out.print(
@@ -92,26 +80,15 @@ def validate(catalog: CatalogDir = Path("catalog")) -> None:
 
 
 def _render_all(loaded: Catalog, cluster: str | None) -> list[RenderResult]:
-    """Run the Pulumi program under mocks and validate its manifests; errors end the command (exit 2)."""
+    """Run the Pulumi program under mocks and validate its manifests (for every cluster, or `cluster`)."""
     from .render import render_cluster
 
     names = [cluster] if cluster else [c.name for c in loaded.pool.clusters]
-    try:
-        return [render_cluster(loaded, name) for name in names]
-    except CatalogError as e:
-        fail(e.findings)
-    except PoolError as e:
-        fail_error(e)
-    raise AssertionError("unreachable")
-
-
-def fail_error(error: PoolError) -> NoReturn:
-    """Print a PoolError (every line of it) in red and exit 2."""
-    err.print(styled("error", "red", str(error)), soft_wrap=True)
-    raise typer.Exit(2)
+    return [render_cluster(loaded, name) for name in names]
 
 
 @app.command()
+@guard("pool")
 def render(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory; manifests go to <out>/<cluster>/.")],
     cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster (default: all).")] = None,
@@ -120,17 +97,14 @@ def render(
     """Write the manifests the Pulumi program applies, one validated YAML file per object, for GitOps review."""
     from .render import write_cluster
 
-    loaded = load_or_fail(catalog)
+    loaded = load_with_warnings(catalog)
     results = _render_all(loaded, cluster)
-    try:
-        for result in results:
-            target = write_cluster(out_dir, result.cluster, result.manifests)
-            out.print(
-                f"cluster {result.cluster}: {len(result.manifests)} manifests validated and written to {target}",
-                soft_wrap=True,
-            )
-    except PoolError as e:
-        fail_error(e)
+    for result in results:
+        target = write_cluster(out_dir, result.cluster, result.manifests)
+        out.print(
+            f"cluster {result.cluster}: {len(result.manifests)} manifests validated and written to {target}",
+            soft_wrap=True,
+        )
 
 
 PolicyConfigFile = Annotated[
@@ -146,11 +120,12 @@ def read_policy_config(path: Path | None) -> dict:
         if not isinstance(config, dict):
             raise ValueError("expected a JSON object of rule name → level or settings")
     except (OSError, ValueError) as e:
-        fail_error(PoolError(f"--policy-config {path}: {e}"))
+        raise PoolError(f"--policy-config {path}: {e}") from None
     return config
 
 
 @app.command()
+@guard("pool")
 def check(
     catalog: CatalogDir = Path("catalog"),
     cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster (default: all).")] = None,
@@ -161,14 +136,9 @@ def check(
 
     from .check import check_catalog
 
-    loaded = load_or_fail(catalog)
+    loaded = load_with_warnings(catalog)
     config = read_policy_config(policy_config)
-    try:
-        violations = check_catalog(loaded, cluster, config)
-    except CatalogError as e:
-        fail(e.findings)
-    except PoolError as e:
-        fail_error(e)
+    violations = check_catalog(loaded, cluster, config)
     mandatory = sum(v.enforcement == "mandatory" for v in violations)
     tree = Tree(Text(f"policy check of {catalog}" + (f", cluster {cluster}" if cluster else "")))
     units: dict[str, Tree] = {}
@@ -191,6 +161,7 @@ def check(
 
 
 @app.command()
+@guard("pool")
 def request(
     unit: Annotated[str | None, typer.Option("--unit", help="Business unit id (or `unit:` in --file).")] = None,
     namespace: Annotated[str | None, typer.Option("--namespace", help="Namespace: new, or one of the unit's.")] = None,
@@ -226,54 +197,40 @@ def request(
     catalog: CatalogDir = Path("catalog"),
 ) -> None:
     """Ask for a namespace or a quota change: checks names, capacity, budget and policies; exit 1 when refused."""
-    from .request import (
-        evaluate,
-        merge_request_fields,
-        parse_request,
-        parse_storage_flags,
-        read_request_file,
-        write_unit_file,
-    )
+    from .request.decide import evaluate
+    from .request.model import request_from_command_line
 
-    loaded = load_or_fail(catalog)
+    loaded = load_with_warnings(catalog)
     config = read_policy_config(policy_config)
-    try:
-        flags = {"unit": unit, "name": namespace, "cluster": cluster, "node_pool": node_pool, "purpose": purpose}
-        quota_flags = {
-            "cpu": cpu,
-            "memory": memory,
-            "limits_cpu": limits_cpu,
-            "limits_memory": limits_memory,
-            "gpu": gpu,
-            "load_balancers": load_balancers,
-            "pods": pods,
-        }
-        fields = merge_request_fields(
-            read_request_file(request_file) if request_file else {},
-            {**flags, "consumes": consumes or None},
-            quota_flags,
-            parse_storage_flags(storage or []),
-        )
-        parsed = parse_request(fields, f"--file {request_file}" if request_file else "flags")
-        when = _utc_time(at, "--at") if at else None
-        decision = evaluate(loaded, parsed, at=when, allow_over_budget=allow_over_budget, policy_config=config)
-        if as_json:
-            json.dump(decision.to_json(), sys.stdout, indent=2, ensure_ascii=False)
-            sys.stdout.write("\n")
-        else:
-            _print_decision(decision)
-        if decision.accepted and decision.changed:
-            if not as_json:
-                out.print(decision.diff(), soft_wrap=True, end="")
-            if write:
-                write_unit_file(decision)
-                (err if as_json else out).print(
-                    f"wrote {decision.file}: commit it and open a pull request", soft_wrap=True
-                )
-            elif not as_json:
-                out.print(f"run again with --write to edit {decision.file}", soft_wrap=True)
-    except PoolError as e:
-        fail_error(e)
+    flags = {"unit": unit, "name": namespace, "cluster": cluster, "node_pool": node_pool, "purpose": purpose}
+    flags["consumes"] = consumes or None
+    quota_flags = {
+        "cpu": cpu,
+        "memory": memory,
+        "limits_cpu": limits_cpu,
+        "limits_memory": limits_memory,
+        "gpu": gpu,
+        "load_balancers": load_balancers,
+        "pods": pods,
+    }
+    parsed = request_from_command_line(
+        request_file, {**flags, "consumes": consumes or None}, quota_flags, storage or []
+    )
+    when = _utc_time(at, "--at") if at else None
+    decision = evaluate(loaded, parsed, at=when, allow_over_budget=allow_over_budget, policy_config=config)
+    if as_json:
+        json.dump(decision.to_json(), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        _print_decision(decision)
+    if decision.accepted and decision.changed:
+        if not as_json:
+            out.print(decision.diff(), soft_wrap=True, end="")
+        if write:
+            decision.write()
+            (err if as_json else out).print(f"wrote {decision.file}: commit it and open a pull request", soft_wrap=True)
+        elif not as_json:
+            out.print(f"run again with --write to edit {decision.file}", soft_wrap=True)
     if not decision.accepted:
         raise typer.Exit(1)
 
@@ -333,6 +290,7 @@ def _print_decision(decision: Decision) -> None:
 
 
 @app.command()
+@guard("pool")
 def capacity(
     catalog: CatalogDir = Path("catalog"),
     cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster (default: all).")] = None,
@@ -347,16 +305,13 @@ def capacity(
     from pool_catalog.quantities import GIB, format_cpu
 
     # Loaded without the cross-file checks: an over-allocated pool is when the table matters most.
-    try:
-        loaded = load_catalog(catalog, check=False)
-    except CatalogError as e:
-        fail(e.findings)
+    loaded = load_catalog(catalog, check=False)
     print_findings(catalog_findings(loaded))
     try:
         report = capacity_report(loaded, cluster)
     except KeyError:
         known = ", ".join(c.name for c in loaded.pool.clusters)
-        fail_error(PoolError(f"--cluster {cluster!r} is not in pool.yaml: use one of {known}"))
+        raise PoolError(f"--cluster {cluster!r} is not in pool.yaml: use one of {known}") from None
     if as_json:
         json.dump(capacity_json(report), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -410,6 +365,7 @@ def capacity(
 
 
 @catalog_app.command("schema")
+@guard("pool")
 def catalog_schema(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write one JSON Schema per file kind here.")] = None,
 ) -> None:
@@ -430,6 +386,7 @@ def catalog_schema(
 
 
 @alerts_app.command("render")
+@guard("pool")
 def alerts_render(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for alertmanager.yml and the rules file.")],
     catalog: CatalogDir = Path("catalog"),
@@ -438,13 +395,8 @@ def alerts_render(
     Prometheus rules file, both from the catalog."""
     from .alerts import write_alerting
 
-    loaded = load_or_fail(catalog)
-    try:
-        written = write_alerting(loaded, out_dir)
-    except CatalogError as e:
-        fail(e.findings)
-    except PoolError as e:
-        fail_error(e)
+    loaded = load_with_warnings(catalog)
+    written = write_alerting(loaded, out_dir)
     routed = [u.id for u in loaded.units if u.alerts is not None]
     out.print(f"wrote {', '.join(str(p) for p in written)}", soft_wrap=True)
     out.print(f"{len(routed)} unit routes ({', '.join(routed) or 'none'}); everything else goes to the platform route")

@@ -6,8 +6,10 @@ CLI can print one clear message instead of a traceback.
 
 from __future__ import annotations
 
+from pool_catalog.errors import UserError
 
-class PoolError(Exception):
+
+class PoolError(UserError):
     """Base of every error the `pool` command reports as a message."""
 
 

@@ -41,13 +41,15 @@ class _Reporter:
         self.findings.append(Finding(file, field_path(loc), message, hint, severity, line))
 
 
-def check_catalog(catalog: Catalog, documents: dict[str, Any] | None = None) -> list[Finding]:
-    """Every cross-file finding (errors and warnings) of a catalog whose files parsed."""
+def check_catalog(catalog: Catalog, documents: dict[str, Any] | None = None, *, capacity: bool = True) -> list[Finding]:
+    """Every cross-file finding (errors and warnings) of a catalog whose files parsed; `capacity=False`: all
+    but the capacity sums of node pools and storage tiers."""
     report = _Reporter(catalog, documents or {})
     _check_pool(catalog, report)
     _check_units(catalog, report)
     if not [f for f in report.findings if f.severity is Severity.ERROR]:
-        _check_capacity(catalog, report)
+        if capacity:
+            _check_capacity(catalog, report)
         _check_load_balancers(catalog, report)
     _check_rates(catalog, report)
     _check_capability_rates(catalog, report)

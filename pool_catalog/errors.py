@@ -34,7 +34,14 @@ class Finding:
         return text
 
 
-class CatalogError(Exception):
+class UserError(Exception):
+    """Base of every error a command line reports as a message (exit status 2) instead of a traceback:
+    catalog problems here, `infra.errors.PoolError` and `chargeback.errors.ChargebackError`. Each one says
+    what went wrong, where, and how to fix it; anything else that escapes a command is a bug and keeps its
+    traceback."""
+
+
+class CatalogError(UserError):
     """The catalog cannot be used; `findings` lists every error found, not only the first."""
 
     def __init__(self, findings: list[Finding]) -> None:

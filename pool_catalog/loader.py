@@ -121,11 +121,12 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def load_catalog(root: str | Path, *, check: bool = True) -> Catalog:
+def load_catalog(root: str | Path, *, check: bool = True, capacity: bool = True) -> Catalog:
     """Read pool.yaml, rates.yaml and business-units/*.yaml from `root`.
 
     Collects the problems of every file before raising, so one run shows them all. With
     `check`, cross-file rules (capacity, references, budgets) run too; warnings do not raise.
+    `capacity=False` leaves out the capacity sums, for a caller that checks capacity itself (`pool request`).
     """
     root = Path(root)
     if not root.is_dir():
@@ -170,7 +171,7 @@ def load_catalog(root: str | Path, *, check: bool = True) -> Catalog:
     catalog = Catalog(root=str(root), pool=pool, units=units, rates=rates)
     if not check:
         return catalog
-    found = check_catalog(catalog, documents)
+    found = check_catalog(catalog, documents, capacity=capacity)
     errors = [f for f in found if f.severity is Severity.ERROR]
     if errors:
         raise CatalogError(errors)

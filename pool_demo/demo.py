@@ -40,6 +40,7 @@ from chargeback.rate.north_star import change as north_star_change
 from chargeback.run import PeriodRun, run_period
 from infra.errors import PoolError
 from pool_catalog import Catalog, CatalogError, load_catalog
+from pool_catalog.guard import guard
 from pool_catalog.models import Resource
 from pool_catalog.pricing import hourly_price
 
@@ -50,10 +51,7 @@ from .synthetic import Pod, write_openmetrics
 
 POLICY_FAILED = 1
 """Exit status when a mandatory policy is violated (the catalog would be refused by `pool check`)."""
-ERROR = 2
-"""Exit status of every other error, as in `pool` and `chargeback`."""
-INTERRUPTED = 130
-"""Exit status after Ctrl-C, as shells report it."""
+# Every other error exits 2 and Ctrl-C 130, through the guard `pool` and `chargeback` use (pool_catalog.guard).
 
 UTILIZATION_CAPTION = (
     "! = over budget. utilization = CPU and memory used ÷ quota over the month, weighted by their prices "
@@ -526,9 +524,9 @@ def demo(
 ) -> None:
     """Validate, check, render, generate two months of usage, bill them and print the summary."""
     console = Console(highlight=False)
-    error = Console(stderr=True, highlight=False)
     began = time.perf_counter()
-    try:
+    # Prometheus is stopped and the work directory removed on the way out; reports are written whole or not at all.
+    with guard("demo", interrupted="interrupted: Prometheus stopped, reports already written are complete"):
         result = run_demo(
             out,
             Period.parse(period),
@@ -536,13 +534,6 @@ def demo(
             console,
             keep_prometheus=wait_for_interrupt(console) if keep_prometheus else None,
         )
-    except (ChargebackError, CatalogError, PoolError) as e:
-        error.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
-        raise typer.Exit(ERROR) from None
-    except KeyboardInterrupt:
-        # Prometheus is stopped and the work directory removed on the way out; reports are written whole or not at all.
-        error.print("interrupted: Prometheus stopped, reports already written are complete")
-        raise typer.Exit(INTERRUPTED) from None
     if result is None:
         raise typer.Exit(POLICY_FAILED)
     print_result(result, console)

@@ -54,7 +54,10 @@ class PrometheusSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    url: str = Field("http://127.0.0.1:9090", description="Base URL of the Prometheus (or Thanos/Mimir) API.")
+    url: str = Field(
+        "http://127.0.0.1:9090",
+        description="Base URL of the Prometheus (or Thanos/Mimir) API, e.g. http://127.0.0.1:9090.",
+    )
     bearer_token_file: Path | None = Field(None, description="File holding a bearer token sent as Authorization.")
     basic_auth_user: str | None = Field(None, description="User for HTTP basic auth.")
     basic_auth_password_file: Path | None = Field(None, description="File holding the basic-auth password.")
@@ -70,7 +73,8 @@ class PrometheusSettings(BaseModel):
         3600.0,
         gt=0,
         allow_inf_nan=False,
-        description="Seconds a whole run (every request, retry and backoff) may take; None: no limit.",
+        description="Seconds a whole run may take, every request, retry and backoff included (serve: at most its "
+        "--interval).",
     )
     retries: int = Field(3, ge=0, le=10, description="Retries after a 5xx, a timeout or a connection error.")
     retry_budget: int = Field(
@@ -81,7 +85,9 @@ class PrometheusSettings(BaseModel):
         MAX_POINTS_PER_SERIES, ge=2, le=MAX_POINTS_PER_SERIES, description="Most points per series in one request."
     )
     chunk: dt.timedelta = Field(
-        dt.timedelta(days=1), description="Longest time span of one range request; longer ranges are split."
+        dt.timedelta(days=1),
+        description="Longest time span of one range request, longer ranges are split; lower it when Prometheus "
+        "times out or hits its sample limit.",
     )
     concurrency: int = Field(4, ge=1, le=64, description="Requests in flight at once.")
     query_params: dict[str, str] = Field(

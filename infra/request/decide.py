@@ -1,17 +1,18 @@
-"""A business unit's request for a namespace or a quota change, checked before it becomes a pull request.
+"""The decision on a request: the edit applied to a copy of the catalog, then the name, capacity, budget and the
+policy pack checked, each problem a typed `Refusal` (or a warning) naming the limit, by how much it is exceeded
+and what would fit.
 
-The request is applied to the unit's catalog file (ruamel round trip, so comments and order stay), the
-edited catalog is loaded again from a temporary copy — which proves the file a reviewer will see validates —
-and capacity, budget and the policy pack are checked on it. Every refusal names the limit, by how much it
-is exceeded and what would fit.
+Who checks what, so nothing is reported twice: capacity is `_check_capacity` (it knows what would fit), and
+the edited catalog is reloaded from a temporary copy without its capacity sums (proving the file a reviewer
+will see validates); the budget is `_check_budget`, so the pack's unit-budget rule is disabled for the request;
+the pack's node-pool-capacity rule still runs, as it adds the configured headroom.
+New warnings and violations are told from old ones as typed objects (findings, violations), not as text.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
-import io
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -20,17 +21,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from pydantic import TypeAdapter, ValidationError
 
 from pool_catalog import Catalog, CatalogError, Severity, load_catalog
 from pool_catalog.capacity import NODE_RESOURCES, Room, format_amount, node_pool_room, over_capacity, tier_room
 from pool_catalog.checks import RESERVED_NAMESPACES, RESERVED_PREFIXES
-from pool_catalog.files import POOL_FILE, UNITS_DIR, field_path, unit_file
-from pool_catalog.loader import check_expansion, parse_model
-from pool_catalog.models import BusinessUnit, Capability, Cluster, ContainerDefaults, DnsLabel, Namespace
+from pool_catalog.files import UNITS_DIR, unit_file
+from pool_catalog.loader import parse_model
+from pool_catalog.models import BusinessUnit, Cluster, DnsLabel, Namespace
 from pool_catalog.pricing import (
     MissingPriceError,
     QuotaCost,
@@ -39,127 +37,10 @@ from pool_catalog.pricing import (
     round_money,
     unit_monthly_cost,
 )
-from pool_catalog.quantities import Bytes, Cores, format_bytes, format_cpu
 
-from .errors import PoolError, RequestError
-
-# ------------------------------------------------------------------ the request
-
-
-class QuotaRequest(BaseModel):
-    """Quota fields of a request; a field left out keeps the current value of an existing namespace."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cpu: Cores | None = Field(None, description="requests.cpu in cores (8, 500m).")
-    memory: Bytes | None = Field(None, description="requests.memory (32Gi).")
-    limits_cpu: Cores | None = Field(None, description="limits.cpu; defaults to twice cpu.")
-    limits_memory: Bytes | None = Field(None, description="limits.memory; defaults to memory.")
-    storage: dict[str, Bytes] = Field(
-        default_factory=dict, description="Storage per tier (hot: 500Gi); 0 removes the tier from the quota."
-    )
-    gpu: int | None = Field(None, ge=0, description="requests.nvidia.com/gpu.")
-    load_balancers: int | None = Field(None, ge=0, description="services.loadbalancers.")
-    pods: int | None = Field(None, ge=1, description="Maximum number of pods.")
-
-
-class NamespaceRequest(BaseModel):
-    """A new namespace or a quota change, with the field names of a namespace entry in the unit's file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    unit: str = Field(..., description="Id of the business unit asking (its file is business-units/<unit>.yaml).")
-    name: str = Field(..., description="Namespace name: new, or one the unit already has (a quota change).")
-    cluster: str | None = Field(None, description="Cluster; default: the namespace's, else the first in pool.yaml.")
-    node_pool: str | None = Field(None, description="Node pool; required for a new namespace.")
-    purpose: str | None = Field(None, description="What runs there.")
-    quota: QuotaRequest = Field(default_factory=QuotaRequest, description="Requested quota.")
-    container_defaults: ContainerDefaults | None = Field(None, description="LimitRange defaults.")
-    exposes: list[Capability] | None = Field(None, description="Capabilities served from the namespace.")
-    consumes: list[str] | None = Field(None, description="Capabilities of other units it calls.")
-
-
-_FLAG_OF = {
-    "unit": "--unit",
-    "name": "--namespace",
-    "cluster": "--cluster",
-    "node_pool": "--node-pool",
-    "quota.cpu": "--cpu",
-    "quota.memory": "--memory",
-    "quota.limits_cpu": "--limits-cpu",
-    "quota.limits_memory": "--limits-memory",
-    "quota.gpu": "--gpu",
-    "quota.load_balancers": "--load-balancers",
-    "quota.pods": "--pods",
-}
-
-
-def parse_request(fields: Mapping[str, Any], source: str) -> NamespaceRequest:
-    """Validate request fields (from flags and/or a file); bad quantities raise RequestError naming the field."""
-    try:
-        return NamespaceRequest.model_validate(dict(fields))
-    except ValidationError as e:
-        problems = []
-        for error in e.errors():
-            where = field_path(tuple(error["loc"]))
-            if source == "flags":
-                flag = _FLAG_OF.get(where) or ("--storage" if where.startswith("quota.storage") else where)
-                where = flag
-            message = "is required" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "is not a field of a namespace request (see `pool request --help`)"
-            problems.append(f"{where}: {message}")
-        raise RequestError(f"request ({source}) is not valid:\n  " + "\n  ".join(problems)) from e
-
-
-def read_request_file(path: Path) -> dict[str, Any]:
-    """A request file: a namespace entry as in business-units/<unit>.yaml, plus an optional `unit:`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        check_expansion(text, path)  # an alias bomb fails here, before anything is built
-        document = YAML(typ="safe").load(text)
-    except CatalogError as e:
-        raise RequestError("; ".join(str(f) for f in e.findings)) from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise RequestError(f"{path}: cannot be read: {e}") from e
-    except YAMLError as e:
-        raise RequestError(f"{path}: is not valid YAML: {str(e).splitlines()[0]}") from e
-    if not isinstance(document, dict):
-        raise RequestError(f"{path}: must be a mapping such as `name: ...`, `node_pool: ...`, `quota: {{cpu: 8}}`")
-    return document
-
-
-def merge_request_fields(
-    file_fields: Mapping[str, Any],
-    flags: Mapping[str, Any],
-    quota_flags: Mapping[str, Any],
-    storage_flags: Mapping[str, str],
-) -> dict[str, Any]:
-    """A request file's fields with the flags that were given (not None) laid over them."""
-    fields = dict(file_fields)
-    fields.update({key: value for key, value in flags.items() if value is not None})
-    quota = fields.get("quota") or {}
-    if not isinstance(quota, dict) or not isinstance(quota.get("storage") or {}, dict):
-        raise RequestError("quota must be a mapping such as {cpu: 8, memory: 32Gi, storage: {hot: 500Gi}}")
-    quota = {**quota, **{key: value for key, value in quota_flags.items() if value is not None}}
-    if storage_flags:
-        quota["storage"] = {**(quota.get("storage") or {}), **storage_flags}
-    fields["quota"] = quota
-    return fields
-
-
-def parse_storage_flags(values: list[str]) -> dict[str, str]:
-    """--storage hot=500Gi (repeatable) to {tier: size}."""
-    storage = {}
-    for value in values:
-        tier, sep, size = value.partition("=")
-        if not sep or not tier.strip() or not size.strip():
-            raise RequestError(f"--storage {value!r}: write TIER=SIZE, e.g. --storage hot=500Gi")
-        storage[tier.strip()] = size.strip()
-    return storage
-
-
-# ------------------------------------------------------------------ the decision
+from ..errors import PoolError, RequestError
+from .edit import apply_request, dump, load_document, new_entry, write_unit_file
+from .model import NamespaceRequest
 
 
 @dataclass(frozen=True)
@@ -245,114 +126,11 @@ class Decision:
             "diff": self.diff() if self.accepted else "",
         }
 
-
-def _yaml() -> YAML:
-    """Round-trip settings that reproduce the example files byte for byte."""
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.width = 4096
-    return yaml
-
-
-def _dump(document: Any) -> str:
-    stream = io.StringIO()
-    _yaml().dump(document, stream)
-    return stream.getvalue()
-
-
-def _cpu_value(cores: Decimal) -> int | str:
-    text = format_cpu(cores)
-    return int(text) if text.isdigit() else text
-
-
-def _flow_map(values: Mapping[str, Any]) -> CommentedMap:
-    mapping = CommentedMap(values)
-    mapping.fa.set_flow_style()
-    return mapping
-
-
-def _apply_quota(quota: CommentedMap, change: QuotaRequest) -> None:
-    """Set the requested quota fields in the unit file's quota mapping, in the catalog's key order."""
-    values: dict[str, Any] = {}
-    if change.cpu is not None:
-        values["cpu"] = _cpu_value(change.cpu)
-    if change.memory is not None:
-        values["memory"] = format_bytes(change.memory)
-    if change.limits_cpu is not None:
-        values["limits_cpu"] = _cpu_value(change.limits_cpu)
-    if change.limits_memory is not None:
-        values["limits_memory"] = format_bytes(change.limits_memory)
-    for key in ("gpu", "load_balancers", "pods"):
-        if getattr(change, key) is not None:
-            values[key] = getattr(change, key)
-    for key, value in values.items():
-        if key in quota:
-            quota[key] = value
-        else:
-            quota.insert(_insert_position(quota, key), key, value)
-    if change.storage:
-        storage = quota.get("storage")
-        if storage is None:
-            storage = _flow_map({})
-            quota.insert(_insert_position(quota, "storage"), "storage", storage)
-        for tier, size in change.storage.items():
-            if size:
-                storage[tier] = format_bytes(size)
-            else:
-                storage.pop(tier, None)
-        if not storage:
-            del quota["storage"]
-
-
-_QUOTA_ORDER = ["cpu", "memory", "limits_cpu", "limits_memory", "storage", "gpu", "load_balancers", "pods"]
-
-
-def _insert_position(quota: CommentedMap, key: str) -> int:
-    """Where `key` goes so the quota keeps the documented order."""
-    rank = _QUOTA_ORDER.index(key)
-    keys = list(quota)
-    return sum(1 for k in keys if k in _QUOTA_ORDER and _QUOTA_ORDER.index(k) < rank)
-
-
-def _new_entry(request: NamespaceRequest, cluster: str | None) -> CommentedMap:
-    entry = CommentedMap()
-    entry["name"] = request.name
-    if cluster is not None:
-        entry["cluster"] = cluster
-    entry["node_pool"] = request.node_pool
-    if request.purpose:
-        entry["purpose"] = request.purpose
-    entry["quota"] = CommentedMap()
-    return entry
-
-
-def _apply_request(entry: CommentedMap, request: NamespaceRequest) -> None:
-    """Write the request's non-quota fields into a namespace entry; the quota separately."""
-    if request.node_pool is not None:
-        entry["node_pool"] = request.node_pool
-    if request.purpose is not None:
-        entry["purpose"] = request.purpose
-    _apply_quota(entry["quota"], request.quota)
-    if request.container_defaults is not None:
-        entry["container_defaults"] = _flow_map(request.container_defaults.model_dump(mode="json", exclude_unset=True))
-    if request.exposes is not None:
-        exposes = CommentedSeq()
-        for capability in request.exposes:
-            item = CommentedMap(capability.model_dump(mode="json", exclude_defaults=True))
-            for key in ("ports", "pod_selector"):
-                if key in item:
-                    item[key] = _flow_list(item[key]) if key == "ports" else _flow_map(item[key])
-            exposes.append(item)
-        entry["exposes"] = exposes
-    if request.consumes is not None:
-        entry["consumes"] = _flow_list(request.consumes)
-
-
-def _flow_list(values: list[Any]) -> CommentedSeq:
-    seq = CommentedSeq(values)
-    seq.fa.set_flow_style()
-    return seq
+    def write(self) -> None:
+        """Write the edited unit file (atomically); a refused request is never written."""
+        if not self.accepted:
+            raise RequestError("a refused request is never written")
+        write_unit_file(self.file, self.new_text)
 
 
 def evaluate(
@@ -402,21 +180,21 @@ def evaluate(
             "(node_pool and quota.cpu/quota.memory in a file)"
         )
 
-    document = _yaml().load(original_text)
+    document = load_document(original_text)
     if existing_index is None:
         write_cluster = cluster_name if (request.cluster or len(catalog.pool.clusters) > 1) else None
-        entry = _new_entry(request, write_cluster)
+        entry = new_entry(request, write_cluster)
         document["namespaces"].append(entry)
     else:
         entry = document["namespaces"][existing_index]
-    _apply_request(entry, request)
+    apply_request(entry, request)
     try:
         namespace = parse_model(Namespace, entry, str(path))
     except CatalogError as e:
         problems = "; ".join(f"{f.field}: {f.message}" if f.field else f.message for f in e.findings)
         raise RequestError(f"namespace {request.name!r} would not be a valid entry: {problems}") from e
     decision.entry = namespace
-    decision.new_text = _dump(document)
+    decision.new_text = dump(document)
 
     if not _known_pool_and_tiers(cluster, namespace, decision):
         return decision
@@ -589,7 +367,7 @@ def _check_budget(
 def _revalidate(catalog: Catalog, decision: Decision, cluster: str, policy_config: Mapping[str, Any] | None) -> None:
     """Load the edited catalog from a temporary copy and, when it loads, run the policy pack on it.
 
-    Capacity findings (on pool.yaml) are left out: `_check_capacity` reported them with what would fit.
+    The capacity sums are left out: `_check_capacity` checks them, with what would fit.
     """
     root = Path(catalog.root)
     with tempfile.TemporaryDirectory(prefix="pool-request-") as scratch:
@@ -597,23 +375,18 @@ def _revalidate(catalog: Catalog, decision: Decision, cluster: str, policy_confi
         shutil.copytree(root, copy)
         unit_file(copy, decision.unit).write_text(decision.new_text, encoding="utf-8")
         try:
-            after = load_catalog(copy)
+            after = load_catalog(copy, capacity=False)
         except CatalogError as e:
             for finding in e.findings:
-                if Path(finding.file).name == POOL_FILE and finding.field.startswith("clusters"):
-                    continue
                 real = replace(finding, file=finding.file.replace(str(copy), str(root), 1))
                 decision.refusals.append(Refusal("catalog rule", str(real)))
             return
-        before_warnings = {str(w) for w in catalog.warnings}
+        before = set(catalog.warnings)
         for warning in after.warnings:
-            text = str(replace(warning, file=warning.file.replace(str(copy), str(root), 1)))
-            if (
-                warning.severity is Severity.WARNING
-                and warning.field != "budget.monthly"
-                and text not in before_warnings
-            ):
-                decision.warnings.append(text)
+            real = replace(warning, file=warning.file.replace(str(copy), str(root), 1))
+            # The budget warning is _check_budget's; a warning the catalog already had is not the request's.
+            if real.severity is Severity.WARNING and real.field != "budget.monthly" and real not in before:
+                decision.warnings.append(str(real))
         if decision.refusals:
             return
         _check_policies(catalog, after, decision, cluster, policy_config)
@@ -624,45 +397,24 @@ def _check_policies(
 ) -> None:
     """Mandatory violations the request introduces refuse it; advisory ones become warnings.
 
-    Violations already in the catalog are not the requester's to fix, so only new ones count. The
-    pack's unit-budget rule is left to the stricter budget check above.
+    Violations already in the catalog are not the requester's to fix, so only new ones count (compared as
+    violations, not as text). The pack's unit-budget rule does not run: `_check_budget` is the stricter check.
     """
-    from .check import check_catalog
+    from ..check import check_catalog
 
+    config = {**(policy_config or {}), "unit-budget": "disabled"}
     try:
-        existing = set(check_catalog(before, cluster, policy_config))
-        found = check_catalog(after, cluster, policy_config)
+        existing = set(check_catalog(before, cluster, config))
+        found = check_catalog(after, cluster, config)
     except CatalogError as e:
         raise RequestError("policy check failed: " + "; ".join(str(f) for f in e.findings)) from e
     except PoolError as e:
         raise RequestError(f"policy check failed: {e}") from e
     for violation in found:
-        if violation in existing or violation.rule == "unit-budget":
+        if violation in existing:
             continue
         text = f"{violation.resource}: {violation.message}"
         if violation.enforcement == "mandatory":
             decision.refusals.append(Refusal(f"policy {violation.rule}", text))
         else:
             decision.warnings.append(f"policy {violation.rule} (advisory): {text}")
-
-
-def write_unit_file(decision: Decision) -> None:
-    """Replace the unit's file atomically (temporary file in the same directory, then rename)."""
-    if not decision.accepted:
-        raise RequestError("a refused request is never written")
-    directory = decision.file.parent
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{decision.file.name}.", dir=directory)
-    except OSError as e:
-        raise RequestError(
-            f"cannot write {decision.file}: cannot create a file in {directory} ({e.strerror}); "
-            "check the folder's permissions, or run without --write and apply the diff by hand"
-        ) from e
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(decision.new_text)
-        shutil.copymode(decision.file, temporary)
-        os.replace(temporary, decision.file)
-    except OSError as e:
-        Path(temporary).unlink(missing_ok=True)
-        raise RequestError(f"cannot write {decision.file}: {e}") from e
