@@ -66,6 +66,18 @@ def backfill(openmetrics_file: Path, data_dir: Path) -> None:
         raise LocalPrometheusError(f"promtool could not backfill {openmetrics_file}: {detail}")
 
 
+def stop_process(process: subprocess.Popen | None) -> None:
+    """Stop a local server if it still runs: SIGTERM, then SIGKILL after 15 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 class LocalPrometheus:
     """Prometheus serving `data_dir` on 127.0.0.1; use as a context manager or call start()/stop()."""
 
@@ -150,14 +162,7 @@ class LocalPrometheus:
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 15 s)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
     def _log_tail(self) -> str:
         try:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pool_demo.local_prometheus import free_port
+from pool_demo.local_prometheus import free_port, stop_process
 
 BINARY = "prometheus-alertmanager"  # Debian's name for the alertmanager binary
 
@@ -77,14 +77,7 @@ class LocalAlertmanager:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
     def api(self, path: str, **params: str) -> Any:
         answer = httpx.get(f"{self.url}/api/v2/{path}", params=params, timeout=10)
