@@ -28,6 +28,7 @@ from pool_catalog.resources import spec_of, specs
 from ..collect.usage import PODS
 from ..period import Period
 from .frames import check_frame, empty_frame
+from .groups import group_rows
 from .rating import ATTRIBUTED_SCHEMA, from_nano, hourly_price_for, nano, version_index
 
 
@@ -111,7 +112,7 @@ def find_idle(
         judged = attributed["resource"].isin(allocated_resources()) & (attributed[column].fillna(0) > 0)
         if basis == "requests" and per_volume:
             judged &= attributed["resource"] != Resource.STORAGE.value
-        frame = attributed[judged].assign(pvc="")
+        frame = attributed.loc[judged, [*_KEY[:-1], "hour", "used", column]]  # pvc: none, namespace-wide rows
         if not frame.empty:
             idle_rows.extend(_judge(frame, column, basis, no_pods, catalog))
     if per_volume:
@@ -137,41 +138,40 @@ def _volume_requests(volumes: pd.DataFrame, attributed: pd.DataFrame) -> pd.Data
 
 def _namespaces_without_pods(attributed: pd.DataFrame) -> set[tuple[str, str]]:
     """(cluster, namespace) pairs with no running pod-hour in the whole period (no pods row counts as none)."""
-    pairs = attributed[["cluster", "namespace"]].drop_duplicates()
-    seen = set(zip(pairs["cluster"], pairs["namespace"], strict=True))
-    pods = attributed[attributed["resource"] == PODS]
-    running = pods.groupby(["cluster", "namespace"])["used"].sum()
-    return {key for key in seen if running.get(key, 0.0) <= 0}
+    pairs = group_rows({"cluster": attributed["cluster"], "namespace": attributed["namespace"]})
+    running = pairs.sum(np.where(attributed["resource"] == PODS, attributed["used"].fillna(0.0), 0.0))
+    keys = zip(pairs.keys["cluster"], pairs.keys["namespace"], running, strict=True)
+    return {(cluster, namespace) for cluster, namespace, pods in keys if pods <= 0}
 
 
 def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: Catalog) -> list[dict]:
+    """Rows of allocations used below the policy's threshold; `frame` has the key columns (`pvc` only for
+    per-volume rows), hour, used and `column`, the allocation judged."""
     policy = catalog.rates.idle
     versions = catalog.rates.sorted_versions()
-    work = pd.DataFrame(
-        {
-            **{key: frame[key] for key in _KEY},
-            "version": version_index(frame["hour"], catalog.rates, "idle allocations"),
-            "held_nano": nano(frame[column]),
-            "used_nano": nano(frame["used"]),
-            "used": frame["used"].fillna(0.0).to_numpy(dtype=float),
-        }
+    groups = group_rows({key: frame[key] for key in _KEY if key in frame})
+    version = version_index(frame["hour"], catalog.rates, "idle allocations")
+    held, used_nano = nano(frame[column]), nano(frame["used"])
+    hour_counts, held_sums, used_sums = groups.size(), groups.sum(held), groups.sum(used_nano)
+    last_versions = groups.max(version)
+    idle_nano = np.clip(held - used_nano, 0, None)
+    del held, used_nano
+    by_version = group_rows({"group": groups.codes, "version": version})
+    idle_by_version: dict[int, list[tuple[int, int]]] = {}
+    for group, version_number, idle in zip(
+        by_version.keys["group"], by_version.keys["version"], by_version.sum(idle_nano), strict=True
+    ):
+        idle_by_version.setdefault(int(group), []).append((int(version_number), int(idle)))
+    del idle_nano, version, by_version
+    p95_of = groups.quantile(frame["used"].fillna(0.0).to_numpy(dtype=float), 0.95)
+    stats = groups.keys.assign(
+        hours=hour_counts, held_nano=held_sums, used_nano=used_sums, last_version=last_versions, p95=p95_of
     )
-    work["idle_nano"] = np.clip(work["held_nano"] - work["used_nano"], 0, None)
-    groups = work.groupby(_KEY, sort=True)
-    stats = groups.agg(
-        hours=("held_nano", "size"),
-        held_nano=("held_nano", "sum"),
-        used_nano=("used_nano", "sum"),
-        last_version=("version", "max"),
-    )
-    p95 = groups["used"].quantile(0.95)
-    idle_by_version: dict[tuple, list[tuple[int, int]]] = {}
-    for (*key, version), idle_nano in work.groupby([*_KEY, "version"], sort=True)["idle_nano"].sum().items():
-        idle_by_version.setdefault(tuple(key), []).append((version, idle_nano))
-    p95_of = p95.to_dict()
+    if "pvc" not in stats:
+        stats["pvc"] = ""
     rows = []
-    for key, stat in stats.iterrows():
-        unit_id, cluster, namespace, resource, tier, pvc = key
+    for group, stat in enumerate(stats.to_dict("records")):
+        unit_id, cluster, namespace, resource, tier, pvc = (stat[key] for key in _KEY)
         hours = int(stat["hours"])
         if hours < policy.min_hours or stat["held_nano"] == 0:  # less than a nano-unit held: nothing to judge
             continue
@@ -181,14 +181,14 @@ def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: 
         idle_pods = (cluster, namespace) in no_pods and spec_of(resource).pod_driven
         if utilization >= Decimal(str(policy.utilization_threshold)) and not idle_pods:
             continue
-        used_p95 = Decimal(repr(float(p95_of[key]))).quantize(LEVEL, rounding=ROUND_HALF_EVEN)
+        used_p95 = Decimal(repr(float(stat["p95"]))).quantize(LEVEL, rounding=ROUND_HALF_EVEN)
         recommended = recommend(resource, used_p95, policy.headroom)
 
         def price_at(version_number: int) -> Decimal:
             return hourly_price_for(versions[version_number], resource, tier, namespace, cluster)  # noqa: B023
 
         idle_cost = sum(
-            (from_nano(idle_nano) * price_at(number) for number, idle_nano in idle_by_version[key]),
+            (from_nano(idle_nano) * price_at(number) for number, idle_nano in idle_by_version[group]),
             Decimal(0),
         )
         latest_price = price_at(int(stat["last_version"]))

@@ -38,6 +38,7 @@ from pool_catalog.resources import names, spec_of
 from ..errors import RatingError
 from ..period import Period
 from .frames import check_frame, empty_frame
+from .groups import group_rows
 
 UNALLOCATED = "unallocated"
 """Business unit of namespaces no unit owns (and of shared namespaces with split `none`)."""
@@ -139,24 +140,30 @@ def attribute(usage: pd.DataFrame, catalog: Catalog, period: Period) -> pd.DataF
     check_frame(usage, USAGE_KINDS, "rating (usage frame)")  # collect_usage checked every value already
     _check_rows(usage, period)
     _check_storage_tiers(usage, catalog)
+    pairs = group_rows({"cluster": usage["cluster"], "namespace": usage["namespace"]})
     owners = []
-    for cluster, namespace in usage[["cluster", "namespace"]].drop_duplicates().itertuples(index=False):
+    for cluster, namespace in pairs.keys.itertuples(index=False):
         rule = shared_rule(catalog.rates, namespace, cluster)
         if rule is not None and rule.split is not SharedSplit.NONE:
-            owner = (SHARED, "", True)
+            owners.append((SHARED, "", True))
         elif rule is not None:
-            owner = (UNALLOCATED, "", False)
+            owners.append((UNALLOCATED, "", False))
         else:
             unit = catalog.owner_of(namespace, cluster)
-            owner = (unit.id, unit.cost_center, False) if unit else (UNALLOCATED, "", False)
-        owners.append((cluster, namespace, *owner))
-    table = pd.DataFrame(owners, columns=["cluster", "namespace", "business_unit", "cost_center", "shared"])
-    # Owner columns as categoricals, like the frame's own text columns: one code per row, sorted categories.
-    table = table.astype({"cluster": object, "namespace": object, "business_unit": object, "cost_center": object})
-    table = table.astype({"business_unit": "category", "cost_center": "category", "shared": bool})
-    frame = usage.merge(table, on=["cluster", "namespace"], how="left", sort=False)
-    frame.index = usage.index
-    return frame
+            owners.append((unit.id, unit.cost_center, False) if unit else (UNALLOCATED, "", False))
+    unit_ids, cost_centers, shared = (np.array([owner[i] for owner in owners], dtype=object) for i in range(3))
+    # New columns only, the usage columns are shared, not copied; text as categoricals like the frame's own.
+    return usage.assign(
+        business_unit=_per_row(unit_ids, pairs.codes),
+        cost_center=_per_row(cost_centers, pairs.codes),
+        shared=shared.astype(bool)[pairs.codes],
+    )
+
+
+def _per_row(per_pair: np.ndarray, pair_of_row: np.ndarray) -> pd.Categorical:
+    categories, code_of_pair = np.unique(per_pair, return_inverse=True)
+    codes = code_of_pair.astype(np.min_scalar_type(-len(categories)))[pair_of_row]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
 
 
 def _check_rows(usage: pd.DataFrame, period: Period) -> None:
@@ -205,9 +212,13 @@ def _check_storage_tiers(usage: pd.DataFrame, catalog: Catalog) -> None:
         )
 
 
-def nano(values: pd.Series) -> np.ndarray:
+def nano(values: pd.Series | np.ndarray) -> np.ndarray:
     """Hourly quantities as int64 nano units (half-even), NaN as 0: the one float→exact conversion."""
-    return np.rint(values.fillna(0.0).to_numpy(dtype=float) * NANO).astype(np.int64)
+    scaled = np.array(values, dtype=float)  # one working copy, scaled in place: columns are millions of rows
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    scaled *= NANO
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.int64)
 
 
 def from_nano(total: int) -> Decimal:
@@ -235,10 +246,10 @@ def billed_nano(frame: pd.DataFrame, mode: BillingMode) -> np.ndarray:
     if mode is BillingMode.USAGE:
         return used
     requested = nano(frame["requested"])
-    has_request = frame["requested"].notna().to_numpy()
-    if mode is BillingMode.REQUEST:
-        return np.where(has_request, requested, used)
-    return np.where(has_request, np.maximum(used, requested), used)
+    if mode is BillingMode.MAX:
+        np.maximum(requested, used, out=requested)
+    np.copyto(requested, used, where=frame["requested"].isna().to_numpy())
+    return requested
 
 
 def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mode: BillingMode) -> pd.DataFrame:
@@ -246,35 +257,36 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     check_frame(attributed, ATTRIBUTED_SCHEMA, "rating (attributed usage)")
     rates = catalog.rates
     versions = rates.sorted_versions()
-    # Rows of unscraped hours (used unknown) are not billed; `coverage` reports them.
-    billable = attributed["resource"].isin(names()) & attributed["used"].notna()
-    # Only the columns rating reads are cut out: a month of a large cluster is millions of rows.
-    frame = attributed.loc[billable, [*_LINE_KEY, "shared", "hour", "used", "requested"]]
-    del billable
-    if frame.empty:
+    # Rows of unscraped hours (used unknown) are not billed; `coverage` reports them. Only the columns
+    # rating reads are taken, one at a time: a month of a large cluster is millions of rows.
+    rows = np.flatnonzero((attributed["resource"].isin(names()) & attributed["used"].notna()).to_numpy())
+    if not len(rows):
         return empty_frame(LINE_SCHEMA)
-    grouped = pd.DataFrame(
+    hours = attributed["hour"].take(rows)
+    groups = group_rows(
         {
-            **{key: frame[key] for key in _LINE_KEY},  # categorical keys group by code, in sorted order
-            "shared": frame["shared"],
-            "version": version_index(frame["hour"], rates),
-            "used_nano": nano(frame["used"]),
-            "billed_nano": billed_nano(frame, billing_mode),
-            "hour": frame["hour"],
-        },
-        copy=False,
+            **{key: attributed[key].take(rows) for key in _LINE_KEY},
+            "shared": attributed["shared"].take(rows),
+            "version": version_index(hours, rates),
+        }
     )
-    del frame
-    sums = grouped.groupby([*_LINE_KEY, "shared", "version"], sort=True).agg(
-        used_nano=("used_nano", "sum"),
-        billed_nano=("billed_nano", "sum"),
-        first_hour=("hour", "min"),
-        last_hour=("hour", "max"),
+    hour_ns = pd.DatetimeIndex(hours).as_unit("ns").asi8
+    del hours
+    first_hours = _timestamps(groups.min(hour_ns))
+    last_hours = _timestamps(groups.max(hour_ns))
+    del hour_ns
+    used_sums = groups.sum(nano(attributed["used"].take(rows)))
+    billed_sums = groups.sum(billed_nano(attributed[["used", "requested"]].take(rows), billing_mode))
+    sums = groups.keys.assign(
+        used_nano=used_sums, billed_nano=billed_sums, first_hour=first_hours, last_hour=last_hours
     )
+    sums = sums[(sums["used_nano"] > 0) | (sums["billed_nano"] > 0)]  # nothing used, nothing billed: no line
     lines, missing = [], []
     sums = sums[(sums["used_nano"] > 0) | (sums["billed_nano"] > 0)]  # nothing used, nothing billed: no line
-    for key, row in sums.iterrows():
-        unit_id, cost_center, cluster, namespace, resource_name, tier, shared, version_number = key
+    for row in sums.to_dict("records"):
+        unit_id, cost_center, cluster, namespace, resource_name, tier, shared, version_number = (
+            row[column] for column in [*_LINE_KEY, "shared", "version"]
+        )
         version = versions[version_number]
         resource = spec_of(resource_name)
         try:
@@ -302,8 +314,8 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
                 "currency": rates.currency,
                 "usage_unit": resource.usage_unit,
                 "rate_effective_from": version.effective_from,
-                "charge_period_start": row["first_hour"].to_pydatetime(),
-                "charge_period_end": row["last_hour"].to_pydatetime() + dt.timedelta(hours=1),
+                "charge_period_start": row["first_hour"],
+                "charge_period_end": row["last_hour"] + dt.timedelta(hours=1),
                 "billing_mode": billing_mode.value,
                 "shared_split": _split_of(rates, namespace, cluster) if shared else "",
                 "share": Decimal(1),
@@ -314,6 +326,10 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     rated = split_shared(_lines_frame(lines), catalog)
     rated = rated.sort_values(LINE_ORDER, kind="stable").reset_index(drop=True)
     return check_frame(rated, LINE_SCHEMA, "rating (lines)")
+
+
+def _timestamps(nanoseconds: np.ndarray) -> list[dt.datetime]:
+    return list(pd.to_datetime(nanoseconds, unit="ns", utc=True).to_pydatetime())
 
 
 def _split_of(rates: RateCard, namespace: str, cluster: str) -> str:
