@@ -48,7 +48,7 @@ def last_day_costs(chargeback: Chargeback) -> pd.DataFrame:
                 key: recent[key].astype(object) for key in ("business_unit", "cluster", "namespace", "resource", "tier")
             },
             "version": version_index(recent["hour"], rates),
-            "billed": billed_nano(recent, chargeback.billing_mode),
+            "billed": billed_nano(recent["used"], recent["requested"], chargeback.billing_mode),
         }
     )
     sums = work.groupby(["business_unit", "cluster", "namespace", "resource", "tier", "version"], sort=True)[

@@ -26,10 +26,16 @@ ALLOWED: dict[str, set[str]] = {
 }
 """Which of the project's packages each package may import."""
 
-CHARGEBACK_BASE = {"chargeback.errors", "chargeback.period"}
+CHARGEBACK_BASE = {"chargeback.errors", "chargeback.period", "chargeback.grouping"}
 CHARGEBACK_LAYERS = {"collect": 1, "rate": 2, "outputs": 3}
 """Layer 0 is the base every layer uses; anything else in chargeback (run, cli, exporter, ledger…) is layer 4."""
-LAYER_NAMES = {0: "errors/period", 1: "collect", 2: "rate", 3: "outputs", 4: "commands (run, cli, exporter, ledger)"}
+LAYER_NAMES = {
+    0: "errors/period/grouping",
+    1: "collect",
+    2: "rate",
+    3: "outputs",
+    4: "commands (run, cli, exporter, ledger)",
+}
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -135,7 +141,7 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
         ),
         (
             {"chargeback/period.py": "from chargeback.collect import usage\n"},
-            "(errors/period) imports chargeback.collect",
+            "(errors/period/grouping) imports chargeback.collect",
         ),
     ],
 )

@@ -32,6 +32,7 @@ from pool_catalog.resources import (
 )
 
 from ..errors import UsageDataError
+from ..grouping import group_rows
 from . import promql
 from .prometheus import PrometheusClient, RangeQuery, Series
 from .promql import LabelMatcher
@@ -151,22 +152,16 @@ def check_usage_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _repeated_keys(frame: pd.DataFrame, key: Sequence[str]) -> pd.Series:
-    """Rows whose `key` columns repeat another row's (all of them), like `duplicated(keep=False)`.
-
-    The key columns are folded into one integer code column by column, so a month of a large cluster
-    (millions of rows) needs a few integer arrays, not a hash of every row's tuple.
-    """
-    code = np.zeros(len(frame), dtype=np.int64)
-    for name in key:
-        codes, uniques = pd.factorize(frame[name], sort=False)
-        code = code * (len(uniques) + 1) + codes  # codes are -1 for missing values, hence the + 1
-    order = np.argsort(code, kind="stable")
-    ordered = code[order]
-    same = ordered[1:] == ordered[:-1]
-    repeated = np.zeros(len(frame), dtype=bool)
-    repeated[order[1:][same]] = True
-    repeated[order[:-1][same]] = True
-    return pd.Series(repeated, index=frame.index)
+    """Rows whose `key` columns repeat another row's (all of them), like `duplicated(keep=False)`, from one
+    folded integer per row (`grouping`): a month of a large cluster is millions of rows."""
+    columns = {name: frame[name] for name in key}
+    if "hour" in columns:
+        nanoseconds = pd.DatetimeIndex(frame["hour"]).as_unit("ns").asi8
+        hour_ns = 3600 * 10**9
+        # Whole hours (the usual case) are numbered as small integers; anything else keeps its exact time.
+        columns["hour"] = nanoseconds // hour_ns if not (nanoseconds % hour_ns).any() else nanoseconds
+    groups = group_rows(columns)
+    return pd.Series(groups.size()[groups.codes] > 1, index=frame.index)
 
 
 def _same_text(rows: int, text: str) -> np.ndarray:
@@ -745,19 +740,29 @@ class _Reducer:
             flagged = np.column_stack([flags[:, cols].any(axis=1) for cols in folded.values()])
             frame_grid.put(name, keys, summed, flagged)
 
+        # Rows in (namespace, tier, claim, hour) order, built in that order: no sort of text columns.
+        claim_order = sorted(range(len(claims)), key=lambda c: (claims[c][0], claims[c][2], claims[c][1]))
+        rank = np.empty(len(claims), dtype=np.int64)
+        rank[claim_order] = np.arange(len(claims))
         hour_index, key_index = np.nonzero(exists)
+        order = np.lexsort((hour_index, rank[key_index]))
+        hour_index, key_index = hour_index[order], key_index[order]
+        del order
+
+        def per_claim(part: int) -> np.ndarray:
+            return np.array([claim[part] for claim in claims], dtype=object)[key_index]
+
         frame = pd.DataFrame(
             {
                 "hour": _hours(hour_index, self.hour0),
                 "cluster": pd.Series(_same_text(len(hour_index), cluster), dtype=object),
-                "namespace": pd.Series([claims[k][0] for k in key_index], dtype=object),
-                "pvc": pd.Series([claims[k][1] for k in key_index], dtype=object),
-                "tier": pd.Series([claims[k][2] for k in key_index], dtype=object),
+                "namespace": pd.Series(per_claim(0), dtype=object),
+                "pvc": pd.Series(per_claim(1), dtype=object),
+                "tier": pd.Series(per_claim(2), dtype=object),
                 "used": used[hour_index, key_index],
                 "requested": requested[hour_index, key_index],
             }
         )
-        frame = frame.sort_values(["namespace", "tier", "pvc", "hour"], kind="stable").reset_index(drop=True)
         return frame, estimates, warnings
 
     def _tier(self, namespace: str, claim: str) -> str:
@@ -961,42 +966,52 @@ class _FrameGrid:
             present[:, node_keys] |= node_coverage < 1  # a hidden namespace says so, never a silent zero
         for matrix in matrices.values():
             present |= ~np.isnan(matrix)
-        hour_index, key_index = (index.astype(np.int32) for index in np.nonzero(present))
+        # One flat position per row into the hours × keys matrices: indexing by two arrays would convert
+        # both to 64-bit for every column cut (hundreds of MB for a month of a large cluster).
+        flat = np.flatnonzero(present)
         del present
+        hour_index = (flat // len(keys)).astype(np.int32)
+        key_index = (flat % len(keys)).astype(np.int32)
 
         # Coverage of each row's `used` source, per node where a silent node hid the namespace's pods.
-        coverage = by_source[hour_index, source_of[key_index]]
+        row_source = source_of.astype(np.int8)[key_index]
+        coverage = np.empty(len(flat))
+        for number, source in enumerate(SOURCES):
+            rows = row_source == number
+            coverage[rows] = share[source][hour_index[rows]]
+        del row_source, rows
         if node_coverage is not None:
-            on_node = node_column[key_index] >= 0
+            on_node = np.flatnonzero(node_column[key_index] >= 0)
             coverage[on_node] = np.minimum(
-                coverage[on_node], node_coverage[hour_index[on_node], node_column[key_index][on_node]]
+                coverage[on_node], node_coverage[hour_index[on_node], node_column[key_index[on_node]]]
             )
             del on_node, node_coverage
 
         # Rows are cut column by column, each matrix dropped once read: a month of a large cluster is millions
         # of rows, and the matrices are as large as the frame.
-        row_scraped = ~unscraped[hour_index, key_index]
+        row_scraped = ~unscraped.ravel()[flat]
         del unscraped
-        row_poisoned = poisoned[hour_index, key_index]
+        row_poisoned = poisoned.ravel()[flat]
         kube_state_scraped = share[KUBE_STATE] > 0
         frame = pd.DataFrame({"hour": _hours(hour_index, hour0)}, copy=False)
         frame["cluster"] = pd.Categorical.from_codes(
-            np.zeros(len(hour_index), dtype=np.int8), categories=pd.Index([cluster], dtype=object)
+            np.zeros(len(flat), dtype=np.int8), categories=pd.Index([cluster], dtype=object)
         )
         frame["namespace"] = text_column(namespaces, key_index)
         frame["resource"] = text_column(resources, key_index)
         frame["tier"] = text_column(tier_names, key_index)
-        used = matrices.pop("used")[hour_index, key_index]
+        used = matrices.pop("used").ravel()[flat]
         used[np.isnan(used) & row_scraped] = 0.0
         used[~row_scraped | row_poisoned] = np.nan
         frame["used"] = used
         del used
-        requested = matrices.pop("requested")[hour_index, key_index]
+        requested = matrices.pop("requested").ravel()[flat]
         requested[np.isnan(requested) & has_request[key_index] & kube_state_scraped[hour_index]] = 0.0
         frame["requested"] = requested
         del requested
-        frame["allocated"] = matrices.pop("allocated")[hour_index, key_index]
-        rows = np.nonzero(from_kube_state[key_index])[0]
+        frame["allocated"] = matrices.pop("allocated").ravel()[flat]
+        del flat
+        rows = np.flatnonzero(from_kube_state[key_index])
         coverage[rows] = np.minimum(coverage[rows], share[KUBE_STATE][hour_index[rows]])
         del rows
         coverage[row_poisoned | ~row_scraped] = 0.0

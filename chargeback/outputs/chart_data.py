@@ -50,7 +50,7 @@ def daily_costs(chargeback: Chargeback) -> dict[str, list[Decimal]]:
             **{column: usage[column].astype(object) for column in ("cluster", "namespace", "resource", "tier")},
             "version": version_index(usage["hour"], rates),
             "day": ((usage["hour"] - start) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64),
-            "billed": billed_nano(usage, chargeback.billing_mode),
+            "billed": billed_nano(usage["used"], usage["requested"], chargeback.billing_mode),
         }
     )
     sums = work.groupby([*_KEY, "day"], sort=True)["billed"].sum()

@@ -16,6 +16,7 @@ Hourly values are levels: a core-hour in one hour is one core held (or used) for
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
 import numpy as np
@@ -26,9 +27,9 @@ from pool_catalog.pricing import round_money
 from pool_catalog.resources import spec_of, specs
 
 from ..collect.usage import PODS
+from ..grouping import Column, group_rows, take_columns
 from ..period import Period
 from .frames import check_frame, empty_frame
-from .groups import group_rows
 from .rating import ATTRIBUTED_SCHEMA, from_nano, hourly_price_for, nano, version_index
 
 
@@ -112,8 +113,9 @@ def find_idle(
         judged = attributed["resource"].isin(allocated_resources()) & (attributed[column].fillna(0) > 0)
         if basis == "requests" and per_volume:
             judged &= attributed["resource"] != Resource.STORAGE.value
-        frame = attributed.loc[judged, [*_KEY[:-1], "hour", "used", column]]  # pvc: none, namespace-wide rows
-        if not frame.empty:
+        rows = np.flatnonzero(judged.to_numpy())
+        if len(rows):  # namespace-wide rows: no pvc
+            frame = take_columns(attributed, rows, [*_KEY[:-1], "hour", "used", column])
             idle_rows.extend(_judge(frame, column, basis, no_pods, catalog))
     if per_volume:
         frame = _volume_requests(volumes, attributed)
@@ -131,7 +133,7 @@ def find_idle(
 
 def _volume_requests(volumes: pd.DataFrame, attributed: pd.DataFrame) -> pd.DataFrame:
     """Per-PVC hours shaped like attributed storage rows: the namespace's owner, hours the use is known."""
-    owners = attributed[["cluster", "namespace", "business_unit"]].drop_duplicates(["cluster", "namespace"])
+    owners = group_rows({key: attributed[key] for key in ("cluster", "namespace", "business_unit")}).keys
     frame = volumes[volumes["used"].notna()].merge(owners, on=["cluster", "namespace"], how="inner")
     return frame.assign(resource=Resource.STORAGE.value)
 
@@ -144,7 +146,9 @@ def _namespaces_without_pods(attributed: pd.DataFrame) -> set[tuple[str, str]]:
     return {(cluster, namespace) for cluster, namespace, pods in keys if pods <= 0}
 
 
-def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: Catalog) -> list[dict]:
+def _judge(
+    frame: Mapping[str, Column] | pd.DataFrame, column: str, basis: str, no_pods: set, catalog: Catalog
+) -> list[dict]:
     """Rows of allocations used below the policy's threshold; `frame` has the key columns (`pvc` only for
     per-volume rows), hour, used and `column`, the allocation judged."""
     policy = catalog.rates.idle
@@ -163,7 +167,7 @@ def _judge(frame: pd.DataFrame, column: str, basis: str, no_pods: set, catalog: 
     ):
         idle_by_version.setdefault(int(group), []).append((int(version_number), int(idle)))
     del idle_nano, version, by_version
-    p95_of = groups.quantile(frame["used"].fillna(0.0).to_numpy(dtype=float), 0.95)
+    p95_of = groups.quantile(np.nan_to_num(np.asarray(frame["used"], dtype=float)), 0.95)
     stats = groups.keys.assign(
         hours=hour_counts, held_nano=held_sums, used_nano=used_sums, last_version=last_versions, p95=p95_of
     )

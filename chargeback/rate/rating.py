@@ -36,9 +36,9 @@ from pool_catalog.pricing import minor_unit, round_money
 from pool_catalog.resources import names, spec_of
 
 from ..errors import RatingError
+from ..grouping import group_rows, take_columns
 from ..period import Period
 from .frames import check_frame, empty_frame
-from .groups import group_rows
 
 UNALLOCATED = "unallocated"
 """Business unit of namespaces no unit owns (and of shared namespaces with split `none`)."""
@@ -239,17 +239,17 @@ def version_index(hours: pd.Series, rates: RateCard, what: str = "usage") -> np.
     return index
 
 
-def billed_nano(frame: pd.DataFrame, mode: BillingMode) -> np.ndarray:
+def billed_nano(used: pd.Series | np.ndarray, requested: pd.Series | np.ndarray, mode: BillingMode) -> np.ndarray:
     """Quantity to bill per row in nano usage units. Where a request means nothing (egress, or no
     request recorded: NaN) request and max modes bill the measured use."""
-    used = nano(frame["used"])
+    used_nano = nano(used)
     if mode is BillingMode.USAGE:
-        return used
-    requested = nano(frame["requested"])
+        return used_nano
+    billed = nano(requested)
     if mode is BillingMode.MAX:
-        np.maximum(requested, used, out=requested)
-    np.copyto(requested, used, where=frame["requested"].isna().to_numpy())
-    return requested
+        np.maximum(billed, used_nano, out=billed)
+    np.copyto(billed, used_nano, where=np.isnan(np.asarray(requested, dtype=float)))
+    return billed
 
 
 def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mode: BillingMode) -> pd.DataFrame:
@@ -262,27 +262,24 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     rows = np.flatnonzero((attributed["resource"].isin(names()) & attributed["used"].notna()).to_numpy())
     if not len(rows):
         return empty_frame(LINE_SCHEMA)
-    hours = attributed["hour"].take(rows)
-    groups = group_rows(
-        {
-            **{key: attributed[key].take(rows) for key in _LINE_KEY},
-            "shared": attributed["shared"].take(rows),
-            "version": version_index(hours, rates),
-        }
-    )
+    taken = take_columns(attributed, rows, [*_LINE_KEY, "shared", "hour"])
+    hours = taken.pop("hour")
+    groups = group_rows({**taken, "version": version_index(hours, rates)})
+    del taken
     hour_ns = pd.DatetimeIndex(hours).as_unit("ns").asi8
     del hours
     first_hours = _timestamps(groups.min(hour_ns))
     last_hours = _timestamps(groups.max(hour_ns))
     del hour_ns
-    used_sums = groups.sum(nano(attributed["used"].take(rows)))
-    billed_sums = groups.sum(billed_nano(attributed[["used", "requested"]].take(rows), billing_mode))
+    used = attributed["used"].to_numpy()[rows]
+    used_sums = groups.sum(nano(used))
+    billed_sums = groups.sum(billed_nano(used, attributed["requested"].to_numpy()[rows], billing_mode))
+    del used
     sums = groups.keys.assign(
         used_nano=used_sums, billed_nano=billed_sums, first_hour=first_hours, last_hour=last_hours
     )
     sums = sums[(sums["used_nano"] > 0) | (sums["billed_nano"] > 0)]  # nothing used, nothing billed: no line
     lines, missing = [], []
-    sums = sums[(sums["used_nano"] > 0) | (sums["billed_nano"] > 0)]  # nothing used, nothing billed: no line
     for row in sums.to_dict("records"):
         unit_id, cost_center, cluster, namespace, resource_name, tier, shared, version_number = (
             row[column] for column in [*_LINE_KEY, "shared", "version"]
@@ -450,8 +447,17 @@ def coverage(attributed: pd.DataFrame, period: Period) -> pd.DataFrame:
     check_frame(attributed, ATTRIBUTED_SCHEMA, "coverage")
     if attributed.empty:
         return empty_frame(COVERAGE_SCHEMA)
-    hourly = attributed.groupby(["cluster", "namespace", "hour"], sort=True)["coverage"].max().clip(0, 1)
-    per_namespace = hourly.groupby(level=["cluster", "namespace"], sort=True)
+    hours = group_rows(
+        {
+            "cluster": attributed["cluster"],
+            "namespace": attributed["namespace"],
+            "hour": pd.DatetimeIndex(attributed["hour"]).as_unit("ns").asi8,
+        }
+    )
+    best = np.full(len(hours), -np.inf)
+    np.maximum.at(best, hours.codes, attributed["coverage"].to_numpy(dtype=float))
+    hourly = hours.keys.assign(coverage=np.clip(best, 0, 1))
+    per_namespace = hourly.groupby(["cluster", "namespace"], sort=True)["coverage"]
     frame = pd.DataFrame(
         {
             "hours_in_period": period.hours,

@@ -8,14 +8,20 @@ with exact integer arithmetic; group numbers follow the keys' sorted order, as `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+Column = pd.Series | pd.Categorical | np.ndarray
+"""A key column: a Series, or (cheaper for a subset of rows: no index) a Categorical or an array."""
+
 _RADIX_LIMIT = 2**62
 """Largest product of the key columns' distinct counts (int64 with room to spare)."""
+_LOOKUP_LIMIT = 2**26
+"""Up to this many possible keys (and at most twice the rows: the table costs 5 bytes a key, hashing 16 a
+row), groups are numbered through a table."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,7 @@ class Groups:
     """Which group each row is in, and the groups' keys in sorted order."""
 
     codes: np.ndarray
-    """Group number per row (int64), 0 … len(keys) − 1."""
+    """Group number per row (int32 or int64), 0 … len(keys) − 1."""
     keys: pd.DataFrame
     """One row per group: the key columns' values, sorted lexicographically; the index is the group number."""
 
@@ -65,51 +71,73 @@ class Groups:
         return below + (above - below) * fraction
 
 
-def _sorted_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, pd.Index]:
+def _sorted_codes(values: Column) -> tuple[np.ndarray, pd.Index]:
     """Codes into the column's distinct values, numbered in sorted order."""
-    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-        codes = values.cat.codes.to_numpy()
-        categories = values.cat.categories
+    if isinstance(values, pd.Series):
+        values = values.array if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()
+    if isinstance(values, pd.Categorical):
+        codes, categories = values.codes, values.categories
         if (codes < 0).any():
-            raise ValueError(f"column {values.name!r} has missing values: it cannot be a group key")
+            raise ValueError("a key column has missing values: it cannot be a group key")
         if categories.is_monotonic_increasing:
             return codes, categories
         order = np.argsort(categories.to_numpy(), kind="stable")
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))
         return rank[codes], categories.take(order)
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and len(values):
+        low, high = int(values.min()), int(values.max())
+        if high - low < _LOOKUP_LIMIT:
+            # Small whole numbers (hours, versions, group numbers) are their own codes: no hashing.
+            return (values - low).astype(np.int32), pd.Index(np.arange(low, high + 1, dtype=values.dtype))
     codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
     if (codes < 0).any():
         raise ValueError("a key column has missing values: it cannot be a group key")
     return codes, pd.Index(uniques)
 
 
-def group_rows(columns: Mapping[str, pd.Series | np.ndarray]) -> Groups:
+def group_rows(columns: Mapping[str, Column]) -> Groups:
     """The groups of rows that share every key column's value (columns of equal length, no missing values)."""
-    combined: np.ndarray | None = None
-    levels: list[tuple[str, pd.Index]] = []
-    radix = 1
-    for name, values in columns.items():
-        codes, distinct = _sorted_codes(values)
-        size = max(len(distinct), 1)
-        radix *= size
-        if radix >= _RADIX_LIMIT:
-            raise ValueError(f"too many distinct keys to group by {', '.join(columns)}")
-        if combined is None:
-            combined = codes.astype(np.int64)
-        else:
-            combined *= size
-            combined += codes
-        levels.append((name, distinct))
-    if combined is None:
+    levels = [(name, *_sorted_codes(values)) for name, values in columns.items()]
+    if not levels:
         raise ValueError("group_rows needs at least one key column")
-    group_codes, uniques = pd.factorize(combined, sort=True)
-    del combined
+    sizes = [max(len(distinct), 1) for _, _, distinct in levels]
+    radix = int(np.prod(sizes, dtype=object))
+    if radix >= _RADIX_LIMIT:
+        raise ValueError(f"too many distinct keys to group by {', '.join(columns)}")
+    folded = np.zeros(len(levels[0][1]), dtype=np.int32 if radix < 2**31 else np.int64)
+    for (_, codes, _), size in zip(levels, sizes, strict=True):
+        folded *= size
+        folded += codes
+    if radix <= min(_LOOKUP_LIMIT, max(2 * len(folded), 2**20)):
+        # Few possible keys: number the ones present through a table, no hashing and no sort of the rows.
+        present = np.zeros(radix, dtype=bool)
+        present[folded] = True
+        uniques = np.flatnonzero(present)
+        number = np.cumsum(present, dtype=np.int32) - 1
+        del present
+        group_codes = number[folded]
+        del number
+    else:
+        group_codes, uniques = pd.factorize(folded, sort=True)
+    del folded
     rest = np.asarray(uniques, dtype=np.int64)
-    keys: dict[str, pd.Index] = {}
-    for name, distinct in reversed(levels):
-        size = max(len(distinct), 1)
-        keys[name] = distinct.take(rest % size)
+    keys: dict[str, np.ndarray] = {}
+    for (name, _, distinct), size in zip(reversed(levels), reversed(sizes), strict=True):
+        keys[name] = np.asarray(distinct.take(rest % size))
         rest = rest // size
-    frame = pd.DataFrame({name: np.asarray(keys[name]) for name, _ in levels})
-    return Groups(codes=group_codes.astype(np.int64, copy=False), keys=frame)
+    return Groups(codes=group_codes, keys=pd.DataFrame({name: keys[name] for name, _, _ in levels}))
+
+
+def take_columns(frame: pd.DataFrame, rows: np.ndarray, columns: Sequence[str]) -> dict[str, Column]:
+    """`columns` of `frame` at the positions `rows`, as arrays: a Series taken at `rows` would carry an index
+    as large as the column itself (categoricals stay categorical, datetimes keep their time zone)."""
+    taken: dict[str, Column] = {}
+    for name in columns:
+        column = frame[name]
+        if isinstance(column.dtype, (pd.CategoricalDtype, pd.DatetimeTZDtype)):
+            taken[name] = column.array.take(rows)
+        else:
+            taken[name] = column.to_numpy()[rows]
+    return taken
