@@ -121,30 +121,32 @@ QUOTA_HARD = Template(
 
 # ---------------------------------------------------------------- scrapes per hour, per source and target
 
-CADVISOR_SCRAPES = Template(
-    # How often the kubelets' cAdvisor endpoint was scraped this hour: divides gauge sums, measures coverage.
-    # Counted on the root cgroup (id="/", one series per node, there with or without pods): cheap, and an
-    # hour without any pod is still a scraped hour.
-    'max(count_over_time(container_cpu_usage_seconds_total{id="/"$extra}[$window]))'
-)
 KUBE_STATE_SCRAPES = Template(
-    # How often kube-state-metrics was scraped this hour, on small families every cluster has (one series per
-    # node, the quotas this project provisions): an allow-list that drops one of them, or of the pod
-    # families, does not turn the divisor into 0 (or 1).
-    'max(count_over_time({__name__=~"kube_node_info|kube_resourcequota",type!="used"$extra}[$window]))'
+    # How often kube-state-metrics was scraped this hour, on one series per node (kube_node_info): small,
+    # and not read by any other query. Without it (an allow-list without nodes) the quotas this project
+    # provisions are the clock instead (KUBE_STATE_SCRAPES_BY_QUOTA, a follow-up query).
+    "max(count_over_time(kube_node_info{$matchers}[$window]))"
+)
+KUBE_STATE_SCRAPES_BY_QUOTA = Template(
+    # The same clock on the hard quotas, asked only when kube_node_info has no series: quota_hard reads these
+    # series as well, and reading them twice would cost every month.
+    'max(count_over_time(kube_resourcequota{type="hard"$extra}[$window]))'
 )
 KUBELET_VOLUME_SCRAPES = Template(
     # How often the kubelets' volume statistics were scraped this hour (a separate endpoint from cAdvisor).
     "max(count_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window]))"
 )
 CADVISOR_NODE_SCRAPES = Template(
-    # Scrapes of each node's cAdvisor this hour. The root cgroup (id="/") is there on every node, with or
-    # without pods, so a node that stops being scraped shows as a count below the others.
-    'max by (node) (count_over_time(container_cpu_usage_seconds_total{id="/",node!=""$extra}[$window]))'
+    # Scrapes of each node's cAdvisor this hour, counted on the root cgroup (id="/", one series per node, there
+    # with or without pods): divides gauge sums and measures coverage. The cluster's count is the largest of any
+    # node (series without a `node` label count for the cluster only); a node that stops being scraped shows as
+    # a count below the others.
+    'max by (node) (count_over_time(container_cpu_usage_seconds_total{id="/"$extra}[$window]))'
 )
 NAMESPACES_ON_NODES = Template(
     # Which namespaces had pods on which node this hour (any phase: kube_pod_info alone, so that the phase
-    # series is not read once more): what a silent node hides.
+    # series is not read once more): what a silent node hides. A follow-up query, asked only when a node was
+    # scraped less than the cluster in some hour: otherwise nothing is hidden and kube_pod_info is not read.
     'max by (namespace, node) (max_over_time(kube_pod_info{node!=""$extra}[$window]))'
 )
 
@@ -162,13 +164,17 @@ QUERIES: dict[str, Template] = {
     "storage_requested": STORAGE_REQUESTED,
     "claim_classes": CLAIM_CLASSES,
     "quota_hard": QUOTA_HARD,
-    "cadvisor_scrapes": CADVISOR_SCRAPES,
     "kube_state_scrapes": KUBE_STATE_SCRAPES,
     "kubelet_volume_scrapes": KUBELET_VOLUME_SCRAPES,
     "cadvisor_node_scrapes": CADVISOR_NODE_SCRAPES,
+}
+"""Every query `collect_usage` runs for every period, by name."""
+
+FOLLOW_UPS: dict[str, Template] = {
+    "kube_state_scrapes_by_quota": KUBE_STATE_SCRAPES_BY_QUOTA,
     "namespaces_on_nodes": NAMESPACES_ON_NODES,
 }
-"""Every query `collect_usage` runs, by name."""
+"""Queries `collect_usage` runs only when the first answers ask for them (see `_Reducer.follow_ups`)."""
 
 WINDOW_PROMETHEUS_2 = "59m59s999ms"
 WINDOW_PROMETHEUS_3 = "1h"

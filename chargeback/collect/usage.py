@@ -191,7 +191,12 @@ def union_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
 SOURCES: tuple[str, ...] = (CADVISOR, KUBE_STATE, KUBELET)
 """Scrape sources whose per-hour coverage is measured: each one is a separate scrape job."""
 
-_SCRAPE_QUERY = {CADVISOR: "cadvisor_scrapes", KUBE_STATE: "kube_state_scrapes", KUBELET: "kubelet_volume_scrapes"}
+_SCRAPE_SOURCE = {
+    "kube_state_scrapes": KUBE_STATE,
+    "kube_state_scrapes_by_quota": KUBE_STATE,
+    "kubelet_volume_scrapes": KUBELET,
+}
+"""Queries whose answer is a source's scrapes per hour (cAdvisor's come per node: `cadvisor_node_scrapes`)."""
 
 
 def used_source(resource: str) -> str:
@@ -257,6 +262,11 @@ def usage_queries(window: str, matchers: Sequence[LabelMatcher] = ()) -> dict[st
     return {name: promql.render(template, window, tuple(matchers)) for name, template in promql.QUERIES.items()}
 
 
+def follow_up_queries(names: Sequence[str], window: str, matchers: Sequence[LabelMatcher] = ()) -> dict[str, str]:
+    """The follow-up queries `names` (promql.FOLLOW_UPS), rendered like `usage_queries`."""
+    return {name: promql.render(promql.FOLLOW_UPS[name], window, tuple(matchers)) for name in names}
+
+
 def storage_tiers(catalog: Catalog, cluster: str) -> dict[str, str]:
     """StorageClass name → tier name of `cluster`; UsageDataError if the catalog has no such cluster."""
     found = catalog.pool.cluster(cluster)
@@ -307,15 +317,24 @@ def collect_usage(
     step = dt.timedelta(hours=1)
     first_eval = start + step - dt.timedelta(milliseconds=1)
     last_eval = end - dt.timedelta(milliseconds=1)
-    names = list(queries)
     reducer = _Reducer(start, end, tiers)
     warnings: list[str] = []
 
-    def consume(index: int, series: list[Series], answer_warnings: list[str]) -> None:
-        warnings.extend(f"Prometheus warned on {names[index]}: {w}" for w in answer_warnings)
-        reducer.add(names[index], series)
+    def run(batch: Mapping[str, str]) -> None:
+        names = list(batch)
 
-    client.stream_ranges([RangeQuery(q, first_eval, last_eval, step) for q in queries.values()], consume)
+        def consume(index: int, series: list[Series], answer_warnings: list[str]) -> None:
+            warnings.extend(f"Prometheus warned on {names[index]}: {w}" for w in answer_warnings)
+            reducer.add(names[index], series)
+
+        client.stream_ranges([RangeQuery(q, first_eval, last_eval, step) for q in batch.values()], consume)
+
+    run(queries)
+    # What the first answers ask for: a fallback scrape clock, the pods behind a silent node.
+    follow_ups = follow_up_queries(reducer.follow_ups(), window, matchers)
+    if follow_ups:
+        run(follow_ups)
+        queries = {**queries, **follow_ups}
     before = promql.render(promql.STORAGE_LAST, CARRY_LOOKBACK, tuple(matchers))
     carried_in = client.query(before, start - dt.timedelta(milliseconds=1))
     warnings.extend(f"Prometheus warned on storage_before: {w}" for w in carried_in.warnings)
@@ -513,14 +532,16 @@ class _Reducer:
 
     def add(self, query: str, series: Sequence[Series]) -> None:
         """Fold one piece of one query's answer in."""
-        source = next((s for s, q in _SCRAPE_QUERY.items() if q == query), None)
+        source = _SCRAPE_SOURCE.get(query)
         for item in series:
             hour, values = self._points(item)
             if source is not None:
                 np.maximum.at(self.scrapes[source], hour, np.nan_to_num(values, nan=0.0))
                 continue
             if query == "cadvisor_node_scrapes":
-                self._maximum(self.node_scrapes, item.labels.get("node", ""), hour, values)
+                np.maximum.at(self.scrapes[CADVISOR], hour, np.nan_to_num(values, nan=0.0))
+                if item.labels.get("node"):
+                    self._maximum(self.node_scrapes, item.labels["node"], hour, values)
                 continue
             namespace = item.labels.get("namespace", "")
             if not namespace:  # no namespace to bill: counted and reported, never a crash or an empty name
@@ -547,6 +568,16 @@ class _Reducer:
                 else:
                     key = (namespace, resource, tier)
                 self.measures[measure].add(key, hour, values * factor)
+
+    def follow_ups(self) -> list[str]:
+        """Follow-up queries (promql.FOLLOW_UPS) the answers so far ask for."""
+        wanted = []
+        if not self.scrapes[KUBE_STATE].any():
+            wanted.append("kube_state_scrapes_by_quota")
+        cluster = self.scrapes[CADVISOR]
+        if any((counts < cluster).any() for counts in self.node_scrapes.values()):
+            wanted.append("namespaces_on_nodes")  # some node was scraped less than another: it may hide pods
+        return wanted
 
     def add_last_before(self, series: Sequence[Series]) -> None:
         """Each claim's last bytes-used sample before the period: where an unmounted claim starts from."""
@@ -773,9 +804,7 @@ class _Reducer:
     def _node_coverage(self, cluster: str, scrapes: _Scrapes) -> tuple[dict[str, np.ndarray], list[dict], list[str]]:
         """namespace → its coverage per hour on the nodes its pods ran on, for namespaces a node scraped less
         than the others hid (1 in the other hours), with the estimates and warnings that name them."""
-        if not self.on_node:
-            return {}, [], []
-        if not self.node_scrapes:
+        if not self.node_scrapes and self.scrapes[CADVISOR].any():
             return (
                 {},
                 [],
@@ -784,6 +813,8 @@ class _Reducer:
                     "cannot be told apart; add the node target label to the kubelet scrape (kube-prometheus does)"
                 ],
             )
+        if not self.on_node:  # no node scraped less than the cluster (`follow_ups`), or no pod placed on one
+            return {}, [], []
         expected = scrapes.expected[CADVISOR] or max((float(c.max()) for c in self.node_scrapes.values()), default=0)
         if expected <= 0:
             return {}, [], []

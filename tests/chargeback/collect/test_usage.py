@@ -24,7 +24,7 @@ from chargeback.errors import PrometheusUnreachableError, UsageDataError
 from pool_catalog import Catalog, load_catalog
 from pool_demo.local_prometheus import BINARY_ENV, free_port
 from pool_demo.synthetic import GIB, closed_form_scenario, expected_usage
-from tests.support.prometheus import SCENARIO_END, SCENARIO_START, ScenarioServer
+from tests.support.prometheus import SCENARIO_END, SCENARIO_START, ScenarioServer, serve_scenario
 
 pytestmark = pytest.mark.prometheus
 
@@ -235,6 +235,22 @@ def test_short_pieces_give_the_same_frame(
     pd.testing.assert_frame_equal(again.frame, collected.frame)
 
 
+def test_without_node_series_the_quota_clock_gives_the_same_frame(
+    tmp_path: Path, catalog: Catalog, collected: UsageResult
+) -> None:
+    # A kube-state-metrics allow-list without nodes: kube_node_info is gone, the follow-up query counts the
+    # scrapes on the hard quotas instead, and every figure stays what it was.
+    servers = serve_scenario(tmp_path, without=["kube_node_info"])
+    try:
+        with PrometheusClient(PrometheusSettings(url=next(servers).url)) as no_nodes:
+            again = collect_usage(no_nodes, catalog, SCENARIO_START, SCENARIO_END, "dc1", DC1)
+    finally:
+        servers.close()  # stops the server
+    assert "kube_state_scrapes_by_quota" in again.queries
+    assert "namespaces_on_nodes" not in again.queries  # one node, never scraped less than the cluster
+    pd.testing.assert_frame_equal(again.frame, collected.frame)
+
+
 def test_period_must_be_whole_utc_hours(client: PrometheusClient, catalog: Catalog) -> None:
     with pytest.raises(UsageDataError, match="not on the hour"):
         collect_usage(client, catalog, SCENARIO_START + dt.timedelta(minutes=5), SCENARIO_END, "dc1")
@@ -253,9 +269,10 @@ def test_queries_are_the_documented_promql(collected: UsageResult, client: Prome
         "sum by (namespace) (max by (namespace, pod, uid) ("
         f'sum_over_time(kube_pod_status_phase{{phase="Running",cluster="dc1"}}[{window}])))'
     )
-    assert usage_queries("1h")["kube_state_scrapes"] == (
-        'max(count_over_time({__name__=~"kube_node_info|kube_resourcequota",type!="used"}[1h]))'
-    )
+    # The scrape clocks read series no other query reads (the quota clock only when there is no node series).
+    assert usage_queries("1h")["kube_state_scrapes"] == "max(count_over_time(kube_node_info{}[1h]))"
+    assert "kube_state_scrapes_by_quota" not in collected.queries
+    assert "cadvisor_scrapes" not in collected.queries
 
 
 def test_the_hour_window_is_half_open_on_this_server(client: PrometheusClient) -> None:
