@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pool_catalog.models import Catalog
+from pool_catalog.models import CallMethod, Catalog
 
 from .demo_business import MONTH_SECONDS
 from .demo_usage import SCRAPE_INTERVAL, daily_curve, generator, local_hours, local_weekday, revision_hash
@@ -40,7 +40,7 @@ CALL_HELP = "Total number of requests handled by the proxy."
 CALL_SCRAPE_PHASE = 11.0
 """Seconds after each half hour at which the sidecars are scraped (not on an hour's edge)."""
 DEFAULT_CLASS = "default"
-"""Call class of an endpoint that rates.yaml does not price apart."""
+"""Call class of a per_call endpoint that rates.yaml does not price apart."""
 
 
 @dataclass(frozen=True)
@@ -253,10 +253,13 @@ CallKey = tuple[str, str, str, str]
 
 
 def call_class(catalog: Catalog, capability: str, service: str, when: dt.datetime) -> str:
-    """The rates.yaml class of an endpoint (its destination_service_name) at `when`; DEFAULT_CLASS if none."""
+    """The rates.yaml class of an endpoint (its destination_service_name) at `when`, as invoice lines name it:
+    per_call: the matching class or DEFAULT_CLASS; other methods price no classes: ""."""
     rate = next((r for r in catalog.rates.capabilities if r.capability == capability), None)
     version = rate.version_at(when) if rate is not None else None
-    found = version.class_of(service) if version is not None else None
+    if version is None or version.method is not CallMethod.PER_CALL:
+        return ""
+    found = version.class_of(service)
     return found.name if found is not None else DEFAULT_CLASS
 
 

@@ -58,12 +58,12 @@ def test_collected_calls_equal_the_generated_traffic(october_calls: str, catalog
     assert collected == expected_calls(catalog, OCTOBER.start, [("2026-10", OCTOBER.start, OCTOBER.end)], DEFAULT_SEED)
     assert {key[1:] for key in collected} == {
         ("cs-miniapp", "identity", "default"),
-        ("cs-miniapp", "encryption", "default"),
+        ("cs-miniapp", "encryption", ""),
         ("cs-miniapp", "credit-scoring", "default"),
         ("cs-miniapp-staging", "identity", "default"),
         ("di-api", "identity", "default"),
         ("di-api", "credit-scoring", "default"),
-        ("di-batch", "encryption", "default"),
+        ("di-batch", "encryption", ""),
         ("di-batch", "credit-scoring", "bulk"),
         ("es-testbed", "credit-scoring", "default"),
     }
