@@ -154,6 +154,12 @@ def counter_samples(per_hour: np.ndarray, start: dt.datetime, restarts: tuple[in
         if index:
             value = float(step[index - 1]) if index in restarts else value + float(step[index - 1])
         values[index] = value
+    # `increase` extrapolates an hour's first sample back to the hour's start unless the counter would reach
+    # zero first; keep every hour clear of that cut, or the closed form no longer holds.
+    first, second = values[0::2], values[1::2]
+    growth = np.where(second >= first, second - first, second)
+    if (first * SCRAPE_INTERVAL < growth * (CALL_SCRAPE_PHASE + 1)).any():
+        raise ValueError("a call counter starts an hour too close to zero for `increase` to extrapolate it fully")
     return times, values
 
 

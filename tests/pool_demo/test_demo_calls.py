@@ -139,3 +139,10 @@ def test_counter_samples_restart_from_zero_right_after_a_scrape() -> None:
     assert (times - start.timestamp()).tolist() == [11.0, 1811.0, 3611.0, 5411.0, 7211.0, 9011.0]
     # Carried 30 from before; +5, +5, then restarted: 10 since the scrape before, +10, +15.
     assert values.tolist() == [30.0, 35.0, 40.0, 10.0, 20.0, 35.0]
+
+
+def test_counter_samples_refuse_a_restart_prometheus_could_not_extrapolate() -> None:
+    # Restarted with 1 call before the busy hour's first scrape, then 500 in its first half: `increase` would cut
+    # its extrapolation at zero and count fewer calls than the hour had.
+    with pytest.raises(ValueError, match="too close to zero"):
+        counter_samples(np.array([2, 1000]), dt.datetime(2026, 10, 1, tzinfo=dt.UTC), restarts=(2,))
