@@ -370,6 +370,7 @@ def test_dashboard_and_rules_read_only_series_the_exporter_exposes(scraped: dict
         "Scrape coverage (last 24 h)",
         "Cost per unit of business (month to date)",
         "North-star volume (month to date)",
+        "Undeclared capability callers (month to date)",
     } <= panels
 
 
