@@ -51,7 +51,7 @@ e2e-tools: venv system-deps
 # how to build them; E2E=1: build what is missing, then run it; E2E=0: leave it out.
 # RESOURCE_POOL_E2E=required: inside the tier, a missing tool fails instead of skipping.
 E2E ?= auto
-PROMETHEUS3_TESTS := tests/chargeback/collect tests/chargeback/rate/test_north_star.py
+PROMETHEUS3_TESTS := tests/chargeback/collect tests/chargeback/rate/test_north_star.py tests/pool_demo/test_demo_calls.py
 
 test: venv system-deps $(if $(filter 1,$(E2E)),e2e-tools)
 	$(BIN)/ruff check .

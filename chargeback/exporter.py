@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 PREFIX = "resource_pool_"
 COST_LABELS = ["business_unit", "cost_center", "cluster", "namespace", "resource", "tier", "currency"]
 IDLE_LABELS = ["business_unit", "cluster", "namespace", "resource", "tier", "pvc", "basis"]
+UNDECLARED_LABELS = ["business_unit", "cluster", "namespace", "capability", "provider_namespace"]
 
 METRICS: dict[str, str] = {
     "month_to_date_cost": "Cost of the month so far per line as the invoice bills it, in the currency label.",
@@ -58,6 +59,9 @@ METRICS: dict[str, str] = {
     "catalog query; the `metric` and `unit` labels say what is counted.",
     "cost_per_north_star_unit": "Month-to-date cost of the unit divided by its north-star volume, in the currency "
     "label (not exported while the volume is 0 or unknown).",
+    "capability_undeclared_calls": "Calls so far this month from a namespace to a capability its catalog entry "
+    "does not declare in `consumes` (the doctor's undeclared-caller finding): the NetworkPolicy should have "
+    "stopped them, or traffic bypasses it. business_unit owns the calling namespace (empty: no unit does).",
     "month_to_date_hours": "Whole hours of the month billed so far (the snapshot covers month start to that hour).",
     "month_hours": "Hours in the whole calendar month being billed.",
     "exporter_last_refresh_success": "1 if the last refresh succeeded, 0 if it failed (the previous snapshot stays).",
@@ -159,7 +163,21 @@ def _alert_families(chargeback: Chargeback) -> list[Metric]:
     coverage = _gauge("scrape_coverage_ratio", ["cluster", "source"])
     for row in scrape_coverage(chargeback).to_dict("records"):
         coverage.add_metric([row["cluster"], row["source"]], row["coverage"])
-    return [day, coverage]
+    return [day, coverage, _undeclared_family(chargeback)]
+
+
+def _undeclared_family(chargeback: Chargeback) -> Metric:
+    """The undeclared-caller findings of the run, one series per calling namespace and capability, labelled
+    with the caller's unit so Alertmanager routes the alert to its owners."""
+    undeclared = _gauge("capability_undeclared_calls", UNDECLARED_LABELS)
+    for finding in chargeback.findings:
+        if finding.code != "undeclared-caller":
+            continue
+        (namespace,) = finding.namespaces
+        owner = chargeback.catalog.owner_of(namespace, finding.cluster)
+        labels = [owner.id if owner else "", finding.cluster, namespace, finding.capability, finding.provider]
+        undeclared.add_metric(labels, float(finding.calls))
+    return undeclared
 
 
 def _north_star_families(chargeback: Chargeback) -> list[Metric]:

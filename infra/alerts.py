@@ -239,6 +239,25 @@ def alert_rules(catalog: Catalog) -> dict[str, Any]:
             "of the cluster: `up == 0` and the targets page name the missing ones.",
         ),
         _rule(
+            "CapabilityUndeclaredCaller",
+            # Exported from the doctor's undeclared-caller findings: month to date, so it stays up all month
+            # once seen; 15m rides out one failed refresh. Routed by business_unit to the calling unit.
+            "resource_pool_capability_undeclared_calls > 0",
+            "15m",
+            "warning",
+            summary="{{ $labels.namespace }} calls {{ $labels.capability }} without declaring it",
+            description="Namespace {{ $labels.namespace }} (business unit {{ $labels.business_unit }}, cluster "
+            '{{ $labels.cluster }}) made {{ printf "%.0f" $value }} calls of capability {{ $labels.capability }} '
+            "({{ $labels.provider_namespace }}) this month without `consumes: [{{ $labels.capability }}]` in its "
+            "catalog file: the NetworkPolicy allow-capability-{{ $labels.capability }} should have stopped them, "
+            "or traffic bypasses it.",
+            runbook="`chargeback doctor --period <this month>` lists the calls. If they are meant, declare "
+            "`consumes: [{{ $labels.capability }}]` on the namespace in "
+            "catalog/business-units/{{ $labels.business_unit }}.yaml (its calls are billed either way); if not, "
+            "check the NetworkPolicy allow-capability-{{ $labels.capability }} in "
+            "{{ $labels.provider_namespace }} and how the caller reaches it.",
+        ),
+        _rule(
             "ResourcePoolExporterDown",
             "absent(resource_pool_exporter_last_refresh_success)",
             "15m",

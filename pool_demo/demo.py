@@ -3,16 +3,18 @@
   python -m pool_demo [--out out/demo] [--period 2026-10] [--catalog catalog] [--keep-prometheus]
 
 Steps: validate the catalog, run the offline policy check (mandatory violations stop the demo with
-exit status 1), render the manifests, generate two months of usage (the period and the one before,
-so the reports show month over month), backfill them into a throw-away Prometheus on 127.0.0.1, bill
-both months, stop Prometheus (always, also on error) and print what each unit costs against its
-budget. Every output is replaced atomically, and the same arguments give byte-identical files.
-Errors print one clear message and exit with status 2.
+exit status 1), render the manifests, generate two months of usage and capability calls (the period
+and the one before, so the reports show month over month), backfill them into a throw-away Prometheus
+on 127.0.0.1, bill both months, check that the capability calls chargeback collects equal the generated
+traffic, stop Prometheus (always, also on error) and print what each unit costs against its budget and
+the calls per unit and capability. Every output is replaced atomically, and the same arguments give
+byte-identical files. Errors print one clear message and exit with status 2.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import multiprocessing
 import shutil
 import signal
@@ -34,10 +36,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from chargeback.collect.calls import collect_calls
+from chargeback.collect.prometheus import PrometheusClient, PrometheusSettings
 from chargeback.errors import ChargebackError, LocalPrometheusError
 from chargeback.period import Period
 from chargeback.rate.north_star import change as north_star_change
-from chargeback.run import PeriodRun, run_period
+from chargeback.run import PeriodRun, clusters_to_collect, run_period
 from infra.errors import PoolError
 from pool_catalog import Catalog, CatalogError, load_catalog
 from pool_catalog.guard import guard
@@ -46,6 +50,7 @@ from pool_catalog.pricing import hourly_price
 
 from . import local_prometheus
 from .demo_business import business_families
+from .demo_calls import CallKey, call_families, collected_totals, differences, expected_calls
 from .demo_usage import DEFAULT_SEED, demo_scenarios, split_by_month
 from .synthetic import Pod, write_openmetrics
 
@@ -115,6 +120,9 @@ class DemoResult:
     manifests: list[Path]
     north_star: list[NorthStarRow] = field(default_factory=list)
     """Cost per unit of each unit's north-star metric, this month against the one before."""
+    calls: dict[CallKey, tuple[int, int]] = field(default_factory=dict)
+    """(month, consumer namespace, capability, call class) → (billable, 5xx) calls as chargeback collected
+    them, checked equal to the generated traffic."""
 
 
 def require_prometheus() -> None:
@@ -184,7 +192,10 @@ def write_month(catalog: Catalog, first: Period, last: Period, month: Period, pa
     """One month's OpenMetrics file (in a worker process): pods, series, samples, bytes."""
     scenarios = demo_scenarios(catalog, first.start, last.end, seed)
     business = business_families(catalog, first.start, month.start, month.end, seed)
-    writer = write_openmetrics(path, split_by_month(scenarios, month.start, month.end), business)
+    calls = call_families(catalog, first.start, month.start, month.end, seed)
+    writer = write_openmetrics(
+        path, split_by_month(scenarios, month.start, month.end), itertools.chain(business, calls)
+    )
     pods = sum(1 for s in scenarios for p in s.pods if _lives_in(p, month))
     return pods, writer.series_written, writer.samples_written, path.stat().st_size
 
@@ -235,6 +246,31 @@ def backfill_months(periods: list[Period], work: Path, progress: Progress) -> No
                 block.rename(tsdb / block.name)
     except OSError as e:
         raise DemoError(f"cannot gather the TSDB blocks in {tsdb}: {e}") from e
+
+
+def check_capability_calls(
+    catalog: Catalog, periods: list[Period], url: str, seed: int
+) -> dict[CallKey, tuple[int, int]]:
+    """Collect each month's capability calls as chargeback does and compare them with the generated traffic:
+    billable and 5xx calls per (month, consumer, capability, call class) must be equal, else DemoError."""
+    expected = expected_calls(catalog, periods[0].start, [(p.label, p.start, p.end) for p in periods], seed)
+    collected: dict[CallKey, tuple[int, int]] = {}
+    with PrometheusClient(PrometheusSettings(url=url)) as client:
+        for period in periods:
+            for cluster in clusters_to_collect(catalog, None, None):
+                frame = collect_calls(client, catalog, period, cluster)
+                for key, (paid, failed) in collected_totals(frame, catalog, period.label, period.start).items():
+                    before = collected.get(key, (0, 0))
+                    collected[key] = (before[0] + paid, before[1] + failed)
+    wrong = differences(expected, collected)
+    if wrong:
+        raise DemoError(
+            "the capability calls chargeback collected differ from the generated traffic:\n"
+            + "\n".join(f"  {line}" for line in wrong)
+            + "\n  the counting (chargeback/collect/calls.py) or the demo's traffic model (pool_demo/demo_calls.py) "
+            "is wrong; the reports of these months are not to be trusted"
+        )
+    return collected
 
 
 def utilization(run: PeriodRun, unit_id: str) -> Decimal | None:
@@ -291,19 +327,70 @@ def north_star_rows(current: PeriodRun, previous: PeriodRun | None) -> list[Nort
     return rows
 
 
-def _share(value: str | None) -> str:
-    return "–" if value is None else f"{Decimal(value) * 100:+.1f} %"
+def capability_table(calls: dict[CallKey, tuple[int, int]], run: PeriodRun) -> Table:
+    """Billable calls of the period per calling unit × capability; `!` marks calls the catalog does not declare."""
+    chargeback = run.chargeback
+    catalog, period = chargeback.catalog, chargeback.period
+    undeclared = {
+        (f.cluster, namespace, f.capability)
+        for f in run.findings
+        if f.code == "undeclared-caller"
+        for namespace in f.namespaces
+    }
+    flagged = {(_unit_of(catalog, ns), capability) for _cluster, ns, capability in undeclared}
+    capabilities = sorted({key[2] for key in calls if key[0] == period.label})
+    cells: dict[tuple[str, str], int] = {}
+    failed = 0
+    for (month, consumer, capability, _kind), (paid, not_billed) in calls.items():
+        if month == period.label:
+            cell = (_unit_of(catalog, consumer), capability)
+            cells[cell] = cells.get(cell, 0) + paid
+            failed += not_billed
+    named = ", ".join(f"{ns} → {capability}" for _cluster, ns, capability in sorted(undeclared)) or "none"
+    table = _table(
+        f"Capability calls {period.label} (billable)",
+        f"Equal to the generated traffic. {failed:,} calls answered 5xx, not billed. ! = calls without "
+        f"`consumes` of the capability (chargeback doctor: undeclared-caller): {named}.",
+    )
+    table.add_column("unit", no_wrap=True)
+    for capability in capabilities:
+        table.add_column(capability, justify="right", no_wrap=True, min_width=len(capability))
+    for unit in sorted({unit for unit, _capability in cells}):
+        row = []
+        for capability in capabilities:
+            count = cells.get((unit, capability))
+            text = "–" if count is None else f"{count:,}"
+            row.append(f"[bold red]{text}![/bold red]" if (unit, capability) in flagged else text)
+        table.add_row(escape(unit), *row)
+    return table
 
 
-def north_star_table(rows: list[NorthStarRow], period: Period, currency: str) -> Table:
-    table = Table(
-        title=f"Cost per unit of business {period.label} ({currency})",
-        caption=f"! = cost grew faster than the business metric since {period.previous.label}.",
+def _table(title: str, caption: str) -> Table:
+    """A table of the summary step: simple head rule, no edges, caption under it."""
+    return Table(
+        title=title,
+        caption=caption,
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         padding=(0, 1, 0, 0),
         pad_edge=False,
         show_edge=False,
+    )
+
+
+def _unit_of(catalog: Catalog, namespace: str) -> str:
+    owner = catalog.owner_of(namespace)
+    return owner.id if owner is not None else namespace
+
+
+def _share(value: str | None) -> str:
+    return "–" if value is None else f"{Decimal(value) * 100:+.1f} %"
+
+
+def north_star_table(rows: list[NorthStarRow], period: Period, currency: str) -> Table:
+    table = _table(
+        f"Cost per unit of business {period.label} ({currency})",
+        f"! = cost grew faster than the business metric since {period.previous.label}.",
     )
     table.add_column("unit", no_wrap=True)
     table.add_column("per", no_wrap=True)
@@ -325,15 +412,7 @@ def north_star_table(rows: list[NorthStarRow], period: Period, currency: str) ->
 
 
 def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Table:
-    table = Table(
-        title=f"Chargeback {period.label} ({currency})",
-        caption=UTILIZATION_CAPTION,
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1, 0, 0),
-        pad_edge=False,
-        show_edge=False,
-    )
+    table = _table(f"Chargeback {period.label} ({currency})", UTILIZATION_CAPTION)
     table.add_column("unit", no_wrap=True)
     for name in ("cost", "budget", "of budget", "utilization", "idle money"):
         table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
@@ -445,6 +524,10 @@ def run_demo(
             for label, run in runs.items():
                 warnings = f", {len(run.warnings)} data warnings" if run.warnings else ""
                 console.print(f"  {label}: {len(run.written)} files written to {out / label}{warnings}")
+            with times.measure("check calls"):
+                calls = check_capability_calls(catalog, periods, prometheus.url, seed)
+            billable = sum(paid for paid, _failed in calls.values())
+            console.print(f"  capability calls: {billable:,} billable calls collected, equal to the generated traffic")
             if keep_prometheus is not None:
                 keep_prometheus(prometheus.url)
             stopping = time.perf_counter()
@@ -455,7 +538,7 @@ def run_demo(
 
     summary = summarize(runs[period.label])
     stars = north_star_rows(runs[period.label], runs.get(period.previous.label))
-    return DemoResult(period, out, runs, summary, times, manifests, stars)
+    return DemoResult(period, out, runs, summary, times, manifests, stars, calls)
 
 
 def _work_dir(out: Path) -> Path:
@@ -473,6 +556,8 @@ def print_result(result: DemoResult, console: Console) -> None:
     console.print(summary_table(result.summary, result.period, currency))
     if result.north_star:
         console.print(north_star_table(result.north_star, result.period, currency))
+    if result.calls:
+        console.print(capability_table(result.calls, result.runs[result.period.label]))
     month = result.out / result.period.label
     console.print("Reports:")
     for label in result.runs:

@@ -967,6 +967,9 @@ def check_calls(calls: pd.DataFrame, catalog: Catalog, cluster: str) -> list[Fin
                     "counted, charged to nobody",
                     "inject the mesh sidecar into the calling workloads, or find the caller outside the mesh",
                     (provider,),
+                    capability=capability,
+                    provider=provider,
+                    calls=int(count),
                 )
             )
         elif capability not in consumes.get(consumer, set()):
@@ -982,6 +985,9 @@ def check_calls(calls: pd.DataFrame, catalog: Catalog, cluster: str) -> list[Fin
                     f"declare `consumes: [{capability}]` on namespace {consumer} if the calls are meant, else check "
                     f"the NetworkPolicy allow-capability-{capability} in {provider}: it should have stopped them",
                     (consumer,),
+                    capability=capability,
+                    provider=provider,
+                    calls=int(count),
                 )
             )
     return sort_findings(findings)

@@ -59,6 +59,12 @@ class Finding:
     fix: str
     namespaces: tuple[str, ...] = ()
     """Namespaces whose figures it touches; empty: the whole cluster."""
+    capability: str = ""
+    """Capability-call findings (undeclared-caller, unknown-callers): the capability called."""
+    provider: str = ""
+    """Capability-call findings: the namespace exposing it."""
+    calls: int = 0
+    """Capability-call findings: the calls counted in the examined hours (what the exporter's gauge shows)."""
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:

@@ -39,6 +39,8 @@ from chargeback.exporter import (
 from chargeback.period import Period
 from chargeback.run import run_period
 from deploy.prometheus_rule import PLAIN_RULES, PROMETHEUS_RULE, render
+from pool_demo.demo_calls import CALL_HELP, CALL_METRIC, CallStream, istio_labels
+from pool_demo.demo_calls import counter_samples as call_counter_samples
 from pool_demo.local_prometheus import LocalPrometheus, find_binary, free_port
 from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
 from tests.support.prometheus import ScenarioServer, serve_scenario
@@ -51,6 +53,7 @@ DASHBOARD = ROOT / "deploy" / "grafana-dashboard.json"
 RULE_TESTS = sorted((ROOT / "tests" / "rules").glob("*.test.yaml"))
 # 08:40 on the first: the month so far is the scenario's eight whole hours, 00:00–08:00.
 NOW = dt.datetime(2026, 10, 1, 8, 40, tzinfo=dt.UTC)
+UNDECLARED_PER_HOUR = 120
 CENT = Decimal("0.01")
 
 
@@ -92,7 +95,16 @@ def priced_scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenar
     # With a business counter: 5 reports a minute from 00:00, the north star of data-insight below.
     times = NOW.replace(hour=0, minute=0).timestamp() + 60.0 * np.arange(9 * 60)
     reports = ("reports_total", "counter", "Reports.", {"namespace": "di-api"}, (times, 5.0 * np.arange(9 * 60)))
-    yield from serve_scenario(tmp_path_factory.mktemp("priced-scenario"), with_unpriced_storage=False, extra=[reports])
+    # And es-testbed calling credit-scoring, which it does not declare: 120 calls an hour, all answered 503, so the
+    # undeclared caller is found and exported while no call is billed (the cost figures stay the usage's alone).
+    stream = CallStream("es-testbed", "hil-run", "pf-credit", "credit-scoring", per_day=0)
+    calls = (
+        CALL_METRIC, "counter", CALL_HELP, istio_labels(stream, "dc1", "destination", "503"),
+        call_counter_samples(np.full(9, UNDECLARED_PER_HOUR), NOW.replace(hour=0, minute=0)),
+    )  # fmt: skip
+    yield from serve_scenario(
+        tmp_path_factory.mktemp("priced-scenario"), with_unpriced_storage=False, extra=[reports, calls]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +187,34 @@ def test_scraped_unit_totals_budgets_and_forecast_match_the_invoices(scraped: di
     for unit, budget in budgets.items():
         assert ratio[unit] == pytest.approx(float(expected[unit] * 93 / budget.monthly), rel=1e-9)
     assert float(query("resource_pool_month_to_date_hours")[0]["value"][1]) == 8
+
+
+def test_undeclared_caller_is_exported_with_its_unit_for_the_alert(scraped: dict, invoices: dict) -> None:
+    """The doctor's undeclared-caller finding becomes a series labelled with the calling namespace's unit (the
+    label Alertmanager routes on) and the calls of the eight hours so far."""
+    series = scraped["query"]("resource_pool_capability_undeclared_calls")
+    assert [
+        ({k: v for k, v in r["metric"].items() if k not in ("instance", "job")}, r["value"][1]) for r in series
+    ] == [
+        (
+            {
+                "__name__": "resource_pool_capability_undeclared_calls",
+                "business_unit": "edge-security",
+                "cluster": "dc1",
+                "namespace": "es-testbed",
+                "capability": "credit-scoring",
+                "provider_namespace": "pf-credit",
+            },
+            str(8 * UNDECLARED_PER_HOUR),
+        )
+    ]
+    (finding,) = [f for f in invoices["chargeback"].findings if f.code == "undeclared-caller"]
+    assert (finding.namespaces, finding.capability, finding.provider, finding.calls) == (
+        ("es-testbed",),
+        "credit-scoring",
+        "pf-credit",
+        960,
+    )
 
 
 def test_scraped_line_costs_sum_to_each_invoice_to_the_cent(scraped: dict, invoices: dict) -> None:
@@ -330,6 +370,7 @@ def test_dashboard_and_rules_read_only_series_the_exporter_exposes(scraped: dict
         "Scrape coverage (last 24 h)",
         "Cost per unit of business (month to date)",
         "North-star volume (month to date)",
+        "Undeclared capability callers (month to date)",
     } <= panels
 
 
@@ -351,6 +392,7 @@ def test_prometheus_rule_carries_the_plain_rules_file() -> None:
         "IdleAllocation",
         "CostAnomaly",
         "ScrapeCoverageGap",
+        "CapabilityUndeclaredCaller",
         "ResourcePoolExporterDown",
         "ResourcePoolExporterRefreshFailing",
     }
@@ -360,7 +402,7 @@ def test_promtool_checks_and_unit_tests_the_rules() -> None:
     promtool = find_binary("promtool")
     check = subprocess.run([promtool, "check", "rules", str(PLAIN_RULES)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 7 rules found" in check.stdout
+    assert "SUCCESS: 8 rules found" in check.stdout
     assert RULE_TESTS
     test = subprocess.run([promtool, "test", "rules", *map(str, RULE_TESTS)], capture_output=True, text=True)
     assert test.returncode == 0, test.stdout + test.stderr

@@ -196,7 +196,8 @@ def test_a_capability_nobody_consumes_stays_closed(tmp_path: Path) -> None:
         for ns in doc["namespaces"]:
             ns["consumes"] = [c for c in ns.get("consumes", []) if c != "credit-scoring"]
 
-    edit_yaml(root / "business-units" / "data-insight.yaml", consume_nothing)
+    for unit in ("data-insight", "community-services"):  # the two units consuming credit-scoring
+        edit_yaml(root / "business-units" / f"{unit}.yaml", consume_nothing)
     resources = run_program(load_catalog(root), "dc1")
     names = {r.props["metadata"]["name"] for r in resources if r.type == NETPOL}
     assert "allow-capability-credit-scoring" not in names

@@ -31,6 +31,7 @@ from pool_catalog import load_catalog
 from pool_demo import local_prometheus
 from pool_demo.demo import POLICY_FAILED, DemoResult, app, run_demo
 from pool_demo.demo_business import DEMO_BUSINESS, counter_samples
+from pool_demo.demo_calls import expected_calls
 from pool_demo.demo_usage import BUSINESS_DAY, DEFAULT_SEED, LOCAL_OFFSET_HOURS, demo_scenarios
 
 pytestmark = pytest.mark.prometheus
@@ -206,6 +207,7 @@ def test_step_times_are_measured(runs: DemoRuns) -> None:
         "backfill",
         "start prometheus",
         "chargeback",
+        "check calls",
         "stop prometheus",
     ]
     assert "Step times:" in runs.cli_output
@@ -325,3 +327,27 @@ def test_demo_prints_cost_per_north_star_unit(runs: DemoRuns) -> None:
     assert rows["data-insight"].change["cost_grew_faster"] is False
     summary = (runs.out / PERIOD.label / "finance-summary.html").read_text(encoding="utf-8")
     assert "cost grew faster than mini-program orders" in summary
+
+
+def test_demo_checks_and_prints_capability_calls_per_unit(runs: DemoRuns) -> None:
+    """The calls chargeback collected in both months equal the generated traffic (the demo stops otherwise),
+    and the printed table carries them per unit and capability, the undeclared caller marked and named."""
+    months = [(p.label, p.start, p.end) for p in (SEPTEMBER, PERIOD)]
+    calls = runs.result.calls
+    assert calls == expected_calls(load_catalog(CATALOG), SEPTEMBER.start, months, DEFAULT_SEED)
+    assert {key[0] for key in calls} == {"2026-09", "2026-10"}
+    lines = runs.cli_output.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if "Capability calls 2026-10 (billable)" in line) :]
+
+    def row(unit: str) -> str:
+        return next(line for line in table if line.startswith(unit))
+
+    def billable(namespaces: tuple[str, ...], capability: str) -> int:
+        return sum(v[0] for k, v in calls.items() if k[0] == "2026-10" and k[1] in namespaces and k[2] == capability)
+
+    assert f"{billable(('cs-miniapp', 'cs-miniapp-staging'), 'identity'):,}" in row("community-services")
+    assert f"{billable(('di-batch', 'di-api'), 'credit-scoring'):,}" in row("data-insight")  # interactive + bulk
+    assert f"{billable(('es-testbed',), 'credit-scoring'):,}!" in row("edge-security")
+    text = " ".join(runs.cli_output.split())
+    assert "undeclared-caller): es-testbed → credit-scoring." in text
+    assert "billable calls collected, equal to the generated traffic" in text
