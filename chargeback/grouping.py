@@ -20,8 +20,7 @@ Column = pd.Series | pd.Categorical | np.ndarray
 _RADIX_LIMIT = 2**62
 """Largest product of the key columns' distinct counts (int64 with room to spare)."""
 _LOOKUP_LIMIT = 2**26
-"""Up to this many possible keys (and at most twice the rows: the table costs 5 bytes a key, hashing 16 a
-row), groups are numbered through a table."""
+"""Up to this many possible keys (a byte each) groups are numbered through a table of them, else by sorting."""
 
 
 @dataclass(frozen=True)
@@ -90,18 +89,32 @@ def _sorted_codes(values: Column) -> tuple[np.ndarray, pd.Index]:
         low, high = int(values.min()), int(values.max())
         if high - low < _LOOKUP_LIMIT:
             # Small whole numbers (hours, versions, group numbers) are their own codes: no hashing.
-            return (values - low).astype(np.int32), pd.Index(np.arange(low, high + 1, dtype=values.dtype))
+            codes = values.astype(np.int32, copy=False) if low == 0 else (values - low).astype(np.int32)
+            return codes, pd.Index(np.arange(low, high + 1, dtype=values.dtype))
     codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
     if (codes < 0).any():
         raise ValueError("a key column has missing values: it cannot be a group key")
     return codes, pd.Index(uniques)
 
 
-def group_rows(columns: Mapping[str, Column]) -> Groups:
-    """The groups of rows that share every key column's value (columns of equal length, no missing values)."""
+@dataclass(frozen=True)
+class Folded:
+    """Every row's key columns as one integer: equal keys give equal integers, and integer order is the
+    keys' lexicographic order."""
+
+    values: np.ndarray
+    """One int32 (or int64 for many keys) per row."""
+    levels: list[tuple[str, pd.Index]]
+    """Each key column's distinct values, in sorted order (the digits of the folded integer)."""
+    radix: int
+    """How many keys are possible: the product of the columns' distinct counts."""
+
+
+def fold(columns: Mapping[str, Column]) -> Folded:
+    """The key columns folded into one integer per row (columns of equal length, no missing values)."""
     levels = [(name, *_sorted_codes(values)) for name, values in columns.items()]
     if not levels:
-        raise ValueError("group_rows needs at least one key column")
+        raise ValueError("a key needs at least one column")
     sizes = [max(len(distinct), 1) for _, _, distinct in levels]
     radix = int(np.prod(sizes, dtype=object))
     if radix >= _RADIX_LIMIT:
@@ -110,24 +123,29 @@ def group_rows(columns: Mapping[str, Column]) -> Groups:
     for (_, codes, _), size in zip(levels, sizes, strict=True):
         folded *= size
         folded += codes
-    if radix <= min(_LOOKUP_LIMIT, max(2 * len(folded), 2**20)):
-        # Few possible keys: number the ones present through a table, no hashing and no sort of the rows.
-        present = np.zeros(radix, dtype=bool)
-        present[folded] = True
+    return Folded(folded, [(name, distinct) for name, _, distinct in levels], radix)
+
+
+def group_rows(columns: Mapping[str, Column]) -> Groups:
+    """The groups of rows that share every key column's value (columns of equal length, no missing values)."""
+    folded = fold(columns)
+    if folded.radix <= _LOOKUP_LIMIT:
+        # Mark the keys present in a table of every possible key (a byte each), then number rows by binary
+        # search among the present ones: no hashing, no sort of the rows.
+        present = np.zeros(folded.radix, dtype=bool)
+        present[folded.values] = True
         uniques = np.flatnonzero(present)
-        number = np.cumsum(present, dtype=np.int32) - 1
         del present
-        group_codes = number[folded]
-        del number
+        group_codes = np.searchsorted(uniques, folded.values)
     else:
-        group_codes, uniques = pd.factorize(folded, sort=True)
-    del folded
+        uniques, group_codes = np.unique(folded.values, return_inverse=True)
     rest = np.asarray(uniques, dtype=np.int64)
     keys: dict[str, np.ndarray] = {}
-    for (name, _, distinct), size in zip(reversed(levels), reversed(sizes), strict=True):
+    for name, distinct in reversed(folded.levels):
+        size = max(len(distinct), 1)
         keys[name] = np.asarray(distinct.take(rest % size))
         rest = rest // size
-    return Groups(codes=group_codes, keys=pd.DataFrame({name: keys[name] for name, _, _ in levels}))
+    return Groups(codes=group_codes, keys=pd.DataFrame({name: keys[name] for name, _ in folded.levels}))
 
 
 def take_columns(frame: pd.DataFrame, rows: np.ndarray, columns: Sequence[str]) -> dict[str, Column]:

@@ -26,11 +26,11 @@ ALLOWED: dict[str, set[str]] = {
 }
 """Which of the project's packages each package may import."""
 
-CHARGEBACK_BASE = {"chargeback.errors", "chargeback.period", "chargeback.grouping"}
+CHARGEBACK_BASE = {"chargeback.errors", "chargeback.period", "chargeback.grouping", "chargeback.heap"}
 CHARGEBACK_LAYERS = {"collect": 1, "rate": 2, "outputs": 3}
 """Layer 0 is the base every layer uses; anything else in chargeback (run, cli, exporter, ledger…) is layer 4."""
 LAYER_NAMES = {
-    0: "errors/period/grouping",
+    0: "errors/period/grouping/heap",
     1: "collect",
     2: "rate",
     3: "outputs",
@@ -141,7 +141,7 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
         ),
         (
             {"chargeback/period.py": "from chargeback.collect import usage\n"},
-            "(errors/period/grouping) imports chargeback.collect",
+            "(errors/period/grouping/heap) imports chargeback.collect",
         ),
     ],
 )

@@ -32,7 +32,8 @@ from pool_catalog.resources import (
 )
 
 from ..errors import UsageDataError
-from ..grouping import group_rows
+from ..grouping import fold
+from ..heap import give_back
 from . import promql
 from .prometheus import PrometheusClient, RangeQuery, Series
 from .promql import LabelMatcher
@@ -158,10 +159,21 @@ def _repeated_keys(frame: pd.DataFrame, key: Sequence[str]) -> pd.Series:
     if "hour" in columns:
         nanoseconds = pd.DatetimeIndex(frame["hour"]).as_unit("ns").asi8
         hour_ns = 3600 * 10**9
-        # Whole hours (the usual case) are numbered as small integers; anything else keeps its exact time.
-        columns["hour"] = nanoseconds // hour_ns if not (nanoseconds % hour_ns).any() else nanoseconds
-    groups = group_rows(columns)
-    return pd.Series(groups.size()[groups.codes] > 1, index=frame.index)
+        # Whole hours (the usual case) are numbered from 0 as 32-bit integers; anything else keeps its exact time.
+        if len(nanoseconds) and not (nanoseconds % hour_ns).any():
+            number = nanoseconds // hour_ns
+            number -= number.min()
+            columns["hour"] = number.astype(np.int32)
+            del number
+        else:
+            columns["hour"] = nanoseconds
+    folded = fold(columns).values
+    ordered = np.sort(folded)
+    repeated = np.zeros(len(folded), dtype=bool)
+    if len(folded) and (ordered[1:] == ordered[:-1]).any():  # the rare case: find the rows
+        values, counts = np.unique(ordered, return_counts=True)
+        repeated = np.isin(folded, values[counts > 1])
+    return pd.Series(repeated, index=frame.index)
 
 
 def _same_text(rows: int, text: str) -> np.ndarray:
@@ -613,6 +625,7 @@ class _Reducer:
             if not measure.per_claim:
                 scale = scrapes.per_scrape(measure.scrapes) if measure.scrapes is not None else None
                 frame_grid.put_hourly(measure.column, hourly, scale)
+        give_back()  # the per-key arrays just copied into the matrices
 
         volumes, claim_estimates, claim_warnings = self._claims(cluster, scrapes, frame_grid)
         warnings += claim_warnings
@@ -629,6 +642,7 @@ class _Reducer:
         warnings += node_warnings
         coverage = _coverage_frame(scrapes, share, cluster, self.hour0, self.hours)
         frame, nan_estimates = frame_grid.cut(share, node_share, cluster, self.hour0)
+        give_back()  # the matrices, now rows
         host_network = self._host_network_estimates()
         if host_network:
             pods = ", ".join(f"{e['namespace']} ({e['detail']})" for e in host_network)
@@ -881,6 +895,12 @@ def _nansum_or_nan(matrix: np.ndarray) -> np.ndarray:
     return summed
 
 
+def _slices(rows: int, size: int = 1 << 20) -> Iterator[slice]:
+    """Consecutive slices of `rows` rows, `size` at a time."""
+    for start in range(0, rows, size):
+        yield slice(start, min(start + size, rows))
+
+
 def _hours(index: np.ndarray, hour0: float) -> pd.Series:
     """Start of each indexed hour as a UTC timestamp column (built in place: these columns are long)."""
     nanoseconds = index.astype(np.int64)
@@ -1004,49 +1024,53 @@ class _FrameGrid:
         hour_index = (flat // len(keys)).astype(np.int32)
         key_index = (flat % len(keys)).astype(np.int32)
 
-        # Coverage of each row's `used` source, per node where a silent node hid the namespace's pods.
-        row_source = source_of.astype(np.int8)[key_index]
-        coverage = np.empty(len(flat))
-        for number, source in enumerate(SOURCES):
-            rows = row_source == number
-            coverage[rows] = share[source][hour_index[rows]]
-        del row_source, rows
-        if node_coverage is not None:
-            on_node = np.flatnonzero(node_column[key_index] >= 0)
-            coverage[on_node] = np.minimum(
-                coverage[on_node], node_coverage[hour_index[on_node], node_column[key_index[on_node]]]
-            )
-            del on_node, node_coverage
-
-        # Rows are cut column by column, each matrix dropped once read: a month of a large cluster is millions
-        # of rows, and the matrices are as large as the frame.
+        # The matrices' columns first, each matrix dropped once cut, so that the row arrays replace them before
+        # anything else is built: a month of a large cluster is millions of rows, and the matrices are as
+        # large as the frame. The frame is made from the arrays at the end (adding columns one by one copies).
         row_scraped = ~unscraped.ravel()[flat]
         del unscraped
         row_poisoned = poisoned.ravel()[flat]
-        kube_state_scraped = share[KUBE_STATE] > 0
-        frame = pd.DataFrame({"hour": _hours(hour_index, hour0)}, copy=False)
-        frame["cluster"] = pd.Categorical.from_codes(
-            np.zeros(len(flat), dtype=np.int8), categories=pd.Index([cluster], dtype=object)
-        )
-        frame["namespace"] = text_column(namespaces, key_index)
-        frame["resource"] = text_column(resources, key_index)
-        frame["tier"] = text_column(tier_names, key_index)
         used = matrices.pop("used").ravel()[flat]
         used[np.isnan(used) & row_scraped] = 0.0
         used[~row_scraped | row_poisoned] = np.nan
-        frame["used"] = used
-        del used
         requested = matrices.pop("requested").ravel()[flat]
+        kube_state_scraped = share[KUBE_STATE] > 0
         requested[np.isnan(requested) & has_request[key_index] & kube_state_scraped[hour_index]] = 0.0
-        frame["requested"] = requested
-        del requested
-        frame["allocated"] = matrices.pop("allocated").ravel()[flat]
+        allocated = matrices.pop("allocated").ravel()[flat]
         del flat
-        rows = np.flatnonzero(from_kube_state[key_index])
-        coverage[rows] = np.minimum(coverage[rows], share[KUBE_STATE][hour_index[rows]])
-        del rows
-        coverage[row_poisoned | ~row_scraped] = 0.0
-        frame["coverage"] = coverage
+
+        # Coverage of each row's `used` source, per node where a silent node hid the namespace's pods; rows
+        # from kube-state-metrics also need its scrapes. Computed a slice of rows at a time: the index
+        # arithmetic of millions of rows at once would double the frame's size for a moment.
+        coverage = np.empty(len(hour_index))
+        for rows in _slices(len(hour_index)):
+            hour, key = hour_index[rows], key_index[rows]
+            part = by_source[hour, source_of[key]]
+            if node_coverage is not None:
+                on = node_column[key] >= 0
+                part[on] = np.minimum(part[on], node_coverage[hour[on], node_column[key[on]]])
+            kube = from_kube_state[key]
+            part[kube] = np.minimum(part[kube], share[KUBE_STATE][hour[kube]])
+            part[row_poisoned[rows] | ~row_scraped[rows]] = 0.0
+            coverage[rows] = part
+        del row_poisoned, row_scraped, node_coverage
+
+        frame = pd.DataFrame(
+            {
+                "hour": _hours(hour_index, hour0),
+                "cluster": pd.Categorical.from_codes(
+                    np.zeros(len(hour_index), dtype=np.int8), categories=pd.Index([cluster], dtype=object)
+                ),
+                "namespace": text_column(namespaces, key_index),
+                "resource": text_column(resources, key_index),
+                "tier": text_column(tier_names, key_index),
+                "used": used,
+                "requested": requested,
+                "allocated": allocated,
+                "coverage": coverage,
+            },
+            copy=False,
+        )
         estimates = []
         if poisoned.any():
             for column in np.nonzero(poisoned.any(axis=0))[0]:
