@@ -276,10 +276,10 @@ def allocation_ratios(lines: list[dict[str, str]]) -> list[Decimal | None]:
 
 
 def focus_rows(chargeback: Chargeback) -> list[dict[str, str]]:
-    """One FOCUS row per rated line, every value as the text written to focus.csv."""
+    """The rows of focus.csv, every value as the text written: one per rated line, then the capability rows."""
     records = chargeback.lines.to_dict("records")
     lines = [text_line(row) for row in records]
-    return [
+    resources = [
         focus_row(
             chargeback.catalog,
             chargeback.period,
@@ -292,6 +292,7 @@ def focus_rows(chargeback: Chargeback) -> list[dict[str, str]]:
         )
         for row, line, ratio in zip(records, lines, allocation_ratios(lines), strict=True)
     ]
+    return resources + capability_focus_rows(chargeback)
 
 
 def capability_focus_rows(chargeback: Chargeback) -> list[dict[str, str]]:
@@ -468,8 +469,7 @@ def correction_rows(
 
 
 def _focus_file(inputs: Inputs) -> dict[str, str]:
-    rows = focus_rows(inputs.chargeback) + capability_focus_rows(inputs.chargeback)
-    return {"focus.csv": csv_text(COLUMNS, rows)}
+    return {"focus.csv": csv_text(COLUMNS, focus_rows(inputs.chargeback))}
 
 
 register(Format("focus", "focus.csv (FinOps FOCUS 1.3)", ("chargeback",), render=_focus_file))

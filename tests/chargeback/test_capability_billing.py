@@ -21,11 +21,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from chargeback.cli import app
 from chargeback.collect.calls import UNKNOWN_CALLER
 from chargeback.exporter import snapshot_of
+from chargeback.ledger.store import Ledger
 from chargeback.outputs.csv_tables import csv_text
-from chargeback.outputs.focus import COLUMNS, COST_RECOVERY_METHOD, capability_focus_rows, focus_rows
+from chargeback.outputs.focus import COLUMNS, COST_RECOVERY_METHOD, focus_rows
 from chargeback.outputs.reports import report_files
 from chargeback.period import Period
 from chargeback.rate.capabilities import provider_costs
@@ -226,7 +229,7 @@ def test_reports_show_the_sections_and_the_capability_table(per_call: Chargeback
 
 
 def test_focus_rows_for_both_methods_add_up_per_invoice(per_call: Chargeback) -> None:
-    rows = list(csv.DictReader(io.StringIO(csv_text(COLUMNS, focus_rows(per_call) + capability_focus_rows(per_call)))))
+    rows = list(csv.DictReader(io.StringIO(csv_text(COLUMNS, focus_rows(per_call)))))
     check_columns(rows)
     for inv in per_call.invoices:
         billed = sum(Decimal(r["BilledCost"]) for r in rows if r["InvoiceId"] == inv.invoice_number)
@@ -298,3 +301,25 @@ def test_calls_are_asked_of_prometheus_once(prometheus: str, tmp_path: Path, mon
     chargeback = bill(prometheus, copy_example(tmp_path)).chargeback
     assert seen == ["dc1"]
     assert int(chargeback.capability_lines["calls"].sum()) == 4800 + 2880 + 1920 + 960 + 960 + 3840 + 960 + 960 + 1920
+
+
+def test_a_month_with_capability_charges_closes_and_compares_identical(prometheus: str, tmp_path: Path) -> None:
+    """`chargeback close` hashes the same FOCUS rows it writes (capability rows included) and records the
+    invoice totals with their capability sections."""
+    out = tmp_path / "reports" / "2026-10"
+    ledger = str(tmp_path / "ledger.db")
+    args = ["close", "--period", "2026-10", "--prometheus", prometheus, "--out", str(out), "--ledger", ledger]
+    closed = CliRunner(env={"COLUMNS": "250"}).invoke(app, args)
+    assert closed.exit_code == 0, closed.output
+    invoice = json.loads((out / "invoices" / "platform.json").read_text(encoding="utf-8"))
+    assert Decimal(invoice["recovered_from_consumers"]["total"]) < 0
+    focus = list(csv.DictReader(io.StringIO((out / "focus.csv").read_text(encoding="utf-8"))))
+    assert any(r["ChargeCategory"] == "Credit" for r in focus)
+    with Ledger(ledger) as book:
+        (issue,) = book.issues()
+    totals = {d.business_unit: Decimal(d.total) for d in issue.documents}
+    assert totals["platform"] == Decimal(invoice["total"])
+    compare = ["invoice", "--period", "2026-10", "--prometheus", prometheus, "--out", str(out), "--ledger", ledger]
+    compared = CliRunner(env={"COLUMNS": "250"}).invoke(app, compare)
+    assert compared.exit_code == 0, compared.output
+    assert "recomputed figures: identical" in compared.output
