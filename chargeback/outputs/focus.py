@@ -154,6 +154,58 @@ def text_line(row: dict[str, Any]) -> dict[str, str]:
     }
 
 
+CONSUMED = "capability:"
+RECOVERED = "recovered:"
+"""Resource prefixes of the ledger's text lines of capability calls: the consumer's charge and the provider's
+credit (`capability:identity`, `recovered:identity`), so a closed month's capability money is corrected
+like any other line."""
+
+
+def capability_text_lines(chargeback: Chargeback) -> list[tuple[str, dict[str, str]]]:
+    """(unit, text line) of every capability line an invoice bills: the consumed-section lines of the consumer,
+    and a credit line of the provider (namespace = the caller, so each caller's credit has its own key) for
+    every charge. A unit's capability lines add up to its capability sections."""
+    result = []
+    for row in chargeback.capability_lines.to_dict("records"):
+        method, calls = row["method"], int(row["calls"])
+        recovery = method == "cost_recovery"
+        amount = billed_amount(row)
+        line = {
+            "entry": "charge",
+            "cluster": row["cluster"],
+            "namespace": row["consumer_namespace"],
+            "resource": CONSUMED + row["capability"],
+            "tier": row["call_class"],
+            "rate_effective_from": iso_utc(row["rate_effective_from"]),
+            "charge_period_start": iso_utc(row["charge_period_start"]),
+            "charge_period_end": iso_utc(row["charge_period_end"]),
+            "usage_quantity": str(calls),
+            "usage_unit": "Requests",
+            "billed_quantity": text(row["share"]) if recovery else text(Decimal(calls) / PER_THOUSAND),
+            "unit": "share of recovered cost" if recovery else "1,000 calls",
+            "unit_price": text(row["recovered_cost"] if recovery else row["unit_price"]),
+            "amount": text(amount),
+            "shared_split": "",
+            "share": "1",
+        }
+        if row["consumer_unit"] != UNALLOCATED and row["consumer_namespace"] != row["provider_namespace"]:
+            result.append((row["consumer_unit"], line))
+        if row["charged"]:
+            credit = {**line, "resource": RECOVERED + row["capability"], "amount": text(-amount)}
+            result.append((row["provider_unit"], credit))
+    return result
+
+
+def _service(resource: str) -> tuple[str, str, str]:
+    """ServiceCategory, ServiceSubcategory, ServiceName of a text line's resource."""
+    for prefix in (CONSUMED, RECOVERED):
+        if resource.startswith(prefix):
+            return "Other", "Other", resource.removeprefix(prefix)
+    # A resource's come from its spec (FOCUS allowed values).
+    focus = spec_of(resource).focus
+    return focus.category, focus.subcategory, focus.name
+
+
 def focus_row(
     catalog: Catalog,
     billing: Period,
@@ -171,13 +223,14 @@ def focus_row(
     issuer = catalog.rates.issuer.name
     unit = next((u for u in catalog.units if u.id == unit_id), None)
     cost_center = unit.cost_center if unit else ""
-    # ServiceCategory, ServiceSubcategory and ServiceName come from the resource's spec (FOCUS allowed values).
-    focus = spec_of(line["resource"]).focus
-    category, subcategory, service = focus.category, focus.subcategory, focus.name
+    category, subcategory, service = _service(line["resource"])
+    credit = line["resource"].startswith(RECOVERED)
     sku = sku_of(line["resource"], line["tier"])
     where = f"namespace {line['namespace']} on cluster {line['cluster']}"
     tier = f" {line['tier']}" if line["tier"] else ""
-    description = f"{service}{tier} used by {where}"
+    description = (
+        f"{service}{tier} calls of {where}: credit to the provider" if credit else f"{service}{tier} used by {where}"
+    )
     if line["shared_split"]:
         description += f" (shared, {line['shared_split']} split)"
     if charge_class:
@@ -205,14 +258,14 @@ def focus_row(
         "BillingCurrency": currency,
         "BillingPeriodEnd": iso_utc(billing.end),
         "BillingPeriodStart": iso_utc(billing.start),
-        "ChargeCategory": "Usage",
+        "ChargeCategory": "Credit" if credit else "Usage",
         "ChargeClass": charge_class,
         "ChargeDescription": description,
         "ChargeFrequency": "Usage-Based",
         "ChargePeriodEnd": line["charge_period_end"],
         "ChargePeriodStart": line["charge_period_start"],
-        "ConsumedQuantity": line["usage_quantity"],
-        "ConsumedUnit": line["usage_unit"],
+        "ConsumedQuantity": "" if credit else line["usage_quantity"],  # null unless ChargeCategory is Usage
+        "ConsumedUnit": "" if credit else line["usage_unit"],
         "ContractedCost": line["amount"],
         "ContractedUnitPrice": line["unit_price"],
         "EffectiveCost": line["amount"],

@@ -26,13 +26,23 @@ from typer.testing import CliRunner
 from chargeback.cli import app
 from chargeback.collect.calls import UNKNOWN_CALLER
 from chargeback.exporter import snapshot_of
-from chargeback.ledger.store import Ledger
+from chargeback.ledger.documents import (
+    chargeback_lines,
+    correction_lines,
+    differences,
+    month_in_force,
+    note_number,
+    note_total,
+)
+from chargeback.ledger.store import Document as LedgerDocument
+from chargeback.ledger.store import Issue, Ledger
 from chargeback.outputs.csv_tables import csv_text
-from chargeback.outputs.focus import COLUMNS, COST_RECOVERY_METHOD, focus_rows
+from chargeback.outputs.focus import COLUMNS, COST_RECOVERY_METHOD, correction_rows, focus_rows
 from chargeback.outputs.reports import report_files
 from chargeback.period import Period
 from chargeback.rate.capabilities import provider_costs
 from chargeback.rate.documents import Invoice
+from chargeback.rate.invoices import invoice_number
 from chargeback.rate.result import Chargeback
 from chargeback.run import PeriodRun, run_period
 from pool_demo.local_prometheus import LocalPrometheus, backfill
@@ -323,3 +333,29 @@ def test_a_month_with_capability_charges_closes_and_compares_identical(prometheu
     compared = CliRunner(env={"COLUMNS": "250"}).invoke(app, compare)
     assert compared.exit_code == 0, compared.output
     assert "recomputed figures: identical" in compared.output
+
+
+def test_a_capability_change_after_close_is_corrected_like_any_line(per_call: Chargeback, switched: Chargeback) -> None:
+    """Issued per_call, recomputed with identity as cost_recovery: the correction notes re-bill exactly the moved
+    money on both sides, and their FOCUS rows meet the column rules."""
+    documents = tuple(
+        LedgerDocument(invoice_number(per_call, unit), "invoice", unit, None, "CNY", "0", "{}", tuple(lines))
+        for unit, lines in chargeback_lines(per_call).items()
+    )
+    for doc in documents:  # a unit's ledger lines add up to its invoice total, capability sections included
+        assert sum(Decimal(line["amount"]) for line in doc.lines) == invoices(per_call)[doc.business_unit].total
+    issue = Issue("2026-10", 0, "original", "2026-10", "", {}, "2026-11-01T00:00:00Z", "t", documents)
+    in_force = month_in_force([issue])
+    changes = differences(in_force, chargeback_lines(switched))
+    assert {c.key[2] for c in changes} == {"capability:identity", "recovered:identity"}
+    before, after = invoices(per_call), invoices(switched)
+    rows = []
+    for unit in sorted({c.business_unit for c in changes}):
+        lines = correction_lines([c for c in changes if c.business_unit == unit])
+        assert note_total(lines, "CNY") == after[unit].total - before[unit].total != 0
+        number = note_number(in_force[unit].invoice or "", 1)
+        rows += correction_rows(switched.catalog, PERIOD, Period(2026, 12), unit, number, lines, "CNY", "usage")
+    parsed = list(csv.DictReader(io.StringIO(csv_text(COLUMNS, rows))))
+    check_columns(parsed)
+    assert {r["ChargeCategory"] for r in parsed if r["BillingAccountId"] == "platform"} == {"Credit"}
+    assert sum(Decimal(r["BilledCost"]) for r in parsed) == 0  # moved between units, none created
