@@ -4,7 +4,8 @@ and the finance summary.
 Money and quantities are Decimal in the model and fixed-point text in JSON ('0E-9' is written
 '0.000000000', never a float), so the model's own JSON dump is the invoice file, byte for byte, and
 history reads those files back with the same model. Keys that older invoices never had (estimates,
-north_star, data_findings, issue) are left out of the JSON when absent, so a run without them gives
+north_star, data_findings, issue, capabilities_consumed, recovered_from_consumers; the summary's
+capabilities and undeclared_callers) are left out of the JSON when absent, so a run without them gives
 the same bytes as before they existed. `chargeback/outputs/schemas/invoice.schema.json` is this
 module's Invoice, published (`python -m chargeback.rate.documents` rewrites it).
 """

@@ -263,6 +263,19 @@ def _number(value: Decimal, used: bool) -> Decimal | None:
     return value if used else None
 
 
+def _call_fields(row: dict) -> dict[str, Any]:
+    """The fields both sides of a capability line show: what was called, how it is billed, how often."""
+    return {
+        "cluster": row["cluster"],
+        "capability": row["capability"],
+        "provider_namespace": row["provider_namespace"],
+        "call_class": row["call_class"],
+        "method": row["method"],
+        "calls": int(row["calls"]),
+        "not_billable_calls": int(row["not_billable_calls"]),
+    }
+
+
 def capabilities_consumed(chargeback: Chargeback, unit_id: str) -> CapabilitiesConsumed | None:
     """The unit's namespaces' calls to capabilities of other namespaces; None when they made none.
 
@@ -278,15 +291,9 @@ def capabilities_consumed(chargeback: Chargeback, unit_id: str) -> CapabilitiesC
         per_call, recovery = row["method"] == "per_call", row["method"] == "cost_recovery"
         lines.append(
             CapabilityConsumed(
-                cluster=row["cluster"],
-                capability=row["capability"],
+                **_call_fields(row),
                 provider_unit=row["provider_unit"],
-                provider_namespace=row["provider_namespace"],
                 namespace=row["consumer_namespace"],
-                call_class=row["call_class"],
-                method=row["method"],
-                calls=int(row["calls"]),
-                not_billable_calls=int(row["not_billable_calls"]),
                 price_per_thousand=_number(row["unit_price"], per_call),
                 share=_number(row["share"], recovery),
                 recovered_cost=_number(row["recovered_cost"], recovery),
@@ -325,15 +332,9 @@ def recovered_from_consumers(chargeback: Chargeback, unit_id: str) -> Capabiliti
         return None
     lines = [
         CapabilityRecovered(
-            cluster=row["cluster"],
-            capability=row["capability"],
-            provider_namespace=row["provider_namespace"],
+            **_call_fields(row),
             consumer_unit=row["consumer_unit"],
             consumer_namespace=row["consumer_namespace"],
-            call_class=row["call_class"],
-            method=row["method"],
-            calls=int(row["calls"]),
-            not_billable_calls=int(row["not_billable_calls"]),
             amount=_credit(billed_amount(row)),
             note=not_billed_note(row),
         )
