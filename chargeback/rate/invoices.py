@@ -397,18 +397,21 @@ def capability_matrix(chargeback: Chargeback) -> CapabilityMatrix | None:
 
 
 def undeclared_callers(chargeback: Chargeback) -> list[UndeclaredCaller] | None:
-    """Namespaces calling a capability they do not declare (the doctor's undeclared-caller findings), with
-    every call they made, billable or not; None when there are none."""
-    frame = chargeback.capability_lines
-    odd = frame[~frame["declared"].astype(bool)] if len(frame) else frame
-    if odd.empty:
-        return None
-    odd = odd.assign(all_calls=odd["calls"] + odd["not_billable_calls"])
-    keys = ["cluster", "consumer_namespace", "consumer_unit", "capability"]
-    return [
-        UndeclaredCaller(cluster=cluster, namespace=namespace, unit=unit, capability=capability, calls=int(calls))
-        for (cluster, namespace, unit, capability), calls in odd.groupby(keys, sort=True)["all_calls"].sum().items()
+    """The doctor's undeclared-caller findings: namespaces calling a capability they do not declare, with every
+    call they made (billable or not); None when there are none."""
+    callers = [
+        UndeclaredCaller(
+            cluster=finding.cluster,
+            namespace=namespace,
+            unit=owner.id if (owner := chargeback.catalog.owner_of(namespace, finding.cluster)) else UNALLOCATED,
+            capability=finding.capability,
+            calls=finding.calls,
+        )
+        for finding in chargeback.findings
+        if finding.code == "undeclared-caller"
+        for namespace in finding.namespaces
     ]
+    return sorted(callers, key=lambda c: (c.cluster, c.namespace, c.capability)) or None
 
 
 def _north_star(chargeback: Chargeback, unit: BusinessUnit | None, total: Decimal) -> NorthStar | None:
