@@ -138,7 +138,8 @@ def run_period(
     allow_incomplete: bool = False,
     now: dt.datetime | None = None,
 ) -> PeriodRun:
-    """Bill one month: check the data (`doctor.diagnose`), collect, rate, judge idle allocations and
+    """Bill one month: check the data (`doctor.examine`, which also counts the capability calls), collect,
+    rate (resources, then capability calls with the provider namespaces' costs), judge idle allocations and
     (if `out`) write every report (`previous`: the previous period's output directory for month over
     month; `pdf`: print HTML to PDF).
 

@@ -950,8 +950,11 @@ def examine(
         selectors = [*matchers, LabelMatcher(cluster_label, cluster)] if cluster_label else list(matchers)
         findings += diagnose_cluster(client, period, cluster, selectors, now)
         if not any(f.code in ("period-in-future", "no-data") for f in findings if f.cluster == cluster):
+            before = len(client.warnings_seen)
             calls = collect_calls(client, catalog, period, cluster, selectors, _examined_hours(period, now))
             findings += check_calls(calls, catalog, cluster)
+            # Billing rates these very frames: a partial answer to the calls queries is an error like any other.
+            findings += check_partial(client.warnings_seen[before:], cluster)
             collected[cluster] = calls
     return Diagnosis(sort_findings(findings), collected)
 

@@ -20,11 +20,14 @@ from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from chargeback.cli import app
 from chargeback.collect.calls import UNKNOWN_CALLER
+from chargeback.collect.doctor import examine
+from chargeback.collect.prometheus import PrometheusClient, PrometheusSettings
 from chargeback.exporter import snapshot_of
 from chargeback.ledger.documents import (
     chargeback_lines,
@@ -45,11 +48,12 @@ from chargeback.rate.documents import Invoice
 from chargeback.rate.invoices import invoice_number
 from chargeback.rate.result import Chargeback
 from chargeback.run import PeriodRun, run_period
+from pool_catalog import load_catalog
 from pool_demo.local_prometheus import LocalPrometheus, backfill
 from pool_demo.synthetic import GIB, Container, Pod, closed_form_scenario, other_cluster_scenario, write_openmetrics
 from tests.chargeback.collect.test_calls import ISTIO, counter
 from tests.chargeback.outputs.test_focus_conformance import check_columns, ratio_of
-from tests.support.catalog_edit import copy_example, edit_yaml
+from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
 from tests.support.prometheus import require_prometheus
 
 pytestmark = pytest.mark.prometheus
@@ -359,3 +363,31 @@ def test_a_capability_change_after_close_is_corrected_like_any_line(per_call: Ch
     check_columns(parsed)
     assert {r["ChargeCategory"] for r in parsed if r["BillingAccountId"] == "platform"} == {"Credit"}
     assert sum(Decimal(r["BilledCost"]) for r in parsed) == 0  # moved between units, none created
+
+
+def test_a_partial_answer_to_the_calls_queries_refuses_the_bill() -> None:
+    """Billing rates the calls the doctor counted, so a store missing from their answer is an error finding."""
+    october = Period.parse("2026-10")
+    first_hour = october.start.timestamp() + 1800
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/status/buildinfo":
+            return httpx.Response(404, json={"status": "error", "error": "not found"})
+        query = request.url.params.get("query", "")
+        result = []
+        if request.url.path == "/api/v1/query_range" and "series:" in query:
+            metric = {"doctor_probe": "series:kube_pod_status_phase", "job": "kube-state-metrics"}
+            result = [{"metric": metric, "values": [[first_hour, "3"]]}]
+        body: dict = {"status": "success", "data": {"resultType": "matrix", "result": result}}
+        if "istio_requests_total" in query:
+            body["warnings"] = ["No StoreAPIs matched for this query: store 10.0.0.7:10901 is down"]
+        return httpx.Response(200, json=body)
+
+    catalog = load_catalog(EXAMPLE_CATALOG)
+    settings = PrometheusSettings(url="http://thanos.example", retries=0)
+    with PrometheusClient(settings, transport=httpx.MockTransport(answer)) as client:
+        diagnosis = examine(client, catalog, october, ["dc1"], now=dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
+    partial = [f for f in diagnosis.findings if f.code == "partial-response"]
+    assert [f.severity for f in partial] == ["error"]
+    assert "store 10.0.0.7:10901 is down" in partial[0].message
+    assert "dc1" in diagnosis.calls
