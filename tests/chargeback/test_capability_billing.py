@@ -25,7 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chargeback.cli import app
-from chargeback.collect.calls import UNKNOWN_CALLER
+from chargeback.collect.calls import UNKNOWN_CALLER, calls_frame
 from chargeback.collect.doctor import examine
 from chargeback.collect.prometheus import PrometheusClient, PrometheusSettings
 from chargeback.exporter import snapshot_of
@@ -46,15 +46,17 @@ from chargeback.period import Period
 from chargeback.rate.capabilities import provider_costs
 from chargeback.rate.documents import Invoice
 from chargeback.rate.invoices import invoice_number
-from chargeback.rate.result import Chargeback
+from chargeback.rate.result import Chargeback, charge
 from chargeback.run import PeriodRun, run_period
 from pool_catalog import load_catalog
 from pool_demo.local_prometheus import LocalPrometheus, backfill
 from pool_demo.synthetic import GIB, Container, Pod, closed_form_scenario, other_cluster_scenario, write_openmetrics
 from tests.chargeback.collect.test_calls import ISTIO, counter
 from tests.chargeback.outputs.test_focus_conformance import check_columns, ratio_of
+from tests.chargeback.rate.test_capabilities import row, with_rates
 from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
 from tests.support.prometheus import require_prometheus
+from tests.support.usage_frames import steady, usage_frame
 
 pytestmark = pytest.mark.prometheus
 
@@ -391,3 +393,27 @@ def test_a_partial_answer_to_the_calls_queries_refuses_the_bill() -> None:
     assert [f.severity for f in partial] == ["error"]
     assert "store 10.0.0.7:10901 is down" in partial[0].message
     assert "dc1" in diagnosis.calls
+
+
+def test_method_none_is_shown_on_both_invoices_and_billed_to_nobody() -> None:
+    """Pure: a capability rated `none` shows its calls at 0.00 to the consumer, with the reason to the provider,
+    a zero-cost FOCUS usage row and no credit; a period without calls keeps the documents as they were."""
+    october = Period.parse("2026-10")
+    catalog = with_rates(
+        load_catalog(EXAMPLE_CATALOG),
+        {"capability": "credit-scoring", "versions": [{"effective_from": "2026-01-01", "method": "none"}]},
+    )
+    usage = usage_frame(steady("pf-credit", "cpu", 1.0, october.start, october.hours))
+    calls = calls_frame([row(5, "di-api", "pf-credit", "credit-scoring", 2500)])
+    billed = charge(usage, catalog, october, calls=calls)
+    docs = invoices(billed)
+    line = docs["data-insight"].capabilities_consumed.lines[0]  # type: ignore[union-attr]
+    assert (line.method, line.calls, line.amount, line.price_per_thousand) == ("none", 2500, Decimal("0.00"), None)
+    credit = docs["platform"].recovered_from_consumers.lines[0]  # type: ignore[union-attr]
+    assert (credit.amount, credit.note) == (Decimal("0.00"), "method none: shown, not billed")
+    assert docs["data-insight"].total == Decimal("0.00")
+    rows = [r for r in focus_rows(billed) if r["ServiceName"] == "credit-scoring"]
+    assert [(r["ChargeCategory"], r["BilledCost"], r["ConsumedQuantity"]) for r in rows] == [("Usage", "0.00", "2500")]
+    plain = charge(usage, catalog, october)
+    assert all(inv.capabilities_consumed is None and inv.recovered_from_consumers is None for inv in plain.invoices)
+    assert "capability_lines.csv" not in report_files(plain)
