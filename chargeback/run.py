@@ -6,7 +6,7 @@ The command line, the demo and the exporter all call `run_period`, so they bill 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,7 +15,8 @@ import pandas as pd
 from pool_catalog import Catalog, load_catalog
 from pool_catalog.models import BillingMode
 
-from .collect.doctor import check_partial, diagnose
+from .collect.calls import collect_calls, empty_calls_frame
+from .collect.doctor import check_partial, examine
 from .collect.findings import Finding, errors_of, refusal_text, sort_findings
 from .collect.prometheus import PrometheusClient, PrometheusSettings
 from .collect.promql import LabelMatcher
@@ -77,6 +78,8 @@ class Collected:
     warnings: list[str]
     queries: dict[str, dict[str, str]]
     """Cluster → query name → the exact PromQL run."""
+    calls: pd.DataFrame = field(default_factory=empty_calls_frame)
+    """calls.CALLS_SCHEMA: capability calls of every cluster."""
 
 
 def _union(frames: Sequence[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
@@ -93,14 +96,19 @@ def collect_period(
     cluster_label: str | None = None,
     matchers: Sequence[LabelMatcher] = (),
     strict: bool = True,
+    calls: Mapping[str, pd.DataFrame] | None = None,
 ) -> Collected:
-    """The usage of every cluster for the period, with warnings and the queries run (`strict` off: answers
-    that cannot give right figures are billed as they are, with a warning)."""
-    results, warnings, queries = [], [], {}
+    """The usage and capability calls of every cluster for the period, with warnings and the queries run
+    (`strict` off: answers that cannot give right figures are billed as they are, with a warning; `calls`:
+    the calls frames the doctor already collected, per cluster — other clusters' calls are queried here)."""
+    results, warnings, queries, call_frames = [], [], {}, []
+    known = calls or {}
     for cluster in clusters:
         selectors = [*matchers, LabelMatcher(cluster_label, cluster)] if cluster_label else list(matchers)
         result = collect_usage(client, catalog, period.start, period.end, cluster, selectors, strict=strict)
         results.append(result)
+        frame = known.get(cluster)
+        call_frames.append(frame if frame is not None else collect_calls(client, catalog, period, cluster, selectors))
         warnings.extend(f"{cluster}: {w}" for w in result.warnings)
         queries[cluster] = result.queries
     return Collected(
@@ -110,6 +118,8 @@ def collect_period(
         estimates=_union([r.estimates for r in results], empty_estimate_frame()),
         warnings=warnings,
         queries=queries,
+        # Clusters are told apart by the frame's cluster column; each frame was checked when collected.
+        calls=_union(call_frames, empty_calls_frame()),
     )
 
 
@@ -128,7 +138,8 @@ def run_period(
     allow_incomplete: bool = False,
     now: dt.datetime | None = None,
 ) -> PeriodRun:
-    """Bill one month: check the data (`doctor.diagnose`), collect, rate, judge idle allocations and
+    """Bill one month: check the data (`doctor.examine`, which also counts the capability calls), collect,
+    rate (resources, then capability calls with the provider namespaces' costs), judge idle allocations and
     (if `out`) write every report (`previous`: the previous period's output directory for month over
     month; `pdf`: print HTML to PDF).
 
@@ -143,12 +154,13 @@ def run_period(
     selectors = [m if isinstance(m, LabelMatcher) else LabelMatcher.parse(m) for m in matchers]
     clusters = clusters_to_collect(catalog, cluster, cluster_label)
     with PrometheusClient(settings) as client:
-        findings = diagnose(client, catalog, period, clusters, cluster_label, selectors, now)
+        diagnosis = examine(client, catalog, period, clusters, cluster_label, selectors, now)
+        findings = diagnosis.findings
         if errors_of(findings) and not allow_incomplete:
             raise DataContractError(refusal_text(findings, period.label), tuple(findings))
         checked = len(client.warnings_seen)
         collected = collect_period(
-            period, catalog, client, clusters, cluster_label, selectors, strict=not allow_incomplete
+            period, catalog, client, clusters, cluster_label, selectors, not allow_incomplete, diagnosis.calls
         )
         # A partial answer to the usage queries themselves (the doctor's own were complete).
         late = client.warnings_seen[checked:]
@@ -165,6 +177,7 @@ def run_period(
         collected.volumes,
         collected.estimates,
         findings=tuple(findings),
+        calls=collected.calls,
     )
     if business is not None:
         chargeback = replace(chargeback, north_star=business)

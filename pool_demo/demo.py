@@ -563,8 +563,9 @@ def print_result(result: DemoResult, console: Console) -> None:
     for label in result.runs:
         console.print(f"  {label}: {result.out / label / 'finance-summary.html'}")
     console.print(f"  invoices (HTML and JSON): {month / 'invoices'}/")
-    for name in ("usage.csv", "line_items.csv", "idle.csv", "focus.csv"):
-        console.print(f"  {name}: {month / name}")
+    for name in ("usage.csv", "line_items.csv", "capability_lines.csv", "idle.csv", "focus.csv"):
+        if (month / name).exists():  # capability_lines.csv: only when calls were counted
+            console.print(f"  {name}: {month / name}")
     for path in result.manifests:
         console.print(f"  manifests: {path}/")
     console.print(

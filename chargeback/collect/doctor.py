@@ -905,6 +905,16 @@ def _distinct(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+@dataclass(frozen=True)
+class Diagnosis:
+    """The doctor's findings, and the capability calls it counted on the way (billing rates the same frame
+    instead of asking Prometheus again)."""
+
+    findings: list[Finding]
+    calls: dict[str, pd.DataFrame]
+    """Cluster → calls frame of the hours examined; a cluster without data (or a period in the future) is absent."""
+
+
 def diagnose(
     client: PrometheusClient,
     catalog: Catalog,
@@ -918,17 +928,35 @@ def diagnose(
 
     `clusters` are pool.yaml names (see `run.clusters_to_collect`); with `cluster_label` each cluster's
     series are those whose label has its name, as in collection."""
+    return examine(client, catalog, period, clusters, cluster_label, matchers, now).findings
+
+
+def examine(
+    client: PrometheusClient,
+    catalog: Catalog,
+    period: Period,
+    clusters: Sequence[str],
+    cluster_label: str | None = None,
+    matchers: Sequence[LabelMatcher] = (),
+    now: dt.datetime | None = None,
+) -> Diagnosis:
+    """`diagnose`, keeping the calls frames it collected for the capability checks."""
     now = now or dt.datetime.now(dt.UTC)
     findings: list[Finding] = []
+    collected: dict[str, pd.DataFrame] = {}
     for cluster in clusters:
         if catalog.pool.cluster(cluster) is None:
             raise ChargebackError(f"cluster {cluster!r} is not in pool.yaml; check --cluster")
         selectors = [*matchers, LabelMatcher(cluster_label, cluster)] if cluster_label else list(matchers)
         findings += diagnose_cluster(client, period, cluster, selectors, now)
         if not any(f.code in ("period-in-future", "no-data") for f in findings if f.cluster == cluster):
+            before = len(client.warnings_seen)
             calls = collect_calls(client, catalog, period, cluster, selectors, _examined_hours(period, now))
             findings += check_calls(calls, catalog, cluster)
-    return sort_findings(findings)
+            # Billing rates these very frames: a partial answer to the calls queries is an error like any other.
+            findings += check_partial(client.warnings_seen[before:], cluster)
+            collected[cluster] = calls
+    return Diagnosis(sort_findings(findings), collected)
 
 
 def check_calls(calls: pd.DataFrame, catalog: Catalog, cluster: str) -> list[Finding]:

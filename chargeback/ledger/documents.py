@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from pool_catalog.pricing import round_money
 
-from ..outputs.focus import text_line
+from ..outputs.focus import capability_text_lines, text_line
 from ..rate.documents import Invoice
 from ..rate.invoices import text
 from ..rate.result import Chargeback
@@ -42,10 +42,13 @@ def line_key(line: dict[str, str]) -> LineKey:
 
 
 def chargeback_lines(chargeback: Chargeback) -> dict[str, list[dict[str, str]]]:
-    """Business unit → its rated lines as ledger text lines, in the order of the reports."""
+    """Business unit → its rated lines as ledger text lines, in the order of the reports, then its capability
+    lines (charges it consumed, credits for its capabilities): together they add up to its invoice total."""
     result: dict[str, list[dict[str, str]]] = {}
     for row in chargeback.lines.to_dict("records"):
         result.setdefault(row["business_unit"], []).append(text_line(row))
+    for unit, line in capability_text_lines(chargeback):
+        result.setdefault(unit, []).append(line)
     return result
 
 

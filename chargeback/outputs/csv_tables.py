@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from ..collect.usage import usage_unit
 from ..errors import OutputError
+from ..period import iso_utc
 from ..rate.invoices import text
 from ..rate.rating import from_nano, nano
 from ..rate.result import Chargeback
@@ -57,6 +58,30 @@ IDLE_COLUMNS = (
     "reason",
     "pvc",
 )
+CAPABILITY_COLUMNS = (
+    "period",
+    "cluster",
+    "capability",
+    "method",
+    "provider_unit",
+    "provider_namespace",
+    "consumer_unit",
+    "consumer_cost_center",
+    "consumer_namespace",
+    "call_class",
+    "calls",
+    "not_billable_calls",
+    "unit_price",
+    "share",
+    "recovered_cost",
+    "amount",
+    "charged",
+    "declared",
+    "currency",
+    "rate_effective_from",
+)
+"""capability_lines.csv: every rated capability line; `amount` moves from consumer to provider where `charged`."""
+
 NUMERIC_COLUMNS = frozenset(
     {
         *("used", "requested", "allocated"),
@@ -64,6 +89,7 @@ NUMERIC_COLUMNS = frozenset(
         *("used_avg", "used_p95", "utilization", "idle_cost", "recommended_allocation", "monthly_savings"),
         *("BilledCost", "ConsumedQuantity", "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "ListCost"),
         *("ListUnitPrice", "PricingQuantity"),
+        *("calls", "not_billable_calls", "share", "recovered_cost"),
     }
 )
 """Columns of the CSVs that hold numbers (fixed-point text, or empty): written as they are, negative ones too."""
@@ -117,6 +143,23 @@ def idle_rows(chargeback: Chargeback) -> list[dict[str, str]]:
     ]
 
 
+def capability_rows(chargeback: Chargeback) -> list[dict[str, str]]:
+    return [
+        {column: _capability_cell(row[column]) for column in CAPABILITY_COLUMNS}
+        for row in chargeback.capability_lines.to_dict("records")
+    ]
+
+
+def _capability_cell(value: object) -> str:
+    if isinstance(value, Decimal):
+        return text(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "isoformat"):
+        return iso_utc(value)  # type: ignore[arg-type]
+    return str(value)
+
+
 def csv_text(columns: Iterable[str], rows: Iterable[dict[str, str]]) -> str:
     """CSV of `rows`; text cells that a spreadsheet would run as a formula (a namespace or display name
     starting with =, +, -, @, TAB or CR) are prefixed with a single quote, as OWASP advises, so they show
@@ -154,11 +197,21 @@ def _is_number(value: object) -> bool:
 
 def _tables(inputs: Inputs) -> dict[str, str]:
     chargeback = inputs.chargeback
-    return {
+    tables = {
         "usage.csv": csv_text(USAGE_COLUMNS, usage_rows(chargeback)),
         "line_items.csv": csv_text(LINE_COLUMNS, line_rows(chargeback)),
         "idle.csv": csv_text(IDLE_COLUMNS, idle_rows(chargeback)),
     }
+    if not chargeback.capability_lines.empty:  # only with calls: a period without any keeps its files as they were
+        tables["capability_lines.csv"] = csv_text(CAPABILITY_COLUMNS, capability_rows(chargeback))
+    return tables
 
 
-register(Format("csv", "usage.csv, line_items.csv, idle.csv", ("chargeback",), render=_tables))
+register(
+    Format(
+        "csv",
+        "usage.csv, line_items.csv, idle.csv, capability_lines.csv (when calls were counted)",
+        ("chargeback",),
+        render=_tables,
+    )
+)

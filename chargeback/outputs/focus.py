@@ -19,6 +19,21 @@ written as a row of its own (it would be billed twice). Unlike a cloud provider'
 allocation *is* the chargeback: each allocated charge is billed to the receiving unit, so
 BillingAccountId and InvoiceId are the unit's, not the origin's.
 
+Capability calls (rates.yaml `capabilities`) are rows of their own, ServiceName = the capability,
+ConsumedQuantity = billable calls in "Requests" (the count unit specification/attributes/unit_format.md
+recommends), ResourceId = the provider namespace, SubAccountId = the calling namespace:
+* per_call — a Usage row on the consumer's invoice, PricingQuantity calls / 1,000 in "1000 Requests" at
+  the price per 1,000 (method none: the same row at price 0, so the use is visible);
+* cost_recovery — an allocated charge (split cost allocation as above): the origin charge is the provider
+  namespace's cost recovered this period, one "Units" at that cost (ListUnitPrice); each charged caller's
+  row carries its part, AllocatedMethodId "CapabilityCostRecovery-Calls", AllocatedRatio = its share of the
+  billable calls (largest remainder over every caller, so the ratios of all callers add up to 1; the parts
+  of the provider's own calls and of unknown callers stay with the provider and get no row), the origin's
+  Tags and the calling unit in AllocatedTags;
+* both methods — a Credit row (specification/attributes/credit_handling.md: ChargeCategory "Credit") on
+  the provider's invoice for every charge, BilledCost negative, so each InvoiceId still adds up to its
+  invoice's total and the whole dataset to the resources' cost: money moves between units, never appears.
+
 Corrections follow specification/attributes/correction_handling.md, accounting style: a reversal row
 of the line as issued (quantities and cost negated) and a row of the line as recomputed, ChargeClass
 "Correction", billed in a later open billing period with the charge period as originally incurred,
@@ -37,8 +52,9 @@ from pool_catalog.models import Catalog
 from pool_catalog.resources import spec_of
 
 from ..period import Period, iso_utc
-from ..rate.invoices import UNALLOCATED_NAME, invoice_number, line_text, text
-from ..rate.rating import allocate
+from ..rate.capabilities import DEFAULT_CLASS
+from ..rate.invoices import UNALLOCATED_NAME, billed_amount, invoice_number, line_text, text
+from ..rate.rating import UNALLOCATED, allocate
 from ..rate.result import Chargeback
 from .csv_tables import csv_text
 from .formats import Format, Inputs, register
@@ -117,6 +133,10 @@ ALLOCATION_METHODS = {
 
 RATIO_QUANTUM = Decimal("0.000000001")
 
+COST_RECOVERY_METHOD = "CapabilityCostRecovery-Calls"
+"""AllocatedMethodId of cost_recovery capability charges (documented in the README's finance guide)."""
+PER_THOUSAND = Decimal(1000)
+
 
 def sku_of(resource: str, tier: str) -> str:
     return f"{resource}-{tier}" if tier else resource
@@ -132,6 +152,58 @@ def text_line(row: dict[str, Any]) -> dict[str, str]:
         "shared_split": row["shared_split"],
         "share": text(row["share"]),
     }
+
+
+CONSUMED = "capability:"
+RECOVERED = "recovered:"
+"""Resource prefixes of the ledger's text lines of capability calls: the consumer's charge and the provider's
+credit (`capability:identity`, `recovered:identity`), so a closed month's capability money is corrected
+like any other line."""
+
+
+def capability_text_lines(chargeback: Chargeback) -> list[tuple[str, dict[str, str]]]:
+    """(unit, text line) of every capability line an invoice bills: the consumed-section lines of the consumer,
+    and a credit line of the provider (namespace = the caller, so each caller's credit has its own key) for
+    every charge. A unit's capability lines add up to its capability sections."""
+    result = []
+    for row in chargeback.capability_lines.to_dict("records"):
+        method, calls = row["method"], int(row["calls"])
+        recovery = method == "cost_recovery"
+        amount = billed_amount(row)
+        line = {
+            "entry": "charge",
+            "cluster": row["cluster"],
+            "namespace": row["consumer_namespace"],
+            "resource": CONSUMED + row["capability"],
+            "tier": row["call_class"],
+            "rate_effective_from": iso_utc(row["rate_effective_from"]),
+            "charge_period_start": iso_utc(row["charge_period_start"]),
+            "charge_period_end": iso_utc(row["charge_period_end"]),
+            "usage_quantity": str(calls),
+            "usage_unit": "Requests",
+            "billed_quantity": text(row["share"]) if recovery else text(Decimal(calls) / PER_THOUSAND),
+            "unit": "share of recovered cost" if recovery else "1,000 calls",
+            "unit_price": text(row["recovered_cost"] if recovery else row["unit_price"]),
+            "amount": text(amount),
+            "shared_split": "",
+            "share": "1",
+        }
+        if row["consumer_unit"] != UNALLOCATED and row["consumer_namespace"] != row["provider_namespace"]:
+            result.append((row["consumer_unit"], line))
+        if row["charged"]:
+            credit = {**line, "resource": RECOVERED + row["capability"], "amount": text(-amount)}
+            result.append((row["provider_unit"], credit))
+    return result
+
+
+def _service(resource: str) -> tuple[str, str, str]:
+    """ServiceCategory, ServiceSubcategory, ServiceName of a text line's resource."""
+    for prefix in (CONSUMED, RECOVERED):
+        if resource.startswith(prefix):
+            return "Other", "Other", resource.removeprefix(prefix)
+    # A resource's come from its spec (FOCUS allowed values).
+    focus = spec_of(resource).focus
+    return focus.category, focus.subcategory, focus.name
 
 
 def focus_row(
@@ -151,13 +223,14 @@ def focus_row(
     issuer = catalog.rates.issuer.name
     unit = next((u for u in catalog.units if u.id == unit_id), None)
     cost_center = unit.cost_center if unit else ""
-    # ServiceCategory, ServiceSubcategory and ServiceName come from the resource's spec (FOCUS allowed values).
-    focus = spec_of(line["resource"]).focus
-    category, subcategory, service = focus.category, focus.subcategory, focus.name
+    category, subcategory, service = _service(line["resource"])
+    credit = line["resource"].startswith(RECOVERED)
     sku = sku_of(line["resource"], line["tier"])
     where = f"namespace {line['namespace']} on cluster {line['cluster']}"
     tier = f" {line['tier']}" if line["tier"] else ""
-    description = f"{service}{tier} used by {where}"
+    description = (
+        f"{service}{tier} calls of {where}: credit to the provider" if credit else f"{service}{tier} used by {where}"
+    )
     if line["shared_split"]:
         description += f" (shared, {line['shared_split']} split)"
     if charge_class:
@@ -185,14 +258,14 @@ def focus_row(
         "BillingCurrency": currency,
         "BillingPeriodEnd": iso_utc(billing.end),
         "BillingPeriodStart": iso_utc(billing.start),
-        "ChargeCategory": "Usage",
+        "ChargeCategory": "Credit" if credit else "Usage",
         "ChargeClass": charge_class,
         "ChargeDescription": description,
         "ChargeFrequency": "Usage-Based",
         "ChargePeriodEnd": line["charge_period_end"],
         "ChargePeriodStart": line["charge_period_start"],
-        "ConsumedQuantity": line["usage_quantity"],
-        "ConsumedUnit": line["usage_unit"],
+        "ConsumedQuantity": "" if credit else line["usage_quantity"],  # null unless ChargeCategory is Usage
+        "ConsumedUnit": "" if credit else line["usage_unit"],
         "ContractedCost": line["amount"],
         "ContractedUnitPrice": line["unit_price"],
         "EffectiveCost": line["amount"],
@@ -256,10 +329,10 @@ def allocation_ratios(lines: list[dict[str, str]]) -> list[Decimal | None]:
 
 
 def focus_rows(chargeback: Chargeback) -> list[dict[str, str]]:
-    """One FOCUS row per rated line, every value as the text written to focus.csv."""
+    """The rows of focus.csv, every value as the text written: one per rated line, then the capability rows."""
     records = chargeback.lines.to_dict("records")
     lines = [text_line(row) for row in records]
-    return [
+    resources = [
         focus_row(
             chargeback.catalog,
             chargeback.period,
@@ -272,6 +345,150 @@ def focus_rows(chargeback: Chargeback) -> list[dict[str, str]]:
         )
         for row, line, ratio in zip(records, lines, allocation_ratios(lines), strict=True)
     ]
+    return resources + capability_focus_rows(chargeback)
+
+
+def capability_focus_rows(chargeback: Chargeback) -> list[dict[str, str]]:
+    """FOCUS rows of the capability lines: the consumer's charge (or zero-cost use, method none) and, for every
+    charge, the provider's credit."""
+    frame = chargeback.capability_lines
+    if frame.empty:
+        return []
+    records = frame.to_dict("records")
+    ratios = _recovery_ratios(records)
+    rows = []
+    for index, row in enumerate(records):
+        consumer_side = row["consumer_unit"] != UNALLOCATED and row["consumer_namespace"] != row["provider_namespace"]
+        if consumer_side and (row["charged"] or row["method"] == "none"):
+            rows.append(_capability_row(chargeback, row, ratios.get(index), credit=False))
+        if row["charged"]:
+            rows.append(_capability_row(chargeback, row, None, credit=True))
+    return rows
+
+
+def _recovery_ratios(records: list[dict[str, Any]]) -> dict[int, Decimal]:
+    """Index of a cost_recovery line → its share of the billable calls of its capability version, rounded to
+    1e-9 by largest remainder over every caller (charged or not), so all callers' ratios add up to 1."""
+    groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for i, row in enumerate(records):
+        if row["method"] == "cost_recovery" and row["calls"] > 0:
+            groups[(row["cluster"], row["capability"], str(row["rate_effective_from"]))].append(i)
+    ratios: dict[int, Decimal] = {}
+    for members in groups.values():
+        weights = [Fraction(int(records[i]["calls"])) for i in members]
+        for i, value in zip(members, allocate(Decimal(1), weights, RATIO_QUANTUM), strict=True):
+            ratios[i] = value
+    return ratios
+
+
+def _capability_row(
+    chargeback: Chargeback, row: dict[str, Any], ratio: Decimal | None, *, credit: bool
+) -> dict[str, str]:
+    catalog, issuer = chargeback.catalog, chargeback.catalog.rates.issuer.name
+    units = {u.id: u for u in catalog.units}
+    capability, cluster = row["capability"], row["cluster"]
+    provider_ns, consumer_ns = row["provider_namespace"], row["consumer_namespace"]
+    billed_to = row["provider_unit"] if credit else row["consumer_unit"]
+    unit = units.get(billed_to)
+    provider = units.get(row["provider_unit"])
+    consumer = units.get(row["consumer_unit"])
+    amount = billed_amount(row)
+    cost = text(-amount if credit and amount else amount)
+    call_class = "" if row["call_class"] in ("", DEFAULT_CLASS) else row["call_class"]
+    sku = f"capability-{capability}" + (f"-{call_class}" if call_class else "")
+    effective = iso_utc(row["rate_effective_from"])
+    method = row["method"]
+    allocated = method == "cost_recovery" and not credit
+    # The provider namespace's Tags are the origin's: an allocated charge keeps them, the caller goes to
+    # AllocatedTags (which must not repeat a key of Tags).
+    provider_tags = {"business_unit": row["provider_unit"], "namespace": provider_ns}
+    if provider and provider.cost_center:
+        provider_tags["cost_center"] = provider.cost_center
+    consumer_tags: dict[str, Any] = {"business_unit": row["consumer_unit"], "namespace": consumer_ns}
+    if consumer and consumer.cost_center:
+        consumer_tags["cost_center"] = consumer.cost_center
+    calls = int(row["calls"])
+    if credit:
+        description = (
+            f"{capability} calls of namespace {consumer_ns} ({row['consumer_unit']}) charged by {method}: credit"
+        )
+        consumed = pricing = unit_price = unit_name = pricing_unit = ""
+    elif allocated:
+        description = f"{capability} ({provider_ns} on cluster {cluster}) cost recovered by calls from {consumer_ns}"
+        consumed, unit_name = str(calls), "Requests"
+        pricing, pricing_unit, unit_price = text(ratio or Decimal(0)), "Units", text(row["recovered_cost"])
+    else:
+        description = (
+            f"{calls:,} {capability} calls from {consumer_ns} to {provider_ns} on cluster {cluster} ({method})"
+        )
+        consumed, unit_name = str(calls), "Requests"
+        pricing, pricing_unit = text(Decimal(calls) / PER_THOUSAND), "1000 Requests"
+        unit_price = text(row["unit_price"])
+    details = ""
+    if allocated:
+        element = f'{{"AllocatedRatio":{text(ratio or Decimal(0))},"UsageQuantity":{calls},"UsageUnit":"Requests"}}'
+        details = (
+            f'{{"Elements":[{element}],"x_Capability":{json.dumps(capability)},'
+            f'"x_RecoveredCost":"{text(row["recovered_cost"])}"}}'
+        )
+    tags = provider_tags if credit or allocated else consumer_tags
+    account_ns = provider_ns if credit else consumer_ns
+    return {
+        "AllocatedMethodDetails": details,
+        "AllocatedMethodId": COST_RECOVERY_METHOD if allocated else "",
+        "AllocatedResourceId": f"{cluster}/{consumer_ns}" if allocated else "",
+        "AllocatedResourceName": consumer_ns if allocated else "",
+        "AllocatedTags": _json({f"consumer_{k}": v for k, v in consumer_tags.items()}) if allocated else "",
+        "BilledCost": cost,
+        "BillingAccountId": billed_to,
+        "BillingAccountName": unit.display_name if unit else UNALLOCATED_NAME,
+        "BillingAccountType": "Business Unit",
+        "BillingCurrency": row["currency"],
+        "BillingPeriodEnd": iso_utc(chargeback.period.end),
+        "BillingPeriodStart": iso_utc(chargeback.period.start),
+        "ChargeCategory": "Credit" if credit else "Usage",
+        "ChargeClass": "",
+        "ChargeDescription": description,
+        "ChargeFrequency": "Usage-Based",
+        "ChargePeriodEnd": iso_utc(row["charge_period_end"]),
+        "ChargePeriodStart": iso_utc(row["charge_period_start"]),
+        "ConsumedQuantity": consumed,
+        "ConsumedUnit": unit_name,
+        "ContractedCost": cost,
+        "ContractedUnitPrice": unit_price,
+        "EffectiveCost": cost,
+        "HostProviderName": issuer,
+        "InvoiceId": invoice_number(chargeback, billed_to),
+        "InvoiceIssuerName": issuer,
+        "ListCost": cost,
+        "ListUnitPrice": unit_price,
+        "PricingCategory": "" if credit else "Standard",
+        "PricingQuantity": pricing,
+        "PricingUnit": pricing_unit,
+        "ProviderName": issuer,
+        "PublisherName": issuer,
+        "ResourceId": f"{cluster}/{provider_ns}",
+        "ResourceName": provider_ns,
+        "ResourceType": "Kubernetes Namespace",
+        "ServiceCategory": "Other",
+        "ServiceName": capability,
+        "ServiceProviderName": issuer,
+        "ServiceSubcategory": "Other",
+        "SkuId": sku,
+        "SkuPriceId": f"{sku}@{effective}",
+        "SubAccountId": f"{cluster}/{account_ns}",
+        "SubAccountName": account_ns,
+        "SubAccountType": "Kubernetes Namespace",
+        "Tags": _json(tags),
+        "x_BusinessUnit": billed_to,
+        "x_CostCenter": unit.cost_center if unit else "",
+        "x_Cluster": cluster,
+        "x_Namespace": account_ns,
+        "x_Resource": f"capability:{capability}",
+        "x_StorageTier": "",
+        "x_BillingMode": method,
+        "x_RateEffectiveFrom": effective,
+    }
 
 
 def correction_rows(

@@ -4,7 +4,8 @@ and the finance summary.
 Money and quantities are Decimal in the model and fixed-point text in JSON ('0E-9' is written
 '0.000000000', never a float), so the model's own JSON dump is the invoice file, byte for byte, and
 history reads those files back with the same model. Keys that older invoices never had (estimates,
-north_star, data_findings, issue) are left out of the JSON when absent, so a run without them gives
+north_star, data_findings, issue, capabilities_consumed, recovered_from_consumers; the summary's
+capabilities and undeclared_callers) are left out of the JSON when absent, so a run without them gives
 the same bytes as before they existed. `chargeback/outputs/schemas/invoice.schema.json` is this
 module's Invoice, published (`python -m chargeback.rate.documents` rewrites it).
 """
@@ -220,10 +221,75 @@ class IssueStamp(Document):
     fingerprint: dict[str, Any]
 
 
-class Invoice(Document):
-    """The invoice of one business unit for one period (or the statement of unallocated namespaces)."""
+class CapabilityConsumed(Document):
+    """Calls of one of the unit's namespaces to a capability another namespace provides, and what they cost."""
 
-    omit_when_none: ClassVar[frozenset[str]] = frozenset({"north_star", "data_findings", "issue"})
+    cluster: str
+    capability: str
+    provider_unit: str
+    provider_namespace: str
+    namespace: str
+    call_class: str
+    method: str
+    """per_call, cost_recovery or none (rates.yaml capabilities)."""
+    calls: int
+    """Billable calls."""
+    not_billable_calls: int
+    """Calls answered with a not-billable code (default 5xx): never charged."""
+    price_per_thousand: OptionalNumber
+    """per_call: the price per 1,000 calls; else null."""
+    share: OptionalNumber
+    """cost_recovery: this namespace's share of the capability's billable calls; else null."""
+    recovered_cost: OptionalNumber
+    """cost_recovery: the provider namespace's cost split across the callers; else null."""
+    amount: Number
+    rate_effective_from: str
+    charge_period_start: str
+    charge_period_end: str
+    declared: bool
+    """Whether the namespace declares `consumes` of the capability (false: a doctor finding)."""
+
+
+class CapabilitiesConsumed(Document):
+    """The unit's capability calls: `total` is added to the invoice total."""
+
+    total: Number
+    lines: list[CapabilityConsumed]
+
+
+class CapabilityRecovered(Document):
+    """What the callers of a capability the unit provides were charged, credited to the provider."""
+
+    cluster: str
+    capability: str
+    provider_namespace: str
+    consumer_unit: str
+    consumer_namespace: str
+    call_class: str
+    method: str
+    calls: int
+    not_billable_calls: int
+    amount: Number
+    """The credit: minus what the consumer was charged; 0 when nobody was (see `note`)."""
+    note: str
+    """Why nothing moved when nothing did (own calls, unknown caller, unowned caller, method none); else ""."""
+
+
+class CapabilitiesRecovered(Document):
+    """Credits for the unit's capabilities: `total` (zero or negative) is added to the invoice total."""
+
+    total: Number
+    lines: list[CapabilityRecovered]
+
+
+class Invoice(Document):
+    """The invoice of one business unit for one period (or the statement of unallocated namespaces).
+
+    total = the namespaces' subtotals + capabilities_consumed.total + recovered_from_consumers.total."""
+
+    omit_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"north_star", "data_findings", "issue", "capabilities_consumed", "recovered_from_consumers"}
+    )
     invoice_number: str
     period: str
     period_start: str
@@ -239,6 +305,10 @@ class Invoice(Document):
     coverage: InvoiceCoverage
     namespaces: list[Section]
     idle: IdleSummary
+    capabilities_consumed: CapabilitiesConsumed | None = None
+    """Absent when the unit's namespaces made no capability calls."""
+    recovered_from_consumers: CapabilitiesRecovered | None = None
+    """Absent when nobody called the unit's capabilities."""
     north_star: NorthStar | None = None
     data_findings: list[DataFinding] | None = None
     issue: IssueStamp | None = None
@@ -288,10 +358,48 @@ class SummaryTotal(Document):
     monthly_savings: Number
 
 
-class FinanceSummary(Document):
-    """All units side by side: budget vs actual, share of the pool, idle money."""
+class CapabilityCell(Document):
+    """Calls of one capability and the amount charged for them."""
 
-    omit_when_none: ClassVar[frozenset[str]] = frozenset({"data_findings"})
+    capability: str
+    calls: int
+    amount: Number
+
+
+class CapabilityRow(Document):
+    """One consumer unit's calls per capability (`unallocated`: unknown callers and unowned namespaces)."""
+
+    id: str
+    cells: list[CapabilityCell]
+    calls: int
+    amount: Number
+
+
+class CapabilityMatrix(Document):
+    """Units × capabilities: billable calls and the amount charged; `totals` per capability."""
+
+    capabilities: list[str]
+    units: list[CapabilityRow]
+    totals: list[CapabilityCell]
+    calls: int
+    amount: Number
+
+
+class UndeclaredCaller(Document):
+    """A namespace that called a capability it does not declare in `consumes` (doctor: undeclared-caller)."""
+
+    cluster: str
+    namespace: str
+    unit: str
+    capability: str
+    calls: int
+    """Every call, billable or not."""
+
+
+class FinanceSummary(Document):
+    """All units side by side: budget vs actual, share of the pool, idle money, capability use."""
+
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"data_findings", "capabilities", "undeclared_callers"})
     period: str
     period_start: str
     period_end: str
@@ -301,6 +409,9 @@ class FinanceSummary(Document):
     units: list[SummaryUnit]
     shared_namespaces: list[SharedNamespace]
     total: SummaryTotal
+    capabilities: CapabilityMatrix | None = None
+    """Absent when no capability calls were counted."""
+    undeclared_callers: list[UndeclaredCaller] | None = None
     data_findings: list[DataFinding] | None = None
 
 

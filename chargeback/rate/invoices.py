@@ -16,10 +16,18 @@ from pool_catalog.models import BusinessUnit
 from pool_catalog.pricing import round_money
 
 from ..collect import usage
+from ..collect.calls import UNKNOWN_CALLER
 from ..collect.findings import findings_for, sort_findings
 from ..period import iso_utc
 from .documents import (
     Budget,
+    CapabilitiesConsumed,
+    CapabilitiesRecovered,
+    CapabilityCell,
+    CapabilityConsumed,
+    CapabilityMatrix,
+    CapabilityRecovered,
+    CapabilityRow,
     DataFinding,
     Estimate,
     FinanceSummary,
@@ -36,6 +44,7 @@ from .documents import (
     SharedUnit,
     SummaryTotal,
     SummaryUnit,
+    UndeclaredCaller,
     UnitRef,
     text,
 )
@@ -195,7 +204,11 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> Invoice:
         usage = chargeback.usage[chargeback.usage["business_unit"] == UNALLOCATED]
         pairs = usage[["cluster", "namespace"]].drop_duplicates()
         own = list(zip(pairs["cluster"], pairs["namespace"], strict=True))
-    total = round_money(sum(lines["amount"], Decimal(0)), chargeback.currency)
+    resources = round_money(sum(lines["amount"], Decimal(0)), chargeback.currency)
+    consumed = capabilities_consumed(chargeback, unit_id) if unit else None
+    recovered = recovered_from_consumers(chargeback, unit_id) if unit else None
+    # Money moves between units, it is never created: what a consumer pays, its provider is credited.
+    total = resources + (consumed.total if consumed else 0) + (recovered.total if recovered else 0)
     idle = chargeback.idle[chargeback.idle["business_unit"] == unit_id]
     idle_cost, savings = idle_totals(idle, chargeback.currency)
     namespaces = _namespaces(chargeback, unit_id, own)
@@ -234,9 +247,171 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> Invoice:
         ),
         namespaces=namespaces,
         idle=IdleSummary(idle_cost=idle_cost, monthly_savings=savings, allocations=_idle_rows(idle)),
+        capabilities_consumed=consumed,
+        recovered_from_consumers=recovered,
         north_star=_north_star(chargeback, unit, total),
         data_findings=findings,
     )
+
+
+def billed_amount(row: dict) -> Decimal:
+    """What a capability line moves from its consumer to its provider (its amount, when charged)."""
+    return row["amount"] if row["charged"] else Decimal(0) * row["amount"]
+
+
+def _number(value: Decimal, used: bool) -> Decimal | None:
+    return value if used else None
+
+
+def _call_fields(row: dict) -> dict[str, Any]:
+    """The fields both sides of a capability line show: what was called, how it is billed, how often."""
+    return {
+        "cluster": row["cluster"],
+        "capability": row["capability"],
+        "provider_namespace": row["provider_namespace"],
+        "call_class": row["call_class"],
+        "method": row["method"],
+        "calls": int(row["calls"]),
+        "not_billable_calls": int(row["not_billable_calls"]),
+    }
+
+
+def capabilities_consumed(chargeback: Chargeback, unit_id: str) -> CapabilitiesConsumed | None:
+    """The unit's namespaces' calls to capabilities of other namespaces; None when they made none.
+
+    A provider's calls to its own capability stay on its recovered section (not billed)."""
+    frame = chargeback.capability_lines
+    mine = frame[(frame["consumer_unit"] == unit_id) & (frame["consumer_namespace"] != frame["provider_namespace"])]
+    if mine.empty:
+        return None
+    lines = []
+    for row in mine.sort_values(["cluster", "consumer_namespace", "capability", "rate_effective_from"]).to_dict(
+        "records"
+    ):
+        per_call, recovery = row["method"] == "per_call", row["method"] == "cost_recovery"
+        lines.append(
+            CapabilityConsumed(
+                **_call_fields(row),
+                provider_unit=row["provider_unit"],
+                namespace=row["consumer_namespace"],
+                price_per_thousand=_number(row["unit_price"], per_call),
+                share=_number(row["share"], recovery),
+                recovered_cost=_number(row["recovered_cost"], recovery),
+                amount=billed_amount(row),
+                rate_effective_from=iso_utc(row["rate_effective_from"]),
+                charge_period_start=iso_utc(row["charge_period_start"]),
+                charge_period_end=iso_utc(row["charge_period_end"]),
+                declared=bool(row["declared"]),
+            )
+        )
+    total = round_money(sum((line.amount for line in lines), Decimal(0)), chargeback.currency)
+    return CapabilitiesConsumed(total=total, lines=lines)
+
+
+def not_billed_note(row: dict) -> str:
+    """Why a capability line moved no money ("" when it did)."""
+    if row["charged"]:
+        return ""
+    if row["consumer_namespace"] == row["provider_namespace"]:
+        return "the provider's own calls: not billed"
+    if row["consumer_namespace"] == UNKNOWN_CALLER:
+        return "callers without a namespace: counted, billed to nobody"
+    if row["consumer_unit"] == UNALLOCATED:
+        return "no business unit owns the calling namespace: not billed"
+    if row["method"] == "none":
+        return "method none: shown, not billed"
+    return "nothing to charge (no billable calls, or no provider cost to recover)"
+
+
+def recovered_from_consumers(chargeback: Chargeback, unit_id: str) -> CapabilitiesRecovered | None:
+    """Every call to the unit's capabilities: a credit for each charge, the rest shown with why it was not
+    billed; None when nobody called them."""
+    frame = chargeback.capability_lines
+    mine = frame[frame["provider_unit"] == unit_id]
+    if mine.empty:
+        return None
+    lines = [
+        CapabilityRecovered(
+            **_call_fields(row),
+            consumer_unit=row["consumer_unit"],
+            consumer_namespace=row["consumer_namespace"],
+            amount=_credit(billed_amount(row)),
+            note=not_billed_note(row),
+        )
+        for row in mine.sort_values(["cluster", "capability", "consumer_namespace", "rate_effective_from"]).to_dict(
+            "records"
+        )
+    ]
+    total = round_money(sum((line.amount for line in lines), Decimal(0)), chargeback.currency)
+    return CapabilitiesRecovered(total=total, lines=lines)
+
+
+def _credit(amount: Decimal) -> Decimal:
+    return -amount if amount else amount  # never "-0.00"
+
+
+def capability_matrix(chargeback: Chargeback) -> CapabilityMatrix | None:
+    """Consumer units × capabilities: billable calls and the amount charged; None without calls."""
+    frame = chargeback.capability_lines
+    if frame.empty:
+        return None
+    currency = chargeback.currency
+    capabilities = sorted(set(frame["capability"]))
+    billed = frame.assign(billed=[billed_amount(row) for row in frame.to_dict("records")])
+    cells: dict[tuple[str, str], tuple[int, Decimal]] = {}
+    for (unit_id, capability), group in billed.groupby(["consumer_unit", "capability"], sort=True):
+        cells[(unit_id, capability)] = (int(group["calls"].sum()), sum(group["billed"], Decimal(0)))
+    zero = round_money(Decimal(0), currency)
+    rows = []
+    for unit_id in sorted({unit for unit, _cap in cells}):
+        row_cells = [
+            CapabilityCell(capability=c, calls=cells.get((unit_id, c), (0, zero))[0],
+                           amount=round_money(cells.get((unit_id, c), (0, zero))[1], currency))
+            for c in capabilities
+        ]  # fmt: skip
+        rows.append(
+            CapabilityRow(
+                id=unit_id,
+                cells=row_cells,
+                calls=sum(cell.calls for cell in row_cells),
+                amount=round_money(sum((cell.amount for cell in row_cells), Decimal(0)), currency),
+            )
+        )
+    totals = [
+        CapabilityCell(
+            capability=c,
+            calls=sum(cell.calls for row in rows for cell in row.cells if cell.capability == c),
+            amount=round_money(
+                sum((cell.amount for row in rows for cell in row.cells if cell.capability == c), Decimal(0)), currency
+            ),
+        )
+        for c in capabilities
+    ]
+    return CapabilityMatrix(
+        capabilities=capabilities,
+        units=rows,
+        totals=totals,
+        calls=sum(row.calls for row in rows),
+        amount=round_money(sum((row.amount for row in rows), Decimal(0)), currency),
+    )
+
+
+def undeclared_callers(chargeback: Chargeback) -> list[UndeclaredCaller] | None:
+    """The doctor's undeclared-caller findings: namespaces calling a capability they do not declare, with every
+    call they made (billable or not); None when there are none."""
+    callers = [
+        UndeclaredCaller(
+            cluster=finding.cluster,
+            namespace=namespace,
+            unit=owner.id if (owner := chargeback.catalog.owner_of(namespace, finding.cluster)) else UNALLOCATED,
+            capability=finding.capability,
+            calls=finding.calls,
+        )
+        for finding in chargeback.findings
+        if finding.code == "undeclared-caller"
+        for namespace in finding.namespaces
+    ]
+    return sorted(callers, key=lambda c: (c.cluster, c.namespace, c.capability)) or None
 
 
 def _north_star(chargeback: Chargeback, unit: BusinessUnit | None, total: Decimal) -> NorthStar | None:
@@ -294,6 +469,8 @@ def finance_summary(chargeback: Chargeback, invoices: Sequence[Invoice]) -> Fina
         billing_mode=chargeback.billing_mode.value,
         units=rows,
         shared_namespaces=_shared(chargeback),
+        capabilities=capability_matrix(chargeback),
+        undeclared_callers=undeclared_callers(chargeback),
         total=SummaryTotal(
             actual=pool_total,
             budget=budgets,

@@ -17,6 +17,8 @@ from pool_catalog.models import BillingMode, Catalog
 from ..collect.findings import Finding
 from ..collect.usage import empty_estimate_frame
 from ..period import Period
+from .capabilities import CAPABILITY_LINE_SCHEMA, provider_costs, rate_calls
+from .frames import check_frame, empty_frame
 from .idle import find_idle
 from .rating import attribute, billing_mode_of, coverage, rate
 
@@ -46,6 +48,11 @@ class Chargeback:
     """Unit id → its north-star volume this period; None when not measured (no Prometheus at hand)."""
     findings: tuple[Finding, ...] = ()
     """What the doctor found about the data (empty: nothing); reports print those touching each invoice."""
+    capability_lines: pd.DataFrame = field(default_factory=lambda: empty_frame(CAPABILITY_LINE_SCHEMA))
+    """Rated capability calls (capabilities.CAPABILITY_LINE_SCHEMA): what consumers pay providers; empty: no calls."""
+
+    def __post_init__(self) -> None:
+        check_frame(self.capability_lines, CAPABILITY_LINE_SCHEMA, "chargeback (capability lines)")
 
     @property
     def currency(self) -> str:
@@ -76,19 +83,28 @@ def charge(
     volumes: pd.DataFrame | None = None,
     estimates: pd.DataFrame | None = None,
     findings: tuple[Finding, ...] = (),
+    calls: pd.DataFrame | None = None,
 ) -> Chargeback:
     """Attribute, rate and judge one period's usage frame (as `collect_usage` returns it, with its
-    per-PVC `volumes` detail and its `estimates` when there are, and the doctor's `findings` about its data)."""
+    per-PVC `volumes` detail and its `estimates` when there are, and the doctor's `findings` about its data);
+    `calls` (collect.calls.CALLS_SCHEMA) are rated with the provider namespaces' costs of these rated lines."""
     mode = billing_mode_of(catalog.rates, billing_mode)
     attributed = attribute(usage, catalog, period)
+    lines = rate(attributed, catalog, period, mode)
+    capability_lines = (
+        empty_frame(CAPABILITY_LINE_SCHEMA)
+        if calls is None
+        else rate_calls(calls, catalog, period, provider_costs(lines))
+    )
     return Chargeback(
         period=period,
         catalog=catalog,
         billing_mode=mode,
         usage=attributed,
-        lines=rate(attributed, catalog, period, mode),
+        lines=lines,
         coverage=coverage(attributed, period),
         idle=find_idle(attributed, catalog, period, volumes),
         estimates=empty_estimate_frame() if estimates is None else estimates,
         findings=tuple(findings),
+        capability_lines=capability_lines,
     )
