@@ -253,7 +253,6 @@ def check_capability_calls(
 ) -> dict[CallKey, tuple[int, int]]:
     """Collect each month's capability calls as chargeback does and compare them with the generated traffic:
     billable and 5xx calls per (month, consumer, capability, call class) must be equal, else DemoError."""
-    expected = expected_calls(catalog, periods[0].start, [(p.label, p.start, p.end) for p in periods], seed)
     collected: dict[CallKey, tuple[int, int]] = {}
     with PrometheusClient(PrometheusSettings(url=url)) as client:
         for period in periods:
@@ -262,15 +261,41 @@ def check_capability_calls(
                 for key, (paid, failed) in collected_totals(frame, catalog, period.label, period.start).items():
                     before = collected.get(key, (0, 0))
                     collected[key] = (before[0] + paid, before[1] + failed)
-    wrong = differences(expected, collected)
+    _compare_calls(catalog, periods, seed, collected, "chargeback collected")
+    return collected
+
+
+def check_invoiced_calls(catalog: Catalog, runs: dict[str, PeriodRun], seed: int) -> dict[CallKey, tuple[int, int]]:
+    """The calls on the months' invoices (their capability lines, every rate version and cluster summed)
+    compared with the generated traffic, as `check_capability_calls` compares what was collected."""
+    invoiced: dict[CallKey, tuple[int, int]] = {}
+    for label, run in runs.items():
+        lines = run.chargeback.capability_lines
+        grouped = lines.groupby(["consumer_namespace", "capability", "call_class"], sort=True)
+        for (consumer, capability, call_class), group in grouped:
+            paid, failed = invoiced.get((label, consumer, capability, call_class), (0, 0))
+            invoiced[(label, consumer, capability, call_class)] = (
+                paid + int(group["calls"].sum()),
+                failed + int(group["not_billable_calls"].sum()),
+            )
+    periods = [run.chargeback.period for run in runs.values()]
+    _compare_calls(catalog, periods, seed, invoiced, "the invoices bill")
+    return invoiced
+
+
+def _compare_calls(
+    catalog: Catalog, periods: list[Period], seed: int, found: dict[CallKey, tuple[int, int]], what: str
+) -> None:
+    expected = expected_calls(catalog, periods[0].start, [(p.label, p.start, p.end) for p in periods], seed)
+    wrong = differences(expected, found)
     if wrong:
         raise DemoError(
-            "the capability calls chargeback collected differ from the generated traffic:\n"
+            f"the capability calls {what} differ from the generated traffic:\n"
             + "\n".join(f"  {line}" for line in wrong)
-            + "\n  the counting (chargeback/collect/calls.py) or the demo's traffic model (pool_demo/demo_calls.py) "
-            "is wrong; the reports of these months are not to be trusted"
+            + "\n  the counting (chargeback/collect/calls.py), the rating (chargeback/rate/capabilities.py) or "
+            "the demo's traffic model (pool_demo/demo_calls.py) is wrong; the reports of these months are not "
+            "to be trusted"
         )
-    return collected
 
 
 def utilization(run: PeriodRun, unit_id: str) -> Decimal | None:
@@ -525,9 +550,11 @@ def run_demo(
                 warnings = f", {len(run.warnings)} data warnings" if run.warnings else ""
                 console.print(f"  {label}: {len(run.written)} files written to {out / label}{warnings}")
             with times.measure("check calls"):
-                calls = check_capability_calls(catalog, periods, prometheus.url, seed)
+                calls = check_invoiced_calls(catalog, runs, seed)
             billable = sum(paid for paid, _failed in calls.values())
-            console.print(f"  capability calls: {billable:,} billable calls collected, equal to the generated traffic")
+            console.print(
+                f"  capability calls: {billable:,} billable calls on the invoices, equal to the generated traffic"
+            )
             if keep_prometheus is not None:
                 keep_prometheus(prometheus.url)
             stopping = time.perf_counter()

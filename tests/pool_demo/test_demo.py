@@ -350,4 +350,27 @@ def test_demo_checks_and_prints_capability_calls_per_unit(runs: DemoRuns) -> Non
     assert f"{billable(('es-testbed',), 'credit-scoring'):,}!" in row("edge-security")
     text = " ".join(runs.cli_output.split())
     assert "undeclared-caller): es-testbed → credit-scoring." in text
-    assert "billable calls collected, equal to the generated traffic" in text
+    assert "billable calls on the invoices, equal to the generated traffic" in text
+
+
+def test_invoice_files_carry_the_generated_calls(runs: DemoRuns) -> None:
+    """The capability lines of the written invoices (what a unit reads) hold the generated calls: every
+    consumer's billable and 5xx calls per capability and class, both months, and the provider is credited
+    exactly what the consumers were charged."""
+    catalog = load_catalog(CATALOG)
+    months = [(p.label, p.start, p.end) for p in (SEPTEMBER, PERIOD)]
+    expected = expected_calls(catalog, SEPTEMBER.start, months, DEFAULT_SEED)
+    found: dict[tuple[str, str, str, str], tuple[int, int]] = {}
+    charged = recovered = Decimal(0)
+    for period in (SEPTEMBER, PERIOD):
+        for unit in catalog.units:
+            document = invoice(runs, period, unit.id)
+            for line in (document.get("capabilities_consumed") or {"lines": []})["lines"]:
+                key = (period.label, line["namespace"], line["capability"], line["call_class"])
+                paid, failed = found.get(key, (0, 0))
+                found[key] = (paid + line["calls"], failed + line["not_billable_calls"])
+                charged += Decimal(line["amount"])
+            recovered += Decimal((document.get("recovered_from_consumers") or {"total": "0"})["total"])
+    # Calls of unknown callers or of the provider itself appear on no consumer's invoice; the demo has none.
+    assert found == expected
+    assert charged > 0 and recovered == -charged
