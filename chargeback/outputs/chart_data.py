@@ -19,6 +19,7 @@ import pandas as pd
 from pool_catalog.pricing import minor_unit
 from pool_catalog.resources import names
 
+from ..grouping import group_rows, take_columns
 from ..rate.idle import allocated_resources, level_unit
 from ..rate.rating import SHARED, billed_nano, from_nano, nano, version_index
 from ..rate.result import Chargeback
@@ -43,20 +44,20 @@ def daily_costs(chargeback: Chargeback) -> dict[str, list[Decimal]]:
         return {}
     rates = chargeback.catalog.rates
     usage = chargeback.usage
-    usage = usage[usage["resource"].isin(names()) & usage["used"].notna()]
-    start = pd.Timestamp(chargeback.period.start)
-    work = pd.DataFrame(
-        {
-            **{column: usage[column].astype(object) for column in ("cluster", "namespace", "resource", "tier")},
-            "version": version_index(usage["hour"], rates),
-            "day": ((usage["hour"] - start) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64),
-            "billed": billed_nano(usage["used"], usage["requested"], chargeback.billing_mode),
-        }
-    )
-    sums = work.groupby([*_KEY, "day"], sort=True)["billed"].sum()
+    # The rows rating bills, taken as arrays and grouped by one folded key: a month is millions of rows.
+    rows = np.flatnonzero((usage["resource"].isin(names()) & usage["used"].notna()).to_numpy())
+    taken = take_columns(usage, rows, ["cluster", "namespace", "resource", "tier", "hour"])
+    hours = taken.pop("hour")
+    start = pd.Timestamp(chargeback.period.start).as_unit("ns").value
+    days = (pd.DatetimeIndex(hours).as_unit("ns").asi8 - start) // (24 * 3600 * 10**9)
+    groups = group_rows({**taken, "version": version_index(hours, rates), "day": days})
+    del taken, hours, days
+    used, requested = usage["used"].to_numpy()[rows], usage["requested"].to_numpy()[rows]
+    billed = groups.sum(billed_nano(used, requested, chargeback.billing_mode))
+    del used, requested
     per_key: dict[tuple, np.ndarray] = {}
-    for (*key, day), billed in sums.items():
-        per_key.setdefault(tuple(key), np.zeros(day_count, dtype=np.int64))[day] = billed
+    for *key, day, amount in zip(*(groups.keys[c] for c in [*_KEY, "day"]), billed, strict=True):
+        per_key.setdefault(tuple(key), np.zeros(day_count, dtype=np.int64))[day] = amount
     version_of = {pd.Timestamp(v.effective_from): i for i, v in enumerate(rates.sorted_versions())}
     minor = minor_unit(chargeback.currency)
     result: dict[str, list[Decimal]] = {}
@@ -105,17 +106,19 @@ def allocation_use(chargeback: Chargeback) -> dict[str, list[AllocationUse]]:
     shared namespaces belong to no single unit and are left out."""
     usage = chargeback.usage
     allocatable = list(allocated_resources())
-    usage = usage[usage["resource"].isin(allocatable) & (usage["business_unit"] != SHARED)]
-    if usage.empty:
+    rows = np.flatnonzero((usage["resource"].isin(allocatable) & (usage["business_unit"] != SHARED)).to_numpy())
+    if not len(rows):
         return {}
-    work = usage[["business_unit", "resource", "tier"]].astype(object).copy()
-    work["allocated"] = nano(usage["allocated"])
-    work["used"] = nano(usage["used"])
-    sums = work.groupby(["business_unit", "resource", "tier"], sort=True)[["allocated", "used"]].sum()
+    groups = group_rows(take_columns(usage, rows, ["business_unit", "resource", "tier"]))
+    sums = groups.keys.assign(
+        allocated=groups.sum(nano(usage["allocated"].to_numpy()[rows])),
+        used=groups.sum(nano(usage["used"].to_numpy()[rows])),
+    )
     hours = Decimal(chargeback.period.hours)
     order = {name: i for i, name in enumerate(allocatable)}
     result: dict[str, list[AllocationUse]] = {}
-    for (unit_id, resource, tier), row in sums.iterrows():
+    for row in sums.to_dict("records"):
+        unit_id, resource, tier = row["business_unit"], row["resource"], row["tier"]
         if not row["allocated"]:
             continue
         result.setdefault(unit_id, []).append(

@@ -8,8 +8,11 @@ import io
 from collections.abc import Iterable
 from decimal import Decimal
 
+import numpy as np
+
 from ..collect.usage import usage_unit
 from ..errors import OutputError
+from ..grouping import group_rows
 from ..period import iso_utc
 from ..rate.invoices import text
 from ..rate.rating import from_nano, nano
@@ -107,13 +110,16 @@ def usage_rows(chargeback: Chargeback) -> list[dict[str, str]]:
     frame = chargeback.usage
     if frame.empty:
         return []
-    work = frame[["cluster", "namespace", "business_unit", "resource", "tier"]].astype(object).copy()
+    keys = ["cluster", "namespace", "business_unit", "resource", "tier"]
+    groups = group_rows({key: frame[key] for key in keys})  # one folded key per row: a month is millions of rows
+    sums = groups.keys
     for column in ("used", "requested", "allocated"):
-        work[column] = nano(frame[column])
-        work[f"has_{column}"] = frame[column].notna().to_numpy()
-    sums = work.groupby(["cluster", "namespace", "business_unit", "resource", "tier"], sort=True).sum()
+        values = frame[column].to_numpy()
+        sums[column] = groups.sum(nano(values))
+        sums[f"has_{column}"] = np.bincount(groups.codes[~np.isnan(values)], minlength=len(groups)) > 0
     rows = []
-    for (cluster, namespace, unit_id, resource, tier), values in sums.iterrows():
+    for values in sums.to_dict("records"):
+        cluster, namespace, unit_id, resource, tier = (values[key] for key in keys)
         row = {
             "period": chargeback.period.label,
             "cluster": cluster,
