@@ -129,14 +129,22 @@ def fold(columns: Mapping[str, Column]) -> Folded:
 def group_rows(columns: Mapping[str, Column]) -> Groups:
     """The groups of rows that share every key column's value (columns of equal length, no missing values)."""
     folded = fold(columns)
+    rows = len(folded.values)
     if folded.radix <= _LOOKUP_LIMIT:
-        # Mark the keys present in a table of every possible key (a byte each), then number rows by binary
-        # search among the present ones: no hashing, no sort of the rows.
+        # Mark the keys present in a table of every possible key (a byte each), then number the rows through a
+        # table of group numbers (when it is smaller than the rows) or by binary search: no hashing, no sort.
         present = np.zeros(folded.radix, dtype=bool)
         present[folded.values] = True
-        uniques = np.flatnonzero(present)
-        del present
-        group_codes = np.searchsorted(uniques, folded.values)
+        uniques = np.flatnonzero(present).astype(folded.values.dtype)
+        if folded.radix <= 2 * rows:
+            number = np.cumsum(present, dtype=np.int32)
+            number -= 1
+            del present
+            group_codes = number[folded.values]
+            del number
+        else:
+            del present
+            group_codes = np.searchsorted(uniques, folded.values)
     else:
         uniques, group_codes = np.unique(folded.values, return_inverse=True)
     rest = np.asarray(uniques, dtype=np.int64)

@@ -110,7 +110,7 @@ def find_idle(
     no_pods = _namespaces_without_pods(attributed)
     per_volume = volumes is not None and not volumes.empty
     for basis, column in (("quota", "allocated"), ("requests", "requested")):
-        judged = attributed["resource"].isin(allocated_resources()) & (attributed[column].fillna(0) > 0)
+        judged = attributed["resource"].isin(allocated_resources()) & (attributed[column].to_numpy() > 0)  # NaN: no
         if basis == "requests" and per_volume:
             judged &= attributed["resource"] != Resource.STORAGE.value
         rows = np.flatnonzero(judged.to_numpy())
@@ -155,11 +155,14 @@ def _judge(
     versions = catalog.rates.sorted_versions()
     groups = group_rows({key: frame[key] for key in _KEY if key in frame})
     version = version_index(frame["hour"], catalog.rates, "idle allocations")
-    held, used_nano = nano(frame[column]), nano(frame["used"])
-    hour_counts, held_sums, used_sums = groups.size(), groups.sum(held), groups.sum(used_nano)
-    last_versions = groups.max(version)
-    idle_nano = np.clip(held - used_nano, 0, None)
-    del held, used_nano
+    hour_counts, last_versions = groups.size(), groups.max(version)
+    idle_nano = nano(frame[column])  # held, then (in place: these are millions of rows) held − used, at least 0
+    held_sums = groups.sum(idle_nano)
+    used_nano = nano(frame["used"])
+    used_sums = groups.sum(used_nano)
+    idle_nano -= used_nano
+    del used_nano
+    np.clip(idle_nano, 0, None, out=idle_nano)
     by_version = group_rows({"group": groups.codes, "version": version})
     idle_by_version: dict[int, list[tuple[int, int]]] = {}
     for group, version_number, idle in zip(

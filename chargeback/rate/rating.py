@@ -229,7 +229,8 @@ def version_index(hours: pd.Series, rates: RateCard, what: str = "usage") -> np.
     """Index into rates.sorted_versions() of the version in force at each hour."""
     versions = rates.sorted_versions()
     starts = pd.DatetimeIndex([pd.Timestamp(v.effective_from) for v in versions]).as_unit("ns")
-    index = starts.searchsorted(pd.DatetimeIndex(hours).as_unit("ns"), side="right") - 1
+    index = starts.searchsorted(pd.DatetimeIndex(hours).as_unit("ns"), side="right").astype(np.int16)
+    index -= 1  # 16 bits: a rate card has far fewer versions, and this is an array of millions of hours
     if (index < 0).any():
         first = hours[index < 0].min()
         raise RatingError(
