@@ -2,8 +2,9 @@
 
 A month of a large pool is millions of rows. `DataFrame.groupby` over six or eight key columns builds an
 int64 array per key before combining them, several times the frame's own size. Here the keys' codes are
-folded into one int64 per row (mixed radix over each column's sorted values), numbered once, and summed
-with exact integer arithmetic; group numbers follow the keys' sorted order, as `groupby(sort=True)` does.
+folded into one integer per row (mixed radix over each column's sorted values, 32 bits when they fit),
+numbered once, and summed with exact integer arithmetic; group numbers follow the keys' sorted order, as
+`groupby(sort=True)` does.
 """
 
 from __future__ import annotations
