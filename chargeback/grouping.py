@@ -9,7 +9,7 @@ numbered once, and summed with exact integer arithmetic; group numbers follow th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,3 +168,10 @@ def take_columns(frame: pd.DataFrame, rows: np.ndarray, columns: Sequence[str]) 
         else:
             taken[name] = column.to_numpy()[rows]
     return taken
+
+
+def row_slices(rows: int, size: int = 1 << 20) -> Iterator[slice]:
+    """Consecutive slices of `rows` rows, `size` at a time: arithmetic on millions of rows at once would hold
+    several row-sized temporaries at the same moment."""
+    for start in range(0, rows, size):
+        yield slice(start, min(start + size, rows))

@@ -32,7 +32,7 @@ from pool_catalog.resources import (
 )
 
 from ..errors import UsageDataError
-from ..grouping import fold
+from ..grouping import fold, row_slices
 from ..heap import give_back
 from . import promql
 from .prometheus import PrometheusClient, RangeQuery, Series
@@ -895,12 +895,6 @@ def _nansum_or_nan(matrix: np.ndarray) -> np.ndarray:
     return summed
 
 
-def _slices(rows: int, size: int = 1 << 20) -> Iterator[slice]:
-    """Consecutive slices of `rows` rows, `size` at a time."""
-    for start in range(0, rows, size):
-        yield slice(start, min(start + size, rows))
-
-
 def _hours(index: np.ndarray, hour0: float) -> pd.Series:
     """Start of each indexed hour as a UTC timestamp column (built in place: these columns are long)."""
     nanoseconds = index.astype(np.int64)
@@ -1043,7 +1037,7 @@ class _FrameGrid:
         # from kube-state-metrics also need its scrapes. Computed a slice of rows at a time: the index
         # arithmetic of millions of rows at once would double the frame's size for a moment.
         coverage = np.empty(len(hour_index))
-        for rows in _slices(len(hour_index)):
+        for rows in row_slices(len(hour_index)):
             hour, key = hour_index[rows], key_index[rows]
             part = by_source[hour, source_of[key]]
             if node_coverage is not None:

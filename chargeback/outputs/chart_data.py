@@ -19,7 +19,7 @@ import pandas as pd
 from pool_catalog.pricing import minor_unit
 from pool_catalog.resources import names
 
-from ..grouping import group_rows, take_columns
+from ..grouping import group_rows, row_slices, take_columns
 from ..rate.idle import allocated_resources, level_unit
 from ..rate.rating import SHARED, billed_nano, from_nano, nano, version_index
 from ..rate.result import Chargeback
@@ -44,17 +44,25 @@ def daily_costs(chargeback: Chargeback) -> dict[str, list[Decimal]]:
         return {}
     rates = chargeback.catalog.rates
     usage = chargeback.usage
-    # The rows rating bills, taken as arrays and grouped by one folded key: a month is millions of rows.
+    # The rows rating bills, taken as arrays and grouped by one folded key, billed a slice at a time: a month
+    # is millions of rows.
     rows = np.flatnonzero((usage["resource"].isin(names()) & usage["used"].notna()).to_numpy())
     taken = take_columns(usage, rows, ["cluster", "namespace", "resource", "tier", "hour"])
     hours = taken.pop("hour")
+    version = version_index(hours, rates)
+    nanoseconds = pd.DatetimeIndex(hours).as_unit("ns").asi8
     start = pd.Timestamp(chargeback.period.start).as_unit("ns").value
-    days = (pd.DatetimeIndex(hours).as_unit("ns").asi8 - start) // (24 * 3600 * 10**9)
-    groups = group_rows({**taken, "version": version_index(hours, rates), "day": days})
-    del taken, hours, days
-    used, requested = usage["used"].to_numpy()[rows], usage["requested"].to_numpy()[rows]
-    billed = groups.sum(billed_nano(used, requested, chargeback.billing_mode))
-    del used, requested
+    day = np.empty(len(rows), dtype=np.int16)
+    for part in row_slices(len(rows)):
+        day[part] = (nanoseconds[part] - start) // (24 * 3600 * 10**9)
+    del hours, nanoseconds
+    groups = group_rows({**taken, "version": version, "day": day})
+    del taken, version, day
+    used, requested = usage["used"].to_numpy(), usage["requested"].to_numpy()
+    billed = np.zeros(len(groups), dtype=np.int64)
+    for part in row_slices(len(rows)):
+        at = rows[part]
+        np.add.at(billed, groups.codes[part], billed_nano(used[at], requested[at], chargeback.billing_mode))
     per_key: dict[tuple, np.ndarray] = {}
     for *key, day, amount in zip(*(groups.keys[c] for c in [*_KEY, "day"]), billed, strict=True):
         per_key.setdefault(tuple(key), np.zeros(day_count, dtype=np.int64))[day] = amount
