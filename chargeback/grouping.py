@@ -9,7 +9,7 @@ numbered once, and summed with exact integer arithmetic; group numbers follow th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +40,17 @@ class Groups:
         """Per-group sum of an integer (exact) or float array."""
         out = np.zeros(len(self), dtype=values.dtype)
         np.add.at(out, self.codes, values)
+        return out
+
+    def sum_rows(self, rows: np.ndarray, values_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Per-group sum of `values_of(positions)`, asked a slice of `rows` at a time (`rows`: the frame
+        positions of the grouped rows, in order): the values of millions of rows are never all made at once."""
+        out = np.zeros(len(self), dtype=np.int64)
+        for part in row_slices(len(rows)):
+            values = values_of(rows[part])
+            if out.dtype != values.dtype:
+                out = out.astype(values.dtype)
+            np.add.at(out, self.codes[part], values)
         return out
 
     def size(self) -> np.ndarray:

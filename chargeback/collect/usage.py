@@ -352,6 +352,7 @@ def collect_usage(
     warnings.extend(f"Prometheus warned on storage_before: {w}" for w in carried_in.warnings)
     reducer.add_last_before(carried_in.series)
     result = reducer.finish(cluster, scrape_interval, strict)
+    give_back()  # the reducer's drained arrays and the checks' temporaries, before rating starts
     result.warnings[:0] = list(dict.fromkeys(warnings))
     result.queries = {**queries, "storage_before": before}
     return result

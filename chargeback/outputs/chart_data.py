@@ -59,10 +59,7 @@ def daily_costs(chargeback: Chargeback) -> dict[str, list[Decimal]]:
     groups = group_rows({**taken, "version": version, "day": day})
     del taken, version, day
     used, requested = usage["used"].to_numpy(), usage["requested"].to_numpy()
-    billed = np.zeros(len(groups), dtype=np.int64)
-    for part in row_slices(len(rows)):
-        at = rows[part]
-        np.add.at(billed, groups.codes[part], billed_nano(used[at], requested[at], chargeback.billing_mode))
+    billed = groups.sum_rows(rows, lambda at: billed_nano(used[at], requested[at], chargeback.billing_mode))
     per_key: dict[tuple, np.ndarray] = {}
     for *key, day, amount in zip(*(groups.keys[c] for c in [*_KEY, "day"]), billed, strict=True):
         per_key.setdefault(tuple(key), np.zeros(day_count, dtype=np.int64))[day] = amount

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..heap import give_back
 from ..rate.documents import IssueStamp
 from ..rate.result import Chargeback
 from . import csv_tables, focus, html, invoice_json, pdf
@@ -44,6 +45,7 @@ def report_files(
             if name in files:
                 raise ValueError(f"output formats write {name} twice (second: {fmt.name}); this is a bug")
             files[name] = content
+        give_back()  # a format's working arrays (some read the hourly usage), before the next one starts
     return files
 
 

@@ -27,7 +27,7 @@ from pool_catalog.pricing import round_money
 from pool_catalog.resources import spec_of, specs
 
 from ..collect.usage import PODS
-from ..grouping import Column, group_rows, take_columns
+from ..grouping import Column, group_rows, row_slices, take_columns
 from ..period import Period
 from .frames import check_frame, empty_frame
 from .rating import ATTRIBUTED_SCHEMA, from_nano, hourly_price_for, nano, version_index
@@ -156,21 +156,25 @@ def _judge(
     groups = group_rows({key: frame[key] for key in _KEY if key in frame})
     version = version_index(frame["hour"], catalog.rates, "idle allocations")
     hour_counts, last_versions = groups.size(), groups.max(version)
-    idle_nano = nano(frame[column])  # held, then (in place: these are millions of rows) held − used, at least 0
-    held_sums = groups.sum(idle_nano)
-    used_nano = nano(frame["used"])
-    used_sums = groups.sum(used_nano)
-    idle_nano -= used_nano
-    del used_nano
-    np.clip(idle_nano, 0, None, out=idle_nano)
     by_version = group_rows({"group": groups.codes, "version": version})
+    del version
+    # Held, used and idle (held − used, at least 0) per group, a slice of rows at a time: millions of rows.
+    held_column, used_column = np.asarray(frame[column], dtype=float), np.asarray(frame["used"], dtype=float)
+    held_sums, used_sums = np.zeros(len(groups), dtype=np.int64), np.zeros(len(groups), dtype=np.int64)
+    idle_sums = np.zeros(len(by_version), dtype=np.int64)
+    for part in row_slices(len(groups.codes)):
+        held, used = nano(held_column[part]), nano(used_column[part])
+        np.add.at(held_sums, groups.codes[part], held)
+        np.add.at(used_sums, groups.codes[part], used)
+        held -= used
+        np.clip(held, 0, None, out=held)
+        np.add.at(idle_sums, by_version.codes[part], held)
     idle_by_version: dict[int, list[tuple[int, int]]] = {}
-    for group, version_number, idle in zip(
-        by_version.keys["group"], by_version.keys["version"], by_version.sum(idle_nano), strict=True
-    ):
+    pairs = zip(by_version.keys["group"], by_version.keys["version"], idle_sums, strict=True)
+    for group, version_number, idle in pairs:
         idle_by_version.setdefault(int(group), []).append((int(version_number), int(idle)))
-    del idle_nano, version, by_version
-    p95_of = groups.quantile(np.nan_to_num(np.asarray(frame["used"], dtype=float)), 0.95)
+    del by_version
+    p95_of = groups.quantile(np.nan_to_num(used_column), 0.95)
     stats = groups.keys.assign(
         hours=hour_counts, held_nano=held_sums, used_nano=used_sums, last_version=last_versions, p95=p95_of
     )

@@ -276,10 +276,9 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     first_hours = _timestamps(groups.min(hour_ns))
     last_hours = _timestamps(groups.max(hour_ns))
     del hour_ns
-    used = attributed["used"].to_numpy()[rows]
-    used_sums = groups.sum(nano(used))
-    billed_sums = groups.sum(billed_nano(used, attributed["requested"].to_numpy()[rows], billing_mode))
-    del used
+    used, requested = attributed["used"].to_numpy(), attributed["requested"].to_numpy()
+    used_sums = groups.sum_rows(rows, lambda at: nano(used[at]))
+    billed_sums = groups.sum_rows(rows, lambda at: billed_nano(used[at], requested[at], billing_mode))
     sums = groups.keys.assign(
         used_nano=used_sums, billed_nano=billed_sums, first_hour=first_hours, last_hour=last_hours
     )

@@ -16,6 +16,7 @@ from pool_catalog.models import BillingMode, Catalog
 
 from ..collect.findings import Finding
 from ..collect.usage import empty_estimate_frame
+from ..heap import give_back
 from ..period import Period
 from .capabilities import CAPABILITY_LINE_SCHEMA, provider_costs, rate_calls
 from .frames import check_frame, empty_frame
@@ -90,7 +91,11 @@ def charge(
     `calls` (collect.calls.CALLS_SCHEMA) are rated with the provider namespaces' costs of these rated lines."""
     mode = billing_mode_of(catalog.rates, billing_mode)
     attributed = attribute(usage, catalog, period)
+    # Each stage's row-sized working arrays are freed before the next starts; give_back returns their pages.
     lines = rate(attributed, catalog, period, mode)
+    give_back()
+    idle = find_idle(attributed, catalog, period, volumes)
+    give_back()
     capability_lines = (
         empty_frame(CAPABILITY_LINE_SCHEMA)
         if calls is None
@@ -103,7 +108,7 @@ def charge(
         usage=attributed,
         lines=lines,
         coverage=coverage(attributed, period),
-        idle=find_idle(attributed, catalog, period, volumes),
+        idle=idle,
         estimates=empty_estimate_frame() if estimates is None else estimates,
         findings=tuple(findings),
         capability_lines=capability_lines,
