@@ -53,6 +53,20 @@ class Groups:
             np.add.at(out, self.codes[part], values)
         return out
 
+    def min_rows(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Per-group least of `values[rows]` (integers), a slice of `rows` at a time."""
+        return self._reduce_rows(rows, values, np.minimum, np.iinfo(values.dtype).max)
+
+    def max_rows(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Per-group greatest of `values[rows]` (integers), a slice of `rows` at a time."""
+        return self._reduce_rows(rows, values, np.maximum, np.iinfo(values.dtype).min)
+
+    def _reduce_rows(self, rows: np.ndarray, values: np.ndarray, ufunc: np.ufunc, start: int) -> np.ndarray:
+        out = np.full(len(self), start, dtype=values.dtype)
+        for part in row_slices(len(rows)):
+            ufunc.at(out, self.codes[part], values[rows[part]])
+        return out
+
     def size(self) -> np.ndarray:
         return np.bincount(self.codes, minlength=len(self)).astype(np.int64)
 

@@ -114,9 +114,12 @@ def find_idle(
         if basis == "requests" and per_volume:
             judged &= attributed["resource"] != Resource.STORAGE.value
         rows = np.flatnonzero(judged.to_numpy())
+        del judged
         if len(rows):  # namespace-wide rows: no pvc
             frame = take_columns(attributed, rows, [*_KEY[:-1], "hour", "used", column])
+            del rows
             idle_rows.extend(_judge(frame, column, basis, no_pods, catalog))
+            del frame
     if per_volume:
         frame = _volume_requests(volumes, attributed)
         if not frame.empty:
@@ -153,8 +156,8 @@ def _judge(
     per-volume rows), hour, used and `column`, the allocation judged."""
     policy = catalog.rates.idle
     versions = catalog.rates.sorted_versions()
+    version = version_index(frame.pop("hour"), catalog.rates, "idle allocations")  # hours: no longer needed
     groups = group_rows({key: frame[key] for key in _KEY if key in frame})
-    version = version_index(frame["hour"], catalog.rates, "idle allocations")
     hour_counts, last_versions = groups.size(), groups.max(version)
     by_version = group_rows({"group": groups.codes, "version": version})
     del version
@@ -174,7 +177,8 @@ def _judge(
     for group, version_number, idle in pairs:
         idle_by_version.setdefault(int(group), []).append((int(version_number), int(idle)))
     del by_version
-    p95_of = groups.quantile(np.nan_to_num(used_column), 0.95)
+    # NaN (unscraped hours) count as 0: in place where `used_column` is this function's own (taken rows).
+    p95_of = groups.quantile(np.nan_to_num(used_column, copy=not used_column.flags.writeable), 0.95)
     stats = groups.keys.assign(
         hours=hour_counts, held_nano=held_sums, used_nano=used_sums, last_version=last_versions, p95=p95_of
     )

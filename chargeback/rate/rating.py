@@ -268,13 +268,12 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     if not len(rows):
         return empty_frame(LINE_SCHEMA)
     taken = take_columns(attributed, rows, [*_LINE_KEY, "shared", "hour"])
-    hours = taken.pop("hour")
-    groups = group_rows({**taken, "version": version_index(hours, rates)})
-    del taken
-    hour_ns = pd.DatetimeIndex(hours).as_unit("ns").asi8
-    del hours
-    first_hours = _timestamps(groups.min(hour_ns))
-    last_hours = _timestamps(groups.max(hour_ns))
+    version = version_index(taken.pop("hour"), rates)
+    groups = group_rows({**taken, "version": version})
+    del taken, version
+    hour_ns = pd.DatetimeIndex(attributed["hour"]).as_unit("ns").asi8  # a view: first and last hour per line
+    first_hours = _timestamps(groups.min_rows(rows, hour_ns))
+    last_hours = _timestamps(groups.max_rows(rows, hour_ns))
     del hour_ns
     used, requested = attributed["used"].to_numpy(), attributed["requested"].to_numpy()
     used_sums = groups.sum_rows(rows, lambda at: nano(used[at]))
@@ -451,13 +450,13 @@ def coverage(attributed: pd.DataFrame, period: Period) -> pd.DataFrame:
     check_frame(attributed, ATTRIBUTED_SCHEMA, "coverage")
     if attributed.empty:
         return empty_frame(COVERAGE_SCHEMA)
-    hours = group_rows(
-        {
-            "cluster": attributed["cluster"],
-            "namespace": attributed["namespace"],
-            "hour": pd.DatetimeIndex(attributed["hour"]).as_unit("ns").asi8,
-        }
-    )
+    nanoseconds = pd.DatetimeIndex(attributed["hour"]).as_unit("ns").asi8
+    hour_number = np.empty(len(nanoseconds), dtype=np.int32)  # hours since the period's start: a small key
+    start = pd.Timestamp(period.start).as_unit("ns").value
+    for part in row_slices(len(nanoseconds)):
+        hour_number[part] = (nanoseconds[part] - start) // (3600 * 10**9)
+    hours = group_rows({"cluster": attributed["cluster"], "namespace": attributed["namespace"], "hour": hour_number})
+    del hour_number
     best = np.full(len(hours), -np.inf)
     np.maximum.at(best, hours.codes, attributed["coverage"].to_numpy(dtype=float))
     hourly = hours.keys.assign(coverage=np.clip(best, 0, 1))
