@@ -15,10 +15,8 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from pool_catalog.resources import names
-
 from .collect.usage import used_source
-from .rate.rating import billed_nano, from_nano, hourly_price_for, version_index
+from .rate.rating import billed_nano, billed_rows, from_nano, hourly_price_for, version_index
 from .rate.result import Chargeback
 
 WINDOW = dt.timedelta(hours=24)
@@ -37,7 +35,7 @@ def _window(chargeback: Chargeback) -> pd.DataFrame:
 def last_day_costs(chargeback: Chargeback) -> pd.DataFrame:
     """Per namespace: the cost (Decimal) of its billable use in the last 24 billed hours."""
     recent = _window(chargeback)
-    recent = recent[recent["resource"].isin(names()) & recent["used"].notna()]
+    recent = recent[billed_rows(recent)]
     if recent.empty:
         return pd.DataFrame(columns=LAST_DAY_COLUMNS)
     rates = chargeback.catalog.rates

@@ -18,6 +18,9 @@ import pandas as pd
 Column = pd.Series | pd.Categorical | np.ndarray
 """A key column: a Series, or (cheaper for a subset of rows: no index) a Categorical or an array."""
 
+HOUR_NS = 3600 * 10**9
+"""An hour in nanoseconds (the usage frame's step)."""
+
 _RADIX_LIMIT = 2**62
 """Largest product of the key columns' distinct counts (int64 with room to spare)."""
 _LOOKUP_LIMIT = 2**26
@@ -69,11 +72,6 @@ class Groups:
 
     def size(self) -> np.ndarray:
         return np.bincount(self.codes, minlength=len(self)).astype(np.int64)
-
-    def min(self, values: np.ndarray) -> np.ndarray:
-        out = np.full(len(self), np.iinfo(values.dtype).max, dtype=values.dtype)
-        np.minimum.at(out, self.codes, values)
-        return out
 
     def max(self, values: np.ndarray) -> np.ndarray:
         out = np.full(len(self), np.iinfo(values.dtype).min, dtype=values.dtype)
@@ -200,3 +198,13 @@ def row_slices(rows: int, size: int = 1 << 20) -> Iterator[slice]:
     several row-sized temporaries at the same moment."""
     for start in range(0, rows, size):
         yield slice(start, min(start + size, rows))
+
+
+def steps_since(times: Column, start: int, step: int) -> np.ndarray:
+    """Whole `step`s (nanoseconds: an hour, a day) from `start` (epoch nanoseconds) to each of `times`, as
+    32-bit numbers computed a slice at a time: a small key for `group_rows` instead of 64-bit times."""
+    nanoseconds = pd.DatetimeIndex(times).as_unit("ns").asi8
+    number = np.empty(len(nanoseconds), dtype=np.int32)
+    for part in row_slices(len(nanoseconds)):
+        number[part] = (nanoseconds[part] - start) // step
+    return number

@@ -32,7 +32,7 @@ from pool_catalog.resources import (
 )
 
 from ..errors import UsageDataError
-from ..grouping import fold, row_slices
+from ..grouping import HOUR_NS, fold, row_slices, steps_since
 from ..heap import give_back
 from . import promql
 from .prometheus import PrometheusClient, RangeQuery, Series
@@ -158,13 +158,10 @@ def _repeated_keys(frame: pd.DataFrame, key: Sequence[str]) -> pd.Series:
     columns = {name: frame[name] for name in key}
     if "hour" in columns:
         nanoseconds = pd.DatetimeIndex(frame["hour"]).as_unit("ns").asi8
-        hour_ns = 3600 * 10**9
-        # Whole hours (the usual case) are numbered from 0 as 32-bit integers; anything else keeps its exact time.
-        if len(nanoseconds) and not (nanoseconds % hour_ns).any():
-            number = nanoseconds // hour_ns
-            number -= number.min()
-            columns["hour"] = number.astype(np.int32)
-            del number
+        # Whole hours (the usual case) are numbered from the first as 32-bit integers; anything else keeps its
+        # exact time.
+        if len(nanoseconds) and not (nanoseconds % HOUR_NS).any():
+            columns["hour"] = steps_since(frame["hour"], int(nanoseconds.min()), HOUR_NS)
         else:
             columns["hour"] = nanoseconds
     folded = fold(columns).values

@@ -17,11 +17,10 @@ import numpy as np
 import pandas as pd
 
 from pool_catalog.pricing import minor_unit
-from pool_catalog.resources import names
 
-from ..grouping import group_rows, row_slices, take_columns
+from ..grouping import HOUR_NS, group_rows, steps_since, take_columns
 from ..rate.idle import allocated_resources, level_unit
-from ..rate.rating import SHARED, billed_nano, from_nano, nano, version_index
+from ..rate.rating import SHARED, billed_nano, billed_rows, from_nano, nano, version_index
 from ..rate.result import Chargeback
 
 LEVEL_QUANTUM = Decimal("0.001")
@@ -46,16 +45,12 @@ def daily_costs(chargeback: Chargeback) -> dict[str, list[Decimal]]:
     usage = chargeback.usage
     # The rows rating bills, taken as arrays and grouped by one folded key, billed a slice at a time: a month
     # is millions of rows.
-    rows = np.flatnonzero((usage["resource"].isin(names()) & usage["used"].notna()).to_numpy())
+    rows = np.flatnonzero(billed_rows(usage))
     taken = take_columns(usage, rows, ["cluster", "namespace", "resource", "tier", "hour"])
     hours = taken.pop("hour")
     version = version_index(hours, rates)
-    nanoseconds = pd.DatetimeIndex(hours).as_unit("ns").asi8
-    start = pd.Timestamp(chargeback.period.start).as_unit("ns").value
-    day = np.empty(len(rows), dtype=np.int16)
-    for part in row_slices(len(rows)):
-        day[part] = (nanoseconds[part] - start) // (24 * 3600 * 10**9)
-    del hours, nanoseconds
+    day = steps_since(hours, pd.Timestamp(chargeback.period.start).as_unit("ns").value, 24 * HOUR_NS)
+    del hours
     groups = group_rows({**taken, "version": version, "day": day})
     del taken, version, day
     used, requested = usage["used"].to_numpy(), usage["requested"].to_numpy()

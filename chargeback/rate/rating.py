@@ -36,7 +36,7 @@ from pool_catalog.pricing import minor_unit, round_money
 from pool_catalog.resources import names, spec_of
 
 from ..errors import RatingError
-from ..grouping import group_rows, row_slices, take_columns
+from ..grouping import HOUR_NS, group_rows, row_slices, steps_since, take_columns
 from ..period import Period
 from .frames import check_frame, empty_frame
 
@@ -257,6 +257,12 @@ def billed_nano(used: pd.Series | np.ndarray, requested: pd.Series | np.ndarray,
     return billed
 
 
+def billed_rows(usage: pd.DataFrame) -> np.ndarray:
+    """Which rows of a usage frame rating bills: a billable resource whose use is known (rows of unscraped
+    hours carry coverage, not money)."""
+    return (usage["resource"].isin(names()) & usage["used"].notna()).to_numpy()
+
+
 def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mode: BillingMode) -> pd.DataFrame:
     """Priced lines per (unit, cluster, namespace, resource, tier, rate version); shared namespaces split."""
     check_frame(attributed, ATTRIBUTED_SCHEMA, "rating (attributed usage)")
@@ -264,7 +270,7 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     versions = rates.sorted_versions()
     # Rows of unscraped hours (used unknown) are not billed; `coverage` reports them. Only the columns
     # rating reads are taken, one at a time: a month of a large cluster is millions of rows.
-    rows = np.flatnonzero((attributed["resource"].isin(names()) & attributed["used"].notna()).to_numpy())
+    rows = np.flatnonzero(billed_rows(attributed))
     if not len(rows):
         return empty_frame(LINE_SCHEMA)
     taken = take_columns(attributed, rows, [*_LINE_KEY, "shared", "hour"])
@@ -450,11 +456,7 @@ def coverage(attributed: pd.DataFrame, period: Period) -> pd.DataFrame:
     check_frame(attributed, ATTRIBUTED_SCHEMA, "coverage")
     if attributed.empty:
         return empty_frame(COVERAGE_SCHEMA)
-    nanoseconds = pd.DatetimeIndex(attributed["hour"]).as_unit("ns").asi8
-    hour_number = np.empty(len(nanoseconds), dtype=np.int32)  # hours since the period's start: a small key
-    start = pd.Timestamp(period.start).as_unit("ns").value
-    for part in row_slices(len(nanoseconds)):
-        hour_number[part] = (nanoseconds[part] - start) // (3600 * 10**9)
+    hour_number = steps_since(attributed["hour"], pd.Timestamp(period.start).as_unit("ns").value, HOUR_NS)
     hours = group_rows({"cluster": attributed["cluster"], "namespace": attributed["namespace"], "hour": hour_number})
     del hour_number
     best = np.full(len(hours), -np.inf)

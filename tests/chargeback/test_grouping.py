@@ -43,7 +43,9 @@ def test_groups_equal_pandas_groupby(monkeypatch: pytest.MonkeyPatch, lookup_lim
     assert list(zip(*(groups.keys[k] for k in KEYS), strict=True)) == list(expected.size().index)
     assert groups.size().tolist() == expected.size().tolist()
     assert groups.sum(frame["nano"].to_numpy()).tolist() == expected["nano"].sum().tolist()  # exact integers
-    assert groups.min(frame["nano"].to_numpy()).tolist() == expected["nano"].min().tolist()
+    every_row = np.arange(rows)
+    assert groups.min_rows(every_row, frame["nano"].to_numpy()).tolist() == expected["nano"].min().tolist()
+    assert groups.max_rows(every_row, frame["nano"].to_numpy()).tolist() == expected["nano"].max().tolist()
     assert groups.max(frame["nano"].to_numpy()).tolist() == expected["nano"].max().tolist()
     assert np.array_equal(groups.quantile(frame["used"].to_numpy(), 0.95), expected["used"].quantile(0.95).to_numpy())
 
