@@ -484,7 +484,17 @@ class Quota(_Model):
         default_factory=dict, description="Storage per tier (hot: 500Gi); tiers not listed get 0."
     )
     gpu: int = Field(0, ge=0, description="requests.nvidia.com/gpu.")
-    load_balancers: int = Field(0, ge=0, description="services.loadbalancers.")
+    load_balancers: int = Field(
+        0, ge=0, description="services.loadbalancers: LoadBalancer Services; 0 refuses the type in the namespace."
+    )
+    node_ports: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="services.nodeports: node ports the namespace's Services may open (a NodePort Service takes "
+        "one per port, so does a LoadBalancer Service unless it sets allocateLoadBalancerNodePorts: false); "
+        "0 refuses NodePort Services.",
+    )
     pods: int = Field(100, ge=1, description="Maximum number of pods.")
     _registered: dict[str, Decimal] = PrivateAttr(default_factory=dict)
 
@@ -546,25 +556,40 @@ class ContainerDefaults(_Model):
         return self
 
 
+def _ports(ports: list[int]) -> list[int]:
+    for port in ports:
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is outside 1-65535")
+    if len(set(ports)) != len(ports):
+        raise ValueError(f"ports {ports} list a port twice; list each once")
+    return ports
+
+
+Ports = Annotated[list[int], Field(min_length=1), AfterValidator(_ports)]
+"""TCP ports a NetworkPolicy opens (at least one: a rule without ports opens every port)."""
+
+
 class Capability(_Model):
     """A service a namespace offers to other units (e.g. the credit-scoring API)."""
 
     name: DnsLabel = Field(..., description="Capability name, unique across the catalog.")
     description: str = Field("", description="What it does.")
-    ports: list[int] = Field(..., min_length=1, description="TCP ports consumers may reach.")
+    ports: Ports = Field(..., description="TCP ports consumers may reach.")
     pod_selector: Labels = Field(
         ...,
         min_length=1,
         description="Labels of the pods serving it (at least one: an empty selector would open every pod).",
     )
 
-    @field_validator("ports")
-    @classmethod
-    def _port_range(cls, ports: list[int]) -> list[int]:
-        for port in ports:
-            if not 1 <= port <= 65535:
-                raise ValueError(f"port {port} is outside 1-65535")
-        return ports
+
+class Ingress(_Model):
+    """What the cluster's shared ingress controller may reach in a namespace."""
+
+    ports: Ports = Field(
+        ...,
+        description="TCP ports of the namespace's pods the ingress controller may connect to: the container ports "
+        "its Ingresses' Services forward to (their targetPort), not the Services' own ports.",
+    )
 
 
 class Namespace(_Model):
@@ -582,6 +607,11 @@ class Namespace(_Model):
         default_factory=list, description="Further networks outside the cluster this namespace may call."
     )
     pod_security: PodSecurityLevel | None = Field(None, description="Overrides the cluster's pod_security.")
+    ingress: Ingress | None = Field(
+        None,
+        description="Pod ports the shared ingress controller may reach (e.g. {ports: [8080]}); without it the "
+        "controller reaches no pod of the namespace.",
+    )
 
 
 class Budget(_Model):

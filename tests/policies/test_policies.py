@@ -489,7 +489,7 @@ def test_rules_module_never_imports_the_pack_entry_point() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "9"
+    assert done.stdout.strip() == "10"
 
 
 def test_pack_main_only_builds_the_pack() -> None:
@@ -531,6 +531,7 @@ def test_pack_lists_each_rule_with_its_level(pack: analyzer_pb2_grpc.AnalyzerStu
         "pod-security-enforced": "MANDATORY",
         "storage-classes-are-tiers": "MANDATORY",
         "rbac-namespace-scoped": "MANDATORY",
+        "services-stay-in-their-unit": "MANDATORY",
         "node-pool-capacity": "MANDATORY",
         "unit-budget": "ADVISORY",
     }
