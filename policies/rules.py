@@ -422,9 +422,15 @@ def _is_ip(text: str) -> bool:
 class _UnitNamespace:
     """A namespace given to a unit: whose, and its catalog entry (None: labelled as a unit's, not in the catalog)."""
 
+    name: str
     unit: str
     entry: Namespace | None
     file: str
+
+    @property
+    def where(self) -> str:
+        """How a message points at the namespace's entry: "namespace di-api in catalog/business-units/…"."""
+        return f"namespace {self.name} in {self.file}"
 
 
 def _unit_namespaces(
@@ -435,10 +441,10 @@ def _unit_namespaces(
     for r in resources:
         if is_unit_namespace(r):
             unit = str(labels_of(r.props).get(BUSINESS_UNIT_LABEL) or "")
-            found[namespace_name(r)] = _UnitNamespace(unit, None, str(unit_file(catalog.root, unit)))
+            found[namespace_name(r)] = _UnitNamespace(namespace_name(r), unit, None, str(unit_file(catalog.root, unit)))
     if not isinstance(cluster, str):
         for unit, ns in catalog.namespaces(cluster.name):
-            found[ns.name] = _UnitNamespace(unit.id, ns, str(unit_file(catalog.root, unit.id)))
+            found[ns.name] = _UnitNamespace(ns.name, unit.id, ns, str(unit_file(catalog.root, unit.id)))
     return cluster, found
 
 
@@ -463,7 +469,7 @@ def check_service_tenancy(
         spec = service.props.get("spec") or {}
         kind = spec.get("type") or "ClusterIP"
         quota = home.entry.quota if home.entry is not None else None
-        where = f"namespace {ns_name} in {home.file}"
+        where = home.where
         if kind == "ExternalName":
             target = str(spec.get("externalName") or "")
             into = external_name_namespace(target)
@@ -532,7 +538,7 @@ def check_service_tenancy(
                 yield Breach(
                     f"{describe(policy.type, policy.props)}: ingress[{index}] admits the ingress controller "
                     f"({ingress_namespace}) on every port, so any unit's Ingress could reach these pods through it; "
-                    f"list the ports it may reach as `ingress: {{ports: [...]}}` on {where}",
+                    f"list the ports it may reach as `ingress: {{ports: [...]}}` on {home.where}",
                     home.unit,
                     policy,
                 )
