@@ -410,6 +410,15 @@ def external_name_namespace(external_name: str) -> str | None:
     return labels[1] if len(labels) == 2 else None
 
 
+def opens_node_ports(spec: Mapping[str, Any]) -> bool:
+    """Whether a LoadBalancer Service takes node ports, as the API server's quota counts them: every port unless
+    allocateLoadBalancerNodePorts is false, then the ports with an explicit nodePort (kubernetes
+    pkg/quota/v1/evaluator/core/services.go, portsWithNodePorts)."""
+    if spec.get("allocateLoadBalancerNodePorts") is not False:
+        return True
+    return any(port.get("nodePort") for port in spec.get("ports") or [])
+
+
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text.strip().rstrip("."))
@@ -518,7 +527,7 @@ def check_service_tenancy(
                     home.unit,
                     service,
                 )
-            elif node_ports == 0 and spec.get("allocateLoadBalancerNodePorts") is not False:
+            elif node_ports == 0 and opens_node_ports(spec):
                 yield Breach(
                     f"{what} is of type LoadBalancer and opens node ports, which {where} does not allow (its quota "
                     "refuses them); set allocateLoadBalancerNodePorts: false (MetalLB needs none), or set "

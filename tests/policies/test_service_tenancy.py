@@ -106,6 +106,12 @@ HOSTILE = [
         ["opens node ports", "allocateLoadBalancerNodePorts: false", "quota.node_ports on namespace cs-miniapp"],
         id="load-balancer-with-node-ports",
     ),
+    pytest.param(
+        service("cs-miniapp", "public", type="LoadBalancer", allocateLoadBalancerNodePorts=False,
+                ports=[{"port": 443, "nodePort": 30443, "targetPort": 8443}]),
+        ["opens node ports"],
+        id="load-balancer-with-an-explicit-node-port",  # counted by the quota although allocation is off
+    ),
 ]  # fmt: skip
 
 
