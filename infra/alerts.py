@@ -72,12 +72,21 @@ def alerting_of(catalog: Catalog) -> Alerting:
     return alerting
 
 
+def _webhook(contact: Contact) -> dict[str, Any]:
+    """A webhook_config; a secret the receiver needs is named by file (http_config.authorization
+    credentials_file, read by Alertmanager on each send), never written here."""
+    hook: dict[str, Any] = {"url": contact.url, "send_resolved": contact.send_resolved}
+    if contact.credentials_file is not None:
+        hook["http_config"] = {"authorization": {"credentials_file": contact.credentials_file}}
+    return hook
+
+
 def _receiver(name: str, contacts: list[Contact]) -> dict[str, Any]:
     receiver: dict[str, Any] = {"name": name}
     emails = [{"to": c.to, "send_resolved": c.send_resolved} for c in contacts if c.kind is ContactKind.EMAIL]
     # WeCom, DingTalk and Feishu robots are reached through their webhook bridges: Alertmanager posts
     # its webhook JSON there like to any webhook.
-    hooks = [{"url": c.url, "send_resolved": c.send_resolved} for c in contacts if c.kind is not ContactKind.EMAIL]
+    hooks = [_webhook(c) for c in contacts if c.kind is not ContactKind.EMAIL]
     if emails:
         receiver["email_configs"] = emails
     if hooks:
@@ -115,6 +124,9 @@ def alertmanager_config(catalog: Catalog, timing: Timing | None = None) -> dict[
                 "smtp_require_tls": alerting.email.require_tls,
             }
         )
+        if alerting.email.auth_username is not None:
+            config["global"]["smtp_auth_username"] = alerting.email.auth_username
+            config["global"]["smtp_auth_password_file"] = alerting.email.auth_password_file
     units = [u for u in catalog.units if u.alerts is not None]
     config["route"] = {
         "receiver": PLATFORM_RECEIVER,

@@ -10,6 +10,7 @@ not in any Kubernetes object, so the two rules that need them read the catalog n
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from pool_catalog.conventions import (
     BUSINESS_UNIT_LABEL,
     BUSINESS_UNIT_TYPE,
     COST_CENTER_LABEL,
+    NAMESPACE_NAME_LABEL,
     NODE_POOL_LABEL,
     NODE_SELECTOR_ANNOTATION,
     POD_SECURITY_ENFORCE_LABEL,
@@ -42,7 +44,8 @@ from pool_catalog.conventions import (
     STORAGE_TIER_LABEL,
     storage_quota_key,
 )
-from pool_catalog.models import Cluster, Quota
+from pool_catalog.files import unit_file
+from pool_catalog.models import Cluster, Namespace, Quota
 from pool_catalog.pricing import MissingPriceError, quota_monthly_cost, rate_version_for, round_money
 from pool_catalog.quantities import parse
 from pool_catalog.quota_map import decode_quota, node_amounts
@@ -51,6 +54,7 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 RESOURCE_QUOTA = "kubernetes:core/v1:ResourceQuota"
 LIMIT_RANGE = "kubernetes:core/v1:LimitRange"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+SERVICE = "kubernetes:core/v1:Service"
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
@@ -385,6 +389,187 @@ def check_default_deny_egress(
                 )
 
 
+# Service fields as the Kubernetes API defines them (core/v1 ServiceSpec:
+# https://kubernetes.io/docs/reference/kubernetes-api/service-resources/service-v1/#ServiceSpec): `type`
+# (ClusterIP, NodePort, LoadBalancer, ExternalName), `externalName` (a DNS name the cluster DNS answers with a
+# CNAME), `externalIPs` (addresses every node's kube-proxy captures for this Service), `ports[].nodePort`, and
+# `allocateLoadBalancerNodePorts` (false: a LoadBalancer Service opens no node ports).
+IN_CLUSTER_DNS = ("svc", "pod")
+"""The label after the namespace in cluster DNS names: <svc>.<ns>.svc.<domain>, <ip>.<ns>.pod.<domain>."""
+
+
+def external_name_namespace(external_name: str) -> str | None:
+    """The namespace an ExternalName resolves into inside the cluster, or None for a name outside it.
+
+    <svc>.<ns>.svc[.<cluster domain>] and <pod>.<svc>.<ns>.svc… are cluster DNS names; a bare <svc>.<ns> is
+    completed to one by the resolver's search path (…svc.<cluster domain>), so it counts as one too."""
+    labels = external_name.strip().rstrip(".").lower().split(".")
+    for index in range(len(labels) - 1, 0, -1):
+        if labels[index] in IN_CLUSTER_DNS:
+            return labels[index - 1]
+    return labels[1] if len(labels) == 2 else None
+
+
+def opens_node_ports(spec: Mapping[str, Any]) -> bool:
+    """Whether a LoadBalancer Service takes node ports, as the API server's quota counts them: every port unless
+    allocateLoadBalancerNodePorts is false, then the ports with an explicit nodePort (kubernetes
+    pkg/quota/v1/evaluator/core/services.go, portsWithNodePorts)."""
+    if spec.get("allocateLoadBalancerNodePorts") is not False:
+        return True
+    return any(port.get("nodePort") for port in spec.get("ports") or [])
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip().rstrip("."))
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class _UnitNamespace:
+    """A namespace given to a unit: whose, and its catalog entry (None: labelled as a unit's, not in the catalog)."""
+
+    name: str
+    unit: str
+    entry: Namespace | None
+    file: str
+
+    @property
+    def where(self) -> str:
+        """How a message points at the namespace's entry: "namespace di-api in catalog/business-units/…"."""
+        return f"namespace {self.name} in {self.file}"
+
+
+def _unit_namespaces(
+    resources: Sequence[StackResource], settings: Mapping[str, Any], catalog: Catalog
+) -> tuple[Cluster | str, dict[str, _UnitNamespace]]:
+    cluster = stack_cluster(resources, settings, catalog)
+    found: dict[str, _UnitNamespace] = {}
+    for r in resources:
+        if is_unit_namespace(r):
+            unit = str(labels_of(r.props).get(BUSINESS_UNIT_LABEL) or "")
+            found[namespace_name(r)] = _UnitNamespace(namespace_name(r), unit, None, str(unit_file(catalog.root, unit)))
+    if not isinstance(cluster, str):
+        for unit, ns in catalog.namespaces(cluster.name):
+            found[ns.name] = _UnitNamespace(ns.name, unit.id, ns, str(unit_file(catalog.root, unit.id)))
+    return cluster, found
+
+
+def check_service_tenancy(
+    resources: Sequence[StackResource], settings: Mapping[str, Any], catalog: Catalog | None
+) -> Iterator[Breach]:
+    """Services that would reach across units or bypass the NetworkPolicies: the shared ingress controller
+    follows an ExternalName wherever it points, externalIPs capture addresses on every node (CVE-2020-8554),
+    and node ports open pods on every node's address. Services in platform namespaces are not checked."""
+    assert catalog is not None
+    cluster, namespaces = _unit_namespaces(resources, settings, catalog)
+    if isinstance(cluster, str):
+        yield Breach(f"cannot check Services: {cluster}")
+        return
+    ingress_namespace = cluster.network.ingress_namespace
+    for service in (r for r in resources if r.type == SERVICE):
+        ns_name = metadata(service.props).get("namespace", "")
+        home = namespaces.get(ns_name)
+        if home is None:
+            continue
+        what = describe(service.type, service.props)
+        spec = service.props.get("spec") or {}
+        kind = spec.get("type") or "ClusterIP"
+        quota = home.entry.quota if home.entry is not None else None
+        where = home.where
+        if kind == "ExternalName":
+            target = str(spec.get("externalName") or "")
+            into = external_name_namespace(target)
+            owner = namespaces.get(into or "")
+            if _is_ip(target):
+                yield Breach(
+                    f"{what} is an ExternalName to the address {target}: it may be another unit's Service or pod, "
+                    f"and the ingress controller ({ingress_namespace}) would proxy to it; name a host outside the "
+                    "cluster, or reach another unit through a capability it exposes (`consumes:` in "
+                    f"{home.file})",
+                    home.unit,
+                    service,
+                )
+            elif owner is not None and owner.unit != home.unit:
+                yield Breach(
+                    f"{what} is an ExternalName to {target}, in namespace {into} of unit {owner.unit!r}: the ingress "
+                    f"controller ({ingress_namespace}) would proxy this unit's Ingresses into the other unit; "
+                    f"ask {owner.unit!r} to expose a capability and declare `consumes:` on {where}, and call it "
+                    "directly",
+                    home.unit,
+                    service,
+                )
+        external_ips = spec.get("externalIPs") or []
+        if external_ips:
+            yield Breach(
+                f"{what} sets externalIPs {', '.join(map(str, external_ips))}: every node would capture traffic to "
+                "these addresses, whoever owns them (CVE-2020-8554); remove them and use a LoadBalancer Service "
+                f"with an address of the unit's load_balancer_addresses (quota.load_balancers of {where})",
+                home.unit,
+                service,
+            )
+        node_ports = quota.node_ports if quota is not None else 0
+        if kind == "NodePort" and node_ports == 0:
+            yield Breach(
+                f"{what} is of type NodePort, which {where} does not allow: a node port opens its pods on every "
+                f"node's address; set quota.node_ports on {where} (the platform team reviews it), or use a "
+                "ClusterIP Service behind an Ingress",
+                home.unit,
+                service,
+            )
+        if kind == "LoadBalancer":
+            if quota is None or quota.load_balancers == 0:
+                yield Breach(
+                    f"{what} is of type LoadBalancer, which {where} does not allow; set quota.load_balancers on "
+                    f"{where} (and the unit's load_balancer_addresses), or use a ClusterIP Service behind an Ingress",
+                    home.unit,
+                    service,
+                )
+            elif node_ports == 0 and opens_node_ports(spec):
+                yield Breach(
+                    f"{what} is of type LoadBalancer and opens node ports, which {where} does not allow (its quota "
+                    "refuses them); set allocateLoadBalancerNodePorts: false (MetalLB needs none), or set "
+                    f"quota.node_ports on {where}",
+                    home.unit,
+                    service,
+                )
+    for policy in (r for r in resources if r.type == NETWORK_POLICY):
+        ns_name = metadata(policy.props).get("namespace", "")
+        home = namespaces.get(ns_name)
+        if home is None:
+            continue
+        for index, rule in enumerate((policy.props.get("spec") or {}).get("ingress") or []):
+            if not rule.get("ports") and any(
+                _selects_namespace(peer, ingress_namespace) for peer in rule.get("from") or []
+            ):
+                yield Breach(
+                    f"{describe(policy.type, policy.props)}: ingress[{index}] admits the ingress controller "
+                    f"({ingress_namespace}) on every port, so any unit's Ingress could reach these pods through it; "
+                    f"list the ports it may reach as `ingress: {{ports: [...]}}` on {home.where}",
+                    home.unit,
+                    policy,
+                )
+
+
+def _selects_namespace(peer: Mapping[str, Any], name: str) -> bool:
+    """A NetworkPolicy peer whose namespaceSelector takes in namespace `name` (by its name label), or every one."""
+    selector = peer.get("namespaceSelector")
+    if selector is None:
+        return False
+    match_labels = selector.get("matchLabels") or {}
+    expressions = selector.get("matchExpressions") or []
+    if not match_labels and not expressions:
+        return True
+    if match_labels.get(NAMESPACE_NAME_LABEL) == name:
+        return True
+    return any(
+        e.get("key") == NAMESPACE_NAME_LABEL and e.get("operator") == "In" and name in (e.get("values") or [])
+        for e in expressions
+    )
+
+
 def check_storage_classes(
     resources: Sequence[StackResource], settings: Mapping[str, Any], catalog: Catalog | None = None
 ) -> Iterator[Breach]:
@@ -644,6 +829,17 @@ RULES: list[Rule] = [
                 [CLUSTER_ADMIN, "admin", "edit"], "ClusterRoles no RoleBinding may grant."
             ),
         },
+    ),
+    Rule(
+        name="services-stay-in-their-unit",
+        description="No Service in a unit namespace is an ExternalName into another unit's namespace or an IP, sets "
+        "externalIPs, or is a NodePort or LoadBalancer the catalog does not allow; no NetworkPolicy admits the "
+        "ingress controller on every port.",
+        enforcement=EnforcementLevel.MANDATORY,
+        scope="stack",
+        check=check_service_tenancy,
+        needs_catalog=True,
+        config=dict(CATALOG_CONFIG),
     ),
     Rule(
         name="node-pool-capacity",

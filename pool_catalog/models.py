@@ -313,17 +313,140 @@ def _duration(value: str) -> str:
     return value.strip()
 
 
-def _http_url(value: str) -> str:
+_HOST = re.compile(r"^([A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?\.?$")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_SECRET_PARAMETER = re.compile(r"token|secret|passw|pwd|key|sign|auth|credential|session|sig$", re.IGNORECASE)
+ROBOT_HOSTS = {
+    "oapi.dingtalk.com": "DingTalk",
+    "qyapi.weixin.qq.com": "WeCom",
+    "open.feishu.cn": "Feishu",
+    "open.larksuite.com": "Lark",
+    "hooks.slack.com": "Slack",
+}
+"""Hosts whose webhook URL is itself the robot's secret (a token in the query or the path)."""
+SECRET_FILE_HINT = (
+    "keep the secret in a file only Alertmanager reads and name it on the contact: `credentials_file: "
+    "/etc/alertmanager/secrets/<name>` (sent as `Authorization: Bearer <file content>`), or let the webhook bridge "
+    "hold the robot's token"
+)
+
+
+def _first_blank(text: str) -> tuple[int, str] | None:
+    """Position and name of the first whitespace or control character (Go's net/url refuses the controls)."""
+    for index, char in enumerate(text):
+        if ord(char) < 32 or ord(char) == 127 or char.isspace():
+            names = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", " ": "a space"}
+            return index, names.get(char, f"the character U+{ord(char):04X}")
+    return None
+
+
+def redacted(url: str) -> str:
+    """The URL for messages: no user or password, every query value replaced by ***."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "(a URL that does not parse)"
+    query = "&".join(f"{pair.partition('=')[0]}=***" for pair in parts.query.split("&") if pair)
+    return f"{parts.scheme}://{host}{parts.path}" + (f"?{query}" if query else "")
+
+
+def _http_url(value: str) -> str:
+    """A webhook URL as Alertmanager's configuration reads it, and without credentials.
+
+    Alertmanager parses `url` with Go's net/url.Parse and requires scheme http or https and a host
+    (prometheus/alertmanager config/config.go, parseURL); a URL it refuses makes the whole alertmanager.yml
+    fail to load, every unit's routes with it. Refused here as Go refuses them: control characters, a bad
+    %-escape, a space or other character in the host. Stricter than Go on purpose: any whitespace (Go takes a
+    space in the path; write %20), a port above 65535 (Go parses it, the send fails). Credentials are refused:
+    the catalog is kept in git and the rendered file is read by whoever deploys it."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    blank = _first_blank(value)
+    if blank is not None:
+        index, what = blank
+        raise ValueError(
+            f"the URL has {what} at character {index + 1}: Alertmanager would refuse it, and with it the whole "
+            "alertmanager.yml of every unit; remove it (write a space inside a path as %20)"
+        )
+    if _BAD_ESCAPE.search(value):
+        raise ValueError(f"{redacted(value)!r} has a % not followed by two hex digits; write a literal % as %25")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"{redacted(value)!r} is not a URL Alertmanager can post to ({e})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL with a host")
+        raise ValueError(f"{redacted(value)!r} is not an http(s) URL with a host")
+    host = parts.netloc.rpartition("@")[2]
+    host = host[: -len(f":{port}")] if port is not None else host.removesuffix(":")
+    if not (_HOST.match(host) or _is_ip_literal(host)):
+        raise ValueError(
+            f"host {host!r} of the URL is not a DNS name or an IP address (letters, digits, '-', '_' and '.'; "
+            "IPv6 in brackets)"
+        )
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"the URL {redacted(value)!r} carries a user name or password before the host: the catalog never holds "
+            f"a credential; {SECRET_FILE_HINT}"
+        )
+    secrets = sorted(
+        {name for name, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_PARAMETER.search(name)}
+    )
+    if secrets:
+        raise ValueError(
+            f"the URL {redacted(value)!r} carries a credential in its query ({', '.join(secrets)}): the catalog never "
+            f"holds a credential; {SECRET_FILE_HINT}"
+        )
+    robot = ROBOT_HOSTS.get(parts.hostname.rstrip("."))
+    if robot is not None:
+        raise ValueError(
+            f"{parts.hostname} is the {robot} robot's own address, whose URL is its token: the catalog never holds a "
+            "credential; point the contact at a webhook bridge (e.g. prometheus-webhook-dingtalk) that holds the token"
+        )
+    return value
+
+
+def _is_ip_literal(host: str) -> bool:
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return address.version == 4 or host.startswith("[")
+
+
+def _secret_file(value: str) -> str:
+    """A file Alertmanager reads a secret from: an absolute path, one line of YAML without blanks."""
+    blank = _first_blank(value)
+    if blank is not None or not value.startswith("/") or "/../" in f"{value}/":
+        raise ValueError(
+            f"{value!r} is not an absolute file path without spaces or '..' (e.g. /etc/alertmanager/secrets/bridge)"
+        )
     return value
 
 
 Duration = Annotated[str, AfterValidator(_duration)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+SecretFile = Annotated[str, AfterValidator(_secret_file)]
+INLINE_SECRETS = ("password", "token", "secret", "credentials", "bearer_token", "auth_password", "auth_secret")
+"""Keys someone might write to put a secret into a contact or the SMTP server; each is refused with the fix."""
+
+
+def _no_inline_secret(data: Any, fix: str) -> Any:
+    if isinstance(data, dict):
+        for key in data:
+            if str(key) in INLINE_SECRETS or str(key) == "http_config":
+                raise ValueError(f"`{key}` would put a secret into the catalog, which never holds one; {fix}")
+            if str(key) == "url_file":
+                raise ValueError(
+                    "`url_file` is not read by the Alertmanager this config is checked against (0.25 refuses the "
+                    "field, and with it the whole file); keep the URL without its secret in `url` and the secret in "
+                    "`credentials_file: /etc/alertmanager/secrets/<name>`"
+                )
+    return data
 
 
 class ContactKind(StrEnum):
@@ -346,14 +469,27 @@ class Contact(_Model):
     url: HttpUrl | None = Field(
         None, description="webhook, wecom, dingtalk, feishu: the URL Alertmanager posts to (the bridge's URL)."
     )
+    credentials_file: SecretFile | None = Field(
+        None,
+        description="webhook, wecom, dingtalk, feishu: file on the Alertmanager host holding the bearer token the "
+        "receiver expects (Alertmanager's http_config.authorization.credentials_file); the catalog names the file, "
+        "never the token.",
+    )
     send_resolved: bool = Field(True, description="Also send a message when the alert resolves.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret(cls, data: Any) -> Any:
+        return _no_inline_secret(data, SECRET_FILE_HINT)
 
     @model_validator(mode="after")
     def _target_of_kind(self) -> Contact:
         if self.kind is ContactKind.EMAIL:
             if self.to is None:
                 raise ValueError("an email contact needs `to: someone@example.com`")
-            if not _EMAIL.match(self.to):
+            if self.credentials_file is not None:
+                raise ValueError("an email contact takes no credentials_file; SMTP login is alerting.email's")
+            if not _EMAIL.fullmatch(self.to):
                 raise ValueError(f"to {self.to!r} is not one e-mail address (write one contact per address)")
             if self.url is not None:
                 raise ValueError("an email contact takes `to`, not `url`")
@@ -398,13 +534,34 @@ class EmailServer(_Model):
     smarthost: str = Field(..., pattern=r"^[^:\s]+:\d{1,5}$", description="SMTP host:port Alertmanager mails through.")
     sender: str = Field(..., description="From: address of alert mails.")
     require_tls: bool = Field(True, description="Require STARTTLS.")
+    auth_username: str | None = Field(
+        None, min_length=1, pattern=r"^\S+$", description="SMTP login (Alertmanager's smtp_auth_username)."
+    )
+    auth_password_file: SecretFile | None = Field(
+        None,
+        description="File on the Alertmanager host holding the SMTP password (smtp_auth_password_file); the "
+        "catalog names the file, never the password.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret(cls, data: Any) -> Any:
+        return _no_inline_secret(
+            data, "write `auth_password_file: /etc/alertmanager/secrets/smtp` and keep the password in that file"
+        )
 
     @field_validator("sender")
     @classmethod
     def _address(cls, value: str) -> str:
-        if not _EMAIL.match(value):
+        if not _EMAIL.fullmatch(value):
             raise ValueError(f"{value!r} is not an e-mail address")
         return value
+
+    @model_validator(mode="after")
+    def _login_pair(self) -> EmailServer:
+        if (self.auth_username is None) != (self.auth_password_file is None):
+            raise ValueError("SMTP login needs both auth_username and auth_password_file, or neither")
+        return self
 
 
 class CostAnomaly(_Model):
@@ -484,7 +641,17 @@ class Quota(_Model):
         default_factory=dict, description="Storage per tier (hot: 500Gi); tiers not listed get 0."
     )
     gpu: int = Field(0, ge=0, description="requests.nvidia.com/gpu.")
-    load_balancers: int = Field(0, ge=0, description="services.loadbalancers.")
+    load_balancers: int = Field(
+        0, ge=0, description="services.loadbalancers: LoadBalancer Services; 0 refuses the type in the namespace."
+    )
+    node_ports: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="services.nodeports: node ports the namespace's Services may open (a NodePort Service takes "
+        "one per port, so does a LoadBalancer Service unless it sets allocateLoadBalancerNodePorts: false); "
+        "0 refuses NodePort Services.",
+    )
     pods: int = Field(100, ge=1, description="Maximum number of pods.")
     _registered: dict[str, Decimal] = PrivateAttr(default_factory=dict)
 
@@ -546,25 +713,40 @@ class ContainerDefaults(_Model):
         return self
 
 
+def _ports(ports: list[int]) -> list[int]:
+    for port in ports:
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is outside 1-65535")
+    if len(set(ports)) != len(ports):
+        raise ValueError(f"ports {ports} list a port twice; list each once")
+    return ports
+
+
+Ports = Annotated[list[int], Field(min_length=1), AfterValidator(_ports)]
+"""TCP ports a NetworkPolicy opens (at least one: a rule without ports opens every port)."""
+
+
 class Capability(_Model):
     """A service a namespace offers to other units (e.g. the credit-scoring API)."""
 
     name: DnsLabel = Field(..., description="Capability name, unique across the catalog.")
     description: str = Field("", description="What it does.")
-    ports: list[int] = Field(..., min_length=1, description="TCP ports consumers may reach.")
+    ports: Ports = Field(..., description="TCP ports consumers may reach.")
     pod_selector: Labels = Field(
         ...,
         min_length=1,
         description="Labels of the pods serving it (at least one: an empty selector would open every pod).",
     )
 
-    @field_validator("ports")
-    @classmethod
-    def _port_range(cls, ports: list[int]) -> list[int]:
-        for port in ports:
-            if not 1 <= port <= 65535:
-                raise ValueError(f"port {port} is outside 1-65535")
-        return ports
+
+class Ingress(_Model):
+    """What the cluster's shared ingress controller may reach in a namespace."""
+
+    ports: Ports = Field(
+        ...,
+        description="TCP ports of the namespace's pods the ingress controller may connect to: the container ports "
+        "its Ingresses' Services forward to (their targetPort), not the Services' own ports.",
+    )
 
 
 class Namespace(_Model):
@@ -582,6 +764,11 @@ class Namespace(_Model):
         default_factory=list, description="Further networks outside the cluster this namespace may call."
     )
     pod_security: PodSecurityLevel | None = Field(None, description="Overrides the cluster's pod_security.")
+    ingress: Ingress | None = Field(
+        None,
+        description="Pod ports the shared ingress controller may reach (e.g. {ports: [8080]}); without it the "
+        "controller reaches no pod of the namespace.",
+    )
 
 
 class Budget(_Model):

@@ -18,6 +18,11 @@ from .resources import specs
 
 POD_COUNT_KEY = "pods"
 """Not a billable resource, but bounded by every quota (kube_resourcequota exports it as resource="pods")."""
+NODE_PORTS_KEY = "services.nodeports"
+"""Not billable either: node ports open a unit's pods on every node's address, outside its NetworkPolicies'
+ingress controller rule, so every quota bounds them (0 unless the catalog grants them). The API server's quota
+counts one per port of a NodePort Service and of a LoadBalancer Service that allocates node ports
+(kubernetes pkg/quota/v1/evaluator/core/services.go)."""
 
 
 def encode_quota(quota: Quota, cluster: Cluster) -> dict[str, str]:
@@ -38,6 +43,7 @@ def encode_quota(quota: Quota, cluster: Cluster) -> dict[str, str]:
             for tier in cluster.storage_tiers:
                 hard[storage_quota_key(tier.class_name)] = spec.quota.render(granted.get(tier.name, Decimal(0)))
     hard[POD_COUNT_KEY] = str(quota.pods)
+    hard[NODE_PORTS_KEY] = str(quota.node_ports)
     # No `persistentvolumeclaims` count: the catalog bounds storage in bytes per tier, which is what
     # costs money; a claim count would be a number nobody chose.
     return hard

@@ -6,8 +6,9 @@ viewer groups.
 
 Network model (per namespace):
 - ingress and egress are denied by default;
-- ingress is allowed from the unit's own namespaces, from the ingress controller, and — only to the
-  pods and ports of an exposed capability — from the namespaces that consume it;
+- ingress is allowed from the unit's own namespaces, from the shared ingress controller only to the
+  pod ports the namespace declares (`ingress: {ports: [...]}`; none declared: not at all), and — only
+  to the pods and ports of an exposed capability — from the namespaces that consume it;
 - egress is allowed to cluster DNS, to the unit's own namespaces, to the pods and ports of consumed
   capabilities, to the ingress controller (in-cluster calls to public host names), and to the
   networks the catalog lists (`network.egress_cidrs` of the cluster, `egress_cidrs` of the
@@ -194,11 +195,16 @@ class BusinessUnit(pulumi.ComponentResource):
         consumed = [
             self._args.capabilities[name] for name in sorted(set(namespace.consumes)) if name in self._args.capabilities
         ]
+        ingress: list[dict[str, Any]] = [{"from": [own_unit]}]
+        if namespace.ingress is not None:
+            # The controller proxies for every unit: admitted on all ports, it would reach any pod that some
+            # unit's Ingress (or ExternalName Service) names. So only the ports this namespace declares.
+            ingress.append({"from": [ingress_controller], "ports": _tcp_ports(namespace.ingress.ports)})
         policies: dict[str, dict[str, Any]] = {
             BASELINE_POLICY: {
                 "podSelector": {},
                 "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{"from": [own_unit]}, {"from": [ingress_controller]}],
+                "ingress": ingress,
                 "egress": [
                     {"to": [cluster_dns], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
                     {"to": [own_unit]},
@@ -213,7 +219,7 @@ class BusinessUnit(pulumi.ComponentResource):
                                     "podSelector": {"matchLabels": dict(link.capability.pod_selector)},
                                 }
                             ],
-                            "ports": _tcp_ports(link.capability),
+                            "ports": _tcp_ports(link.capability.ports),
                         }
                         for link in consumed
                     ),
@@ -240,7 +246,7 @@ class BusinessUnit(pulumi.ComponentResource):
                                 }
                             }
                         ],
-                        "ports": _tcp_ports(capability),
+                        "ports": _tcp_ports(capability.ports),
                     }
                 ],
             }
@@ -295,5 +301,7 @@ def quota_hard(namespace: Namespace, cluster: Cluster) -> dict[str, str]:
     return encode_quota(namespace.quota, cluster)
 
 
-def _tcp_ports(capability: Capability) -> list[dict[str, Any]]:
-    return [{"protocol": "TCP", "port": port} for port in sorted(set(capability.ports))]
+def _tcp_ports(ports: list[int]) -> list[dict[str, Any]]:
+    """NetworkPolicyPort entries (protocol, port) of TCP ports, sorted: `ports` of an ingress or egress rule
+    (https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/network-policy-v1/)."""
+    return [{"protocol": "TCP", "port": port} for port in sorted(set(ports))]

@@ -64,6 +64,7 @@ def test_quota_lists_every_tier_with_zero_for_tiers_not_granted(run: ProgramRun)
         "requests.nvidia.com/gpu": "0",
         "services.loadbalancers": "0",
         "pods": "80",
+        "services.nodeports": "0",  # no NodePort Service unless the catalog grants quota.node_ports
     }
 
 
@@ -172,7 +173,10 @@ def test_policies_of_a_provider_namespace(run: ProgramRun) -> None:
     assert sorted(policies) == ["allow-capability-identity", "pool-baseline"]
     assert policies["pool-baseline"]["spec"]["ingress"] == [
         {"from": [{"namespaceSelector": {"matchLabels": {UNIT_LABEL: "platform"}}}]},
-        {"from": [{"namespaceSelector": {"matchLabels": {NAME_LABEL: "ingress-nginx"}}}]},
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {NAME_LABEL: "ingress-nginx"}}}],
+            "ports": [{"protocol": "TCP", "port": 8443}],  # `ingress: {ports: [8443]}` in platform.yaml
+        },
     ]
     capability = policies["allow-capability-identity"]["spec"]
     assert capability["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "identity"}}
@@ -262,6 +266,32 @@ def test_ingress_is_allowed_only_from_own_unit_ingress_controller_and_consumers(
         for name, policy in in_namespace(run, NETPOL, ns.name).items():
             for peer in peers(policy["spec"].get("ingress", []), "from"):
                 assert peer in allowed, (ns.name, name, peer)
+
+
+def test_the_ingress_controller_reaches_only_the_ports_a_namespace_declares(tmp_path: Path) -> None:
+    catalog = copy_example(tmp_path)
+    edit_yaml(
+        catalog / "business-units/data-insight.yaml",
+        lambda doc: doc["namespaces"][0].update({"ingress": {"ports": [8443, 8080, 9090]}}),
+    )
+    run = run_build(load_catalog(catalog), "dc1")
+    controller = {"namespaceSelector": {"matchLabels": {NAME_LABEL: "ingress-nginx"}}}
+    admitted = {}
+    for _, ns in load_catalog(catalog).namespaces():
+        rules = [rule for rule in baseline(run, ns.name)["ingress"] if controller in rule["from"]]
+        # One rule per namespace at most, never without ports (which would be every port).
+        assert len(rules) <= 1 and all(rule.get("ports") for rule in rules), (ns.name, rules)
+        admitted[ns.name] = [(p["protocol"], p["port"]) for rule in rules for p in rule["ports"]]
+    assert admitted == {
+        "cs-miniapp": [("TCP", 8080)],
+        "cs-miniapp-staging": [("TCP", 8080)],
+        "di-api": [("TCP", 8080), ("TCP", 8443), ("TCP", 9090)],
+        "di-batch": [],  # declares no ingress: the controller reaches none of its pods
+        "es-testbed": [],
+        "pf-identity": [("TCP", 8443)],
+        "pf-crypto": [],
+        "pf-credit": [],
+    }
 
 
 # ------------------------------------------------------------------- rbac

@@ -489,7 +489,7 @@ def test_rules_module_never_imports_the_pack_entry_point() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "9"
+    assert done.stdout.strip() == "10"
 
 
 def test_pack_main_only_builds_the_pack() -> None:
@@ -531,6 +531,7 @@ def test_pack_lists_each_rule_with_its_level(pack: analyzer_pb2_grpc.AnalyzerStu
         "pod-security-enforced": "MANDATORY",
         "storage-classes-are-tiers": "MANDATORY",
         "rbac-namespace-scoped": "MANDATORY",
+        "services-stay-in-their-unit": "MANDATORY",
         "node-pool-capacity": "MANDATORY",
         "unit-budget": "ADVISORY",
     }
@@ -601,3 +602,37 @@ def test_pool_check_unknown_cluster_exits_2() -> None:
     result = runner.invoke(app, args, env={"COLUMNS": "300"})
     assert result.exit_code == 2
     assert "cluster 'dc9' is not in" in result.output
+
+
+def test_pack_refuses_an_external_name_into_another_unit(
+    pack: analyzer_pb2_grpc.AnalyzerStub, example_resources: list[StackResource]
+) -> None:
+    """`pulumi preview --policy-pack` on a stack with a unit's Service pointing the ingress controller at another
+    unit (Service shape: core/v1 ServiceSpec, https://kubernetes.io/docs/reference/kubernetes-api/service-resources/
+    service-v1/)."""
+    stack = "urn:pulumi:dc1::resource-pool::"
+    hostile = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "scores", "namespace": "di-api"},
+        "spec": {"type": "ExternalName", "externalName": "credit-scoring.cs-miniapp.svc.cluster.local"},
+    }
+    resources = [
+        analyzer_pb2.AnalyzerResource(
+            type=r.type, name=r.name, urn=f"{stack}{r.type}::{r.name}", properties=struct(dict(r.props))
+        )
+        for r in [*example_resources, StackResource(rules.SERVICE, "di-api-scores", hostile)]
+    ]
+    catalog = struct({"catalog": str(EXAMPLE_CATALOG)})
+    level = analyzer_pb2.EnforcementLevel.Value("MANDATORY")
+    config = {
+        name: analyzer_pb2.PolicyConfig(enforcementLevel=level, properties=catalog)
+        for name in ("services-stay-in-their-unit", "node-pool-capacity")
+    }
+    pack.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig=config))
+    diagnostics = pack.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources)).diagnostics
+    (diagnostic,) = [d for d in diagnostics if d.policyName == "services-stay-in-their-unit"]
+    assert diagnostic.urn == f"{stack}{rules.SERVICE}::di-api-scores"
+    assert "Service di-api/scores is an ExternalName to credit-scoring.cs-miniapp.svc.cluster.local, in namespace " \
+        "cs-miniapp of unit 'community-services'" in diagnostic.message  # fmt: skip
+    assert "declare `consumes:` on namespace di-api in" in diagnostic.message
