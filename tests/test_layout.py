@@ -1,9 +1,10 @@
 """The house's dependency direction (ARCHITECTURE.md), read from every module's imports with an AST walk.
 
 pool_catalog imports none of infra/policies/chargeback/pool_demo; policies imports only pool_catalog;
-infra imports pool_catalog and policies (`pool check` applies the pack's rules); chargeback imports only
-pool_catalog; pool_demo may import everything; infra may also import chargeback's invoice model (ALLOWED_MODULES). Inside chargeback: errors/period ← collect ← rate ← outputs
-← the commands (run, cli, exporter, ledger, …). Imports inside functions and under TYPE_CHECKING count too:
+infra imports pool_catalog and policies (`pool check` applies the pack's rules) and, of chargeback, only its
+invoice model (ALLOWED_MODULES: `pool request --history`); chargeback imports only pool_catalog; pool_demo may
+import everything. Inside chargeback: errors/period ← collect ← rate ← outputs ← the commands (run, cli,
+exporter, ledger, …). Imports inside functions and under TYPE_CHECKING count too:
 a lazy import still ties the packages together.
 """
 
