@@ -34,6 +34,8 @@ REPORTS_COST = Decimal("2599.12")  # 8 × 730 × 0.24 + 32 × 730 × 0.032 + 500
 HOURS = Decimal(730)
 COLD_PRICE_NOW = Decimal("0.24")  # rates.yaml from 2026-10-15 (0.30 before): GiB-month
 CENT = Decimal("0.01")
+README = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
+"""The figures "For business units" quotes are the demo's: the tests below check them."""
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -104,6 +106,10 @@ def test_community_services_egress_counts_and_its_new_namespace_is_refused(octob
     assert f"would cost {cents(after):,} CNY per month expected from 2026-10's use" in output
     assert f"above its budget 20,000 CNY by {cents(after - 20000):,} CNY" in output
     assert "counted at full quota (no use in 2026-10): cs-reports" in output
+    assert f"Community Services is expected at {cents(before):,} → {cents(after):,} CNY" in README
+    assert (
+        f"egress alone {cents(egress):,}): the cs-reports request is refused, {cents(after - 20000):,} over" in README
+    )
     # Without the history it was accepted at "75.2 %" of the budget: egress left out.
     code, output = run(catalog, "--unit", "community-services", "--namespace", "cs-reports", *REPORTS)
     assert code == 0 and "75.2% of it; compared: the full-quota figure" in output
@@ -123,6 +129,7 @@ def test_data_insight_is_accepted_on_its_expected_figure_and_refused_at_full_quo
     assert f"expected from 2026-10's use: {cents(before):,} → {cents(after):,} CNY (+2,599.12)" in output
     assert f"budget 60,000 CNY ({after / 60000:.1%} of it; compared: the expected figure" in output
     assert "ACCEPTED" in output
+    assert f"is expected at {cents(before):,} → {cents(after):,} ({after / 600:.1f} %)" in README
     # The full-quota figure: 61,121.80 of quotas (as without history) plus what no quota bounds, from October.
     hours = document["coverage"]["hours_in_period"]
     shared = sum(
@@ -135,6 +142,7 @@ def test_data_insight_is_accepted_on_its_expected_figure_and_refused_at_full_quo
     assert code == 1, output
     assert f"would cost {cents(at_quota):,} CNY per month at full quota, above its budget 60,000 CNY" in output
     assert "compared: the full-quota figure" in output
+    assert f"`--budget-basis quota` compares the full-quota figure instead (Data Insight: {cents(at_quota):,}" in README
 
 
 @pytest.mark.prometheus
