@@ -15,7 +15,7 @@ import datetime as dt
 import difflib
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -205,7 +205,7 @@ class Decision:
             "diff": self.diff() if self.accepted else "",
         }
 
-    def _estimate_json(self, money: Any) -> dict[str, Any] | None:
+    def _estimate_json(self, money: Callable[[Decimal | None], str | None]) -> dict[str, Any] | None:
         before, after = self.estimate_before, self.estimate_after
         if before is None or after is None:
             return None
