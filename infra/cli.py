@@ -196,8 +196,8 @@ def request(
         Path | None,
         typer.Option(
             "--history",
-            help="An issued month: a `chargeback invoice` output folder or the unit's invoice JSON; the budget "
-            "is then compared with what the unit is expected to pay from that month's use.",
+            help="An issued month: a `chargeback invoice` (or `ledger export --format files`) folder or the unit's "
+            "invoice JSON; the budget is then compared with what the unit is expected to pay from that month's use.",
             envvar="POOL_HISTORY",
         ),
     ] = None,

@@ -160,7 +160,7 @@ class Decision:
             f"{'quota' if self.budget_basis == 'expected' else 'expected'} compares the other)",
         ]
         carried = [f"{resource} {m(amount)}" for resource, amount in sorted(after.usage_billed().items())]
-        carried += [f"shared namespaces {m(after.shared)}", f"capability calls {m(after.capabilities)}"]
+        carried += [f"shared namespaces {m(after.shared)}", f"capability calls net of credits {m(after.capabilities)}"]
         lines.append(
             f"  in both, carried from {history.period} ({history.source}), scaled to 730 h: {', '.join(carried)} "
             f"{currency}; measured use repriced at the rates from {self.rates_from:%Y-%m-%d}, "
@@ -212,8 +212,8 @@ class Decision:
         history = after.history
         return {
             "history": None if history is None else {"file": history.source, "period": history.period},
-            "expected_before": money(before.expected),
-            "expected_after": money(after.expected),
+            "expected_before": None if history is None else money(before.expected),
+            "expected_after": None if history is None else money(after.expected),
             "at_full_quota_before": money(before.at_quota),
             "at_full_quota_after": money(after.at_quota),
             "carried": {

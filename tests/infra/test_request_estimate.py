@@ -25,6 +25,7 @@ from pool_catalog.models import Quota
 from pool_catalog.pricing import rate_version_for
 from pool_catalog.quantities import GIB
 from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
+from tests.support.prometheus import ScenarioServer
 
 runner = CliRunner()
 AT = "2026-11-01T00:00:00Z"
@@ -313,6 +314,17 @@ def test_an_unreadable_or_invalid_history_file_exits_2(
     assert "give --history the output folder" in output
 
 
+def test_without_history_json_compares_the_full_quota_and_has_no_expected_figure(catalog: Path) -> None:
+    args = ["request", "--catalog", str(catalog), "--at", AT, "--json", "--unit", "community-services"]
+    result = runner.invoke(app, [*args, "--namespace", "cs-reports", *REPORTS])
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.stdout)
+    assert (decision["budget_basis"], decision["budget_compared"]) == ("quota", "15048.16")
+    estimate = decision["estimate"]
+    assert estimate["history"] is None and estimate["expected_after"] is None
+    assert estimate["at_full_quota_after"] == decision["unit_monthly_after"] == "15048.16"
+
+
 def test_budget_basis_is_checked(catalog: Path, tmp_path: Path) -> None:
     code, output = ask(catalog, golden_copy(tmp_path), "--budget-basis", "mean")
     assert code == 2 and "--budget-basis 'mean': write expected" in output
@@ -320,3 +332,28 @@ def test_budget_basis_is_checked(catalog: Path, tmp_path: Path) -> None:
         catalog, "--unit", "community-services", "--namespace", "cs-reports", *REPORTS, "--budget-basis", "expected"
     )
     assert code == 2 and "--budget-basis expected needs --history" in output
+
+
+# ---------------------------------------------------------------- an issued month from the ledger
+
+
+@pytest.mark.prometheus
+def test_an_issued_month_exported_from_the_ledger_is_a_history(
+    priced_prometheus: ScenarioServer, tmp_path: Path
+) -> None:
+    """`chargeback close` issues October into a SQLite ledger; `ledger export --format files` gives it back as
+    a folder that --history reads, with the same figures as the folder the close wrote."""
+    from chargeback.cli import app as chargeback
+
+    out, ledger, restored = tmp_path / "reports" / "2026-10", str(tmp_path / "ledger.db"), tmp_path / "restored"
+    closing = ["close", "--period", "2026-10", "--prometheus", priced_prometheus.url, "--out", str(out)]
+    result = runner.invoke(chargeback, [*closing, "--ledger", ledger])
+    assert result.exit_code == 0, result.output
+    export = ["ledger", "export", "--ledger", ledger, "--format", "files", "--out", str(restored)]
+    result = runner.invoke(chargeback, export)
+    assert result.exit_code == 0, result.output
+    catalog = copy_example(tmp_path)
+    code, from_ledger = ask(catalog, restored / "2026-10")
+    assert code == 0 and "expected from 2026-10's use" in from_ledger, from_ledger
+    code, from_close = ask(catalog, out)
+    assert from_ledger.replace(str(restored / "2026-10"), str(out)) == from_close
