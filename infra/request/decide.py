@@ -118,15 +118,9 @@ class Decision:
             )
         )
 
-    def figure(self, estimate: UnitEstimate | None) -> Decimal | None:
-        """The figure of `estimate` the budget is compared with (per `budget_basis`)."""
-        if estimate is None:
-            return None
+    def figure(self, estimate: UnitEstimate | NamespaceEstimate) -> Decimal:
+        """The figure of a unit's or a namespace's estimate that the budget is compared with (`budget_basis`)."""
         return estimate.expected if self.budget_basis == "expected" else estimate.at_quota
-
-    def figure_of(self, namespace: NamespaceEstimate) -> Decimal:
-        """The compared figure of one namespace."""
-        return namespace.expected if self.budget_basis == "expected" else namespace.at_quota
 
     def budget_lines(self) -> list[str]:
         """The unit's monthly figures before → after, which one was compared with the budget, and what was carried."""
@@ -142,7 +136,6 @@ class Decision:
             return f"{m(a)} → {m(b)} {currency} ({round_money(b - a, currency):+,})"
 
         compared = self.figure(after)
-        assert compared is not None
         share = f"{compared / self.budget:.1%} of it" if self.budget else "no budget"
         basis = "the expected figure" if self.budget_basis == "expected" else "the full-quota figure"
         history = after.history
@@ -200,7 +193,7 @@ class Decision:
             "unit_monthly_after": money(self.unit_after),
             "budget": None if self.budget is None else str(self.budget),
             "budget_basis": self.budget_basis,
-            "budget_compared": money(self.figure(self.estimate_after)),
+            "budget_compared": money(self.figure(self.estimate_after) if self.estimate_after else None),
             "estimate": self._estimate_json(money),
             "diff": self.diff() if self.accepted else "",
         }
@@ -465,19 +458,17 @@ def _check_budget(
         decision.previous_cost = quota_monthly_cost(existing.quota, version).total if existing else None
         decision.unit_before = unit_monthly_cost(unit, version)
         decision.unit_after = unit_monthly_cost(unit_after, version)
-        decision.estimate_before = project(placed, version, history)
-        decision.estimate_after = project(placed_after, version, history, previous)
+        decision.estimate_before = previously = project(placed, version, history)
+        decision.estimate_after = estimate = project(placed_after, version, history, previous)
     except MissingPriceError as e:
         raise RequestError(f"{e}: add the price to rates.yaml before requesting it") from e
     decision.currency = currency
     decision.rates_from = version.effective_from
     decision.budget = budget = unit.budget.monthly
-    after, before = decision.figure(decision.estimate_after), decision.figure(decision.estimate_before)
-    assert after is not None and before is not None
+    after, before = decision.figure(estimate), decision.figure(previously)
     if after <= budget or after <= before:
         return
     over = round_money(after - budget, currency)
-    estimate = decision.estimate_after
     if decision.budget_basis == "expected" and estimate.history is not None:
         figure = (
             f"{round_money(after, currency):,} {currency} per month expected from {estimate.history.period}'s use "
@@ -488,10 +479,10 @@ def _check_budget(
     message = f"unit {unit.id!r} would cost {figure}, above its budget {budget:,} {currency} by {over:,} {currency}"
     key = (decision.cluster, namespace.name)
     own_before = next(
-        (decision.figure_of(ns) for ns in decision.estimate_before.namespaces if (ns.cluster, ns.namespace) == key),
+        (decision.figure(ns) for ns in previously.namespaces if (ns.cluster, ns.namespace) == key),
         None,
     )
-    own_after = next(decision.figure_of(ns) for ns in estimate.namespaces if (ns.cluster, ns.namespace) == key)
+    own_after = next(decision.figure(ns) for ns in estimate.namespaces if (ns.cluster, ns.namespace) == key)
     left = budget - (before - (own_before or Decimal(0)))
     fits = (
         f"the budget leaves {round_money(max(left, Decimal(0)), currency):,} {currency} per month for {namespace.name} "
