@@ -192,12 +192,29 @@ def request(
     at: Annotated[
         str | None, typer.Option("--at", help="Price at the rate card in force at this UTC time (default: now).")
     ] = None,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            "--history",
+            help="An issued month: a `chargeback invoice` (or `ledger export --format files`) folder or the unit's "
+            "invoice JSON; the budget is then compared with what the unit is expected to pay from that month's use.",
+            envvar="POOL_HISTORY",
+        ),
+    ] = None,
+    budget_basis: Annotated[
+        str | None,
+        typer.Option(
+            "--budget-basis",
+            help="Compare the budget with the `expected` figure (default with --history) or at full `quota`.",
+        ),
+    ] = None,
     policy_config: PolicyConfigFile = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON (diff included).")] = False,
     catalog: CatalogDir = Path("catalog"),
 ) -> None:
     """Ask for a namespace or a quota change: checks names, capacity, budget and policies; exit 1 when refused."""
-    from .request.decide import evaluate
+    from .request.decide import evaluate, parse_budget_basis
+    from .request.history import read_history
     from .request.model import request_from_command_line
 
     loaded = load_with_warnings(catalog)
@@ -217,7 +234,18 @@ def request(
         request_file, {**flags, "consumes": consumes or None}, quota_flags, storage or []
     )
     when = _utc_time(at, "--at") if at else None
-    decision = evaluate(loaded, parsed, at=when, allow_over_budget=allow_over_budget, policy_config=config)
+    basis = parse_budget_basis(budget_basis)
+    asking = loaded.unit(parsed.unit)
+    measured = read_history(history, loaded, asking) if history is not None and asking is not None else None
+    decision = evaluate(
+        loaded,
+        parsed,
+        at=when,
+        allow_over_budget=allow_over_budget,
+        policy_config=config,
+        history=measured,
+        budget_basis=basis,
+    )
     if as_json:
         json.dump(decision.to_json(), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -267,14 +295,8 @@ def _print_decision(decision: Decision) -> None:
                 f"{currency} per month at full quota",
                 soft_wrap=True,
             )
-        change = decision.unit_after - decision.unit_before
-        share = f" ({decision.unit_after / decision.budget:.1%} of it)" if decision.budget else ""
-        out.print(
-            f"unit {decision.unit} projected monthly total: {round_money(decision.unit_before, currency):,} → "
-            f"{round_money(decision.unit_after, currency):,} {currency} ({round_money(change, currency):+,}); "
-            f"budget {decision.budget:,} {currency}{share}",
-            soft_wrap=True,
-        )
+        for line in decision.budget_lines():
+            out.print(line, soft_wrap=True)
     for warning in decision.warnings:
         err.print(styled("warning", "yellow", warning), soft_wrap=True)
     if decision.accepted:

@@ -1,9 +1,10 @@
 """The house's dependency direction (ARCHITECTURE.md), read from every module's imports with an AST walk.
 
 pool_catalog imports none of infra/policies/chargeback/pool_demo; policies imports only pool_catalog;
-infra imports pool_catalog and policies (`pool check` applies the pack's rules); chargeback imports only
-pool_catalog; pool_demo may import everything. Inside chargeback: errors/period ← collect ← rate ← outputs
-← the commands (run, cli, exporter, ledger, …). Imports inside functions and under TYPE_CHECKING count too:
+infra imports pool_catalog and policies (`pool check` applies the pack's rules) and, of chargeback, only its
+invoice model (ALLOWED_MODULES: `pool request --history`); chargeback imports only pool_catalog; pool_demo may
+import everything. Inside chargeback: errors/period ← collect ← rate ← outputs ← the commands (run, cli,
+exporter, ledger, …). Imports inside functions and under TYPE_CHECKING count too:
 a lazy import still ties the packages together.
 """
 
@@ -25,6 +26,11 @@ ALLOWED: dict[str, set[str]] = {
     "pool_demo": set(PACKAGES),
 }
 """Which of the project's packages each package may import."""
+
+ALLOWED_MODULES: dict[str, set[str]] = {"infra": {"chargeback.rate.documents"}}
+"""Single modules a package may import beyond ALLOWED: `pool request --history` reads an issued invoice with
+the model it was written from (chargeback's published invoice contract). No cycle: chargeback never imports
+infra, and the contract module imports nothing of chargeback (test below)."""
 
 CHARGEBACK_BASE = {"chargeback.errors", "chargeback.period", "chargeback.grouping", "chargeback.heap"}
 CHARGEBACK_LAYERS = {"collect": 1, "rate": 2, "outputs": 3}
@@ -86,6 +92,8 @@ def violations(root: Path) -> list[str]:
             for line, module in imported_modules(path, root):
                 top = module.split(".")[0]
                 where = f"{path.relative_to(root)}:{line}"
+                if module in ALLOWED_MODULES.get(package, ()):
+                    continue
                 if top in PACKAGES and top not in ALLOWED[package]:
                     problems.append(f"{where}: {package} imports {module} (allowed: {sorted(ALLOWED[package])})")
                 elif package == "chargeback" and top == "chargeback":
@@ -150,6 +158,30 @@ def test_an_upward_import_is_named_with_file_and_line(tmp_path: Path, files: dic
     assert len(found) == 1 and expected in found[0], found
     file, line = found[0].split(": ")[0].rsplit(":", 1)
     assert file in files and int(line) in (1, 2)
+
+
+def test_the_invoice_contract_infra_reads_imports_nothing_of_chargeback() -> None:
+    """infra may read invoices with chargeback.rate.documents only while that pulls in no other chargeback module."""
+    for package, modules in ALLOWED_MODULES.items():
+        for module in modules:
+            path = (ROOT / Path(*module.split("."))).with_suffix(".py")
+            imported = {m for _, m in imported_modules(path, ROOT)}
+            assert path.exists() and not {m for m in imported if m.split(".")[0] in {package, "chargeback"}}, imported
+            for parent in (
+                ROOT / Path(*module.split(".")[:i]) / "__init__.py" for i in range(1, module.count(".") + 1)
+            ):
+                assert not imported_modules(parent, ROOT), f"{parent} imports modules: {package} would load them"
+
+
+def test_infra_imports_only_the_invoice_contract_of_chargeback(tmp_path: Path) -> None:
+    files = {
+        "chargeback/rate/__init__.py": "",
+        "chargeback/rate/documents.py": "",
+        "chargeback/rate/idle.py": "",
+        "infra/history.py": "from chargeback.rate.documents import Invoice\nfrom chargeback.rate import idle\n",
+    }
+    found = violations(_tree(tmp_path, files))
+    assert len(found) == 1 and "infra/history.py:2: infra imports chargeback.rate.idle" in found[0], found
 
 
 def test_downward_imports_pass(tmp_path: Path) -> None:

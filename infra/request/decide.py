@@ -15,17 +15,18 @@ import datetime as dt
 import difflib
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
 from pool_catalog import Catalog, CatalogError, Severity, load_catalog
 from pool_catalog.capacity import NODE_RESOURCES, Room, format_amount, node_pool_room, over_capacity, tier_room
 from pool_catalog.checks import RESERVED_NAMESPACES, RESERVED_PREFIXES
+from pool_catalog.estimate import NamespaceEstimate, UnitEstimate, UnitHistory, project
 from pool_catalog.files import UNITS_DIR, unit_file
 from pool_catalog.loader import parse_model
 from pool_catalog.models import BusinessUnit, Cluster, DnsLabel, Namespace
@@ -41,6 +42,21 @@ from pool_catalog.pricing import (
 from ..errors import PoolError, RequestError
 from .edit import apply_request, dump, load_document, new_entry, write_unit_file
 from .model import NamespaceRequest
+
+BudgetBasis = Literal["expected", "quota"]
+"""Which monthly figure the budget is compared with: expected from history, or at full quota."""
+
+
+def parse_budget_basis(value: str | None) -> BudgetBasis | None:
+    """--budget-basis as typed: expected, quota, or None (the default for the history given)."""
+    if value is None:
+        return None
+    if value not in ("expected", "quota"):
+        raise RequestError(
+            f"--budget-basis {value!r}: write expected (what the unit is expected to pay, needs --history) or "
+            "quota (every namespace at full quota)"
+        )
+    return "expected" if value == "expected" else "quota"
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,11 @@ class Decision:
     unit_before: Decimal | None = None
     unit_after: Decimal | None = None
     budget: Decimal | None = None
+    estimate_before: UnitEstimate | None = None
+    """The unit's monthly projection before the request (expected from history, and at full quota)…"""
+    estimate_after: UnitEstimate | None = None
+    """…and after it."""
+    budget_basis: BudgetBasis = "quota"
     original_text: str = ""
     new_text: str = ""
 
@@ -96,6 +117,54 @@ class Decision:
                 tofile=f"b/{name}",
             )
         )
+
+    def figure(self, estimate: UnitEstimate | NamespaceEstimate) -> Decimal:
+        """The figure of a unit's or a namespace's estimate that the budget is compared with (`budget_basis`)."""
+        return estimate.expected if self.budget_basis == "expected" else estimate.at_quota
+
+    def budget_lines(self) -> list[str]:
+        """The unit's monthly figures before → after, which one was compared with the budget, and what was carried."""
+        before, after = self.estimate_before, self.estimate_after
+        if before is None or after is None or self.budget is None:
+            return []
+        currency = self.currency
+
+        def m(amount: Decimal) -> str:
+            return f"{round_money(amount, currency):,}"
+
+        def change(a: Decimal, b: Decimal) -> str:
+            return f"{m(a)} → {m(b)} {currency} ({round_money(b - a, currency):+,})"
+
+        compared = self.figure(after)
+        share = f"{compared / self.budget:.1%} of it" if self.budget else "no budget"
+        basis = "the expected figure" if self.budget_basis == "expected" else "the full-quota figure"
+        history = after.history
+        if history is None:
+            return [
+                f"unit {self.unit} monthly total at full quota: {change(before.at_quota, after.at_quota)}; "
+                f"budget {self.budget:,} {currency} ({share}; compared: {basis})",
+                "  not included: egress, capability calls and shared namespaces, which no quota bounds; pass "
+                "--history <folder of an issued month> to count them and compare what the unit really pays",
+            ]
+        lines = [
+            f"unit {self.unit} monthly total expected from {history.period}'s use: "
+            f"{change(before.expected, after.expected)}; at full quota: {change(before.at_quota, after.at_quota)}",
+            f"budget {self.budget:,} {currency} ({share}; compared: {basis}, --budget-basis "
+            f"{'quota' if self.budget_basis == 'expected' else 'expected'} compares the other)",
+        ]
+        carried = [f"{resource} {m(amount)}" for resource, amount in sorted(after.usage_billed().items())]
+        carried += [f"shared namespaces {m(after.shared)}", f"capability calls net of credits {m(after.capabilities)}"]
+        lines.append(
+            f"  in both, carried from {history.period} ({history.source}), scaled to 730 h: {', '.join(carried)} "
+            f"{currency}; measured use repriced at the rates from {self.rates_from:%Y-%m-%d}, "
+            "capped at what the quota allows"
+        )
+        unmeasured = [ns.namespace for ns in after.namespaces if not ns.measured]
+        if unmeasured:
+            lines.append(f"  counted at full quota (no use in {history.period}): {', '.join(unmeasured)}")
+        if after.dropped:
+            lines.append(f"  left out (in {history.period}, no longer the unit's): {', '.join(after.dropped)}")
+        return lines
 
     def to_json(self) -> dict[str, Any]:
         """The decision for scripts and pull-request bots: money as decimal strings rounded like an invoice."""
@@ -123,7 +192,39 @@ class Decision:
             "unit_monthly_before": money(self.unit_before),
             "unit_monthly_after": money(self.unit_after),
             "budget": None if self.budget is None else str(self.budget),
+            "budget_basis": self.budget_basis,
+            "budget_compared": money(self.figure(self.estimate_after) if self.estimate_after else None),
+            "estimate": self._estimate_json(money),
             "diff": self.diff() if self.accepted else "",
+        }
+
+    def _estimate_json(self, money: Callable[[Decimal | None], str | None]) -> dict[str, Any] | None:
+        before, after = self.estimate_before, self.estimate_after
+        if before is None or after is None:
+            return None
+        history = after.history
+        return {
+            "history": None if history is None else {"file": history.source, "period": history.period},
+            "expected_before": None if history is None else money(before.expected),
+            "expected_after": None if history is None else money(after.expected),
+            "at_full_quota_before": money(before.at_quota),
+            "at_full_quota_after": money(after.at_quota),
+            "carried": {
+                "usage_billed": {resource: money(amount) for resource, amount in sorted(after.usage_billed().items())},
+                "shared_namespaces": money(after.shared),
+                "capability_calls": money(after.capabilities),
+            },
+            "namespaces": [
+                {
+                    "cluster": ns.cluster,
+                    "namespace": ns.namespace,
+                    "expected": money(ns.expected),
+                    "at_full_quota": money(ns.at_quota),
+                    "measured": ns.measured,
+                }
+                for ns in after.namespaces
+            ],
+            "left_out": list(after.dropped),
         }
 
     def write(self) -> None:
@@ -140,8 +241,13 @@ def evaluate(
     at: dt.datetime | None = None,
     allow_over_budget: bool = False,
     policy_config: Mapping[str, Any] | None = None,
+    history: UnitHistory | None = None,
+    budget_basis: BudgetBasis | None = None,
 ) -> Decision:
-    """Apply `request` to a copy of `catalog` and decide. Raises RequestError for requests that cannot be read."""
+    """Apply `request` to a copy of `catalog` and decide. Raises RequestError for requests that cannot be read.
+
+    `history` (the unit's measured month) makes the budget check compare the expected figure by default;
+    `budget_basis` "quota" compares the full-quota figure instead ("expected" needs a history)."""
     root = Path(catalog.root)
     unit = catalog.unit(request.unit)
     if unit is None:
@@ -153,10 +259,16 @@ def evaluate(
     cluster_name = request.cluster or (
         catalog.cluster_of(existing).name if existing is not None else catalog.pool.clusters[0].name
     )
+    if budget_basis == "expected" and history is None:
+        raise RequestError(
+            "--budget-basis expected needs --history: give the folder of an issued month's invoices "
+            "(e.g. out/demo/2026-10), or compare at full quota with --budget-basis quota"
+        )
     original_text = path.read_text(encoding="utf-8")
     decision = Decision(
         unit.id, request.name, cluster_name, existing is None, path, original_text=original_text, new_text=original_text
     )
+    decision.budget_basis = budget_basis or ("expected" if history is not None else "quota")
     owner = catalog.owner_of(request.name, cluster_name)
     if owner is not None and owner.id != unit.id:
         decision.refusals.append(
@@ -208,7 +320,7 @@ def evaluate(
     unit_without = unit.model_copy(update={"namespaces": [ns for ns in namespaces if ns is not namespace]})
     without = catalog.model_copy(update={"units": [*others, unit_without]})
     _check_capacity(without, cluster, namespace, decision)
-    _check_budget(catalog, unit, unit_after, namespace, existing, at, allow_over_budget, decision)
+    _check_budget(catalog, unit, unit_after, namespace, existing, at, allow_over_budget, history, decision)
     _revalidate(catalog, decision, cluster_name, policy_config)
     return decision
 
@@ -324,38 +436,58 @@ def _check_budget(
     existing: Namespace | None,
     at: dt.datetime | None,
     allow_over_budget: bool,
+    history: UnitHistory | None,
     decision: Decision,
 ) -> None:
-    """Price the quota at the rate card in force and compare the unit's projected total with its budget.
+    """Project the unit's monthly cost at the rate card in force and compare it with the budget.
 
-    A request that raises the unit's full-quota total above its budget is refused: the budget is what finance
-    approved, and a request is the moment cost is added. `--allow-over-budget` accepts it with a warning for
-    units that know they never use all of their quota.
+    A request that raises the compared figure above the budget is refused: the budget is what finance
+    approved, and a request is the moment cost is added. With a history the expected figure (measured use,
+    quota as the ceiling, egress and capability calls carried) is compared by default, else the full-quota
+    one; `--allow-over-budget` accepts with a warning.
     """
     version = rate_version_for(catalog.rates, at)
     currency = catalog.rates.currency
+    placed = [(catalog.cluster_of(ns).name, ns) for ns in unit.namespaces]
+    placed_after = [
+        (decision.cluster if ns is namespace else catalog.cluster_of(ns).name, ns) for ns in unit_after.namespaces
+    ]
+    previous = {(decision.cluster, existing.name): existing.quota} if existing else {}
     try:
         decision.cost = quota_monthly_cost(namespace.quota, version)
         decision.previous_cost = quota_monthly_cost(existing.quota, version).total if existing else None
         decision.unit_before = unit_monthly_cost(unit, version)
         decision.unit_after = unit_monthly_cost(unit_after, version)
+        decision.estimate_before = previously = project(placed, version, history)
+        decision.estimate_after = estimate = project(placed_after, version, history, previous)
     except MissingPriceError as e:
         raise RequestError(f"{e}: add the price to rates.yaml before requesting it") from e
     decision.currency = currency
     decision.rates_from = version.effective_from
     decision.budget = budget = unit.budget.monthly
-    after, before = decision.unit_after, decision.unit_before
+    after, before = decision.figure(estimate), decision.figure(previously)
     if after <= budget or after <= before:
         return
     over = round_money(after - budget, currency)
-    message = (
-        f"unit {unit.id!r} would cost {round_money(after, currency):,} {currency} per month at full quota, "
-        f"above its budget {budget:,} {currency} by {over:,} {currency}"
+    if decision.budget_basis == "expected" and estimate.history is not None:
+        figure = (
+            f"{round_money(after, currency):,} {currency} per month expected from {estimate.history.period}'s use "
+            f"(at full quota: {round_money(estimate.at_quota, currency):,})"
+        )
+    else:
+        figure = f"{round_money(after, currency):,} {currency} per month at full quota"
+    message = f"unit {unit.id!r} would cost {figure}, above its budget {budget:,} {currency} by {over:,} {currency}"
+    key = (decision.cluster, namespace.name)
+    own_before = next(
+        (decision.figure(ns) for ns in previously.namespaces if (ns.cluster, ns.namespace) == key),
+        None,
     )
-    left = budget - (before - (decision.previous_cost or Decimal(0)))
+    own_after = next(decision.figure(ns) for ns in estimate.namespaces if (ns.cluster, ns.namespace) == key)
+    left = budget - (before - (own_before or Decimal(0)))
     fits = (
         f"the budget leaves {round_money(max(left, Decimal(0)), currency):,} {currency} per month for {namespace.name} "
-        f"(this quota costs {round_money(decision.cost.total, currency):,}): shrink the quota, raise budget.monthly "
+        f"({'it is expected to cost' if decision.budget_basis == 'expected' else 'this quota costs'} "
+        f"{round_money(own_after, currency):,}): shrink the quota, raise budget.monthly "
         "in the unit's file with finance, or pass --allow-over-budget"
     )
     if allow_over_budget:
