@@ -397,67 +397,48 @@ def scraped(month: Month) -> Callable[[str], list[dict]]:
     return month.query
 
 
-def exporter_units(month: Month) -> Totals:
-    """resource_pool_business_unit_month_to_date_cost."""
-    query = scraped(month)
-    return {r["metric"]["business_unit"]: cents(float(r["value"][1])) for r in query(_pick(PANEL_EXPRS[0]))}
+def per_unit(month: Month, expr: str) -> Totals:
+    """A PromQL query (`$unit` = every unit) on the Prometheus that scraped the month's exporter, its
+    answers summed per business_unit label and read as cents."""
+    result = scraped(month)(expr.replace("$unit", ".*"))
+    return summed((r["metric"]["business_unit"], cents(float(r["value"][1]))) for r in result)
 
 
-def _pick(expr: str) -> str:
-    return expr.replace("$unit", ".*")
+def series(expr: str, doc: str) -> Callable[[Month], Totals]:
+    """A reader of the exporter's series through `expr`."""
+
+    def read(month: Month) -> Totals:
+        return per_unit(month, expr)
+
+    read.__doc__ = doc
+    return read
 
 
-def exporter_lines(month: Month) -> Totals:
-    """resource_pool_month_to_date_cost summed per unit: the per-line series, resources only (its HELP says
-    so)."""
-    query = scraped(month)
-    return {
-        r["metric"]["business_unit"]: cents(float(r["value"][1]))
-        for r in query("sum by (business_unit) (resource_pool_month_to_date_cost)")
-    }
-
-
-def exporter_budget_burn(month: Month) -> Totals:
-    """budget_burn_ratio × budget_monthly (units with a budget)."""
-    query = scraped(month)
-    return {
-        r["metric"]["business_unit"]: cents(float(r["value"][1]))
-        for r in query("resource_pool_budget_burn_ratio * on (business_unit) group_left resource_pool_budget_monthly")
-    }
-
-
-def exporter_forecast(month: Month) -> Totals:
-    """forecast_month_cost × hours so far / hours of the month (the whole month: the total)."""
-    query = scraped(month)
-    return {
-        r["metric"]["business_unit"]: cents(float(r["value"][1]))
-        for r in query(
-            "resource_pool_forecast_month_cost * scalar(resource_pool_month_to_date_hours)"
-            " / scalar(resource_pool_month_hours)"
-        )
-    }
-
-
-def exporter_cost_per_north_star(month: Month) -> Totals:
-    """cost_per_north_star_unit × north_star_volume (units with a north star)."""
-    query = scraped(month)
-    return {
-        r["metric"]["business_unit"]: cents(float(r["value"][1]))
-        for r in query(
-            "resource_pool_cost_per_north_star_unit * on (business_unit) group_left sum by (business_unit) "
-            "(resource_pool_north_star_volume)"
-        )
-    }
-
-
-def exporter_idle(month: Month) -> Totals:
-    """idle_cost series summed per unit the way the invoice counts allocations (the dashboard's rule)."""
-    query = scraped(month)
-    expr = (
-        "sum by (business_unit) (max by (business_unit, cluster, namespace, resource, tier) "
-        "(sum by (business_unit, cluster, namespace, resource, tier, basis) (resource_pool_idle_cost)))"
-    )
-    return {r["metric"]["business_unit"]: cents(float(r["value"][1])) for r in query(expr)}
+EXPORTER = {
+    "unit totals": series("resource_pool_business_unit_month_to_date_cost", "The invoice total series."),
+    "per-line cost": series(
+        "resource_pool_month_to_date_cost", "The per-line series summed per unit: resources only (its help says so)."
+    ),
+    "budget burn": series(
+        "resource_pool_budget_burn_ratio * on (business_unit) group_left resource_pool_budget_monthly",
+        "budget_burn_ratio × budget_monthly (units with a budget).",
+    ),
+    "forecast": series(
+        "resource_pool_forecast_month_cost * scalar(resource_pool_month_to_date_hours)"
+        " / scalar(resource_pool_month_hours)",
+        "forecast_month_cost × hours so far / hours of the month (a whole month: the total).",
+    ),
+    "cost per north star": series(
+        "resource_pool_cost_per_north_star_unit * on (business_unit) group_left sum by (business_unit) "
+        "(resource_pool_north_star_volume)",
+        "cost_per_north_star_unit × north_star_volume (units with a north star).",
+    ),
+    "idle cost": series(
+        "max by (business_unit, cluster, namespace, resource, tier) "
+        "(sum by (business_unit, cluster, namespace, resource, tier, basis) (resource_pool_idle_cost))",
+        "idle_cost per allocation as the invoice counts it: claims summed, the larger of quota and requests.",
+    ),
+}
 
 
 def dashboard_panels() -> dict[str, list[str]]:
@@ -465,24 +446,15 @@ def dashboard_panels() -> dict[str, list[str]]:
     return {panel["title"]: [target["expr"] for target in panel["targets"]] for panel in panels}
 
 
-PANEL_EXPRS = dashboard_panels()["Month-to-date cost by business unit"]
-
-
-def panel(title: str, label: str = "business_unit", index: int = 0) -> Callable[[Month], Totals]:
-    """A Grafana panel's query (`$unit` = every unit) on the Prometheus that scraped the exporter, its
-    answers summed per unit."""
-
-    def read(month: Month) -> Totals:
-        result = scraped(month)(_pick(dashboard_panels()[title][index]))
-        return summed((r["metric"][label], cents(float(r["value"][1]))) for r in result)
-
-    read.__doc__ = f"Grafana panel {title!r}"
-    return read
+def panel(title: str) -> Callable[[Month], Totals]:
+    """A Grafana panel's query, evaluated on the Prometheus that scraped the exporter."""
+    (expr,) = dashboard_panels()[title]
+    return series(expr, f"Grafana panel {title!r}")
 
 
 PANEL_FIGURES: dict[str, Figure | None] = {
     "Month-to-date cost by business unit": Figure.TOTAL,
-    "Top namespaces (month to date)": None,  # ten namespaces: `test_grafana_top_namespaces_are_the_line_items'`
+    "Top namespaces (month to date)": None,  # ten namespaces: `test_grafana_top_namespaces_are_the_line_items`
     "Idle cost by namespace (month to date)": Figure.IDLE,
     # Ratios, levels and health, no money total: checked through the exporter series they read above.
     "Budget burn": None,
@@ -526,14 +498,14 @@ OUTPUTS: dict[str, Output] = {
     "focus.csv": Output(focus_csv, Figure.TOTAL),
     "ledger export focus": Output(ledger_focus, Figure.TOTAL, demo_only=True),
     "ledger export csv": Output(ledger_lines, Figure.TOTAL, demo_only=True),
-    "exporter unit totals": Output(exporter_units, Figure.TOTAL, demo_only=True),
-    "exporter per-line cost": Output(exporter_lines, Figure.RESOURCES, demo_only=True),
-    "exporter budget burn": Output(exporter_budget_burn, Figure.TOTAL, demo_only=True, units_with="budget"),
-    "exporter forecast": Output(exporter_forecast, Figure.TOTAL, demo_only=True),
+    "exporter unit totals": Output(EXPORTER["unit totals"], Figure.TOTAL, demo_only=True),
+    "exporter per-line cost": Output(EXPORTER["per-line cost"], Figure.RESOURCES, demo_only=True),
+    "exporter budget burn": Output(EXPORTER["budget burn"], Figure.TOTAL, demo_only=True, units_with="budget"),
+    "exporter forecast": Output(EXPORTER["forecast"], Figure.TOTAL, demo_only=True),
     "exporter cost per north star": Output(
-        exporter_cost_per_north_star, Figure.TOTAL, demo_only=True, units_with="north_star"
+        EXPORTER["cost per north star"], Figure.TOTAL, demo_only=True, units_with="north_star"
     ),
-    "exporter idle cost": Output(exporter_idle, Figure.IDLE, demo_only=True),
+    "exporter idle cost": Output(EXPORTER["idle cost"], Figure.IDLE, demo_only=True),
     **{
         f"Grafana: {title}": Output(panel(title), figure, demo_only=True)
         for title, figure in PANEL_FIGURES.items()
@@ -695,7 +667,7 @@ def test_grafana_top_namespaces_are_the_line_items(month: Month) -> None:
     (expr,) = dashboard_panels()["Top namespaces (month to date)"]
     shown = {
         (r["metric"]["business_unit"], r["metric"]["namespace"]): cents(float(r["value"][1]))
-        for r in scraped(month)(_pick(expr))
+        for r in scraped(month)(expr.replace("$unit", ".*"))
     }
     lines = summed(
         (f"{row['business_unit']}/{row['namespace']}", money(row["amount"]))
@@ -711,7 +683,7 @@ def test_grafana_top_namespaces_are_the_line_items(month: Month) -> None:
 def test_grafana_cost_by_resource_adds_up_to_the_resources(month: Month) -> None:
     """The pie of cost by resource (every unit): its slices add up to what every unit's resources cost."""
     (expr,) = dashboard_panels()["Cost by resource (month to date)"]
-    slices = [cents(float(r["value"][1])) for r in scraped(month)(_pick(expr))]
+    slices = [cents(float(r["value"][1])) for r in scraped(month)(expr.replace("$unit", ".*"))]
     assert sum(slices, Decimal(0)) == sum(expected(month, Figure.RESOURCES).values(), Decimal(0))
 
 
