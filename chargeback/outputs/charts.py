@@ -122,7 +122,8 @@ def stacked_bars(
     # A credit larger than its bar (a net negative unit) still fits the scale.
     largest = max((max(bar.gross, bar.gross - bar.total) for bar in bars), default=Decimal(0))
     legend = [*kinds, *credits]
-    legend_rows = (len(legend) + 3) // 4
+    places_of = _legend_places(legend)
+    legend_rows = 1 + max((row for _, row in places_of), default=-1)
     height = 10 + ROW * len(bars) + 10 + 20 * legend_rows
     parts = _open(chart_id, height, title, description)
     parts.append(_patterns(chart_id))
@@ -161,8 +162,8 @@ def stacked_bars(
         figure = money_text(bar.total, places) + (" net" if bar.total != bar.gross else "")
         parts.append(f'<text x="{_n(end + 6)}" y="{_n(y + BAR - 4)}" fill="{INK}">{figure}</text></g>')
     legend_y = 20 + ROW * len(bars)
-    for i, kind in enumerate(legend):
-        lx, ly = LABEL_WIDTH + (i % 4) * 120, legend_y + (i // 4) * 20
+    for i, (kind, (column, row)) in enumerate(zip(legend, places_of, strict=True)):
+        lx, ly = LABEL_WIDTH + column * LEGEND_COLUMN, legend_y + row * 20
         swatch = f'fill="{_fill(chart_id, i)}" stroke="{INK}" stroke-width="0.5"' if kind in style else _CREDIT_STYLE
         parts.append(
             f'<rect x="{lx}" y="{ly}" width="12" height="12" {swatch}/><text x="{lx + 16}" y="{ly + 10}" '
@@ -170,6 +171,23 @@ def stacked_bars(
         )
     parts.append("</svg>")
     return Markup("\n".join(parts))
+
+
+LEGEND_COLUMN = 120
+LEGEND_COLUMNS = 4
+
+
+def _legend_places(labels: Sequence[str]) -> list[tuple[int, int]]:
+    """(column, row) of each legend entry, four columns to a row; an entry too long for one column (about
+    6 px a column of text after its 16 px swatch) takes as many as it needs, so no name runs into the next."""
+    places, column, row = [], 0, 0
+    for label in labels:
+        span = min(-(-(16 + 6 * sum(map(_width, label))) // LEGEND_COLUMN), LEGEND_COLUMNS)
+        if column + span > LEGEND_COLUMNS:
+            column, row = 0, row + 1
+        places.append((column, row))
+        column += span
+    return places
 
 
 _CREDIT_STYLE = f'fill="#ffffff" fill-opacity="0.85" stroke="{INK}" stroke-width="1" stroke-dasharray="3 2"'
