@@ -277,7 +277,9 @@ def summary_daily_chart(month: Month) -> Totals:
     root = svg(page, "daily-cost")
     assert root is not None
     names = display_names(month)
-    result = {names[name]: amount for name, amount in labelled(root, "series").items()}
+    shown = labelled(root, "series")
+    assert set(shown) <= set(names), f"series not one unit each (more units than lines?): {set(shown) - set(names)}"
+    result = {names[name]: amount for name, amount in shown.items()}
     _, _, left_out = figcaption_after(page, "daily-cost").partition("Not spread over days: ")
     for part in left_out.split("; "):
         for name in names:
@@ -692,15 +694,15 @@ def test_every_dashboard_panel_is_accounted_for() -> None:
 
 
 @pytest.mark.prometheus
-def test_idle_csv_plain_sum_is_more_than_the_invoices_by_the_alternative_rows(served: dict[str, Month]) -> None:
-    """idle.csv lists both figures of an allocation flagged on quota and on requests; the invoice counts the
-    larger. The plain column sum is the invoices' idle cost plus exactly the smaller figures."""
+def test_idle_csv_rows_overlap_so_its_plain_sum_is_not_the_invoices(served: dict[str, Month]) -> None:
+    """idle.csv lists both figures of an allocation flagged on quota and on requests (the demo's October:
+    Community Services' column sums to more than its invoice shows); only `idle_csv`'s rule, the larger
+    figure per allocation, gives the invoices' idle cost. Adapt with `idle_csv` when idle.csv changes."""
     month = served["2026-10"]
-    rows = read_csv(month.folder / "idle.csv")
-    plain = summed((row["business_unit"], money(row["idle_cost"])) for row in rows)
+    plain = summed((row["business_unit"], money(row["idle_cost"])) for row in read_csv(month.folder / "idle.csv"))
     counted = expected(month, Figure.IDLE)
-    assert plain["community-services"] == Decimal("5117.50") and counted["community-services"] == Decimal("4648.05")
-    assert plain["community-services"] - counted["community-services"] == Decimal("316.26") + Decimal("153.19")
+    assert plain["community-services"] > counted["community-services"]
+    assert idle_csv(month) == {unit: amount for unit, amount in counted.items() if amount}
 
 
 # ------------------------------------------------------------------ each check can fail
