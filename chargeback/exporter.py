@@ -42,7 +42,8 @@ IDLE_LABELS = ["business_unit", "cluster", "namespace", "resource", "tier", "pvc
 UNDECLARED_LABELS = ["business_unit", "cluster", "namespace", "capability", "provider_namespace"]
 
 METRICS: dict[str, str] = {
-    "month_to_date_cost": "Cost of the month so far per line as the invoice bills it, in the currency label.",
+    "month_to_date_cost": "Cost of the month so far per line as the invoice bills it, in the currency label; "
+    "resources only: capability charges and credits are in business_unit_month_to_date_cost.",
     "business_unit_month_to_date_cost": "Invoice total of the month so far per business unit, in the currency label.",
     "budget_monthly": "Monthly budget of the business unit from the catalog, in the currency label.",
     "budget_burn_ratio": "Month-to-date cost divided by the monthly budget (1 = budget spent).",

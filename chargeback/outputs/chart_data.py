@@ -4,7 +4,8 @@ allocation against average use per unit.
 Daily cost: each rated line's amount is spread over the days of the period in proportion to the
 quantity billed on each day at that line's price version (the hourly attributed usage, billed as
 `rating.billed_nano` does it). Days are whole minor units, split by largest remainder (ties to the
-earlier day, as `rating.allocate` splits shared costs), so a unit's days add up to its invoice total exactly.
+earlier day, as `rating.allocate` splits shared costs), so a unit's days add up to its resources' total exactly
+(the invoice total without its capability sections, which no day carries).
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ RULE = "#9aa5b1"
 
 @dataclass(frozen=True)
 class Segment:
-    """One part of a stacked bar: a resource's cost, say."""
+    """One part of a stacked bar: a resource's cost, say. A negative value is a credit: it is drawn as an
+    outlined part taken back from the end of the bar, so the bar's figure is the net of all its parts."""
 
     label: str
     value: Decimal
@@ -49,7 +50,13 @@ class StackedBar:
 
     @property
     def total(self) -> Decimal:
+        """The net of every part (credits included): the figure written at the end of the bar."""
         return sum((s.value for s in self.segments), Decimal(0))
+
+    @property
+    def gross(self) -> Decimal:
+        """The positive parts only: the length of the drawn bar."""
+        return sum((s.value for s in self.segments if s.value > 0), Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -105,12 +112,18 @@ def stacked_bars(
     bars: Sequence[StackedBar], *, title: str, description: str, chart_id: str, currency: str, places: int
 ) -> Markup:
     """Horizontal bars, one per label, stacked by segment; lengths proportional to value, the longest
-    bar filling the plot. Segment kinds keep one style across bars and are named in a legend."""
+    bar filling the plot. Segment kinds keep one style across bars and are named in a legend. Credits
+    (negative segments) are drawn outlined over the end of the bar they reduce; the figure after a bar
+    is its net total."""
     chart_id = _chart_id(chart_id)
-    kinds = sorted({s.label for bar in bars for s in bar.segments if s.value})
+    kinds = sorted({s.label for bar in bars for s in bar.segments if s.value > 0})
+    credits = sorted({s.label for bar in bars for s in bar.segments if s.value < 0} - set(kinds))
     style = {kind: i for i, kind in enumerate(kinds)}
-    largest = max((bar.total for bar in bars), default=Decimal(0))
-    legend_rows = (len(kinds) + 3) // 4
+    # A credit larger than its bar (a net negative unit) still fits the scale.
+    largest = max((max(bar.gross, bar.gross - bar.total) for bar in bars), default=Decimal(0))
+    legend = [*kinds, *credits]
+    places_of = _legend_places(legend)
+    legend_rows = 1 + max((row for _, row in places_of), default=-1)
     height = 10 + ROW * len(bars) + 10 + 20 * legend_rows
     parts = _open(chart_id, height, title, description)
     parts.append(_patterns(chart_id))
@@ -125,7 +138,7 @@ def stacked_bars(
         )
         x = Decimal(LABEL_WIDTH)
         for segment in bar.segments:
-            if not segment.value:
+            if segment.value <= 0:
                 continue
             length = Decimal(PLOT_WIDTH) * segment.value / largest
             fill = _fill(chart_id, style[segment.label])
@@ -135,18 +148,50 @@ def stacked_bars(
                 f"<title>{escape(segment.label)}: {escape(currency)} {money_text(segment.value, places)}</title></rect>"
             )
             x += length
-        parts.append(
-            f'<text x="{_n(x + 6)}" y="{_n(y + BAR - 4)}" fill="{INK}">{money_text(bar.total, places)}</text></g>'
-        )
+        end = x
+        for segment in bar.segments:
+            if segment.value >= 0:
+                continue
+            length = Decimal(PLOT_WIDTH) * -segment.value / largest
+            x -= length
+            parts.append(
+                f'<rect class="credit" x="{_n(x)}" y="{y + 3}" width="{_n(length)}" height="{BAR - 6}" '
+                f'{_CREDIT_STYLE} data-value="{segment.value}">'
+                f"<title>{escape(segment.label)}: {escape(currency)} {money_text(segment.value, places)}</title></rect>"
+            )
+        figure = money_text(bar.total, places) + (" net" if bar.total != bar.gross else "")
+        parts.append(f'<text x="{_n(end + 6)}" y="{_n(y + BAR - 4)}" fill="{INK}">{figure}</text></g>')
     legend_y = 20 + ROW * len(bars)
-    for i, kind in enumerate(kinds):
-        lx, ly = LABEL_WIDTH + (i % 4) * 120, legend_y + (i // 4) * 20
+    for i, (kind, (column, row)) in enumerate(zip(legend, places_of, strict=True)):
+        lx, ly = LABEL_WIDTH + column * LEGEND_COLUMN, legend_y + row * 20
+        swatch = f'fill="{_fill(chart_id, i)}" stroke="{INK}" stroke-width="0.5"' if kind in style else _CREDIT_STYLE
         parts.append(
-            f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{_fill(chart_id, i)}" stroke="{INK}" '
-            f'stroke-width="0.5"/><text x="{lx + 16}" y="{ly + 10}" fill="{INK}">{escape(kind)}</text>'
+            f'<rect x="{lx}" y="{ly}" width="12" height="12" {swatch}/><text x="{lx + 16}" y="{ly + 10}" '
+            f'fill="{INK}">{escape(kind)}</text>'
         )
     parts.append("</svg>")
     return Markup("\n".join(parts))
+
+
+LEGEND_COLUMN = 120
+LEGEND_COLUMNS = 4
+
+
+def _legend_places(labels: Sequence[str]) -> list[tuple[int, int]]:
+    """(column, row) of each legend entry, four columns to a row; an entry too long for one column (about
+    6 px a column of text after its 16 px swatch) takes as many as it needs, so no name runs into the next."""
+    places, column, row = [], 0, 0
+    for label in labels:
+        span = min(-(-(16 + 6 * sum(map(_width, label))) // LEGEND_COLUMN), LEGEND_COLUMNS)
+        if column + span > LEGEND_COLUMNS:
+            column, row = 0, row + 1
+        places.append((column, row))
+        column += span
+    return places
+
+
+_CREDIT_STYLE = f'fill="#ffffff" fill-opacity="0.85" stroke="{INK}" stroke-width="1" stroke-dasharray="3 2"'
+"""A credit: a dashed white box over the end of the bar it takes back."""
 
 
 def _width(character: str) -> int:
@@ -187,9 +232,11 @@ def daily_trend(
     chart_id: str,
     currency: str,
     places: int,
+    note: str = "UTC days",
 ) -> Markup:
     """Cost per day, one line per series (label, amount per day), on a shared axis from zero.
-    A single series is drawn as a filled area; several as lines told apart by dash pattern."""
+    A single series is drawn as a filled area; several as lines told apart by dash pattern. `note` is
+    printed under the axis: what the days cover (and leave out)."""
     chart_id = _chart_id(chart_id)
     top, left, plot_height, plot_width = 14, 80, 200, WIDTH - 80 - 200
     bottom = top + plot_height
@@ -211,10 +258,7 @@ def daily_trend(
                 f'<text x="{_n(left + step * i)}" y="{bottom + 16}" text-anchor="middle" fill="{INK}">'
                 f"{day:%m-%d}</text>"
             )
-    parts.append(
-        f'<text x="{left}" y="{bottom + 30}" fill="{INK}">{escape(currency)} per day (UTC days; the days of a '
-        f"unit add up to its invoice total)</text>"
-    )
+    parts.append(f'<text x="{left}" y="{bottom + 30}" fill="{INK}">{escape(currency)} per day ({escape(note)})</text>')
 
     def points(values: Sequence[Decimal]) -> list[str]:
         return [f"{_n(left + step * i)},{_n(bottom - plot_height * v / ceiling)}" for i, v in enumerate(values)]

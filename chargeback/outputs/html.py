@@ -76,6 +76,33 @@ def _resource_label(resource: str, tier: str) -> str:
     return f"{resource} ({tier})" if tier else resource
 
 
+CONSUMED = "Capabilities consumed"
+RECOVERED = "Recovered from consumers (credit)"
+
+
+def daily_note(capabilities: bool) -> str:
+    """What the days of a daily chart add up to, printed under its axis."""
+    if capabilities:
+        return "UTC days; a unit's days add up to its resources' total, capability calls are not in them"
+    return "UTC days; the days of a unit add up to its invoice total"
+
+
+def capability_parts(invoice: Invoice) -> list[tuple[str, Decimal]]:
+    """The parts of an invoice total that are no resource's use (its capability sections), as (label,
+    amount): the charts of resources leave them out, so their captions name them."""
+    parts = []
+    if invoice.capabilities_consumed is not None:
+        parts.append((CONSUMED, invoice.capabilities_consumed.total))
+    if invoice.recovered_from_consumers is not None:
+        parts.append((RECOVERED, invoice.recovered_from_consumers.total))
+    return parts
+
+
+def resources_total(invoice: Invoice) -> Decimal:
+    """What the unit's resources cost: the invoice total without its capability sections."""
+    return sum((row.amount for row in invoice.by_resource), Decimal(0))
+
+
 def summary_charts(
     chargeback: Chargeback,
     invoices: Sequence[Invoice],
@@ -88,7 +115,10 @@ def summary_charts(
     bars = [
         charts.StackedBar(
             names[unit_id],
-            [charts.Segment(_resource_label(r.resource, r.tier), r.amount) for r in inv.by_resource],
+            [
+                *(charts.Segment(_resource_label(r.resource, r.tier), r.amount) for r in inv.by_resource),
+                *(charts.Segment(label, amount) for label, amount in capability_parts(inv)),
+            ],
         )
         for inv in invoices
         if inv.total and (unit_id := inv.business_unit.id)
@@ -115,7 +145,8 @@ def summary_charts(
             chargeback,
             series,
             f"Daily cost per business unit, {period}",
-            f"One line per business unit: its cost on each UTC day of the period, in {currency}.",
+            f"One line per business unit: the cost of its resources on each UTC day of the period, in {currency}.",
+            daily_note(any(capability_parts(inv) for inv in invoices)),
         )
     if levels:
         result["allocation"] = charts.allocation_bars(
@@ -142,7 +173,7 @@ def top_series(series: list[tuple[str, list[Decimal]]]) -> list[tuple[str, list[
 
 
 def _daily_chart(
-    chargeback: Chargeback, series: list[tuple[str, list[Decimal]]], title: str, description: str
+    chargeback: Chargeback, series: list[tuple[str, list[Decimal]]], title: str, description: str, note: str
 ) -> Markup:
     currency = chargeback.currency
     days = period_days(chargeback)
@@ -154,6 +185,7 @@ def _daily_chart(
         chart_id="daily-cost",
         currency=currency,
         places=money_places(currency),
+        note=note,
     )
 
 
@@ -173,7 +205,9 @@ def invoice_charts(
             chargeback,
             [(name, daily[unit_id])],
             f"Daily cost of {name}, {period}",
-            f"Cost on each UTC day of the period, in {currency}; the days add up to the invoice total.",
+            f"Cost on each UTC day of the period, in {currency}; the days add up to the "
+            + ("resources' total (capability calls are not in it)." if capability_parts(invoice) else "invoice total."),
+            daily_note(bool(capability_parts(invoice))),
         )
     if levels.get(unit_id):
         result["allocation"] = charts.allocation_bars(
@@ -198,6 +232,8 @@ def _pages(inputs: Inputs) -> dict[str, str]:
             "invoice.html.j2",
             invoice=invoice.model_dump(mode="json"),
             charts=invoice_charts(chargeback, invoice, daily, levels),
+            resources_total=resources_total(invoice),
+            left_out=capability_parts(invoice),
             change={**changes[unit_id], "previous_period": comparison["previous_period"]} if comparison else None,
         )
     files["finance-summary.html"] = render(
@@ -205,6 +241,11 @@ def _pages(inputs: Inputs) -> dict[str, str]:
         "finance-summary.html.j2",
         summary=inputs.summary.model_dump(mode="json"),
         charts=summary_charts(chargeback, inputs.invoices, daily, levels),
+        left_out=[
+            (inv.business_unit.display_name, label, amount)
+            for inv in inputs.invoices
+            for label, amount in capability_parts(inv)
+        ],
         month_over_month=comparison,
     )
     return files

@@ -70,6 +70,29 @@ def test_stacked_bars_are_proportional_to_amounts() -> None:
     assert rects[0].get("fill") == rects[2].get("fill") != rects[1].get("fill")
 
 
+def test_a_credit_is_drawn_back_from_the_end_of_its_bar_and_the_figure_is_net() -> None:
+    """A provider's bar: its resources (80) drawn full length, the credit for capabilities recovered from
+    consumers (-30) drawn dashed over the end of it, and 50.00 net written after the bar: the invoice total."""
+    bars = [
+        charts.StackedBar(
+            "provider", [charts.Segment("cpu", Decimal("80")), charts.Segment("Recovered (credit)", Decimal("-30"))]
+        ),
+        charts.StackedBar(
+            "consumer", [charts.Segment("cpu", Decimal("20")), charts.Segment("Consumed", Decimal("30"))]
+        ),
+    ]
+    root = parse(charts.stacked_bars(bars, title="t", description="d", chart_id="c", currency="CNY", places=2))
+    full, left = charts.PLOT_WIDTH, charts.LABEL_WIDTH
+    (credit,) = [r for r in root.iter(f"{SVG}rect") if r.get("class") == "credit"]
+    assert credit.get("data-value") == "-30" and credit.get("stroke-dasharray")
+    assert float(credit.get("x")) == pytest.approx(left + full * 50 / 80, abs=0.005)
+    assert float(credit.get("width")) == pytest.approx(full * 30 / 80, abs=0.005)
+    groups = [g.get("aria-label") for g in root.iter(f"{SVG}g") if g.get("class") == "bar"]
+    assert groups == ["provider: CNY 50.00", "consumer: CNY 50.00"]
+    labels = texts(root)
+    assert {"50.00 net", "50.00", "Recovered (credit)", "Consumed", "cpu"} <= set(labels)
+
+
 def test_grayscale_styles_differ_by_more_than_hue() -> None:
     """Eight segment kinds: four lightness steps, then the same hatched; every style distinct."""
     bars = [charts.StackedBar("u", [charts.Segment(f"k{i}", Decimal(1)) for i in range(8)])]
