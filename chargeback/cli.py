@@ -112,7 +112,7 @@ def print_table(columns: list[tuple[str, bool]], rows: list[list[str]], title: s
     out().print(table)
 
 
-PeriodOption = Annotated[str, typer.Option("--period", "-p", help="Calendar month to bill, YYYY-MM (UTC).")]
+PeriodOption = Annotated[str, typer.Option("--period", "-p", help="Calendar month to bill, YYYY-MM, in pool.yaml's billing.time_zone (default UTC).")]
 CatalogOption = Annotated[Path, typer.Option("--catalog", "-c", help="Catalog directory.", envvar="POOL_CATALOG")]
 ClusterOption = Annotated[
     str | None, typer.Option("--cluster", help="Bill only this pool.yaml cluster (default: every cluster).")
@@ -347,11 +347,12 @@ def doctor(
 
     Exit status 1 when any finding is an error (`chargeback invoice` would refuse), 0 otherwise."""
     now = dt.datetime.now(dt.UTC)
-    month = Period.parse(period) if period else default_period(now)
     matchers = [LabelMatcher.parse(m) for m in match or ()]
+    loaded = load_catalog(catalog)
+    zone = loaded.pool.billing.time_zone
+    month = Period.parse(period, zone) if period else default_period(now, zone)
 
     def check() -> tuple[list[str], list[Finding]]:
-        loaded = load_catalog(catalog)
         clusters = clusters_to_collect(loaded, cluster, cluster_label)
         with PrometheusClient(settings) as client:
             return clusters, diagnose(client, loaded, month, clusters, cluster_label, matchers, now)

@@ -187,9 +187,11 @@ def daily_trend(
     chart_id: str,
     currency: str,
     places: int,
+    zone: str = "UTC",
 ) -> Markup:
     """Cost per day, one line per series (label, amount per day), on a shared axis from zero.
-    A single series is drawn as a filled area; several as lines told apart by dash pattern."""
+    A single series is drawn as a filled area; several as lines told apart by dash pattern.
+    `zone`: the billing time zone whose days these are."""
     chart_id = _chart_id(chart_id)
     top, left, plot_height, plot_width = 14, 80, 200, WIDTH - 80 - 200
     bottom = top + plot_height
@@ -212,7 +214,7 @@ def daily_trend(
                 f"{day:%m-%d}</text>"
             )
     parts.append(
-        f'<text x="{left}" y="{bottom + 30}" fill="{INK}">{escape(currency)} per day (UTC days; the days of a '
+        f'<text x="{left}" y="{bottom + 30}" fill="{INK}">{escape(currency)} per day ({escape(zone)} days; the days of a '
         f"unit add up to its invoice total)</text>"
     )
 

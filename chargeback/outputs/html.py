@@ -115,7 +115,8 @@ def summary_charts(
             chargeback,
             series,
             f"Daily cost per business unit, {period}",
-            f"One line per business unit: its cost on each UTC day of the period, in {currency}.",
+            f"One line per business unit: its cost on each {chargeback.period.time_zone} day of the period, in "
+            f"{currency}.",
         )
     if levels:
         result["allocation"] = charts.allocation_bars(
@@ -154,6 +155,7 @@ def _daily_chart(
         chart_id="daily-cost",
         currency=currency,
         places=money_places(currency),
+        zone=chargeback.period.time_zone,
     )
 
 
@@ -173,7 +175,8 @@ def invoice_charts(
             chargeback,
             [(name, daily[unit_id])],
             f"Daily cost of {name}, {period}",
-            f"Cost on each UTC day of the period, in {currency}; the days add up to the invoice total.",
+            f"Cost on each {chargeback.period.time_zone} day of the period, in {currency}; the days add up to the "
+            "invoice total.",
         )
     if levels.get(unit_id):
         result["allocation"] = charts.allocation_bars(
