@@ -112,7 +112,12 @@ def print_table(columns: list[tuple[str, bool]], rows: list[list[str]], title: s
     out().print(table)
 
 
-PeriodOption = Annotated[str, typer.Option("--period", "-p", help="Calendar month to bill, YYYY-MM, in pool.yaml's billing.time_zone (default UTC).")]
+PeriodOption = Annotated[
+    str,
+    typer.Option(
+        "--period", "-p", help="Calendar month to bill, YYYY-MM, of pool.yaml's billing.time_zone (default UTC)."
+    ),
+]
 CatalogOption = Annotated[Path, typer.Option("--catalog", "-c", help="Catalog directory.", envvar="POOL_CATALOG")]
 ClusterOption = Annotated[
     str | None, typer.Option("--cluster", help="Bill only this pool.yaml cluster (default: every cluster).")

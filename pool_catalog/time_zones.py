@@ -42,9 +42,10 @@ def off_the_hour(year: int, month: int, zone: str) -> str | None:
     offset = dt.datetime(year, month, 1, tzinfo=zone_info(zone)).utcoffset() or dt.timedelta(0)
     sign, minutes = "-" if offset < dt.timedelta(0) else "+", abs(int(offset.total_seconds())) // 60
     return (
-        f"{zone} is UTC{sign}{minutes // 60:02d}:{minutes % 60:02d} at the start of {year:04d}-{month:02d}, so its month would begin at {start:%H:%M} "
-        "UTC: usage is billed on whole UTC hours, so a billing month must begin on one; choose a zone whose offset is a whole number of hours "
-        "(e.g. Asia/Dhaka, Asia/Shanghai) or UTC"
+        f"{zone} is UTC{sign}{minutes // 60:02d}:{minutes % 60:02d} at the start of {year:04d}-{month:02d}, "
+        f"so its month would begin at {start:%H:%M} UTC: usage is billed on whole UTC hours, so a billing "
+        "month must begin on one; choose a zone whose offset is a whole number of hours (e.g. Asia/Dhaka, "
+        "Asia/Shanghai) or UTC"
     )
 
 

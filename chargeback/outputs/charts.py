@@ -214,8 +214,8 @@ def daily_trend(
                 f"{day:%m-%d}</text>"
             )
     parts.append(
-        f'<text x="{left}" y="{bottom + 30}" fill="{INK}">{escape(currency)} per day ({escape(zone)} days; the days of a '
-        f"unit add up to its invoice total)</text>"
+        f'<text x="{left}" y="{bottom + 30}" fill="{INK}">{escape(currency)} per day ({escape(zone)} days; '
+        f"the days of a unit add up to its invoice total)</text>"
     )
 
     def points(values: Sequence[Decimal]) -> list[str]:
