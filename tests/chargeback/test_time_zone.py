@@ -24,8 +24,10 @@ import pytest
 from typer.testing import CliRunner
 
 from chargeback.cli import app
+from chargeback.collect.prometheus import PrometheusSettings
 from chargeback.collect.usage import storage_tiers
 from chargeback.errors import PeriodError
+from chargeback.exporter import ExporterSource, MonthToDateCollector
 from chargeback.grouping import bins_of
 from chargeback.period import Period, iso_utc
 from pool_catalog import CatalogError, load_catalog
@@ -219,3 +221,25 @@ def test_the_shanghai_month_bills_the_closed_form_of_its_local_month(
     assert '2026-10 (Asia/Shanghai): <time datetime="2026-09-30T16:00:00Z">2026-09-30 16:00</time>' in page
     assert "Asia/Shanghai days" in page and "UTC days" not in page
     assert "10-01</text>" in page and "09-30</text>" not in page
+
+
+@pytest.mark.prometheus
+def test_the_exporter_bills_the_shanghai_month_to_date(straddling: tuple[str, Scenario], tmp_path: Path) -> None:
+    url, scenario = straddling
+    catalog = copy_example(tmp_path)
+    edit_yaml(catalog / "pool.yaml", lambda doc: doc.insert(0, "billing", {"time_zone": SHANGHAI}))
+    source = ExporterSource(catalog, PrometheusSettings(url=url, retries=0), cluster="dc1", cluster_label="cluster")
+    # 2026-10-01 03:30Z is 11:30 on October 1st in Shanghai: eleven hours of its October have passed (in UTC, three).
+    collector = MonthToDateCollector(source, clock=lambda: utc("2026-10-01T03:30"))
+    assert collector.refresh() and collector.snapshot is not None
+    period = collector.snapshot.period
+    assert (iso_utc(period.start), iso_utc(period.end), period.hours, period.month_hours) == (
+        "2026-09-30T16:00:00Z", "2026-10-01T03:00:00Z", 11, 744
+    )  # fmt: skip
+    expected: dict[str, Decimal] = defaultdict(Decimal)
+    owner = {"di-api": "data-insight", "di-batch": "data-insight", "cs-miniapp": "community-services"}
+    for (namespace, _), amount in oracle(scenario, catalog, period).items():
+        expected[owner[namespace]] += amount
+    family = next(f for f in collector.collect() if f.name == "resource_pool_business_unit_month_to_date_cost")
+    measured = {s.labels["business_unit"]: s.value for s in family.samples if s.value}
+    assert measured == {unit: float(amount) for unit, amount in expected.items()}
