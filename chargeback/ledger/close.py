@@ -309,6 +309,7 @@ def _correction(
             "period": label,
             "period_start": iso_utc(chargeback.period.start),
             "period_end": iso_utc(chargeback.period.end),
+            **({"time_zone": chargeback.period.zone_name} if chargeback.period.zone_name else {}),
             "billing_period": billing.label,
             "issuer": chargeback.catalog.rates.issuer.model_dump(),
             "business_unit": {

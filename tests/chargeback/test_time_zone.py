@@ -24,6 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chargeback.cli import app
+from chargeback.collect.doctor import default_period
 from chargeback.collect.prometheus import PrometheusSettings
 from chargeback.collect.usage import storage_tiers
 from chargeback.errors import PeriodError
@@ -65,6 +66,13 @@ def test_a_shanghai_month_is_its_local_month_as_utc_instants() -> None:
     assert (so_far.label, so_far.hours, so_far.month_hours) == ("2026-10", 4, 744)
     with pytest.raises(PeriodError, match=r"no whole hour of 2026-10 \(Asia/Shanghai\)"):
         Period.month_to_date(utc("2026-09-30T16:40"), SHANGHAI)
+
+
+def test_the_last_complete_month_is_the_zones() -> None:
+    # 2026-10-31 20:00Z: still October in UTC, already November 1st 04:00 in Shanghai.
+    now = utc("2026-10-31T20:00")
+    assert default_period(now).label == "2026-09"
+    assert default_period(now, SHANGHAI) == Period(2026, 10, time_zone=SHANGHAI)
 
 
 def test_a_daylight_saving_month_has_the_hours_between_its_bounds() -> None:
