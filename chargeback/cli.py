@@ -268,7 +268,7 @@ def invoice(
             [document.invoice_number, document.business_unit.display_name, text(document.total), used, coverage]
         )
     rows.append(["", "Pool total", text(round_money(grand_total, chargeback.currency)), "", ""])
-    title = f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)"
+    title = f"Chargeback {chargeback.period.display} ({chargeback.billing_mode.value} billing)"
     print_table(columns, rows, title, form)
     (err() if form is not Format.TABLE else out()).print(f"wrote {len(run.written)} files to {out_dir}", soft_wrap=True)
 
@@ -324,7 +324,7 @@ def idle(
                 REASONS[row["reason"]],
             ]
         )
-    title = f"Idle allocations {chargeback.period} (threshold {policy.utilization_threshold:.0%})"
+    title = f"Idle allocations {chargeback.period.display} (threshold {policy.utilization_threshold:.0%})"
     print_table(columns, rows, title, form)
     if form is Format.TABLE:
         idle_cost, savings = idle_totals(frame, cur)

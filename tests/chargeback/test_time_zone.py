@@ -31,6 +31,7 @@ from chargeback.errors import PeriodError
 from chargeback.exporter import ExporterSource, MonthToDateCollector
 from chargeback.grouping import bins_of
 from chargeback.period import Period, iso_utc
+from chargeback.rate.north_star import period_query
 from pool_catalog import CatalogError, load_catalog
 from pool_catalog.pricing import round_money
 from pool_catalog.resources import spec_of
@@ -87,6 +88,12 @@ def test_a_daylight_saving_month_has_the_hours_between_its_bounds() -> None:
     edges = np.array([pd.Timestamp(first).as_unit("ns").value for _, first in days])
     per_day = np.bincount(bins_of(hours, edges), minlength=31)
     assert per_day[24] == 25 and set(np.delete(per_day, 24)) == {24}
+
+
+def test_the_north_star_range_covers_the_zones_month() -> None:
+    query, at = period_query("sum(increase(x[$__range]))", Period(2026, 10, time_zone="Europe/Berlin"), "2.42.0")
+    assert query == f"sum(increase(x[{745 * 3600 * 1000 - 1}ms]))"  # 745 hours, closed range
+    assert at == utc("2026-10-31T22:59:59.999")
 
 
 def test_a_zone_whose_months_split_an_hour_is_refused() -> None:
