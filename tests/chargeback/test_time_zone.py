@@ -27,9 +27,10 @@ from chargeback.cli import app
 from chargeback.collect.doctor import default_period
 from chargeback.collect.prometheus import PrometheusSettings
 from chargeback.collect.usage import storage_tiers
-from chargeback.errors import PeriodError
+from chargeback.errors import LedgerError, PeriodError
 from chargeback.exporter import ExporterSource, MonthToDateCollector
 from chargeback.grouping import bins_of
+from chargeback.ledger.close import close_month
 from chargeback.period import Period, iso_utc
 from chargeback.rate.north_star import period_query
 from pool_catalog import CatalogError, load_catalog
@@ -258,3 +259,20 @@ def test_the_exporter_bills_the_shanghai_month_to_date(straddling: tuple[str, Sc
     family = next(f for f in collector.collect() if f.name == "resource_pool_business_unit_month_to_date_cost")
     measured = {s.labels["business_unit"]: s.value for s in family.samples if s.value}
     assert measured == {unit: float(amount) for unit, amount in expected.items()}
+
+
+@pytest.mark.prometheus
+def test_the_shanghai_month_closes_when_it_is_over_there(straddling: tuple[str, Scenario], tmp_path: Path) -> None:
+    url, _ = straddling
+    shanghai, in_utc = copy_example(tmp_path / "shanghai"), copy_example(tmp_path / "utc")
+    edit_yaml(shanghai / "pool.yaml", lambda doc: doc.insert(0, "billing", {"time_zone": SHANGHAI}))
+    now = utc("2026-10-31T17:00")  # November 1st, 01:00 in Shanghai; October 31st in UTC
+    where = {"cluster": "dc1", "cluster_label": "cluster", "now": now}
+    with pytest.raises(LedgerError, match=r"2026-10 ends at 2026-11-01T00:00:00Z, after now \(2026-10-31T17:00:00Z\)"):
+        close_month("2026-10", in_utc, url, tmp_path / "out-utc", tmp_path / "utc.db", **where)
+    closed = close_month("2026-10", shanghai, url, tmp_path / "out", tmp_path / "shanghai.db", **where)
+    assert (closed.outcome, closed.period) == ("issued", "2026-10")
+    issued = json.loads((tmp_path / "out" / "invoices" / "data-insight.json").read_text(encoding="utf-8"))
+    assert (issued["period_start"], issued["period_end"], issued["time_zone"]) == (
+        "2026-09-30T16:00:00Z", "2026-10-31T16:00:00Z", SHANGHAI
+    )  # fmt: skip
