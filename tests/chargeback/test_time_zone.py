@@ -235,7 +235,7 @@ def test_the_shanghai_month_bills_the_closed_form_of_its_local_month(
     # The invoice shows the month in its zone, and its daily chart has Shanghai's days.
     page = (tmp_path / "out-shanghai" / "invoices" / "community-services.html").read_text(encoding="utf-8")
     assert '2026-10 (Asia/Shanghai): <time datetime="2026-09-30T16:00:00Z">2026-09-30 16:00</time>' in page
-    assert "Asia/Shanghai days" in page and "UTC days" not in page
+    assert '<th scope="col">Hours (UTC)</th>' in page and "Asia/Shanghai days" in page and "UTC days" not in page
     assert "10-01</text>" in page and "09-30</text>" not in page
 
 
