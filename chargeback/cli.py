@@ -112,7 +112,12 @@ def print_table(columns: list[tuple[str, bool]], rows: list[list[str]], title: s
     out().print(table)
 
 
-PeriodOption = Annotated[str, typer.Option("--period", "-p", help="Calendar month to bill, YYYY-MM (UTC).")]
+PeriodOption = Annotated[
+    str,
+    typer.Option(
+        "--period", "-p", help="Calendar month to bill, YYYY-MM, of pool.yaml's billing.time_zone (default UTC)."
+    ),
+]
 CatalogOption = Annotated[Path, typer.Option("--catalog", "-c", help="Catalog directory.", envvar="POOL_CATALOG")]
 ClusterOption = Annotated[
     str | None, typer.Option("--cluster", help="Bill only this pool.yaml cluster (default: every cluster).")
@@ -263,7 +268,7 @@ def invoice(
             [document.invoice_number, document.business_unit.display_name, text(document.total), used, coverage]
         )
     rows.append(["", "Pool total", text(round_money(grand_total, chargeback.currency)), "", ""])
-    title = f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)"
+    title = f"Chargeback {chargeback.period.display} ({chargeback.billing_mode.value} billing)"
     print_table(columns, rows, title, form)
     (err() if form is not Format.TABLE else out()).print(f"wrote {len(run.written)} files to {out_dir}", soft_wrap=True)
 
@@ -319,7 +324,7 @@ def idle(
                 REASONS[row["reason"]],
             ]
         )
-    title = f"Idle allocations {chargeback.period} (threshold {policy.utilization_threshold:.0%})"
+    title = f"Idle allocations {chargeback.period.display} (threshold {policy.utilization_threshold:.0%})"
     print_table(columns, rows, title, form)
     if form is Format.TABLE:
         idle_cost, savings = idle_totals(frame, cur)
@@ -347,11 +352,12 @@ def doctor(
 
     Exit status 1 when any finding is an error (`chargeback invoice` would refuse), 0 otherwise."""
     now = dt.datetime.now(dt.UTC)
-    month = Period.parse(period) if period else default_period(now)
     matchers = [LabelMatcher.parse(m) for m in match or ()]
+    loaded = load_catalog(catalog)
+    zone = loaded.pool.billing.time_zone
+    month = Period.parse(period, zone) if period else default_period(now, zone)
 
     def check() -> tuple[list[str], list[Finding]]:
-        loaded = load_catalog(catalog)
         clusters = clusters_to_collect(loaded, cluster, cluster_label)
         with PrometheusClient(settings) as client:
             return clusters, diagnose(client, loaded, month, clusters, cluster_label, matchers, now)

@@ -23,8 +23,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pool_catalog import CatalogError
-from pool_catalog.models import BillingMode
+from pool_catalog import CatalogError, load_catalog
+from pool_catalog.models import BillingMode, Catalog
 
 from .alert_series import last_day_costs, scrape_coverage
 from .collect.prometheus import PrometheusSettings
@@ -247,8 +247,9 @@ class MonthToDateCollector(Collector):
         self._refreshing = threading.Lock()
         self._running_since: float | None = None
 
-    def compute(self, period: Period) -> Snapshot:
-        """Bill the month so far; raises ChargebackError or CatalogError.
+    def compute(self, period: Period, catalog: Catalog | None = None) -> Snapshot:
+        """Bill the month so far (`catalog`: the source's, already loaded); raises ChargebackError or
+        CatalogError.
 
         The doctor's checks run first, as for an invoice: a month-to-date period ends at the last whole
         hour, so it is never refused as not over; but no data, a required series missing or a partial
@@ -257,7 +258,7 @@ class MonthToDateCollector(Collector):
         Warning findings are logged with each refresh."""
         run = run_period(
             period,
-            self.source.catalog,
+            catalog or self.source.catalog,
             self.source.prometheus,
             cluster=self.source.cluster,
             cluster_label=self.source.cluster_label,
@@ -282,13 +283,15 @@ class MonthToDateCollector(Collector):
     def _refresh(self, started: float) -> bool:
         health = self._health
         try:
-            period = Period.month_to_date(self.clock())
-        except PeriodError as e:
-            # The first hour of a month: nothing to bill yet, the last month's final figures stay up.
-            log.info("%s; keeping the previous snapshot", e)
-            return True
-        try:
-            snapshot = self.compute(period)
+            try:
+                # The month of the catalog's billing zone: its months may begin at another UTC hour than 00:00.
+                catalog = load_catalog(self.source.catalog)
+                period = Period.month_to_date(self.clock(), catalog.pool.billing.time_zone)
+            except PeriodError as e:
+                # The first hour of a month: nothing to bill yet, the last month's final figures stay up.
+                log.info("%s; keeping the previous snapshot", e)
+                return True
+            snapshot = self.compute(period, catalog)
         except Exception as e:  # a long-running server survives any failed refresh
             duration = self.monotonic() - started
             self._health = _Health(False, health.last_success, duration, health.errors + 1)

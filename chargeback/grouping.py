@@ -200,6 +200,16 @@ def row_slices(rows: int, size: int = 1 << 20) -> Iterator[slice]:
         yield slice(start, min(start + size, rows))
 
 
+def bins_of(times: Column, edges: np.ndarray) -> np.ndarray:
+    """The number of the bin holding each of `times`, bins starting at `edges` (ascending epoch nanoseconds):
+    for steps of unequal length, such as local days across a daylight-saving change. 32-bit, a slice at a time."""
+    nanoseconds = pd.DatetimeIndex(times).as_unit("ns").asi8
+    number = np.empty(len(nanoseconds), dtype=np.int32)
+    for part in row_slices(len(nanoseconds)):
+        number[part] = np.searchsorted(edges, nanoseconds[part], side="right") - 1
+    return number
+
+
 def steps_since(times: Column, start: int, step: int) -> np.ndarray:
     """Whole `step`s (nanoseconds: an hour, a day) from `start` (epoch nanoseconds) to each of `times`, as
     32-bit numbers computed a slice at a time: a small key for `group_rows` instead of 64-bit times."""

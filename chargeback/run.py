@@ -148,8 +148,9 @@ def run_period(
     warnings, on every invoice they touch. Raises ChargebackError or CatalogError with a message for
     the user; writes nothing on failure.
     """
-    period = period if isinstance(period, Period) else Period.parse(period)
     catalog = catalog if isinstance(catalog, Catalog) else load_catalog(Path(catalog))
+    # The catalog's billing zone decides which instants "2026-10" covers.
+    period = (period if isinstance(period, Period) else Period.parse(period)).in_zone(catalog.pool.billing.time_zone)
     settings = prometheus if isinstance(prometheus, PrometheusSettings) else PrometheusSettings(url=prometheus)
     selectors = [m if isinstance(m, LabelMatcher) else LabelMatcher.parse(m) for m in matchers]
     clusters = clusters_to_collect(catalog, cluster, cluster_label)

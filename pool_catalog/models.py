@@ -30,6 +30,7 @@ from .quantities import Bytes, Cores, parse
 from .resources import HOURS_PER_MONTH as HOURS_PER_MONTH
 from .resources import Resource as Resource
 from .resources import ResourceSpec, names, spec_of
+from .time_zones import UTC_NAME, check_zone
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -612,11 +613,27 @@ class Alerting(_Model):
         return self
 
 
+class Billing(_Model):
+    """How the group's books are kept: the zone whose calendar months and days are billed."""
+
+    time_zone: str = Field(
+        UTC_NAME,
+        description="IANA time zone whose months and days are billed (e.g. Asia/Shanghai): `--period 2026-10` is "
+        "October there, from its local midnight on the 1st; its offset must be whole hours (hours are UTC hours).",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_whole_hour_zone(cls, value: str) -> str:
+        return check_zone(value)
+
+
 class Pool(_Model):
     """pool.yaml: what the platform team owns."""
 
     clusters: list[Cluster] = Field(..., min_length=1, description="Clusters the servers are pooled into.")
     alerting: Alerting | None = Field(None, description="Alert routing: the platform route and resend policy.")
+    billing: Billing = Field(default_factory=Billing, description="Billing settings: the time zone of the months.")
     allowed_groups: list[Group] = Field(
         default_factory=list,
         description="Exceptions to the group rules of unit files: `system:` groups units may still name as owners "

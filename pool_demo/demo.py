@@ -498,6 +498,9 @@ def run_demo(
     console.rule("1 validate the catalog")
     with times.measure("validate"):
         catalog = validate_catalog(catalog_dir, console)
+    # Months of the catalog's billing zone: usage is generated for, and billed over, their UTC instants.
+    period = period.in_zone(catalog.pool.billing.time_zone)
+    periods = [period.previous, period]
     first = catalog.rates.sorted_versions()[0].effective_from
     if first > periods[0].start:
         raise DemoError(

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from pool_catalog.models import Catalog
+from pool_catalog.time_zones import UTC_NAME
 
 from ..errors import ChargebackError
 from ..period import Period, iso_utc
@@ -472,7 +473,7 @@ def _targets(rows: Sequence[Row]) -> str:
 
 def check_period(period: Period, now: dt.datetime, cluster: str) -> list[Finding]:
     """A month that has not begun, or not ended, has no complete data to bill."""
-    last = Period(now.year, now.month).previous.label
+    last = Period.of(now, period.time_zone).previous.label
     if period.start >= now:
         return [
             Finding(
@@ -810,9 +811,9 @@ def no_data(cluster: str, period: Period, matchers: Sequence[LabelMatcher], hint
 # ---------------------------------------------------------------- the whole diagnosis
 
 
-def default_period(now: dt.datetime) -> Period:
-    """The last complete calendar month at `now`."""
-    return Period(now.year, now.month).previous
+def default_period(now: dt.datetime, time_zone: str = UTC_NAME) -> Period:
+    """The last complete calendar month of `time_zone` at `now`."""
+    return Period.of(now, time_zone).previous
 
 
 def _examined_hours(period: Period, now: dt.datetime) -> int:

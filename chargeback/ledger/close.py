@@ -111,10 +111,10 @@ def close_month(
 ) -> CloseResult:
     """Close `period`: issue it if it never was, say whether a recomputation is identical, or (with `correct`)
     issue correction notes for what changed. Raises LedgerError/ChargebackError/CatalogError with a message."""
-    period = period if isinstance(period, Period) else Period.parse(period)
+    catalog = catalog if isinstance(catalog, Catalog) else load_catalog(Path(catalog))
+    period = (period if isinstance(period, Period) else Period.parse(period)).in_zone(catalog.pool.billing.time_zone)
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     _check_ended(period, now)
-    catalog = catalog if isinstance(catalog, Catalog) else load_catalog(Path(catalog))
     settings = prometheus if isinstance(prometheus, PrometheusSettings) else PrometheusSettings(url=prometheus)
     out = Path(out)
     target = ledger
@@ -228,7 +228,7 @@ def _correction(
 ) -> Issue:
     chargeback = run.chargeback
     label, currency = chargeback.period.label, chargeback.currency
-    billing = Period(now.year, now.month)
+    billing = Period.of(now, chargeback.period.time_zone)
     units = {u.id: u for u in chargeback.catalog.units}
     by_unit: dict[str, list[Difference]] = {}
     for change in changes:
@@ -309,6 +309,7 @@ def _correction(
             "period": label,
             "period_start": iso_utc(chargeback.period.start),
             "period_end": iso_utc(chargeback.period.end),
+            **({"time_zone": chargeback.period.zone_name} if chargeback.period.zone_name else {}),
             "billing_period": billing.label,
             "issuer": chargeback.catalog.rates.issuer.model_dump(),
             "business_unit": {

@@ -19,7 +19,7 @@ import pandas as pd
 
 from pool_catalog.pricing import minor_unit
 
-from ..grouping import HOUR_NS, group_rows, steps_since, take_columns
+from ..grouping import bins_of, group_rows, take_columns
 from ..rate.idle import allocated_resources, level_unit
 from ..rate.rating import SHARED, billed_nano, billed_rows, from_nano, nano, version_index
 from ..rate.result import Chargeback
@@ -29,11 +29,9 @@ _KEY = ["cluster", "namespace", "resource", "tier", "version"]
 
 
 def period_days(chargeback: Chargeback) -> list[dt.date]:
-    """Every UTC day of the period, in order."""
-    period = chargeback.period
-    # A month so far may end mid-day: its last, partial day counts too.
-    count = -(-(period.end - period.start) // dt.timedelta(days=1))
-    return [(period.start + dt.timedelta(days=i)).date() for i in range(count)]
+    """Every day of the period in its billing time zone, in order (a month so far may end mid-day: its last,
+    partial day counts too)."""
+    return [day for day, _ in chargeback.period.day_starts()]
 
 
 def daily_costs(chargeback: Chargeback) -> dict[str, list[Decimal]]:
@@ -50,7 +48,9 @@ def daily_costs(chargeback: Chargeback) -> dict[str, list[Decimal]]:
     taken = take_columns(usage, rows, ["cluster", "namespace", "resource", "tier", "hour"])
     hours = taken.pop("hour")
     version = version_index(hours, rates)
-    day = steps_since(hours, pd.Timestamp(chargeback.period.start).as_unit("ns").value, 24 * HOUR_NS)
+    # Local days: a day of a daylight-saving change has 23 or 25 hours, so days are bins, not steps.
+    edges = np.array([pd.Timestamp(first).as_unit("ns").value for _, first in chargeback.period.day_starts()])
+    day = bins_of(hours, edges)
     del hours
     groups = group_rows({**taken, "version": version, "day": day})
     del taken, version, day

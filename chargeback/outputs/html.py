@@ -80,11 +80,11 @@ CONSUMED = "Capabilities consumed"
 RECOVERED = "Recovered from consumers (credit)"
 
 
-def daily_note(capabilities: bool) -> str:
-    """What the days of a daily chart add up to, printed under its axis."""
+def daily_note(capabilities: bool, zone: str) -> str:
+    """What the days of a daily chart (days of the billing time zone `zone`) add up to, printed under its axis."""
     if capabilities:
-        return "UTC days; a unit's days add up to its resources' total, capability calls are not in them"
-    return "UTC days; the days of a unit add up to its invoice total"
+        return f"{zone} days; a unit's days add up to its resources' total, capability calls are not in them"
+    return f"{zone} days; the days of a unit add up to its invoice total"
 
 
 def capability_parts(invoice: Invoice) -> list[tuple[str, Decimal]]:
@@ -145,8 +145,9 @@ def summary_charts(
             chargeback,
             series,
             f"Daily cost per business unit, {period}",
-            f"One line per business unit: the cost of its resources on each UTC day of the period, in {currency}.",
-            daily_note(any(capability_parts(inv) for inv in invoices)),
+            f"One line per business unit: the cost of its resources on each {chargeback.period.time_zone} day "
+            f"of the period, in {currency}.",
+            daily_note(any(capability_parts(inv) for inv in invoices), chargeback.period.time_zone),
         )
     if levels:
         result["allocation"] = charts.allocation_bars(
@@ -205,9 +206,9 @@ def invoice_charts(
             chargeback,
             [(name, daily[unit_id])],
             f"Daily cost of {name}, {period}",
-            f"Cost on each UTC day of the period, in {currency}; the days add up to the "
+            f"Cost on each {chargeback.period.time_zone} day of the period, in {currency}; the days add up to the "
             + ("resources' total (capability calls are not in it)." if capability_parts(invoice) else "invoice total."),
-            daily_note(bool(capability_parts(invoice))),
+            daily_note(bool(capability_parts(invoice)), chargeback.period.time_zone),
         )
     if levels.get(unit_id):
         result["allocation"] = charts.allocation_bars(

@@ -288,12 +288,14 @@ class Invoice(Document):
     total = the namespaces' subtotals + capabilities_consumed.total + recovered_from_consumers.total."""
 
     omit_when_none: ClassVar[frozenset[str]] = frozenset(
-        {"north_star", "data_findings", "issue", "capabilities_consumed", "recovered_from_consumers"}
+        {"time_zone", "north_star", "data_findings", "issue", "capabilities_consumed", "recovered_from_consumers"}
     )
     invoice_number: str
     period: str
     period_start: str
     period_end: str
+    time_zone: str | None = None
+    """The billing time zone whose month `period` is (period_start/end are its bounds in UTC); absent: UTC."""
     issuer: Issuer
     business_unit: UnitRef
     currency: str
@@ -399,10 +401,14 @@ class UndeclaredCaller(Document):
 class FinanceSummary(Document):
     """All units side by side: budget vs actual, share of the pool, idle money, capability use."""
 
-    omit_when_none: ClassVar[frozenset[str]] = frozenset({"data_findings", "capabilities", "undeclared_callers"})
+    omit_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"time_zone", "data_findings", "capabilities", "undeclared_callers"}
+    )
     period: str
     period_start: str
     period_end: str
+    time_zone: str | None = None
+    """The billing time zone whose month `period` is; absent: UTC."""
     issuer: Issuer
     currency: str
     billing_mode: str

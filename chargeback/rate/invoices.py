@@ -222,6 +222,7 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> Invoice:
         period=period.label,
         period_start=iso_utc(period.start),
         period_end=iso_utc(period.end),
+        time_zone=period.zone_name,
         issuer=chargeback.catalog.rates.issuer,
         business_unit=UnitRef(
             id=unit_id,
@@ -464,6 +465,7 @@ def finance_summary(chargeback: Chargeback, invoices: Sequence[Invoice]) -> Fina
         period=chargeback.period.label,
         period_start=iso_utc(chargeback.period.start),
         period_end=iso_utc(chargeback.period.end),
+        time_zone=chargeback.period.zone_name,
         issuer=chargeback.catalog.rates.issuer,
         currency=chargeback.currency,
         billing_mode=chargeback.billing_mode.value,

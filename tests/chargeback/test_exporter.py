@@ -280,6 +280,7 @@ def test_a_failed_refresh_keeps_the_previous_snapshot(priced_scenario: ScenarioS
     collector = collector_for(priced_scenario.url, catalog)
     assert collector.refresh()
     before = exposed(collector)
+    rates = (catalog / "rates.yaml").read_text(encoding="utf-8")
     (catalog / "rates.yaml").write_text("currency: [not, a, currency\n", encoding="utf-8")
     assert not collector.refresh()
     after = exposed(collector)
@@ -287,7 +288,9 @@ def test_a_failed_refresh_keeps_the_previous_snapshot(priced_scenario: ScenarioS
     assert after["resource_pool_exporter_refresh_errors_total"][0][1] == 1
     for name in ("resource_pool_month_to_date_cost", "resource_pool_forecast_budget_ratio"):
         assert after[name] == before[name] and before[name]
-    # In the first hour of November nothing of it is billable yet: October's final figures stay, no error.
+    # In the first hour of November nothing of it is billable yet: October's final figures stay, no error
+    # (the catalog is read first: its billing zone says when November begins).
+    (catalog / "rates.yaml").write_text(rates, encoding="utf-8")
     collector.clock = lambda: dt.datetime(2026, 11, 1, 0, 30, tzinfo=dt.UTC)
     assert collector.refresh()
     assert exposed(collector)["resource_pool_exporter_refresh_errors_total"][0][1] == 1
