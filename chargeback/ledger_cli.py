@@ -39,7 +39,7 @@ from .ledger.documents import Difference, UnitState, chargeback_lines, differenc
 from .ledger.reading import ClosedMonthsCollector
 from .ledger.schema import LINE_FIELDS
 from .ledger.store import Issue, Ledger, ledger_url
-from .outputs.csv_tables import csv_text
+from .outputs.csv_tables import BOM, csv_text
 from .outputs.focus import COLUMNS as FOCUS_COLUMNS
 from .outputs.writer import write_file, write_new_files
 from .period import Period
@@ -328,6 +328,9 @@ def _focus(issues: Sequence[Issue]) -> str:
 
 
 def _lines_csv(issues: Sequence[Issue]) -> str:
+    """Document lines for a spreadsheet: with a byte-order mark when the newest line_items.csv of the range was
+    issued with one (rates.yaml csv_bom then), and by default when the range holds none (corrections only)."""
+    issued = [i.files["line_items.csv"] for i in issues if "line_items.csv" in i.files]
     columns = ("period", "billing_period", "document", "kind", "reference", "business_unit", *LINE_FIELDS, "currency")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -347,7 +350,7 @@ def _lines_csv(issues: Sequence[Issue]) -> str:
                         "currency": document.currency,
                     }
                 )
-    return buffer.getvalue()
+    return (BOM if not issued or issued[-1].startswith(BOM) else "") + buffer.getvalue()
 
 
 def _json(issues: Sequence[Issue]) -> str:
