@@ -18,7 +18,7 @@ from ..collect.usage import usage_unit
 from ..errors import OutputError
 from ..grouping import group_rows
 from ..period import iso_utc
-from ..rate.invoices import text
+from ..rate.invoices import UNALLOCATED_NAME, text
 from ..rate.rating import from_nano, nano
 from ..rate.result import Chargeback
 from .formats import Format, Inputs, register
@@ -50,9 +50,11 @@ LINE_COLUMNS = (
     "amount",
     "currency",
     "rate_effective_from",
+    "business_unit_name",
 )
 """line_items.csv; `rate_effective_from` is the rate version a line is priced at: a line is split at a version
-only where its price changed, each part carrying its own version."""
+only where its price changed, each part carrying its own version. `business_unit_name` is the unit's display
+name as on its invoice (数据洞察事业部 …), for the spreadsheet reader."""
 IDLE_COLUMNS = (
     "business_unit",
     "namespace",
@@ -145,8 +147,12 @@ def usage_rows(chargeback: Chargeback) -> list[dict[str, str]]:
 
 
 def line_rows(chargeback: Chargeback) -> list[dict[str, str]]:
+    names = {unit.id: unit.display_name for unit in chargeback.catalog.units}
     return [
-        {column: _cell_text(line[column]) for column in LINE_COLUMNS}
+        {
+            **{column: _cell_text(line[column]) for column in LINE_COLUMNS[:-1]},
+            "business_unit_name": names.get(line["business_unit"], UNALLOCATED_NAME),
+        }
         for line in chargeback.lines.to_dict("records")
     ]
 

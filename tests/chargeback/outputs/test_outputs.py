@@ -123,7 +123,7 @@ def test_output_file_list_and_csv_columns(files: dict[str, str]) -> None:
     assert files["line_items.csv"].splitlines()[0] == BOM + ",".join(LINE_COLUMNS)
     assert LINE_COLUMNS == (
         "period", "business_unit", "cost_center", "cluster", "namespace", "resource", "tier", "usage_quantity",
-        "billed_quantity", "unit", "unit_price", "amount", "currency", "rate_effective_from",
+        "billed_quantity", "unit", "unit_price", "amount", "currency", "rate_effective_from", "business_unit_name",
     )  # fmt: skip
     assert files["idle.csv"].splitlines()[0] == BOM + ",".join(IDLE_COLUMNS)
     assert IDLE_COLUMNS == (
