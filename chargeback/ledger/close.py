@@ -18,6 +18,7 @@ from typing import Any
 
 from pool_catalog import Catalog, load_catalog
 from pool_catalog.models import BillingMode
+from pool_catalog.pricing import round_money
 
 from ..collect.prometheus import PrometheusClient, PrometheusSettings
 from ..collect.promql import LabelMatcher
@@ -179,7 +180,8 @@ def close_month(
             changes = differences(in_force, chargeback_lines(run.chargeback))
             if not changes:
                 return CloseResult("identical", period.label, book.name, in_force=in_force, warnings=run.warnings)
-            materiality = catalog.rates.corrections.materiality
+            # As money of the card's currency (checked to be a multiple of its minor unit): 1.00, not YAML's 1.0.
+            materiality = round_money(catalog.rates.corrections.materiality, catalog.rates.currency)
             material, below = by_materiality(changes, materiality)
             found = CloseResult(
                 "differs", period.label, book.name, None, changes, in_force, [], run.warnings, below, materiality

@@ -89,7 +89,7 @@ def test_every_change_below_the_threshold_issues_nothing_but_records_it(
     priced_prometheus: ScenarioServer, tmp_path: Path
 ) -> None:
     catalog = copy_example(tmp_path)
-    set_materiality(catalog, "20.00")
+    set_materiality(catalog, "20")  # written as a plain number: shown and recorded as money, 20.00
     assert close(priced_prometheus.url, catalog, tmp_path)[0] == 0
     lower_cpu_price(catalog)
     code, output = close(priced_prometheus.url, catalog, tmp_path, "--correct")
@@ -118,7 +118,7 @@ def test_without_a_threshold_a_cent_change_gets_its_note(priced_prometheus: Scen
         "data-insight": Decimal("-15.87"),
         "unallocated": -1 * Decimal("0.02"),
     }
-    assert correction.fingerprint["corrections"] == {"materiality": "0", "below": []}
+    assert correction.fingerprint["corrections"] == {"materiality": "0.00", "below": []}
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,8 @@ def test_unchanged_prices_stay_one_line_and_the_changed_one_splits_with_its_vers
         (FIRST, "672.000000000", "0.24", "161.28"),
         (SECOND, "816.000000000", "0.30", "244.80"),
     ]
-    # 8 GiB × 744 h × 0.032 = 190.464 → 190.46, one line (split, it would be 86.02 + 104.45)
+    # 8 GiB × 744 h × 0.032 = 190.464 → 190.46, one line rounded once (split at the version it was 86.02 +
+    # 104.45 = 190.47: one cent of rounding more, on a price that did not change)
     assert by_line[("di-api", "memory")] == [(FIRST, "5952.000000000", "0.032", "190.46")]
     # 600 GiB × 744 h / 730 = 611.506849315 GiB-months × 0.30 = 183.452… → 183.45
     assert by_line[("di-batch", "storage")] == [(FIRST, "446400.000000000", "0.30", "183.45")]
