@@ -220,8 +220,8 @@ def close(
     if result.outcome == "below_threshold":
         print_below_threshold(result, next(iter(result.in_force.values())).currency)
         out().print(
-            f"{result.period}: no correction note issued; the decision is recorded in ledger {result.ledger} "
-            f"as #{result.recorded}",
+            f"{result.period}: no correction note issued; the decision {'is' if result.issue else 'was already'} "
+            f"recorded in ledger {result.ledger} as #{result.recorded}",
             soft_wrap=True,
             markup=False,
         )

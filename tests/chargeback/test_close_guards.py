@@ -1,6 +1,6 @@
-"""`chargeback close` guards: the materiality threshold of corrections, and the refusal of a catalog with
-uncommitted changes. Against the closed-form scenario in a real Prometheus (`priced_prometheus`) and a SQLite
-ledger.
+"""`chargeback close` guards: the materiality threshold of corrections, the refusal of a catalog with
+uncommitted changes, and the byte-order mark of the ledger's lines export. Against the closed-form scenario
+in a real Prometheus (`priced_prometheus`) and a SQLite ledger.
 
 Lowering CPU from 0.24 to 0.221 per core-hour for October moves community-services by -0.21, unallocated by
 -0.02 and data-insight by -15.87 (the scenario's core-hours × the price change, rounded per line).
@@ -8,6 +8,9 @@ Lowering CPU from 0.24 to 0.221 per core-hour for October moves community-servic
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
 import re
 import shutil
 import subprocess
@@ -80,7 +83,7 @@ def test_changes_below_the_threshold_get_no_note_and_the_decision_is_recorded(
     # Again: only the units below the threshold still differ, and that decision is already recorded.
     code, output = close(priced_prometheus.url, catalog, tmp_path, "--correct")
     assert code == 0, output
-    assert "no correction note issued" in output and "as #1" in output
+    assert "no correction note issued; the decision was already recorded" in output and "as #1" in output
     with Ledger(str(tmp_path / "ledger.db")) as book:
         assert len(book.issues()) == 2
 
@@ -182,3 +185,22 @@ def test_a_catalog_outside_git_is_closed_and_recorded_as_such(
     assert issue.fingerprint["catalog"]["git"] is None
     shown = runner.invoke(app, ["ledger", "show", "--ledger", str(tmp_path / "ledger.db"), "--period", PERIOD])
     assert "(not under version control)" in shown.output
+
+
+@pytest.mark.parametrize("bom", [True, False])
+def test_ledger_lines_export_follows_the_issued_line_items(
+    priced_prometheus: ScenarioServer, tmp_path: Path, bom: bool
+) -> None:
+    catalog = copy_example(tmp_path)
+    edit_yaml(catalog / "rates.yaml", lambda doc: doc.__setitem__("csv_bom", bom))
+    assert close(priced_prometheus.url, catalog, tmp_path)[0] == 0
+    issued = (tmp_path / "reports" / PERIOD / "line_items.csv").read_bytes()
+    exported = runner.invoke(app, ["ledger", "export", "--ledger", str(tmp_path / "ledger.db"), "--format", "csv"])
+    assert exported.exit_code == 0, exported.output
+    assert issued.startswith(codecs.BOM_UTF8) is bom
+    assert exported.stdout_bytes.startswith(codecs.BOM_UTF8) is bom
+    rows = list(csv.DictReader(io.StringIO(exported.stdout_bytes.decode("utf-8-sig"))))
+    assert rows[0]["period"] == PERIOD  # the first column's name reads clean either way
+    focus = runner.invoke(app, ["ledger", "export", "--ledger", str(tmp_path / "ledger.db"), "--format", "focus"])
+    assert focus.stdout_bytes == (tmp_path / "reports" / PERIOD / "focus.csv").read_bytes()
+    assert not focus.stdout_bytes.startswith(codecs.BOM_UTF8)
