@@ -39,7 +39,7 @@ from .ledger.documents import Difference, UnitState, chargeback_lines, differenc
 from .ledger.reading import ClosedMonthsCollector
 from .ledger.schema import LINE_FIELDS
 from .ledger.store import Issue, Ledger, ledger_url
-from .outputs.csv_tables import csv_text
+from .outputs.csv_tables import BOM, csv_text
 from .outputs.focus import COLUMNS as FOCUS_COLUMNS
 from .outputs.writer import write_file, write_new_files
 from .period import Period
@@ -104,6 +104,21 @@ def print_differences(changes: Sequence[Difference], in_force: dict[str, UnitSta
             out().print(f"  {difference.describe()}", soft_wrap=True, markup=False)
 
 
+def print_below_threshold(result: CloseResult, currency: str) -> None:
+    """The units whose change is below rates.yaml corrections.materiality: no note for them."""
+    if not result.below:
+        return
+    out().print(
+        f"below the materiality threshold of {currency} {result.materiality} (rates.yaml corrections.materiality), "
+        "no note for:",
+        soft_wrap=True,
+        markup=False,
+    )
+    for unit in result.below:
+        lines = f"{unit.lines} line{'s' if unit.lines > 1 else ''}"
+        out().print(f"  {unit.business_unit}: {currency} {unit.change:+f} ({lines})", soft_wrap=True, markup=False)
+
+
 def compare_closed(chargeback: Chargeback, ledger_name: str, issues: list[Issue]) -> None:
     """`chargeback invoice` on a closed month: recompute, compare with what is in force, print; exit 1 if it differs."""
     in_force = month_in_force(issues)
@@ -158,6 +173,13 @@ def close(
     previous: Annotated[
         Path | None, typer.Option("--previous", help="Output directory of the previous period (month over month).")
     ] = None,
+    allow_dirty_catalog: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dirty-catalog",
+            help="Close even though the catalog has uncommitted changes (the ledger records the checkout as dirty).",
+        ),
+    ] = False,
 ) -> None:
     """Issue a month into the ledger (and write its reports); re-run: compare; --correct: issue corrections."""
     result: CloseResult = close_month(
@@ -172,6 +194,7 @@ def close(
         matchers=match or [],
         billing_mode=billing_mode,
         previous=previous,
+        allow_dirty_catalog=allow_dirty_catalog,
     )
     for warning in result.warnings:
         err().print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)
@@ -191,8 +214,18 @@ def close(
             markup=False,
         )
         print_differences(result.differences, result.in_force, currency)
+        print_below_threshold(result, currency)
         out().print("issue correction notes for the difference with --correct", markup=False)
         raise typer.Exit(1)
+    if result.outcome == "below_threshold":
+        print_below_threshold(result, next(iter(result.in_force.values())).currency)
+        out().print(
+            f"{result.period}: no correction note issued; the decision {'is' if result.issue else 'was already'} "
+            f"recorded in ledger {result.ledger} as #{result.recorded}",
+            soft_wrap=True,
+            markup=False,
+        )
+        return
     issue = result.issue
     assert issue is not None
     title = f"{result.period} issued" if result.outcome == "issued" else f"{result.period} correction {issue.sequence}"
@@ -208,6 +241,8 @@ def close(
             f"{document.currency} {document.total}",
         )
     out().print(table)
+    if issue.documents:
+        print_below_threshold(result, issue.documents[0].currency)
     out().print(f"ledger {result.ledger}; wrote {len(result.written)} files to {out_dir}", soft_wrap=True)
 
 
@@ -283,10 +318,14 @@ def show(ledger: RequiredLedgerOption, period: PeriodOption) -> None:
             f"{issue.period} #{issue.sequence} {issue.kind}, billed in {issue.billing_period}, "
             f"issued {issue.issued_at} by {issue.issued_by}\n  content sha256 {issue.content_hash}"
             f"\n  catalog {fp['catalog']['sha256']}"
-            + (f" (git {git['commit']}{', dirty' if git['dirty'] else ''})" if git else "")
+            + (f" (git {git['commit']}{', dirty' if git['dirty'] else ''})" if git else " (not under version control)")
             + f"\n  rate card {fp['rate_card']['sha256']} versions {', '.join(fp['rate_card']['versions'])}"
             + f"\n  prometheus {fp['prometheus']['url']} {fp['prometheus']['version'] or '(version unknown)'} "
-            f"queries {fp['prometheus']['queries_sha256']}\n  tool {fp['tool_version']}",
+            f"queries {fp['prometheus']['queries_sha256']}\n  tool {fp['tool_version']}"
+            + "".join(
+                f"\n  below materiality {fp['corrections']['materiality']}, no note: {b['business_unit']} {b['change']}"
+                for b in fp.get("corrections", {}).get("below", [])
+            ),
             soft_wrap=True,
             markup=False,
             highlight=False,
@@ -328,6 +367,9 @@ def _focus(issues: Sequence[Issue]) -> str:
 
 
 def _lines_csv(issues: Sequence[Issue]) -> str:
+    """Document lines for a spreadsheet: with a byte-order mark when the newest line_items.csv of the range was
+    issued with one (rates.yaml csv_bom then), and by default when the range holds none (corrections only)."""
+    issued = [i.files["line_items.csv"] for i in issues if "line_items.csv" in i.files]
     columns = ("period", "billing_period", "document", "kind", "reference", "business_unit", *LINE_FIELDS, "currency")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -347,7 +389,7 @@ def _lines_csv(issues: Sequence[Issue]) -> str:
                         "currency": document.currency,
                     }
                 )
-    return buffer.getvalue()
+    return (BOM if not issued or issued[-1].startswith(BOM) else "") + buffer.getvalue()
 
 
 def _json(issues: Sequence[Issue]) -> str:

@@ -14,7 +14,7 @@ from .capacity import over_capacity, pool_allocation, pool_capacity, tier_alloca
 from .errors import Finding, Severity
 from .files import POOL_FILE, RATES_FILE, UNITS_DIR, field_path, line_of, unit_file
 from .models import Catalog, Cluster, parse_address_range, range_within
-from .pricing import MissingPriceError, rate_version_for, round_money, unit_monthly_cost
+from .pricing import MissingPriceError, minor_unit, rate_version_for, round_money, unit_monthly_cost
 
 RESERVED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 RESERVED_PREFIXES = ("kube-",)
@@ -341,6 +341,14 @@ def _check_rates(catalog: Catalog, report: _Reporter) -> None:
                 )
         if shared.cluster is not None and catalog.pool.cluster(shared.cluster) is None:
             report.add(rates_file, ("shared_namespaces", si, "cluster"), f"unknown cluster {shared.cluster!r}")
+    materiality, currency = catalog.rates.corrections.materiality, catalog.rates.currency
+    if materiality != round_money(materiality, currency):
+        report.add(
+            rates_file,
+            ("corrections", "materiality"),
+            f"{materiality} is finer than {currency}'s smallest amount ({minor_unit(currency)})",
+            f"write a multiple of {minor_unit(currency)} {currency}",
+        )
     if any(f.file == rates_file and f.severity is Severity.ERROR for f in report.findings):
         return
     version = rate_version_for(catalog.rates)

@@ -1093,6 +1093,16 @@ class CapabilityRate(_Model):
         return current
 
 
+class Corrections(_Model):
+    """How a closed month is corrected (`chargeback close --correct`)."""
+
+    materiality: NonNegative = Field(
+        Decimal(0),
+        description="Smallest change of a unit's month (absolute, in the rate card's currency) that gets a credit "
+        "or debit note; smaller ones are recorded in the ledger, not issued. 0: every change.",
+    )
+
+
 class RateCard(_Model):
     """rates.yaml: what finance decides."""
 
@@ -1111,6 +1121,12 @@ class RateCard(_Model):
     )
     capabilities: list[CapabilityRate] = Field(
         default_factory=list, description="Billing method of each exposed capability, versioned."
+    )
+    corrections: Corrections = Field(default_factory=Corrections, description="Corrections of closed months.")
+    csv_bom: bool = Field(
+        True,
+        description="Start the spreadsheet CSVs (usage, line_items, idle, capability_lines) with a UTF-8 "
+        "byte-order mark, so spreadsheet tools read non-ASCII names right; focus.csv never has one.",
     )
 
     @field_validator("versions")

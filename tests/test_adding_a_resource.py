@@ -8,9 +8,7 @@ the idle allocations and the FOCUS export.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,6 +20,7 @@ import pytest
 
 from chargeback.collect.prometheus import PrometheusClient, PrometheusSettings
 from chargeback.collect.usage import collect_usage, usage_queries
+from chargeback.outputs.csv_tables import csv_records
 from chargeback.outputs.reports import report_files
 from chargeback.period import Period
 from chargeback.rate.result import charge
@@ -104,7 +103,7 @@ def month(catalog: Catalog) -> dict[str, str]:
 
 
 def read_csv(content: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(content)))
+    return csv_records(content)
 
 
 def test_the_toy_resource_reaches_the_resource_quota_and_its_cost(catalog: Catalog) -> None:

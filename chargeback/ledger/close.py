@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pool_catalog import Catalog, load_catalog
 from pool_catalog.models import BillingMode
+from pool_catalog.pricing import round_money
 
 from ..collect.prometheus import PrometheusClient, PrometheusSettings
 from ..collect.promql import LabelMatcher
@@ -33,8 +34,10 @@ from ..period import Period, iso_utc
 from ..rate.invoices import UNALLOCATED_NAME, text
 from ..run import PeriodRun, run_period
 from .documents import (
+    BelowThreshold,
     Difference,
     UnitState,
+    by_materiality,
     chargeback_lines,
     content_hash,
     correction_lines,
@@ -44,15 +47,17 @@ from .documents import (
     note_number,
     note_total,
 )
-from .fingerprint import build_fingerprint, issuer_identity
+from .fingerprint import build_fingerprint, issuer_identity, refuse_dirty_catalog
 from .reading import previous_from_ledger
 from .store import Document, Issue, Ledger
 
 
 @dataclass(frozen=True)
 class CloseResult:
-    """What a close did: `issued` (the original), `corrected`, `identical` (nothing to do) or `differs`
-    (figures changed; nothing issued without --correct)."""
+    """What a close did: `issued` (the original), `corrected`, `identical` (nothing to do), `differs`
+    (figures changed; nothing issued without --correct) or `below_threshold` (--correct: every unit's change is
+    below rates.yaml corrections.materiality; the decision is recorded, no note issued). `below`: the units left
+    below the threshold; `recorded`: the sequence of the ledger issue that records them."""
 
     outcome: str
     period: str
@@ -62,6 +67,9 @@ class CloseResult:
     in_force: dict[str, UnitState] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    below: list[BelowThreshold] = field(default_factory=list)
+    materiality: Decimal = Decimal(0)
+    recorded: int | None = None
 
 
 def default_ledger(out: Path) -> Path:
@@ -108,13 +116,18 @@ def close_month(
     previous: Path | None = None,
     now: dt.datetime | None = None,
     issued_by: str | None = None,
+    allow_dirty_catalog: bool = False,
 ) -> CloseResult:
     """Close `period`: issue it if it never was, say whether a recomputation is identical, or (with `correct`)
-    issue correction notes for what changed. Raises LedgerError/ChargebackError/CatalogError with a message."""
+    issue correction notes for what changed, for units whose change reaches rates.yaml corrections.materiality.
+    A catalog with uncommitted changes is refused unless `allow_dirty_catalog`.
+    Raises LedgerError/ChargebackError/CatalogError with a message."""
     catalog = catalog if isinstance(catalog, Catalog) else load_catalog(Path(catalog))
     period = (period if isinstance(period, Period) else Period.parse(period)).in_zone(catalog.pool.billing.time_zone)
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     _check_ended(period, now)
+    if not allow_dirty_catalog:
+        refuse_dirty_catalog(Path(catalog.root))
     settings = prometheus if isinstance(prometheus, PrometheusSettings) else PrometheusSettings(url=prometheus)
     out = Path(out)
     target = ledger
@@ -167,14 +180,24 @@ def close_month(
             changes = differences(in_force, chargeback_lines(run.chargeback))
             if not changes:
                 return CloseResult("identical", period.label, book.name, in_force=in_force, warnings=run.warnings)
+            # As money of the card's currency (checked to be a multiple of its minor unit): 1.00, not YAML's 1.0.
+            materiality = round_money(catalog.rates.corrections.materiality, catalog.rates.currency)
+            material, below = by_materiality(changes, materiality)
+            found = CloseResult(
+                "differs", period.label, book.name, None, changes, in_force, [], run.warnings, below, materiality
+            )
             if not correct:
-                return CloseResult(
-                    "differs", period.label, book.name, differences=changes, in_force=in_force, warnings=run.warnings
-                )
-            sequence = max(i.sequence for i in existing) + 1
-            issue = _correction(run, fingerprint, in_force, changes, sequence, now, who)
+                return found
+            # The decision is part of the issue: which units were left below the threshold, and at what amounts.
+            decision = {"materiality": text(materiality), "below": [b.as_dict() for b in below]}
+            last = max(existing, key=lambda i: i.sequence)
+            if not material and last.fingerprint.get("corrections") == decision:  # recorded by the last --correct
+                return replace(found, outcome="below_threshold", recorded=last.sequence)
+            sequence = last.sequence + 1
+            fingerprint = {**fingerprint, "corrections": decision}
+            issue = _correction(run, fingerprint, in_force, material, sequence, now, who)
             book.append(connection, issue)
-            outcome = "corrected"
+            outcome = "corrected" if material else "below_threshold"
     # Committed: now the files. A failure here leaves the ledger right; `chargeback ledger export` rewrites them.
     try:
         if outcome == "issued":
@@ -187,7 +210,11 @@ def close_month(
             f"chargeback ledger export --ledger {book.name} --from {issue.billing_period} --to {issue.billing_period} "
             "--format files --out DIR"
         ) from e
-    return CloseResult(outcome, period.label, book.name, issue, changes, in_force, written, run.warnings)
+    result = CloseResult(outcome, period.label, book.name, issue, changes, in_force, written, run.warnings)
+    if outcome == "issued":
+        return result
+    recorded = issue.sequence if outcome == "below_threshold" else None
+    return replace(result, below=found.below, materiality=found.materiality, recorded=recorded)
 
 
 def _original(

@@ -174,6 +174,37 @@ def differences(in_force: dict[str, UnitState], recomputed: dict[str, list[dict[
     return result
 
 
+@dataclass(frozen=True)
+class BelowThreshold:
+    """A unit whose month changed by less than rates.yaml `corrections.materiality`: recorded, not issued."""
+
+    business_unit: str
+    change: Decimal
+    lines: int
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {"business_unit": self.business_unit, "change": text(self.change), "lines": self.lines}
+
+
+def by_materiality(
+    changes: Sequence[Difference], materiality: Decimal
+) -> tuple[list[Difference], list[BelowThreshold]]:
+    """The changes of units whose net change is at least `materiality` in absolute value (they get a note), and
+    the units below it. The test is per unit, on the note's total: its lines may move more than that."""
+    per_unit: dict[str, list[Difference]] = {}
+    for change in changes:
+        per_unit.setdefault(change.business_unit, []).append(change)
+    material: list[Difference] = []
+    below = []
+    for unit, mine in sorted(per_unit.items()):
+        total = sum((c.change for c in mine), Decimal(0))
+        if abs(total) < materiality:
+            below.append(BelowThreshold(unit, total, len(mine)))
+        else:
+            material.extend(mine)
+    return material, below
+
+
 def _reversal(line: dict[str, str]) -> dict[str, str]:
     reversed_line = {**line, "entry": "reversal"}
     for name in NEGATED:

@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..errors import LedgerError
 from ..period import iso_utc
 from ..rate.invoices import text
 from ..rate.result import Chargeback
@@ -35,23 +36,44 @@ def catalog_hash(root: Path) -> tuple[str, int]:
     return digest.hexdigest(), len(paths)
 
 
+def _git(root: Path, *args: str) -> str | None:
+    """Output of a git command in `root`, or None when it fails (not a checkout, or git absent)."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
 def git_state(root: Path) -> dict[str, Any] | None:
-    """{commit, dirty} of the git checkout holding the catalog, or None when it is not in one (or git is absent)."""
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "--verify", "HEAD")
+    """{commit, dirty, and the changed files when dirty} of the git checkout holding the catalog, or None when
+    it is not in one (or git is absent): the fingerprint then says "not under version control"."""
+    commit = (_git(root, "rev-parse", "--verify", "HEAD") or "").strip()
     if not commit:
         return None
-    status = git("status", "--porcelain", "--", ".")
-    return {"commit": commit, "dirty": bool(status)}
+    changed = uncommitted_files(root) or []
+    return {"commit": commit, "dirty": bool(changed), **({"changed": changed} if changed else {})}
+
+
+def uncommitted_files(root: Path) -> list[str] | None:
+    """Files under `root` that differ from the checkout's HEAD (modified, added, deleted, untracked), as git names
+    them; None when `root` is not in a git checkout."""
+    status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", ".")
+    # Porcelain lines are "XY path": two status letters (a leading space when the index is unchanged), a space.
+    return None if status is None else sorted(line[3:] for line in status.splitlines() if line.strip())
+
+
+def refuse_dirty_catalog(root: Path) -> None:
+    """A close prices a month from the catalog; the ledger records the commit, so the catalog must be that
+    commit. A catalog outside git is allowed (recorded as not under version control)."""
+    changed = uncommitted_files(root)
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise LedgerError(
+            f"catalog {root} has uncommitted changes ({shown}): the ledger records the git commit that priced the "
+            "month, and these changes are in none; commit them first, or pass --allow-dirty-catalog to close anyway "
+            "(the ledger then records the checkout as dirty, with these files)"
+        )
 
 
 def tool_version() -> str:

@@ -21,7 +21,7 @@ from pool_catalog.pricing import minor_unit
 
 from ..grouping import bins_of, group_rows, take_columns
 from ..rate.idle import allocated_resources, level_unit
-from ..rate.rating import SHARED, billed_nano, billed_rows, from_nano, nano, version_index
+from ..rate.rating import SHARED, billed_nano, billed_rows, from_nano, nano, price_run, version_index
 from ..rate.result import Chargeback
 
 LEVEL_QUANTUM = Decimal("0.001")
@@ -56,15 +56,20 @@ def daily_costs(chargeback: Chargeback) -> dict[str, list[Decimal]]:
     del taken, version, day
     used, requested = usage["used"].to_numpy(), usage["requested"].to_numpy()
     billed = groups.sum_rows(rows, lambda at: billed_nano(used[at], requested[at], chargeback.billing_mode))
+    # A line covers a run of versions with one price (rating.price_run): its days are weighed over the run.
+    run_of = price_run(rates)
     per_key: dict[tuple, np.ndarray] = {}
-    for *key, day, amount in zip(*(groups.keys[c] for c in [*_KEY, "day"]), billed, strict=True):
-        per_key.setdefault(tuple(key), np.zeros(day_count, dtype=np.int64))[day] = amount
+    for cluster, namespace, resource, tier, version, day, amount in zip(
+        *(groups.keys[c] for c in [*_KEY, "day"]), billed, strict=True
+    ):
+        key = (cluster, namespace, resource, tier, run_of(resource, tier, version))
+        per_key.setdefault(key, np.zeros(day_count, dtype=np.int64))[day] += amount
     version_of = {pd.Timestamp(v.effective_from): i for i, v in enumerate(rates.sorted_versions())}
     minor = minor_unit(chargeback.currency)
     result: dict[str, list[Decimal]] = {}
     for line in lines.to_dict("records"):
         key = (line["cluster"], line["namespace"], line["resource"], line["tier"])
-        weights = per_key.get((*key, version_of[pd.Timestamp(line["rate_effective_from"])]))
+        weights = per_key.get((*key, run_of(*key[2:], version_of[pd.Timestamp(line["rate_effective_from"])])))
         days = result.setdefault(line["business_unit"], [Decimal(0)] * day_count)
         if weights is None or not weights.any() or not line["amount"]:
             continue  # nothing billed on any day: the line's amount is zero too

@@ -1,5 +1,9 @@
 """The CSV reports: usage.csv, line_items.csv and idle.csv, and the CSV writing every CSV format shares
-(`csv_text`: OWASP formula guard, numbers checked). Rows are sorted and numbers are fixed-point text."""
+(`csv_text`: OWASP formula guard, numbers checked). Rows are sorted and numbers are fixed-point text.
+
+The spreadsheet CSVs start with a UTF-8 byte-order mark (rates.yaml `csv_bom`, default true): without one,
+spreadsheet tools on Windows read UTF-8 as the local code page and garble names like 数据洞察事业部. focus.csv
+never has one: its readers are FOCUS tools, which expect plain UTF-8. Read these files as `utf-8-sig`."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from ..collect.usage import usage_unit
 from ..errors import OutputError
 from ..grouping import group_rows
 from ..period import iso_utc
-from ..rate.invoices import text
+from ..rate.invoices import UNALLOCATED_NAME, text
 from ..rate.rating import from_nano, nano
 from ..rate.result import Chargeback
 from .formats import Format, Inputs, register
@@ -45,7 +49,12 @@ LINE_COLUMNS = (
     "unit_price",
     "amount",
     "currency",
+    "rate_effective_from",
+    "business_unit_name",
 )
+"""line_items.csv; `rate_effective_from` is the rate version a line is priced at: a line is split at a version
+only where its price changed, each part carrying its own version. `business_unit_name` is the unit's display
+name as on its invoice (数据洞察事业部 …), for the spreadsheet reader."""
 IDLE_COLUMNS = (
     "business_unit",
     "namespace",
@@ -97,6 +106,8 @@ NUMERIC_COLUMNS = frozenset(
 )
 """Columns of the CSVs that hold numbers (fixed-point text, or empty): written as they are, negative ones too."""
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+BOM = "\ufeff"
+"""The UTF-8 byte-order mark (EF BB BF once encoded) that tells a spreadsheet tool the file is UTF-8."""
 """Characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection")."""
 
 
@@ -136,8 +147,12 @@ def usage_rows(chargeback: Chargeback) -> list[dict[str, str]]:
 
 
 def line_rows(chargeback: Chargeback) -> list[dict[str, str]]:
+    names = {unit.id: unit.display_name for unit in chargeback.catalog.units}
     return [
-        {column: text(v) if isinstance(v := line[column], Decimal) else v for column in LINE_COLUMNS}
+        {
+            **{column: _cell_text(line[column]) for column in LINE_COLUMNS[:-1]},
+            "business_unit_name": names.get(line["business_unit"], UNALLOCATED_NAME),
+        }
         for line in chargeback.lines.to_dict("records")
     ]
 
@@ -151,12 +166,12 @@ def idle_rows(chargeback: Chargeback) -> list[dict[str, str]]:
 
 def capability_rows(chargeback: Chargeback) -> list[dict[str, str]]:
     return [
-        {column: _capability_cell(row[column]) for column in CAPABILITY_COLUMNS}
+        {column: _cell_text(row[column]) for column in CAPABILITY_COLUMNS}
         for row in chargeback.capability_lines.to_dict("records")
     ]
 
 
-def _capability_cell(value: object) -> str:
+def _cell_text(value: object) -> str:
     if isinstance(value, Decimal):
         return text(value)
     if isinstance(value, bool):
@@ -166,16 +181,21 @@ def _capability_cell(value: object) -> str:
     return str(value)
 
 
-def csv_text(columns: Iterable[str], rows: Iterable[dict[str, str]]) -> str:
-    """CSV of `rows`; text cells that a spreadsheet would run as a formula (a namespace or display name
-    starting with =, +, -, @, TAB or CR) are prefixed with a single quote, as OWASP advises, so they show
-    as typed; a carriage return inside a cell becomes a line break. Numeric columns are checked to hold
-    numbers and written unchanged."""
+def csv_text(columns: Iterable[str], rows: Iterable[dict[str, str]], *, bom: bool = False) -> str:
+    """CSV of `rows` (after a byte-order mark with `bom`); text cells that a spreadsheet would run as a formula
+    (a namespace or display name starting with =, +, -, @, TAB or CR) are prefixed with a single quote, as
+    OWASP advises, so they show as typed; a carriage return inside a cell becomes a line break. Numeric columns
+    are checked to hold numbers and written unchanged."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
     writer.writeheader()
     writer.writerows({column: _cell(column, value) for column, value in row.items()} for row in rows)
-    return buffer.getvalue()
+    return (BOM if bom else "") + buffer.getvalue()
+
+
+def csv_records(content: str) -> list[dict[str, str]]:
+    """The rows of a CSV written by `csv_text`, with or without a byte-order mark (as `utf-8-sig` reads it)."""
+    return list(csv.DictReader(io.StringIO(content.removeprefix(BOM))))
 
 
 def _cell(column: str, value: object) -> object:
@@ -203,13 +223,14 @@ def _is_number(value: object) -> bool:
 
 def _tables(inputs: Inputs) -> dict[str, str]:
     chargeback = inputs.chargeback
+    bom = chargeback.catalog.rates.csv_bom
     tables = {
-        "usage.csv": csv_text(USAGE_COLUMNS, usage_rows(chargeback)),
-        "line_items.csv": csv_text(LINE_COLUMNS, line_rows(chargeback)),
-        "idle.csv": csv_text(IDLE_COLUMNS, idle_rows(chargeback)),
+        "usage.csv": csv_text(USAGE_COLUMNS, usage_rows(chargeback), bom=bom),
+        "line_items.csv": csv_text(LINE_COLUMNS, line_rows(chargeback), bom=bom),
+        "idle.csv": csv_text(IDLE_COLUMNS, idle_rows(chargeback), bom=bom),
     }
     if not chargeback.capability_lines.empty:  # only with calls: a period without any keeps its files as they were
-        tables["capability_lines.csv"] = csv_text(CAPABILITY_COLUMNS, capability_rows(chargeback))
+        tables["capability_lines.csv"] = csv_text(CAPABILITY_COLUMNS, capability_rows(chargeback), bom=bom)
     return tables
 
 

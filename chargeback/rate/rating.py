@@ -9,13 +9,16 @@ Money and quantities:
 - A line's `billed_quantity` is in the price's unit (a GiB-month is 730 GiB-hours) and is quantized
   to 1e-9 half-even; `amount = billed_quantity × unit_price`, rounded half-even to the currency's
   minor unit. An invoice total is the exact sum of its rounded lines.
-- Hours are priced at the rate version in force at that hour, so a price change mid-month yields
-  one line per (namespace, resource, tier, price version).
+- Hours are priced at the rate version in force at that hour. A line is split at a new version only
+  where the version changed that line's price (resource and tier): a price change mid-month yields one
+  line per (namespace, resource, tier, price), each carrying the version it was priced at (the one in
+  force at its first hour); a version that leaves the price alone splits nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
@@ -287,6 +290,7 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     sums = groups.keys.assign(
         used_nano=used_sums, billed_nano=billed_sums, first_hour=first_hours, last_hour=last_hours
     )
+    sums = _merge_unchanged_prices(sums, rates)
     sums = sums[(sums["used_nano"] > 0) | (sums["billed_nano"] > 0)]  # nothing used, nothing billed: no line
     lines, missing = [], []
     for row in sums.to_dict("records"):
@@ -332,6 +336,42 @@ def rate(attributed: pd.DataFrame, catalog: Catalog, period: Period, billing_mod
     rated = split_shared(_lines_frame(lines), catalog)
     rated = rated.sort_values(LINE_ORDER, kind="stable").reset_index(drop=True)
     return check_frame(rated, LINE_SCHEMA, "rating (lines)")
+
+
+def price_run(rates: RateCard) -> Callable[[str, str, int], int]:
+    """(resource, tier, version index) → index of the first version of the run of adjacent versions that price
+    (resource, tier) alike. Rating bills such a run as one line; a version that changes the price starts a
+    new one."""
+    versions = rates.sorted_versions()
+    runs: dict[tuple[str, str], list[int]] = {}
+
+    def run_of(resource: str, tier: str, version: int) -> int:
+        if (resource, tier) not in runs:
+            starts: list[int] = []
+            for i, current in enumerate(versions):
+                unchanged = i > 0 and current.price_of(resource, tier) == versions[i - 1].price_of(resource, tier)
+                starts.append(starts[-1] if unchanged else i)
+            runs[resource, tier] = starts
+        return runs[resource, tier][version]
+
+    return run_of
+
+
+def _merge_unchanged_prices(sums: pd.DataFrame, rates: RateCard) -> pd.DataFrame:
+    """One row per line and run of versions with one price: quantities summed (exact nano units), first and last
+    hours widened, the version the earliest version present (the one in force at the line's first hour)."""
+    if len(rates.versions) < 2 or sums.empty:
+        return sums
+    run_of = price_run(rates)
+    runs = [run_of(*key) for key in zip(sums["resource"], sums["tier"], sums["version"], strict=True)]
+    merged = sums.assign(run=runs).groupby([*_LINE_KEY, "shared", "run"], sort=False, observed=True)
+    return merged.agg(
+        version=("version", "min"),
+        used_nano=("used_nano", "sum"),
+        billed_nano=("billed_nano", "sum"),
+        first_hour=("first_hour", "min"),
+        last_hour=("last_hour", "max"),
+    ).reset_index()
 
 
 def _timestamps(nanoseconds: np.ndarray) -> list[dt.datetime]:

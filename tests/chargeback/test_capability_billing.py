@@ -39,7 +39,7 @@ from chargeback.ledger.documents import (
 )
 from chargeback.ledger.store import Document as LedgerDocument
 from chargeback.ledger.store import Issue, Ledger
-from chargeback.outputs.csv_tables import csv_text
+from chargeback.outputs.csv_tables import csv_records, csv_text
 from chargeback.outputs.focus import COLUMNS, COST_RECOVERY_METHOD, correction_rows, focus_rows
 from chargeback.outputs.reports import report_files
 from chargeback.period import Period
@@ -238,7 +238,7 @@ def test_reports_show_the_sections_and_the_capability_table(per_call: Chargeback
     # The invoice JSON is the model's dump and reads back as the same document.
     for unit, doc in invoices(per_call).items():
         assert Invoice.model_validate_json(files[f"invoices/{unit}.json"]) == doc
-    table = list(csv.DictReader(io.StringIO(files["capability_lines.csv"])))
+    table = csv_records(files["capability_lines.csv"])
     assert len(table) == len(per_call.capability_lines)
     row = next(r for r in table if r["consumer_namespace"] == "di-api" and r["capability"] == "identity")
     assert (row["calls"], row["amount"], row["charged"], row["method"]) == ("4800", "1.92", "true", "per_call")

@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 from chargeback.cli import app
 from chargeback.ledger.reading import ClosedMonthsCollector
 from chargeback.ledger.store import Document, Issue, Ledger
+from chargeback.outputs.csv_tables import csv_records
 from chargeback.rate.invoices import build_invoices, text
 from chargeback.run import run_period
 from pool_demo.local_prometheus import BINARY_ENV, LocalPrometheus, backfill
@@ -234,8 +235,8 @@ def test_export_formats_and_list(prometheus: ScenarioServer, ledger: str, tmp_pa
     assert runner.invoke(app, close_args(prometheus.url, out, ledger)).exit_code == 0
     lines = runner.invoke(app, ["ledger", "export", "--ledger", ledger, "--format", "csv"])
     assert lines.exit_code == 0, lines.output
-    rows = list(csv.DictReader(io.StringIO(lines.output)))
-    issued = list(csv.DictReader((out / "line_items.csv").open(encoding="utf-8")))
+    rows = csv_records(lines.output)
+    issued = list(csv.DictReader((out / "line_items.csv").open(encoding="utf-8-sig")))
     assert len(rows) == len(issued)
     assert sum(Decimal(r["amount"]) for r in rows) == sum(Decimal(r["amount"]) for r in issued)
     documents = runner.invoke(app, ["ledger", "export", "--ledger", ledger, "--format", "json"])

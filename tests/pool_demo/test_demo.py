@@ -134,7 +134,7 @@ def test_utilization_is_price_weighted_use_over_quota(runs: DemoRuns) -> None:
 
 
 def test_edge_security_test_bench_is_flagged_idle(runs: DemoRuns) -> None:
-    idle = pd.read_csv(runs.out / PERIOD.label / "idle.csv", keep_default_na=False)
+    idle = pd.read_csv(runs.out / PERIOD.label / "idle.csv", keep_default_na=False, encoding="utf-8-sig")
     rows = idle[
         (idle["namespace"] == "es-testbed") & (idle["resource"] == "cpu") & (idle["reason"] == "quota-underused")
     ]

@@ -185,16 +185,17 @@ def test_allocated_charges_add_up_to_their_origin_with_its_dimensions(normal: li
         assert json.loads(rows[0]["Tags"]) == {"namespace": rows[0]["ResourceName"]}
 
     # The origin charges in closed form (month_rows: 1 core and 2 GiB/h egress in ingress-nginx, 4 GiB in
-    # monitoring, every hour; the first rate version covers 2026-10-01 to 10-15, 336 hours).
+    # monitoring, every hour of the month's 744; the version of 2026-10-15 changes only cold storage's price,
+    # so each origin is one line from the first version, not split there).
     def origin(namespace: str, sku: str) -> list[dict[str, str]]:
-        first_half = ("2026-10-01T00:00:00Z", "2026-10-15T00:00:00Z")
-        return origins[(f"dc1/{namespace}", f"{sku}@2026-01-01T00:00:00Z", *first_half)]
+        month = ("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")
+        return origins[(f"dc1/{namespace}", f"{sku}@2026-01-01T00:00:00Z", *month)]
 
     cents = Decimal("0.01")
     for namespace, sku, quantity, price in [
-        ("ingress-nginx", "cpu", Decimal(336), Decimal("0.24")),
-        ("ingress-nginx", "egress", Decimal(672), Decimal("0.50")),
-        ("monitoring", "memory", Decimal(4 * 336), Decimal("0.032")),
+        ("ingress-nginx", "cpu", Decimal(744), Decimal("0.24")),
+        ("ingress-nginx", "egress", Decimal(2 * 744), Decimal("0.50")),
+        ("monitoring", "memory", Decimal(4 * 744), Decimal("0.032")),
     ]:
         rows = origin(namespace, sku)
         assert sum(Decimal(r["BilledCost"]) for r in rows) == (quantity * price).quantize(cents, ROUND_HALF_EVEN)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from chargeback.errors import OutputError, RatingError
-from chargeback.outputs.csv_tables import IDLE_COLUMNS, LINE_COLUMNS, USAGE_COLUMNS
+from chargeback.outputs.csv_tables import BOM, IDLE_COLUMNS, LINE_COLUMNS, USAGE_COLUMNS, csv_records
 from chargeback.outputs.reports import report_files
 from chargeback.outputs.writer import write_reports
 from chargeback.period import Period
@@ -87,7 +87,7 @@ def files(chargeback: Chargeback) -> dict[str, str]:
 
 
 def read_csv(content: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(content)))
+    return csv_records(content)
 
 
 def test_report_files_match_golden(files: dict[str, str]) -> None:
@@ -116,16 +116,16 @@ def test_output_file_list_and_csv_columns(files: dict[str, str]) -> None:
         "line_items.csv",
         "usage.csv",
     ]
-    assert files["usage.csv"].splitlines()[0] == ",".join(USAGE_COLUMNS)
+    assert files["usage.csv"].splitlines()[0] == BOM + ",".join(USAGE_COLUMNS)
     assert USAGE_COLUMNS == (
         "period", "cluster", "namespace", "business_unit", "resource", "tier", "used", "requested", "allocated", "unit"
     )  # fmt: skip
-    assert files["line_items.csv"].splitlines()[0] == ",".join(LINE_COLUMNS)
+    assert files["line_items.csv"].splitlines()[0] == BOM + ",".join(LINE_COLUMNS)
     assert LINE_COLUMNS == (
         "period", "business_unit", "cost_center", "cluster", "namespace", "resource", "tier", "usage_quantity",
-        "billed_quantity", "unit", "unit_price", "amount", "currency",
+        "billed_quantity", "unit", "unit_price", "amount", "currency", "rate_effective_from", "business_unit_name",
     )  # fmt: skip
-    assert files["idle.csv"].splitlines()[0] == ",".join(IDLE_COLUMNS)
+    assert files["idle.csv"].splitlines()[0] == BOM + ",".join(IDLE_COLUMNS)
     assert IDLE_COLUMNS == (
         "business_unit", "namespace", "resource", "tier", "allocated", "used_avg", "used_p95", "utilization",
         "idle_cost", "recommended_allocation", "monthly_savings", "reason", "pvc",
