@@ -60,7 +60,9 @@ POLICY_FAILED = 1
 
 UTILIZATION_CAPTION = (
     "! = over budget. utilization = CPU and memory used ÷ quota over the month, weighted by their prices "
-    "(core-hours × CPU price + GiB-hours × memory price). idle money = what allocations flagged idle cost."
+    "(core-hours × CPU price + GiB-hours × memory price). idle: you pay = what the unit's invoice bills for "
+    "unused allocations (nothing under usage billing); idle: pool capacity = what they hold from the pool at the "
+    "rate card, each allocation once (its quota, else its requests), borne by the pool."
 )
 
 
@@ -106,7 +108,8 @@ class UnitSummary:
     budget: Decimal | None
     budget_used: Decimal | None
     utilization: Decimal | None
-    idle_cost: Decimal
+    idle_unit_pays: Decimal
+    idle_capacity_held: Decimal
 
 
 @dataclass(frozen=True)
@@ -329,7 +332,8 @@ def summarize(run: PeriodRun) -> list[UnitSummary]:
                 budget=budget.monthly if budget else None,
                 budget_used=budget.used if budget else None,
                 utilization=utilization(run, unit.id),
-                idle_cost=invoice.idle.idle_cost,
+                idle_unit_pays=invoice.idle.unit_pays,
+                idle_capacity_held=invoice.idle.capacity_held,
             )
         )
     return rows
@@ -439,7 +443,7 @@ def north_star_table(rows: list[NorthStarRow], period: Period, currency: str) ->
 def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Table:
     table = _table(f"Chargeback {period.label} ({currency})", UTILIZATION_CAPTION)
     table.add_column("unit", no_wrap=True)
-    for name in ("cost", "budget", "of budget", "utilization", "idle money"):
+    for name in ("cost", "budget", "of budget", "utilization", "idle: you pay", "idle: pool capacity"):
         table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
     for row in rows:
         over = row.budget_used is not None and row.budget_used > 1
@@ -450,7 +454,8 @@ def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Tab
             "–" if row.budget is None else f"{row.budget:,.2f}",
             f"[bold red]{used}![/bold red]" if over else used,
             "–" if row.utilization is None else f"{row.utilization * 100:.1f} %",
-            f"{row.idle_cost:,.2f}",
+            f"{row.idle_unit_pays:,.2f}",
+            f"{row.idle_capacity_held:,.2f}",
         )
     total = sum((r.cost for r in rows), Decimal(0))
     budgets = sum((r.budget for r in rows if r.budget is not None), Decimal(0))
@@ -461,7 +466,8 @@ def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Tab
         f"{budgets:,.2f}",
         f"{total / budgets * 100:.1f} %" if budgets else "–",
         "",
-        f"{sum((r.idle_cost for r in rows), Decimal(0)):,.2f}",
+        f"{sum((r.idle_unit_pays for r in rows), Decimal(0)):,.2f}",
+        f"{sum((r.idle_capacity_held for r in rows), Decimal(0)):,.2f}",
     )
     return table
 

@@ -7,6 +7,8 @@ The usage frame is the contract between collection and rating. One row per
 Units of `used`, `requested` and `allocated` (per row, i.e. per hour):
   cpu core-hours · memory GiB-hours · storage GiB-hours · egress GiB (2^30 bytes) ·
   gpu gpu-hours · load_balancer lb-hours · pods pod-hours (not billed).
+`used_peak` and `requested_peak` are levels (cores, GiB, GPUs): the highest in the hour, for right-sizing
+only (never billed); measured for cpu and memory use and for pod requests, NaN elsewhere.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ USAGE_SCHEMA: dict[str, str] = {
     "requested": "float64",  # request-hours in the same unit; NaN where meaningless (egress, pods)
     "allocated": "float64",  # quota-hours from kube_resourcequota{type="hard"}; NaN where no quota
     "coverage": "float64",  # 0..1 share of the hour covered by scrapes of the row's source
+    "used_peak": "float64",  # highest level of use in the hour (cpu: 5-minute rate, cores); NaN: not measured
+    "requested_peak": "float64",  # highest total of running pods' requests in the hour; NaN: not measured
 }
 """Column → dtype of the usage frame, in column order. The text columns are categorical (a month of a large
 cluster is millions of rows over a few thousand names: a code per row, not an object pointer), with their
@@ -73,6 +77,7 @@ TEXT_COLUMNS: tuple[str, ...] = tuple(name for name, dtype in USAGE_SCHEMA.items
 
 USAGE_COLUMNS: tuple[str, ...] = tuple(USAGE_SCHEMA)
 USAGE_KEY: tuple[str, ...] = ("hour", "cluster", "namespace", "resource", "tier")
+PEAK_COLUMNS: tuple[str, ...] = ("used_peak", "requested_peak")
 
 
 def empty_usage_frame() -> pd.DataFrame:
@@ -137,13 +142,16 @@ def check_usage_frame(frame: pd.DataFrame) -> pd.DataFrame:
     unknown_used = frame["used"].isna() & (coverage > 0)
     if unknown_used.any():
         problems.append(f"used is NaN although the hour was scraped (coverage > 0): {rows(unknown_used)}")
-    for name in ("used", "requested", "allocated"):
+    for name in ("used", "requested", "allocated", *PEAK_COLUMNS):
         negative = frame[name] < 0
         if negative.any():
             problems.append(f"{name} is negative: {rows(negative)}")
         infinite = pd.Series(np.isinf(frame[name].to_numpy()), index=frame.index)
         if infinite.any():
             problems.append(f"{name} is infinite: {rows(infinite)}")
+    peak_without_use = frame["used"].isna() & frame["used_peak"].notna()
+    if peak_without_use.any():
+        problems.append(f"used_peak is set where used is unknown (NaN): {rows(peak_without_use)}")
     duplicated = _repeated_keys(frame, USAGE_KEY)
     if duplicated.any():
         problems.append(f"rows repeat the key {USAGE_KEY}: {rows(duplicated)}")
@@ -424,6 +432,10 @@ def measures() -> tuple[Measure, ...]:
     for spec in specs():
         if spec.measured is None:
             continue
+        if spec.measured.peak is not None:  # a level already (a rate is per second): no division by scrapes
+            per_second = 3600.0 if spec.measured.counter else 1.0
+            peak_key = _fixed(spec.name, per_second / spec.measured.per_unit)
+            own.append(Measure(spec.measured.peak, "used_peak", peak_key, None, counter_source=spec.used_source))
         key = _fixed(spec.name, 1.0 / spec.measured.per_unit)
         if spec.measured.counter:
             own.append(Measure(spec.measured.query, "used", key, None, counter_source=spec.used_source))
@@ -436,6 +448,8 @@ def measures() -> tuple[Measure, ...]:
         Measure("pods_running", "used", _fixed(PODS, 1.0), KUBE_STATE),
         Measure("container_requests", "requested", _request_key, KUBE_STATE),
         Measure("container_requests", "used", _used_as_requested_key, KUBE_STATE),
+        Measure("requests_peak", "requested_peak", _request_key, None, counter_source=KUBE_STATE),
+        Measure("requests_peak", "used_peak", _used_as_requested_key, None, counter_source=KUBE_STATE),
         Measure("storage_used", "used", _claim_key, KUBELET, per_claim=True),
         Measure("storage_requested", "requested", _claim_key, KUBE_STATE, per_claim=True),
         # `cpu` and `requests.cpu` (or several quota objects) limit the same thing: the smallest applies.
@@ -949,7 +963,7 @@ def _estimate_frame(rows: list[dict], cluster: str) -> pd.DataFrame:
     return frame.astype(ESTIMATE_SCHEMA)
 
 
-_COLUMNS = ("used", "requested", "allocated")
+_COLUMNS = ("used", "requested", "allocated", *PEAK_COLUMNS)
 _NODE_SOURCES = (CADVISOR, KUBELET)
 """Sources scraped from each node's kubelet: a silent node leaves the namespaces it runs pods of incomplete."""
 
@@ -969,7 +983,8 @@ class _FrameGrid:
         target = self.matrices[column]
         current = target[:, at]
         target[:, at] = np.where(np.isnan(current), values, current + np.nan_to_num(values))
-        self.poisoned[:, at] |= nan
+        if column not in PEAK_COLUMNS:  # a NaN peak leaves the peak unknown, never the hour's billed figures
+            self.poisoned[:, at] |= nan
 
     def put_hourly(self, column: str, hourly: _Hourly, scale: np.ndarray | None) -> None:
         """Move a measure's per-key arrays in (scaled per hour), releasing each as it goes."""
@@ -1007,8 +1022,9 @@ class _FrameGrid:
         present = unscraped | poisoned  # explicit rows: unknown use
         if node_coverage is not None:
             present[:, node_keys] |= node_coverage < 1  # a hidden namespace says so, never a silent zero
-        for matrix in matrices.values():
-            present |= ~np.isnan(matrix)
+        for name, matrix in matrices.items():
+            if name not in PEAK_COLUMNS:  # a peak alone (a 5-minute rate reaching back before the hour) is no row
+                present |= ~np.isnan(matrix)
         # One flat position per row into the hours × keys matrices: indexing by two arrays would convert
         # both to 64-bit for every column cut (hundreds of MB for a month of a large cluster).
         flat = np.flatnonzero(present)
@@ -1029,6 +1045,9 @@ class _FrameGrid:
         kube_state_scraped = share[KUBE_STATE] > 0
         requested[np.isnan(requested) & has_request[key_index] & kube_state_scraped[hour_index]] = 0.0
         allocated = matrices.pop("allocated").ravel()[flat]
+        used_peak = matrices.pop("used_peak").ravel()[flat]
+        used_peak[np.isnan(used)] = np.nan
+        requested_peak = matrices.pop("requested_peak").ravel()[flat]
         del flat
 
         # Coverage of each row's `used` source, per node where a silent node hid the namespace's pods; rows
@@ -1060,6 +1079,8 @@ class _FrameGrid:
                 "requested": requested,
                 "allocated": allocated,
                 "coverage": coverage,
+                "used_peak": used_peak,
+                "requested_peak": requested_peak,
             },
             copy=False,
         )
