@@ -255,7 +255,8 @@ def _judge(
             advice = f"no advice: {measured} h measured, fewer than the {policy.min_history_hours} h rates.idle asks"
         else:
             recommended = recommend(resource, peak, floor or Decimal(0), policy.headroom)
-            advice = _advice_text(resource, basis, percentile, peak, floor, policy.headroom)
+            measured_peaks = bool(levels.peaks_measured[group])
+            advice = _advice_text(resource, percentile, peak, floor, policy.headroom, measured_peaks)
 
         def price_at(version_number: int) -> Decimal:
             return hourly_price_for(versions[version_number], resource, tier, namespace, cluster)  # noqa: B023
@@ -302,13 +303,16 @@ class _Levels:
     peak_percentile: np.ndarray
     peak_max: np.ndarray
     floor: np.ndarray
+    peaks_measured: np.ndarray  # whether any hour had a measured peak (else the hourly figures stand in)
 
 
 def _levels(groups: Groups, frame: Mapping[str, Column] | pd.DataFrame, used: np.ndarray) -> _Levels:
     """Each hour's level is its peak where collected, else its hourly figure (a level too: a GiB-hour in
     an hour is a GiB held); unmeasured hours count as 0. The floor is the highest of the hourly requests
     and their peaks (quota rows only: other frames have no `requested_peak`)."""
-    level = np.fmax(used, np.asarray(frame["used_peak"], dtype=float)) if "used_peak" in frame else used.copy()
+    peaks = np.asarray(frame["used_peak"], dtype=float) if "used_peak" in frame else np.full(len(used), np.nan)
+    measured = np.bincount(groups.codes, weights=~np.isnan(peaks), minlength=len(groups)) > 0
+    level = np.fmax(used, peaks)
     np.nan_to_num(level, copy=False)
     peak_max = np.full(len(groups), 0.0)
     np.maximum.at(peak_max, groups.codes, level)
@@ -318,7 +322,7 @@ def _levels(groups: Groups, frame: Mapping[str, Column] | pd.DataFrame, used: np
             np.asarray(frame["requested"], dtype=float), np.asarray(frame["requested_peak"], dtype=float)
         )
         np.maximum.at(floor, groups.codes, np.nan_to_num(requests))
-    return _Levels(groups.quantile(level, CPU_PERCENTILE), peak_max, floor)
+    return _Levels(groups.quantile(level, CPU_PERCENTILE), peak_max, floor, measured)
 
 
 def _level(value: float) -> Decimal:
@@ -326,13 +330,17 @@ def _level(value: float) -> Decimal:
 
 
 def _advice_text(
-    resource: str, basis: str, percentile: float, peak: Decimal, floor: Decimal | None, headroom: float
+    resource: str, percentile: float, peak: Decimal, floor: Decimal | None, headroom: float, measured_peaks: bool
 ) -> str:
-    """How the advice was found, in the words the invoice prints (e.g. "p99 of hourly peak 5-minute CPU …")."""
+    """How the advice was found, in the words the invoice prints (e.g. "p99 of hourly peak 5-minute CPU …");
+    where no hour had a measured peak (scrapes too sparse for a 5-minute rate) it says hourly averages."""
     unit = level_unit(resource)
-    what = {"cpu": "5-minute CPU", "memory": "working set"}.get(resource, f"hourly {resource} use")
-    use = f"p{round(percentile * 100)} of hourly peak {what}" if percentile < 1 else f"peak {what}"
-    parts = [f"{use} {_plain(peak)} {unit}"]
+    statistic = f"p{round(percentile * 100)} of" if percentile < 1 else "highest"
+    if resource in ("cpu", "memory") and not measured_peaks:
+        what = f"hourly average {resource} (no peak measured: scrapes too sparse)"
+    else:
+        what = {"cpu": "hourly peak 5-minute CPU", "memory": "peak working set"}.get(resource, f"hourly {resource} use")
+    parts = [f"{statistic} {what} {_plain(peak)} {unit}"]
     if floor is not None:
         parts.append(f"floor = peak requests {_plain(floor)} {unit}")
     parts.append(f"+{_plain(Decimal(str(headroom)) * 100)} % headroom")

@@ -82,8 +82,9 @@ def test_underused_quota_is_flagged_with_the_capacity_it_holds_and_no_bill_under
     assert flagged["requests_peak"] == Decimal(2)
     assert flagged["recommended_allocation"] == Decimal("2.5")  # max(2 used, 2 requested) × 1.2 = 2.4 → 2.5 cores
     assert (
-        flagged["advice_basis"]
-        == "p99 of hourly peak 5-minute CPU 2 cores, floor = peak requests 2 cores, +20 % headroom"
+        flagged["advice_basis"]  # no 5-minute peak in these rows: the advice says what stood in for it
+        == "p99 of hourly average cpu (no peak measured: scrapes too sparse) 2 cores, floor = peak requests 2 cores, "
+        "+20 % headroom"
     )
 
 
@@ -120,6 +121,9 @@ def test_a_bursty_namespace_is_sized_for_its_5_minute_peaks_not_its_hourly_avera
     assert flagged["used_peak"] > 10 * flagged["used_avg"]  # the 99th percentile of the hourly peaks is a burst
     assert flagged["used_peak"] == Decimal(20)  # 12 of 744 hours (1.6 %) burst: inside the top 1 %
     assert flagged["recommended_allocation"] == Decimal(24)  # 20 × 1.2
+    assert flagged["advice_basis"] == (
+        "p99 of hourly peak 5-minute CPU 20 cores, floor = peak requests 0 cores, +20 % headroom"
+    )
     assert flagged["recommended_allocation"] > flagged["used_avg"] * Decimal("1.2")
 
 
