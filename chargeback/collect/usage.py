@@ -66,8 +66,9 @@ USAGE_SCHEMA: dict[str, str] = {
     "requested": "float64",  # request-hours in the same unit; NaN where meaningless (egress, pods)
     "allocated": "float64",  # quota-hours from kube_resourcequota{type="hard"}; NaN where no quota
     "coverage": "float64",  # 0..1 share of the hour covered by scrapes of the row's source
-    "used_peak": "float64",  # highest level of use in the hour (cpu: 5-minute rate, cores); NaN: not measured
-    "requested_peak": "float64",  # highest total of running pods' requests in the hour; NaN: not measured
+    # Advice only, quantized to 0.0001 of a level: single precision keeps a month of a large cluster small.
+    "used_peak": "float32",  # highest level of use in the hour (cpu: 5-minute rate, cores); NaN: not measured
+    "requested_peak": "float32",  # highest total of running pods' requests in the hour; NaN: not measured
 }
 """Column → dtype of the usage frame, in column order. The text columns are categorical (a month of a large
 cluster is millions of rows over a few thousand names: a code per row, not an object pointer), with their
@@ -975,7 +976,10 @@ class _FrameGrid:
         self.hours = hours
         self.keys = sorted(keys)
         self.position = {key: i for i, key in enumerate(self.keys)}
-        self.matrices = {c: np.full((hours, len(self.keys)), np.nan) for c in _COLUMNS}
+        self.matrices = {
+            c: np.full((hours, len(self.keys)), np.nan, dtype=np.float32 if c in PEAK_COLUMNS else np.float64)
+            for c in _COLUMNS
+        }
         self.poisoned = np.zeros((hours, len(self.keys)), dtype=bool)
 
     def _write(self, column: str, at: int | list[int], values: np.ndarray, nan: np.ndarray) -> None:
