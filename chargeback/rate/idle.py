@@ -174,7 +174,7 @@ def _count_once(idle: pd.DataFrame) -> pd.DataFrame:
     covered = idle[allocation].merge(quotas.assign(_quota=True), on=allocation, how="left")["_quota"].notna()
     info = (idle["basis"] != "quota").to_numpy() & covered.to_numpy()
     if info.any():
-        idle.loc[info, "capacity_held"] = [Decimal("0.00")] * int(info.sum())
+        idle.loc[info, "capacity_held"] = [value * 0 for value in idle.loc[info, "idle_value"]]
     return idle
 
 
@@ -208,7 +208,7 @@ def _judge(
     versions = catalog.rates.sorted_versions()
     version = version_index(frame.pop("hour"), catalog.rates, "idle allocations")  # hours: no longer needed
     groups = group_rows({key: frame[key] for key in _KEY if key in frame})
-    hour_counts, last_versions = groups.size(), groups.max(version)
+    hour_counts = groups.size()
     by_version = group_rows({"group": groups.codes, "version": version})
     del version
     # Held, used and idle (held − used, at least 0) per group, a slice of rows at a time: millions of rows.
@@ -229,9 +229,7 @@ def _judge(
     del by_version
     measured_hours = np.bincount(groups.codes, weights=~np.isnan(used_column), minlength=len(groups))
     levels = _levels(groups, frame, used_column)
-    stats = groups.keys.assign(
-        hours=hour_counts, measured=measured_hours, held_nano=held_sums, used_nano=used_sums, last_version=last_versions
-    )
+    stats = groups.keys.assign(hours=hour_counts, measured=measured_hours, held_nano=held_sums, used_nano=used_sums)
     if "pvc" not in stats:
         stats["pvc"] = ""
     rows = []
@@ -282,7 +280,7 @@ def _judge(
                 "utilization": utilization.quantize(LEVEL, rounding=ROUND_HALF_EVEN),
                 "idle_value": idle_value,
                 "capacity_held": idle_value,  # 0 on the information row of an allocation: `_count_once`
-                "unit_pays": idle_value if billed else Decimal("0.00"),
+                "unit_pays": idle_value if billed else idle_value * 0,  # 0 in the currency's minor unit
                 "recommended_allocation": recommended,
                 "advice_basis": advice,
                 "reason": _reason(basis, resource, idle_pods),
