@@ -109,6 +109,10 @@ MEMORY_PEAK = Template(
     "sum by (namespace) (max by (namespace, pod, container) (max_over_time("
     'container_memory_working_set_bytes{container!="",container!="POD",namespace!=""$extra}[$window])))'
 )
+STORAGE_PEAK = Template(
+    # Each claim's highest bytes used in the hour, every sample read, once per claim (as STORAGE_USED).
+    "max by (namespace, persistentvolumeclaim) (max_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window]))"
+)
 REQUESTS_PEAK = Template(
     # The highest total of the running pods' requests at any 5-minute point of the hour: a quota below it
     # refuses the unit's own pods. Same reduction per container as CONTAINER_REQUESTS; a pod counts while its
@@ -200,6 +204,7 @@ QUERIES: dict[str, Template] = {
     "quota_hard": QUOTA_HARD,
     "cpu_peak": CPU_PEAK,
     "memory_peak": MEMORY_PEAK,
+    "storage_peak": STORAGE_PEAK,
     "requests_peak": REQUESTS_PEAK,
     "kube_state_scrapes": KUBE_STATE_SCRAPES,
     "kubelet_volume_scrapes": KUBELET_VOLUME_SCRAPES,

@@ -8,7 +8,7 @@ Units of `used`, `requested` and `allocated` (per row, i.e. per hour):
   cpu core-hours · memory GiB-hours · storage GiB-hours · egress GiB (2^30 bytes) ·
   gpu gpu-hours · load_balancer lb-hours · pods pod-hours (not billed).
 `used_peak` and `requested_peak` are levels (cores, GiB, GPUs): the highest in the hour, for right-sizing
-only (never billed); measured for cpu and memory use and for pod requests, NaN elsewhere.
+only (never billed); measured for cpu, memory and storage use and for pod requests, NaN elsewhere.
 """
 
 from __future__ import annotations
@@ -452,6 +452,7 @@ def measures() -> tuple[Measure, ...]:
         Measure("requests_peak", "requested_peak", _request_key, None, counter_source=KUBE_STATE),
         Measure("requests_peak", "used_peak", _used_as_requested_key, None, counter_source=KUBE_STATE),
         Measure("storage_used", "used", _claim_key, KUBELET, per_claim=True),
+        Measure("storage_peak", "used_peak", _claim_key, None, per_claim=True, counter_source=KUBELET),
         Measure("storage_requested", "requested", _claim_key, KUBE_STATE, per_claim=True),
         # `cpu` and `requests.cpu` (or several quota objects) limit the same thing: the smallest applies.
         Measure("quota_hard", "allocated", _quota_key, KUBE_STATE, combine="min"),
@@ -713,6 +714,7 @@ class _Reducer:
         """The per-claim frame (unmounted claims carried forward), folded into the frame's storage rows."""
         used_hourly = next(h for m, h in self.measures.items() if m.per_claim and m.column == "used")
         requested_hourly = next(h for m, h in self.measures.items() if m.per_claim and m.column == "requested")
+        peak_hourly = next(h for m, h in self.measures.items() if m.per_claim and m.column == "used_peak")
         found = list(dict.fromkeys([*requested_hourly.keys, *used_hourly.keys]))
         if not found:
             return empty_volume_frame(), [], []
@@ -720,17 +722,21 @@ class _Reducer:
         position = {key: i for i, key in enumerate(found)}
         claims = [(namespace, claim, self._tier(namespace, claim)) for namespace, claim, _ in found]
 
-        def dense(hourly: _Hourly, source: str) -> tuple[np.ndarray, np.ndarray]:
+        def dense(hourly: _Hourly, source: str | None) -> tuple[np.ndarray, np.ndarray]:
+            """Hours × claims; a gauge's sums divided by the source's scrapes (None: levels as they are)."""
             values = np.full((hours, len(claims)), np.nan)
             nan = np.zeros((hours, len(claims)), dtype=bool)
             keys, matrix, flags = hourly.matrix()
-            columns = [position[k] for k in keys]
-            values[:, columns] = matrix * scrapes.per_scrape(source)[:, None]
-            nan[:, columns] = flags
+            known = [i for i, key in enumerate(keys) if key in position]  # a peak of a claim nothing else saw: no
+            columns = [position[keys[i]] for i in known]
+            scale = 1.0 if source is None else scrapes.per_scrape(source)[:, None]
+            values[:, columns] = matrix[:, known] * scale
+            nan[:, columns] = flags[:, known]
             return values, nan
 
         used, used_nan = dense(used_hourly, KUBELET)
         requested, requested_nan = dense(requested_hourly, KUBE_STATE)
+        peak, _ = dense(peak_hourly, None)
         scraped = scrapes.share[KUBELET] > 0
 
         # Last bytes-used level known at each hour: the hour's own last sample, else the latest before it.
@@ -755,6 +761,8 @@ class _Reducer:
         used = np.where(never, 0.0, used)
         used = np.where(np.isnan(used) & scraped[:, None] & ~used_nan, 0.0, used)
         used[~scraped] = np.nan
+        # A claim's peak: its highest sample, else (unmounted, carried) its hour's level; never below it.
+        peak = np.fmax(peak, used)
 
         estimates: list[dict] = []
         warnings: list[str] = []
@@ -793,7 +801,9 @@ class _Reducer:
         for column, (namespace, _claim, tier) in enumerate(claims):
             folded.setdefault((namespace, "storage", tier), []).append(column)
         keys = list(folded)
-        for name, matrix, flags in (("used", used, used_nan), ("requested", requested, requested_nan)):
+        no_flags = np.zeros_like(used_nan)
+        folds = (("used", used, used_nan), ("requested", requested, requested_nan), ("used_peak", peak, no_flags))
+        for name, matrix, flags in folds:
             summed = np.column_stack([_nansum_or_nan(matrix[:, cols]) for cols in folded.values()])
             flagged = np.column_stack([flags[:, cols].any(axis=1) for cols in folded.values()])
             frame_grid.put(name, keys, summed, flagged)

@@ -14,11 +14,11 @@ request above zero), compare the hourly allocation with the hourly use:
     nothing under usage billing, and never for a quota (no mode bills quotas).
 - recommended allocation = max(peak use, floor) × (1 + headroom), rounded up to a step a person would
   write in a quota. Peak use is the hours' peak levels (`used_peak`: the highest 5-minute CPU rate, the
-  highest memory working set; other resources their hourly level): CPU the 99th percentile of the hourly
-  peaks, everything else the highest. The floor of a quota row is the peak of the pods' requests (and of
-  the claims' sizes) in the period: a quota below it refuses the unit's own pods. A requests row is advice
-  on the requests themselves, so its floor is the peak use alone. No advice (None) on a namespace measured
-  for fewer than rates.idle.min_history_hours hours of the period.
+  highest memory working set, the claims' highest bytes used; other resources their hourly level): CPU the
+  99th percentile of the hourly peaks, everything else the highest. The floor of a quota row is the peak of
+  the pods' requests (and of the claims' sizes) in the period: a quota below it refuses the unit's own
+  pods. A requests row is advice on the requests themselves, so its floor is the peak use alone. No advice
+  (None) on a namespace measured for fewer than rates.idle.min_history_hours hours of the period.
 Allocations that existed for fewer than rates.idle.min_hours hours are not judged.
 Storage requests are judged per PersistentVolumeClaim when the per-PVC detail is given (the `pvc`
 column names the claim to shrink); the namespace's storage quota is judged as a whole.
@@ -331,13 +331,15 @@ def _advice_text(
     resource: str, percentile: float, peak: Decimal, floor: Decimal | None, headroom: float, measured_peaks: bool
 ) -> str:
     """How the advice was found, in the words the invoice prints (e.g. "p99 of hourly peak 5-minute CPU …");
-    where no hour had a measured peak (scrapes too sparse for a 5-minute rate) it says hourly averages."""
+    where no hour had a collected peak (a 5-minute rate needs two scrapes in 5 minutes) it says hourly averages."""
     unit = level_unit(resource)
     statistic = f"p{round(percentile * 100)} of" if percentile < 1 else "highest"
     if resource in ("cpu", "memory") and not measured_peaks:
-        what = f"hourly average {resource} (no peak measured: scrapes too sparse)"
+        what = f"hourly average {resource} (no peak collected)"
     else:
-        what = {"cpu": "hourly peak 5-minute CPU", "memory": "peak working set"}.get(resource, f"hourly {resource} use")
+        what = {"cpu": "hourly peak 5-minute CPU", "memory": "working set", "storage": "bytes used"}.get(
+            resource, f"hourly {resource} use"
+        )
     parts = [f"{statistic} {what} {_plain(peak)} {unit}"]
     if floor is not None:
         parts.append(f"floor = peak requests {_plain(floor)} {unit}")

@@ -205,6 +205,9 @@ def test_requests_peak_counts_running_pods_at_their_highest(collected: UsageResu
     # cs-miniapp: web-1 is pending until 04:00:22 and requests nothing before.
     assert value(frame, "cs-miniapp", "cpu", "requested_peak", at=hour(3)) == 1.0
     assert value(frame, "cs-miniapp", "cpu", "requested_peak", at=hour(4)) == 2.0
+    # Storage: each claim's highest bytes used, summed per tier; the closed form's claims hold steady.
+    assert value(frame, "cs-miniapp", "storage", "used_peak", tier="hot", at=hour(0)) == 10.0
+    assert value(frame, "di-batch", "storage", "used_peak", tier="cold", at=hour(1)) == 600.0
     # Egress and load balancers have no peak measured.
     assert math.isnan(value(frame, "di-api", "egress", "used_peak", at=hour(0)))
 

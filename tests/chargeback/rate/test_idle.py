@@ -83,7 +83,7 @@ def test_underused_quota_is_flagged_with_the_capacity_it_holds_and_no_bill_under
     assert flagged["recommended_allocation"] == Decimal("2.5")  # max(2 used, 2 requested) × 1.2 = 2.4 → 2.5 cores
     assert (
         flagged["advice_basis"]  # no 5-minute peak in these rows: the advice says what stood in for it
-        == "p99 of hourly average cpu (no peak measured: scrapes too sparse) 2 cores, floor = peak requests 2 cores, "
+        == "p99 of hourly average cpu (no peak collected) 2 cores, floor = peak requests 2 cores, "
         "+20 % headroom"
     )
 
