@@ -44,6 +44,8 @@ def month_frame(namespaces: list[str], period: Period, seed: int = 1) -> pd.Data
                         "requested": np.nan if resource == "egress" else np.full(count, 4.0),
                         "allocated": np.full(count, 16.0),
                         "coverage": 1.0,
+                        "used_peak": np.nan,
+                        "requested_peak": np.nan,
                     }
                 )
             )

@@ -302,12 +302,13 @@ def idle(
         return
     cur = chargeback.currency
     columns = [("Unit", False), ("Namespace", False), ("Resource", False), ("Basis", False)]
-    for column in ("Allocated", "Used avg", "Used p95", "Util.", f"Idle cost ({cur})", "Recommended"):
+    for column in ("Allocated", "Used avg", "Peak use", "Util.", f"Capacity held ({cur})", f"You pay ({cur})"):
         columns.append((column, True))
-    columns += [(f"Savings/month ({cur})", True), ("Why", False)]
+    columns += [("Recommended", True), ("Advice basis", False), ("Why", False)]
     rows = []
     for row in frame.to_dict("records"):
         resource = f"{row['resource']} ({row['tier']})" if row["tier"] else row["resource"]
+        recommended = row["recommended_allocation"]
         rows.append(
             [
                 row["business_unit"],
@@ -316,20 +317,23 @@ def idle(
                 row["basis"],
                 f"{row['allocated']:.2f} {row['unit']}",
                 f"{row['used_avg']:.2f}",
-                f"{row['used_p95']:.2f}",
+                f"{row['used_peak']:.2f}",
                 f"{row['utilization'] * 100:.1f} %",
-                text(row["idle_cost"]),
-                f"{text(row['recommended_allocation'])} {row['unit']}",
-                text(row["monthly_savings"]),
+                text(row["capacity_held"]),
+                text(row["unit_pays"]),
+                "—" if recommended is None else f"{text(recommended)} {row['unit']}",
+                row["advice_basis"],
                 REASONS[row["reason"]],
             ]
         )
     title = f"Idle allocations {chargeback.period.display} (threshold {policy.utilization_threshold:.0%})"
     print_table(columns, rows, title, form)
     if form is Format.TABLE:
-        idle_cost, savings = idle_totals(frame, cur)
+        unit_pays, capacity = idle_totals(frame, cur)
         out().print(
-            f"idle cost {cur} {text(idle_cost)} this period; right-sizing saves {cur} {text(savings)} a month",
+            f"idle allocations hold pool capacity worth {cur} {text(capacity)} at the rate card this period "
+            f"(each allocation once: its quota, else its requests); the units pay {cur} {text(unit_pays)} of it "
+            f"({chargeback.billing_mode.value} billing)",
             soft_wrap=True,
         )
 

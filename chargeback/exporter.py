@@ -51,7 +51,11 @@ METRICS: dict[str, str] = {
     "forecast_budget_ratio": "Forecast month cost divided by the monthly budget (above 1: heading over budget).",
     "idle_allocation_ratio": "Unused share of an idle allocation (1 - average utilization) this month so far; "
     "only allocations flagged by rates.yaml's idle policy.",
-    "idle_cost": "Cost of the unused part of an idle allocation this month so far, in the currency label.",
+    "idle_capacity_held": "Pool capacity an idle allocation holds unused this month so far, at the rate card, in "
+    "the currency label; counted once per allocation (its quota, else its requests: the other row is 0), so a "
+    "sum over any labels adds up to the invoices' figure.",
+    "idle_unit_pays": "What the unit is billed for the unused part of an idle allocation this month so far (its "
+    "requests under request or max billing; 0 under usage billing), in the currency label.",
     "namespace_last_day_cost": "Cost of the namespace's own use in the last 24 billed hours (fewer early in the "
     "month), in the currency label; the CostAnomaly rule compares it with its trailing average.",
     "scrape_coverage_ratio": "Share of the last 24 billed hours that a cluster's scrapes of a source "
@@ -147,12 +151,14 @@ def _unit_families(chargeback: Chargeback) -> list[Metric]:
 
 def _idle_families(chargeback: Chargeback) -> list[Metric]:
     ratio = _gauge("idle_allocation_ratio", IDLE_LABELS)
-    cost = _gauge("idle_cost", [*IDLE_LABELS, "currency"])
+    held = _gauge("idle_capacity_held", [*IDLE_LABELS, "currency"])
+    pays = _gauge("idle_unit_pays", [*IDLE_LABELS, "currency"])
     for row in chargeback.idle.to_dict("records"):
         labels = [str(row[name]) for name in IDLE_LABELS]
         ratio.add_metric(labels, float(1 - row["utilization"]))
-        cost.add_metric([*labels, chargeback.currency], float(row["idle_cost"]))
-    return [ratio, cost]
+        held.add_metric([*labels, chargeback.currency], float(row["capacity_held"]))
+        pays.add_metric([*labels, chargeback.currency], float(row["unit_pays"]))
+    return [ratio, held, pays]
 
 
 def _alert_families(chargeback: Chargeback) -> list[Metric]:

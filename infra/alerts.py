@@ -193,8 +193,9 @@ def alert_rules(catalog: Catalog) -> dict[str, Any]:
             '{{ printf "%.2f" $value }} {{ $labels.currency }} this month, more than its monthly budget '
             "(linear forecast from the month-to-date cost; resource_pool_budget_burn_ratio shows the share "
             "already spent).",
-            runbook="Run `chargeback idle --period <this month>` for right-sizing savings, and ask the unit's "
-            "owners to shrink idle quotas or raise the budget in "
+            runbook="Run `chargeback idle --period <this month>`: its `You pay` column is what the unit is billed "
+            "for unused requests (nothing under usage billing, where only lower use lowers the bill); ask the "
+            "unit's owners to lower those requests or raise the budget in "
             "catalog/business-units/{{ $labels.business_unit }}.yaml.",
         ),
         _rule(
@@ -220,8 +221,9 @@ def alert_rules(catalog: Catalog) -> dict[str, Any]:
             "{{ $labels.cluster }}) has left {{ humanizePercentage $value }} of its {{ $labels.resource }} "
             f"{{{{ $labels.basis }}}} allocation unused, below {_number(threshold * 100)}% use for "
             f"{idle_days} days.",
-            runbook="`chargeback idle` shows the recommended allocation and the monthly saving; lower the quota "
-            "with `pool request` or in the unit's catalog file.",
+            runbook="`chargeback idle` shows the recommended allocation (never below the pods' peak requests) "
+            "and the pool capacity the allocation holds; lower the quota with `pool request` or in the unit's "
+            "catalog file.",
         ),
         _rule(
             "CostAnomaly",

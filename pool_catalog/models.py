@@ -934,8 +934,17 @@ class IdlePolicy(_Model):
     utilization_threshold: float = Field(
         0.3, gt=0, lt=1, description="Flag allocations whose average use is below this share."
     )
-    headroom: float = Field(0.2, ge=0, le=2, description="Recommended allocation = p95 × (1 + headroom).")
+    headroom: float = Field(
+        0.2, ge=0, le=2, description="Recommended allocation = max(peak use, peak requests) × (1 + headroom)."
+    )
     min_hours: int = Field(24, ge=1, description="Ignore allocations that existed for fewer hours.")
+    min_history_hours: int = Field(
+        168,
+        ge=1,
+        le=744,
+        description="Give no right-size advice on a namespace measured for fewer hours than this in the period "
+        "(a week sees a weekly batch); its idle allocations are still listed.",
+    )
     alert_after_days: int = Field(3, ge=1, le=31, description="Alert when an allocation stays idle this many days.")
 
 

@@ -94,12 +94,14 @@ class Measured:
     `query` names chargeback's PromQL query (`chargeback/collect/promql.py` QUERIES) whose per-namespace value
     is the use; `per_unit` is that value per usage unit (3600 CPU-seconds per core-hour, 2^30 bytes per GiB);
     `counter`: a counter whose increase is the hour's quantity, else a gauge averaged over the hour's scrapes of
-    the resource's source; `also_requested`: the thing used is its own request (a LoadBalancer Service)."""
+    the resource's source; `also_requested`: the thing used is its own request (a LoadBalancer Service);
+    `peak`: the query of the hour's peak level, for right-sizing (a counter's peak is a rate, per second)."""
 
     query: str
     per_unit: int
     counter: bool
     also_requested: bool = False
+    peak: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ BUILT_IN: tuple[ResourceSpec, ...] = (
         quota=Quota("cpu", "requests.cpu", 1, format_cpu, aliases=("cpu",), limit=("limits.cpu", "cpu_limit")),
         request_label="cpu",
         used_source=CADVISOR,
-        measured=Measured("cpu_used", 3600, counter=True),
+        measured=Measured("cpu_used", 3600, counter=True, peak="cpu_peak"),
         used_from_requests=False,
         has_request=True,
         pod_driven=True,
@@ -185,7 +187,7 @@ BUILT_IN: tuple[ResourceSpec, ...] = (
         ),
         request_label="memory",
         used_source=CADVISOR,
-        measured=Measured("memory_used", GIB, counter=False),
+        measured=Measured("memory_used", GIB, counter=False, peak="memory_peak"),
         used_from_requests=False,
         has_request=True,
         pod_driven=True,

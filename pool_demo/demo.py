@@ -59,9 +59,14 @@ POLICY_FAILED = 1
 # Every other error exits 2 and Ctrl-C 130, through the guard `pool` and `chargeback` use (pool_catalog.guard).
 
 UTILIZATION_CAPTION = (
-    "! = over budget. utilization = CPU and memory used ÷ quota over the month, weighted by their prices "
-    "(core-hours × CPU price + GiB-hours × memory price). idle money = what allocations flagged idle cost."
+    "! = over budget. util. = CPU and memory used ÷ quota over the month, weighted by their prices "
+    "(core-hours × CPU price + GiB-hours × memory price). idle paid = what the unit's invoice bills for "
+    "unused allocations (nothing under usage billing); idle held = the pool capacity they hold, at the rate card, "
+    "each allocation once (its quota, else its requests), borne by the pool."
 )
+
+
+NOBODY_PAYS_IDLE = "idle paid = 0.00 for every unit: usage billing bills use, not what is held."
 
 
 class DemoError(ChargebackError):
@@ -106,7 +111,8 @@ class UnitSummary:
     budget: Decimal | None
     budget_used: Decimal | None
     utilization: Decimal | None
-    idle_cost: Decimal
+    idle_unit_pays: Decimal
+    idle_capacity_held: Decimal
 
 
 @dataclass(frozen=True)
@@ -329,7 +335,8 @@ def summarize(run: PeriodRun) -> list[UnitSummary]:
                 budget=budget.monthly if budget else None,
                 budget_used=budget.used if budget else None,
                 utilization=utilization(run, unit.id),
-                idle_cost=invoice.idle.idle_cost,
+                idle_unit_pays=invoice.idle.unit_pays,
+                idle_capacity_held=invoice.idle.capacity_held,
             )
         )
     return rows
@@ -437,10 +444,18 @@ def north_star_table(rows: list[NorthStarRow], period: Period, currency: str) ->
 
 
 def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Table:
-    table = _table(f"Chargeback {period.label} ({currency})", UTILIZATION_CAPTION)
+    """Cost, budget and idle money per unit. The "idle paid" column is shown only where some unit pays for idle
+    allocations (request or max billing); under usage billing the caption says that nobody does."""
+    paid = any(row.idle_unit_pays for row in rows)
+    caption = UTILIZATION_CAPTION if paid else UTILIZATION_CAPTION + " " + NOBODY_PAYS_IDLE
+    table = _table(f"Chargeback {period.label} ({currency})", caption)
     table.add_column("unit", no_wrap=True)
-    for name in ("cost", "budget", "of budget", "utilization", "idle money"):
+    for name in ("cost", "budget", "of budget", "util.", *(("idle paid",) if paid else ()), "idle held"):
         table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
+
+    def idle(pays: Decimal, held: Decimal) -> tuple[str, ...]:
+        return (*((f"{pays:,.2f}",) if paid else ()), f"{held:,.2f}")
+
     for row in rows:
         over = row.budget_used is not None and row.budget_used > 1
         used = "–" if row.budget_used is None else f"{row.budget_used * 100:.1f} %"
@@ -450,7 +465,7 @@ def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Tab
             "–" if row.budget is None else f"{row.budget:,.2f}",
             f"[bold red]{used}![/bold red]" if over else used,
             "–" if row.utilization is None else f"{row.utilization * 100:.1f} %",
-            f"{row.idle_cost:,.2f}",
+            *idle(row.idle_unit_pays, row.idle_capacity_held),
         )
     total = sum((r.cost for r in rows), Decimal(0))
     budgets = sum((r.budget for r in rows if r.budget is not None), Decimal(0))
@@ -461,7 +476,10 @@ def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Tab
         f"{budgets:,.2f}",
         f"{total / budgets * 100:.1f} %" if budgets else "–",
         "",
-        f"{sum((r.idle_cost for r in rows), Decimal(0)):,.2f}",
+        *idle(
+            sum((r.idle_unit_pays for r in rows), Decimal(0)),
+            sum((r.idle_capacity_held for r in rows), Decimal(0)),
+        ),
     )
     return table
 

@@ -197,9 +197,9 @@ def test_the_toy_resource_is_priced_invoiced_flagged_idle_and_exported(catalog: 
     assert len(idle) == 1
     flagged = idle[0]
     assert (flagged["namespace"], flagged["reason"]) == ("di-api", "quota-underused")
-    assert flagged["idle_cost"] == "161.28"  # 14 GiB × (336 h × 0.01 + 408 h × 0.02)
-    assert flagged["recommended_allocation"] == "3"  # p95 2 GiB × 1.2 = 2.4 → whole GiB below 16
-    assert flagged["monthly_savings"] == "189.80"  # (16 − 3) GiB × 730 h × 0.02
+    assert flagged["capacity_held"] == "161.28"  # 14 GiB × (336 h × 0.01 + 408 h × 0.02)
+    assert flagged["unit_pays"] == "0.00"  # usage billing
+    assert flagged["recommended_allocation"] == "3"  # peak 2 GiB × 1.2 = 2.4 → whole GiB below 16
 
     focus = [row for row in read_csv(files["focus.csv"]) if row["x_Resource"] == "gpu_memory"]
     assert len(focus) == 2

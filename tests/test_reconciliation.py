@@ -12,7 +12,8 @@ Figures an output shows (what `Figure` names):
 - total: the invoice total (resources + capabilities consumed + credits for capabilities recovered);
 - resources: the invoice total without its capability sections (outputs that say so: the line items,
   the charts of days, the exporter's per-line cost and the dashboard panels made from it);
-- idle: the invoice's idle cost (each allocation once: the larger of its quota and requests figures).
+- idle held / idle pays: the invoice's idle figures, the pool capacity idle allocations hold (each allocation
+  once) and what the unit pays for idle (its unused requests under request or max billing).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ Totals = dict[str, Decimal]
 class Figure(Enum):
     TOTAL = "total"
     RESOURCES = "resources"
-    IDLE = "idle"
+    IDLE_HELD = "idle capacity held"
+    IDLE_PAYS = "idle the unit pays"
 
 
 @dataclass
@@ -140,8 +142,10 @@ def expected(month: Month, figure: Figure) -> Totals:
             result[unit] = money(invoice["total"])
         elif figure is Figure.RESOURCES:
             result[unit] = money(invoice["total"]) - capability_parts(invoice)
+        elif figure is Figure.IDLE_HELD:
+            result[unit] = money(invoice["idle"]["capacity_held"])
         else:
-            result[unit] = money(invoice["idle"]["idle_cost"])
+            result[unit] = money(invoice["idle"]["unit_pays"])
     return result
 
 
@@ -242,9 +246,14 @@ def summary_table(month: Month) -> Totals:
     return {unit: cells[1] for unit, cells in summary_rows(month).items()}  # type: ignore[misc]
 
 
-def summary_table_idle(month: Month) -> Totals:
-    """The finance summary's "Idle cost" column."""
+def summary_table_idle_pays(month: Month) -> Totals:
+    """The finance summary's "Idle: units pay" column."""
     return {unit: cells[4] for unit, cells in summary_rows(month).items()}  # type: ignore[misc]
+
+
+def summary_table_idle_held(month: Month) -> Totals:
+    """The finance summary's "Idle: pool capacity held" column."""
+    return {unit: cells[5] for unit, cells in summary_rows(month).items()}  # type: ignore[misc]
 
 
 def summary_chart_parts(month: Month) -> Totals:
@@ -355,22 +364,16 @@ def ledger_lines(month: Month) -> Totals:
     return summed((row["business_unit"], money(row["amount"])) for row in rows)
 
 
-def idle_csv(month: Month) -> Totals:
-    """idle.csv as the invoices count it: one row per flagged basis of an allocation, the claims of a
-    volume one row each. Per allocation (namespace, resource, tier) the claims' rows are summed (they are
-    one figure, the volumes basis); quota and requests rows are alternatives, and the larger figure stands
-    for the allocation. The one place that knows idle.csv's columns: adapt it when they change."""
-    figures: dict[tuple[str, str, str, str], list[Decimal]] = defaultdict(list)
-    claims: dict[tuple[str, str, str, str], Decimal] = defaultdict(Decimal)
-    for row in read_csv(month.folder / "idle.csv"):
-        allocation = (row["business_unit"], row["namespace"], row["resource"], row["tier"])
-        if row["pvc"]:
-            claims[allocation] += money(row["idle_cost"])
-        else:
-            figures[allocation].append(money(row["idle_cost"]))
-    for allocation, amount in claims.items():
-        figures[allocation].append(amount)
-    return summed((allocation[0], max(amounts)) for allocation, amounts in figures.items())
+def idle_csv_column(column: str) -> Callable[[Month], Totals]:
+    """A money column of idle.csv summed per unit: `capacity_held` (each allocation counted once, on its
+    quota row where the quota is flagged) and `unit_pays` are plain sums; `idle_value` is information on
+    every row and is never summed (`test_idle_csv_idle_value_overlaps_so_it_is_not_summed`)."""
+
+    def read(month: Month) -> Totals:
+        return summed((row["business_unit"], money(row[column])) for row in read_csv(month.folder / "idle.csv"))
+
+    read.__doc__ = f"idle.csv's {column} column summed per unit."
+    return read
 
 
 def usage_csv_quantities(month: Month) -> dict[tuple[str, str, str], Decimal]:
@@ -435,11 +438,10 @@ EXPORTER = {
         "(resource_pool_north_star_volume)",
         "cost_per_north_star_unit × north_star_volume (units with a north star).",
     ),
-    "idle cost": series(
-        "max by (business_unit, cluster, namespace, resource, tier) "
-        "(sum by (business_unit, cluster, namespace, resource, tier, basis) (resource_pool_idle_cost))",
-        "idle_cost per allocation as the invoice counts it: claims summed, the larger of quota and requests.",
+    "idle capacity held": series(
+        "resource_pool_idle_capacity_held", "Pool capacity held by idle allocations, counted once per allocation."
     ),
+    "idle unit pays": series("resource_pool_idle_unit_pays", "What units pay for idle requests."),
 }
 
 
@@ -448,16 +450,16 @@ def dashboard_panels() -> dict[str, list[str]]:
     return {panel["title"]: [target["expr"] for target in panel["targets"]] for panel in panels}
 
 
-def panel(title: str) -> Callable[[Month], Totals]:
-    """A Grafana panel's query, evaluated on the Prometheus that scraped the exporter."""
-    (expr,) = dashboard_panels()[title]
-    return series(expr, f"Grafana panel {title!r}")
+def panel(title: str, target: int) -> Callable[[Month], Totals]:
+    """A Grafana panel's query (its `target`-th), evaluated on the Prometheus that scraped the exporter."""
+    return series(dashboard_panels()[title][target], f"Grafana panel {title!r}, query {target + 1}")
 
 
-PANEL_FIGURES: dict[str, Figure | None] = {
-    "Month-to-date cost by business unit": Figure.TOTAL,
+IDLE_PANEL = "Idle allocations by namespace: pool capacity held and what the unit pays (month to date)"
+PANEL_FIGURES: dict[str, tuple[Figure, ...] | None] = {
+    "Month-to-date cost by business unit": (Figure.TOTAL,),
     "Top namespaces (month to date)": None,  # ten namespaces: `test_grafana_top_namespaces_are_the_line_items`
-    "Idle cost by namespace (month to date)": Figure.IDLE,
+    IDLE_PANEL: (Figure.IDLE_HELD, Figure.IDLE_PAYS),
     # Ratios, levels and health, no money total: checked through the exporter series they read above.
     "Budget burn": None,
     "Forecast vs budget": None,
@@ -471,8 +473,8 @@ PANEL_FIGURES: dict[str, Figure | None] = {
     "North-star volume (month to date)": None,
     "Undeclared capability callers (month to date)": None,
 }
-"""Every panel of the dashboard, and the invoice figure its per-unit sum must equal (None: not a money total
-per unit; `test_every_dashboard_panel_is_accounted_for` keeps this list whole)."""
+"""Every panel of the dashboard, and the invoice figure each of its queries' per-unit sum must equal (None: not a
+money total per unit; `test_every_dashboard_panel_is_accounted_for` keeps this list whole)."""
 
 
 @dataclass(frozen=True)
@@ -490,13 +492,15 @@ OUTPUTS: dict[str, Output] = {
     "invoice PDF": Output(invoice_pdf, Figure.TOTAL),
     "invoice daily chart": Output(invoice_daily_charts, Figure.TOTAL),
     "finance summary table": Output(summary_table, Figure.TOTAL),
-    "finance summary idle column": Output(summary_table_idle, Figure.IDLE),
+    "finance summary idle paid column": Output(summary_table_idle_pays, Figure.IDLE_PAYS),
+    "finance summary idle held column": Output(summary_table_idle_held, Figure.IDLE_HELD),
     "finance summary chart figures": Output(summary_chart_figures, Figure.TOTAL),
     "finance summary chart parts": Output(summary_chart_parts, Figure.TOTAL),
     "finance summary daily chart": Output(summary_daily_chart, Figure.TOTAL),
     "line_items.csv": Output(line_items_csv, Figure.RESOURCES),
     "line_items.csv + capability_lines.csv": Output(line_and_capability_csvs, Figure.TOTAL),
-    "idle.csv": Output(idle_csv, Figure.IDLE),
+    "idle.csv capacity_held": Output(idle_csv_column("capacity_held"), Figure.IDLE_HELD),
+    "idle.csv unit_pays": Output(idle_csv_column("unit_pays"), Figure.IDLE_PAYS),
     "focus.csv": Output(focus_csv, Figure.TOTAL),
     "ledger export focus": Output(ledger_focus, Figure.TOTAL, demo_only=True),
     "ledger export csv": Output(ledger_lines, Figure.TOTAL, demo_only=True),
@@ -507,11 +511,15 @@ OUTPUTS: dict[str, Output] = {
     "exporter cost per north star": Output(
         EXPORTER["cost per north star"], Figure.TOTAL, demo_only=True, units_with="north_star"
     ),
-    "exporter idle cost": Output(EXPORTER["idle cost"], Figure.IDLE, demo_only=True),
+    "exporter idle capacity held": Output(EXPORTER["idle capacity held"], Figure.IDLE_HELD, demo_only=True),
+    "exporter idle unit pays": Output(EXPORTER["idle unit pays"], Figure.IDLE_PAYS, demo_only=True),
     **{
-        f"Grafana: {title}": Output(panel(title), figure, demo_only=True)
-        for title, figure in PANEL_FIGURES.items()
-        if figure is not None
+        f"Grafana: {title}" + (f" (query {target + 1})" if len(figures) > 1 else ""): Output(
+            panel(title, target), figure, demo_only=True
+        )
+        for title, figures in PANEL_FIGURES.items()
+        if figures is not None
+        for target, figure in enumerate(figures)
     },
 }
 """Each output a person reads, and the invoice figure it shows per unit."""
@@ -547,7 +555,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Month]:
     def close_months(url: str) -> None:
         for period in DEMO_MONTHS:
             args = ["close", "--period", period.label, "--prometheus", url, "--catalog", str(CATALOG)]
-            issued = ["--out", str(work / "issued" / period.label), "--ledger", str(ledger)]
+            issued = ["--out", str(work / "issued" / period.label), "--ledger", str(ledger), "--allow-dirty-catalog"]
             closed = runner.invoke(chargeback_app, [*args, *issued])
             assert closed.exit_code == 0, closed.output
 
@@ -694,15 +702,15 @@ def test_every_dashboard_panel_is_accounted_for() -> None:
 
 
 @pytest.mark.prometheus
-def test_idle_csv_rows_overlap_so_its_plain_sum_is_not_the_invoices(served: dict[str, Month]) -> None:
-    """idle.csv lists both figures of an allocation flagged on quota and on requests (the demo's October:
-    Community Services' column sums to more than its invoice shows); only `idle_csv`'s rule, the larger
-    figure per allocation, gives the invoices' idle cost. Adapt with `idle_csv` when idle.csv changes."""
+def test_idle_csv_idle_value_overlaps_so_it_is_not_summed(served: dict[str, Month]) -> None:
+    """idle.csv's `idle_value` stands on every flagged row, so an allocation flagged on quota and on requests
+    shows it twice (the demo's October: Community Services' column sums to more than its invoice's capacity
+    held); `capacity_held` counts the allocation once and ties."""
     month = served["2026-10"]
-    plain = summed((row["business_unit"], money(row["idle_cost"])) for row in read_csv(month.folder / "idle.csv"))
-    counted = expected(month, Figure.IDLE)
+    plain = idle_csv_column("idle_value")(month)
+    counted = expected(month, Figure.IDLE_HELD)
     assert plain["community-services"] > counted["community-services"]
-    assert idle_csv(month) == {unit: amount for unit, amount in counted.items() if amount}
+    assert idle_csv_column("capacity_held")(month) == {unit: amount for unit, amount in counted.items() if amount}
 
 
 # ------------------------------------------------------------------ each check can fail
@@ -724,16 +732,21 @@ FILE_PERTURBATIONS = {
         "finance-summary.html",
         r'<td class="num">([\d,.]+)</td>\s*<td class="num[^"]*">[\d.]+ %',
     ),
-    "finance summary idle column": (
+    "finance summary idle paid column": (
         "finance-summary.html",
         r'<td class="num">([\d,.]+)</td>\s*<td class="num">[\d,.]+</td>\s*</tr>',
+    ),
+    "finance summary idle held column": (
+        "finance-summary.html",
+        r'<td class="num">[\d,.]+</td>\s*<td class="num">([\d,.]+)</td>\s*</tr>',
     ),
     "finance summary chart figures": ("finance-summary.html", r'<g class="bar" aria-label="[^"]*: CNY ([\d,.]+)"'),
     "finance summary chart parts": ("finance-summary.html", r'data-value="([\d.]+)"'),
     "finance summary daily chart": ("finance-summary.html", r'<g class="series" aria-label="[^"]*: CNY ([\d,.]+) in'),
-    "line_items.csv": ("line_items.csv", r",([\d.]+),CNY\n"),
-    "line_items.csv + capability_lines.csv": ("line_items.csv", r",([\d.]+),CNY\n"),
-    "idle.csv": ("idle.csv", r"\ncommunity-services,(?:[^,]*,){7}([\d.]+),"),
+    "line_items.csv": ("line_items.csv", r",([\d.]+),CNY,"),
+    "line_items.csv + capability_lines.csv": ("line_items.csv", r",([\d.]+),CNY,"),
+    "idle.csv capacity_held": ("idle.csv", r"\ncommunity-services,(?:[^,]*,){10}([\d.]+),"),
+    "idle.csv unit_pays": ("idle.csv", r"\ncommunity-services,(?:[^,]*,){11}([\d.]+),"),
     "focus.csv": ("focus.csv", r"\n,,,,,([\d.]+),"),
 }
 """Per file output of the golden month: a figure of one unit to raise by a cent."""
@@ -767,7 +780,8 @@ def test_every_other_output_is_compared_for_real(output: str, served: dict[str, 
     perturbed = json.loads(json.dumps(invoices(month)))
     doc = perturbed[unit]
     doc["total"] = str(money(doc["total"]) + CENT)
-    doc["idle"]["idle_cost"] = str(money(doc["idle"]["idle_cost"]) + CENT)
+    for figure in ("capacity_held", "unit_pays"):
+        doc["idle"][figure] = str(money(doc["idle"][figure]) + CENT)
     changed = Month(month.name, month.folder, month.chargeback, month.ledger_export, month.work, month.query)
     changed._cache.update(month._cache, invoices=perturbed)
     assert list(mismatches(changed, spec)) == [unit]

@@ -87,6 +87,44 @@ HOST_NETWORK_PODS = Template(
     'count by (namespace) (max by (namespace, pod) (max_over_time(kube_pod_info{host_network="true"$extra}[$window])))'
 )
 
+# ---------------------------------------------------------------- peaks in the hour (right-sizing, never billed)
+#
+# Hourly averages hide bursts: a weekly bench run at 20 cores is 0.3 cores averaged over a month. Right-sizing
+# reads each hour's peak instead. Subqueries step 5m: their points are aligned to multiples of the step, so the
+# points of the hour window are :00, :05 … :55 of the hour (:00 left out by Prometheus 3's left-open ranges,
+# where its rate still covers it), and a 5-minute rate at each point covers every sample of the hour once.
+
+PEAK_STEP = "5m"
+
+CPU_PEAK = Template(
+    # The highest 5-minute CPU rate of the namespace's containers (cores) in the hour: KRR's fine-grained use.
+    "max_over_time(sum by (namespace) (max by (namespace, pod, container, id) (rate("
+    'container_cpu_usage_seconds_total{container!="",container!="POD",namespace!=""$extra}[$peak_step])))'
+    "[$window:$peak_step])"
+)
+MEMORY_PEAK = Template(
+    # Each container's highest working set in the hour, every sample read (a 5-minute subquery would skip the
+    # samples between its points, and an OOM kill follows one sample's peak), summed per namespace: at least the
+    # namespace's peak, so advice from it is never too small. A restarted container (new `id`) counts once.
+    "sum by (namespace) (max by (namespace, pod, container) (max_over_time("
+    'container_memory_working_set_bytes{container!="",container!="POD",namespace!=""$extra}[$window])))'
+)
+STORAGE_PEAK = Template(
+    # Each claim's highest bytes used in the hour, every sample read, once per claim (as STORAGE_USED).
+    "max by (namespace, persistentvolumeclaim) (max_over_time(kubelet_volume_stats_used_bytes{$matchers}[$window]))"
+)
+REQUESTS_PEAK = Template(
+    # The highest total of the running pods' requests at any 5-minute point of the hour: a quota below it
+    # refuses the unit's own pods. Same reduction per container as CONTAINER_REQUESTS; a pod counts while its
+    # Running phase is 1 (kube-state-metrics exports 0 for the phases a pod is not in).
+    "max_over_time(sum by (namespace, resource) ("
+    "max by (namespace, pod, uid, container, resource) ("
+    'kube_pod_container_resource_requests{resource=~"$requests"$extra})'
+    " * on (namespace, pod, uid) group_left ()"
+    ' max by (namespace, pod, uid) (kube_pod_status_phase{phase="Running"$extra}))'
+    "[$window:$peak_step])"
+)
+
 # ---------------------------------------------------------------- requests and quotas
 
 CONTAINER_REQUESTS = Template(
@@ -164,6 +202,10 @@ QUERIES: dict[str, Template] = {
     "storage_requested": STORAGE_REQUESTED,
     "claim_classes": CLAIM_CLASSES,
     "quota_hard": QUOTA_HARD,
+    "cpu_peak": CPU_PEAK,
+    "memory_peak": MEMORY_PEAK,
+    "storage_peak": STORAGE_PEAK,
+    "requests_peak": REQUESTS_PEAK,
     "kube_state_scrapes": KUBE_STATE_SCRAPES,
     "kubelet_volume_scrapes": KUBELET_VOLUME_SCRAPES,
     "cadvisor_node_scrapes": CADVISOR_NODE_SCRAPES,
@@ -277,4 +319,5 @@ def render(template: Template, window: str, matchers: tuple[LabelMatcher, ...] =
         matchers=rendered,
         requests=request_labels(),
         quotas=quota_keys(),
+        peak_step=PEAK_STEP,
     )

@@ -7,6 +7,8 @@ The usage frame is the contract between collection and rating. One row per
 Units of `used`, `requested` and `allocated` (per row, i.e. per hour):
   cpu core-hours · memory GiB-hours · storage GiB-hours · egress GiB (2^30 bytes) ·
   gpu gpu-hours · load_balancer lb-hours · pods pod-hours (not billed).
+`used_peak` and `requested_peak` are levels (cores, GiB, GPUs): the highest in the hour, for right-sizing
+only (never billed); measured for cpu, memory and storage use and for pod requests, NaN elsewhere.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ USAGE_SCHEMA: dict[str, str] = {
     "requested": "float64",  # request-hours in the same unit; NaN where meaningless (egress, pods)
     "allocated": "float64",  # quota-hours from kube_resourcequota{type="hard"}; NaN where no quota
     "coverage": "float64",  # 0..1 share of the hour covered by scrapes of the row's source
+    # Advice only, quantized to 0.0001 of a level: single precision keeps a month of a large cluster small.
+    "used_peak": "float32",  # highest level of use in the hour (cpu: 5-minute rate, cores); NaN: not measured
+    "requested_peak": "float32",  # highest total of running pods' requests in the hour; NaN: not measured
 }
 """Column → dtype of the usage frame, in column order. The text columns are categorical (a month of a large
 cluster is millions of rows over a few thousand names: a code per row, not an object pointer), with their
@@ -73,6 +78,7 @@ TEXT_COLUMNS: tuple[str, ...] = tuple(name for name, dtype in USAGE_SCHEMA.items
 
 USAGE_COLUMNS: tuple[str, ...] = tuple(USAGE_SCHEMA)
 USAGE_KEY: tuple[str, ...] = ("hour", "cluster", "namespace", "resource", "tier")
+PEAK_COLUMNS: tuple[str, ...] = ("used_peak", "requested_peak")
 
 
 def empty_usage_frame() -> pd.DataFrame:
@@ -137,13 +143,16 @@ def check_usage_frame(frame: pd.DataFrame) -> pd.DataFrame:
     unknown_used = frame["used"].isna() & (coverage > 0)
     if unknown_used.any():
         problems.append(f"used is NaN although the hour was scraped (coverage > 0): {rows(unknown_used)}")
-    for name in ("used", "requested", "allocated"):
+    for name in ("used", "requested", "allocated", *PEAK_COLUMNS):
         negative = frame[name] < 0
         if negative.any():
             problems.append(f"{name} is negative: {rows(negative)}")
         infinite = pd.Series(np.isinf(frame[name].to_numpy()), index=frame.index)
         if infinite.any():
             problems.append(f"{name} is infinite: {rows(infinite)}")
+    peak_without_use = frame["used"].isna() & frame["used_peak"].notna()
+    if peak_without_use.any():
+        problems.append(f"used_peak is set where used is unknown (NaN): {rows(peak_without_use)}")
     duplicated = _repeated_keys(frame, USAGE_KEY)
     if duplicated.any():
         problems.append(f"rows repeat the key {USAGE_KEY}: {rows(duplicated)}")
@@ -424,6 +433,10 @@ def measures() -> tuple[Measure, ...]:
     for spec in specs():
         if spec.measured is None:
             continue
+        if spec.measured.peak is not None:  # a level already (a rate is per second): no division by scrapes
+            per_second = 3600.0 if spec.measured.counter else 1.0
+            peak_key = _fixed(spec.name, per_second / spec.measured.per_unit)
+            own.append(Measure(spec.measured.peak, "used_peak", peak_key, None, counter_source=spec.used_source))
         key = _fixed(spec.name, 1.0 / spec.measured.per_unit)
         if spec.measured.counter:
             own.append(Measure(spec.measured.query, "used", key, None, counter_source=spec.used_source))
@@ -436,7 +449,10 @@ def measures() -> tuple[Measure, ...]:
         Measure("pods_running", "used", _fixed(PODS, 1.0), KUBE_STATE),
         Measure("container_requests", "requested", _request_key, KUBE_STATE),
         Measure("container_requests", "used", _used_as_requested_key, KUBE_STATE),
+        Measure("requests_peak", "requested_peak", _request_key, None, counter_source=KUBE_STATE),
+        Measure("requests_peak", "used_peak", _used_as_requested_key, None, counter_source=KUBE_STATE),
         Measure("storage_used", "used", _claim_key, KUBELET, per_claim=True),
+        Measure("storage_peak", "used_peak", _claim_key, None, per_claim=True, counter_source=KUBELET),
         Measure("storage_requested", "requested", _claim_key, KUBE_STATE, per_claim=True),
         # `cpu` and `requests.cpu` (or several quota objects) limit the same thing: the smallest applies.
         Measure("quota_hard", "allocated", _quota_key, KUBE_STATE, combine="min"),
@@ -698,6 +714,7 @@ class _Reducer:
         """The per-claim frame (unmounted claims carried forward), folded into the frame's storage rows."""
         used_hourly = next(h for m, h in self.measures.items() if m.per_claim and m.column == "used")
         requested_hourly = next(h for m, h in self.measures.items() if m.per_claim and m.column == "requested")
+        peak_hourly = next(h for m, h in self.measures.items() if m.per_claim and m.column == "used_peak")
         found = list(dict.fromkeys([*requested_hourly.keys, *used_hourly.keys]))
         if not found:
             return empty_volume_frame(), [], []
@@ -705,17 +722,21 @@ class _Reducer:
         position = {key: i for i, key in enumerate(found)}
         claims = [(namespace, claim, self._tier(namespace, claim)) for namespace, claim, _ in found]
 
-        def dense(hourly: _Hourly, source: str) -> tuple[np.ndarray, np.ndarray]:
+        def dense(hourly: _Hourly, source: str | None) -> tuple[np.ndarray, np.ndarray]:
+            """Hours × claims; a gauge's sums divided by the source's scrapes (None: levels as they are)."""
             values = np.full((hours, len(claims)), np.nan)
             nan = np.zeros((hours, len(claims)), dtype=bool)
             keys, matrix, flags = hourly.matrix()
-            columns = [position[k] for k in keys]
-            values[:, columns] = matrix * scrapes.per_scrape(source)[:, None]
-            nan[:, columns] = flags
+            known = [i for i, key in enumerate(keys) if key in position]  # a peak of a claim nothing else saw: no
+            columns = [position[keys[i]] for i in known]
+            scale = 1.0 if source is None else scrapes.per_scrape(source)[:, None]
+            values[:, columns] = matrix[:, known] * scale
+            nan[:, columns] = flags[:, known]
             return values, nan
 
         used, used_nan = dense(used_hourly, KUBELET)
         requested, requested_nan = dense(requested_hourly, KUBE_STATE)
+        peak, _ = dense(peak_hourly, None)
         scraped = scrapes.share[KUBELET] > 0
 
         # Last bytes-used level known at each hour: the hour's own last sample, else the latest before it.
@@ -740,6 +761,8 @@ class _Reducer:
         used = np.where(never, 0.0, used)
         used = np.where(np.isnan(used) & scraped[:, None] & ~used_nan, 0.0, used)
         used[~scraped] = np.nan
+        # A claim's peak: its highest sample, else (unmounted, carried) its hour's level; never below it.
+        peak = np.fmax(peak, used)
 
         estimates: list[dict] = []
         warnings: list[str] = []
@@ -778,7 +801,9 @@ class _Reducer:
         for column, (namespace, _claim, tier) in enumerate(claims):
             folded.setdefault((namespace, "storage", tier), []).append(column)
         keys = list(folded)
-        for name, matrix, flags in (("used", used, used_nan), ("requested", requested, requested_nan)):
+        no_flags = np.zeros_like(used_nan)
+        folds = (("used", used, used_nan), ("requested", requested, requested_nan), ("used_peak", peak, no_flags))
+        for name, matrix, flags in folds:
             summed = np.column_stack([_nansum_or_nan(matrix[:, cols]) for cols in folded.values()])
             flagged = np.column_stack([flags[:, cols].any(axis=1) for cols in folded.values()])
             frame_grid.put(name, keys, summed, flagged)
@@ -949,7 +974,7 @@ def _estimate_frame(rows: list[dict], cluster: str) -> pd.DataFrame:
     return frame.astype(ESTIMATE_SCHEMA)
 
 
-_COLUMNS = ("used", "requested", "allocated")
+_COLUMNS = ("used", "requested", "allocated", *PEAK_COLUMNS)
 _NODE_SOURCES = (CADVISOR, KUBELET)
 """Sources scraped from each node's kubelet: a silent node leaves the namespaces it runs pods of incomplete."""
 
@@ -961,7 +986,10 @@ class _FrameGrid:
         self.hours = hours
         self.keys = sorted(keys)
         self.position = {key: i for i, key in enumerate(self.keys)}
-        self.matrices = {c: np.full((hours, len(self.keys)), np.nan) for c in _COLUMNS}
+        self.matrices = {
+            c: np.full((hours, len(self.keys)), np.nan, dtype=np.float32 if c in PEAK_COLUMNS else np.float64)
+            for c in _COLUMNS
+        }
         self.poisoned = np.zeros((hours, len(self.keys)), dtype=bool)
 
     def _write(self, column: str, at: int | list[int], values: np.ndarray, nan: np.ndarray) -> None:
@@ -969,7 +997,8 @@ class _FrameGrid:
         target = self.matrices[column]
         current = target[:, at]
         target[:, at] = np.where(np.isnan(current), values, current + np.nan_to_num(values))
-        self.poisoned[:, at] |= nan
+        if column not in PEAK_COLUMNS:  # a NaN peak leaves the peak unknown, never the hour's billed figures
+            self.poisoned[:, at] |= nan
 
     def put_hourly(self, column: str, hourly: _Hourly, scale: np.ndarray | None) -> None:
         """Move a measure's per-key arrays in (scaled per hour), releasing each as it goes."""
@@ -1007,8 +1036,9 @@ class _FrameGrid:
         present = unscraped | poisoned  # explicit rows: unknown use
         if node_coverage is not None:
             present[:, node_keys] |= node_coverage < 1  # a hidden namespace says so, never a silent zero
-        for matrix in matrices.values():
-            present |= ~np.isnan(matrix)
+        for name, matrix in matrices.items():
+            if name not in PEAK_COLUMNS:  # a peak alone (a 5-minute rate reaching back before the hour) is no row
+                present |= ~np.isnan(matrix)
         # One flat position per row into the hours × keys matrices: indexing by two arrays would convert
         # both to 64-bit for every column cut (hundreds of MB for a month of a large cluster).
         flat = np.flatnonzero(present)
@@ -1029,6 +1059,9 @@ class _FrameGrid:
         kube_state_scraped = share[KUBE_STATE] > 0
         requested[np.isnan(requested) & has_request[key_index] & kube_state_scraped[hour_index]] = 0.0
         allocated = matrices.pop("allocated").ravel()[flat]
+        used_peak = matrices.pop("used_peak").ravel()[flat]
+        used_peak[np.isnan(used)] = np.nan
+        requested_peak = matrices.pop("requested_peak").ravel()[flat]
         del flat
 
         # Coverage of each row's `used` source, per node where a silent node hid the namespace's pods; rows
@@ -1060,6 +1093,8 @@ class _FrameGrid:
                 "requested": requested,
                 "allocated": allocated,
                 "coverage": coverage,
+                "used_peak": used_peak,
+                "requested_peak": requested_peak,
             },
             copy=False,
         )

@@ -60,16 +60,24 @@ IDLE_COLUMNS = (
     "namespace",
     "resource",
     "tier",
+    "basis",
     "allocated",
     "used_avg",
-    "used_p95",
+    "used_peak",
+    "requests_peak",
     "utilization",
-    "idle_cost",
+    "idle_value",
+    "capacity_held",
+    "unit_pays",
     "recommended_allocation",
-    "monthly_savings",
+    "advice_basis",
     "reason",
     "pvc",
 )
+"""idle.csv: `idle_value` is each row's unused allocation at the rate card (information); `capacity_held` is
+the same figure counted once per allocation (on its quota row where the quota is flagged, 0 on its requests
+rows) and `unit_pays` what the unit is billed for it (0 under usage billing): each column sums to the invoices'
+and the finance summary's idle figures."""
 CAPABILITY_COLUMNS = (
     "period",
     "cluster",
@@ -98,7 +106,8 @@ NUMERIC_COLUMNS = frozenset(
     {
         *("used", "requested", "allocated"),
         *("usage_quantity", "billed_quantity", "unit_price", "amount"),
-        *("used_avg", "used_p95", "utilization", "idle_cost", "recommended_allocation", "monthly_savings"),
+        *("used_avg", "used_peak", "requests_peak", "utilization", "idle_value", "capacity_held", "unit_pays"),
+        "recommended_allocation",
         *("BilledCost", "ConsumedQuantity", "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "ListCost"),
         *("ListUnitPrice", "PricingQuantity"),
         *("calls", "not_billable_calls", "share", "recovered_cost"),
@@ -159,7 +168,10 @@ def line_rows(chargeback: Chargeback) -> list[dict[str, str]]:
 
 def idle_rows(chargeback: Chargeback) -> list[dict[str, str]]:
     return [
-        {column: text(v) if isinstance(v := row[column], Decimal) else v for column in IDLE_COLUMNS}
+        {
+            column: text(v) if isinstance(v := row[column], Decimal) else "" if v is None else v
+            for column in IDLE_COLUMNS
+        }
         for row in chargeback.idle.to_dict("records")
     ]
 

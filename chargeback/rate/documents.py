@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     PlainSerializer,
     SerializerFunctionWrapHandler,
     WithJsonSchema,
@@ -173,20 +174,27 @@ class IdleAllocation(Document):
     unit: str
     allocated: Number
     used_avg: Number
-    used_p95: Number
+    used_peak: Number = Field(description="Use level the advice rests on (peak, or CPU's p99 of hourly peaks).")
+    requests_peak: OptionalNumber = Field(description="Peak of the pods' requests: a quota's floor (quota rows).")
     utilization: Number
-    idle_cost: Number
-    recommended_allocation: Number
-    monthly_savings: Number
+    idle_value: Number = Field(description="The unused part at the rate card, for the period (every row).")
+    capacity_held: Number = Field(
+        description="Pool capacity held idle, at the rate card: idle_value on the allocation's binding row "
+        "(its quota if flagged, else its requests), 0 on the other row of the same allocation."
+    )
+    unit_pays: Number = Field(description="What the unit is billed for the unused part (0 under usage billing).")
+    recommended_allocation: OptionalNumber = Field(description="Safe right-size; null: no advice (short history).")
+    advice_basis: str = Field(description="How the advice was found, or why there is none.")
     reason: str
     reason_text: str
 
 
 class IdleSummary(Document):
-    """Idle money of a unit, each allocation counted once, and the flagged allocations."""
+    """Idle money of a unit, each allocation counted once: what the unit pays for it, and the pool's capacity
+    it holds (worth this at the rate card, borne by the pool, not billed under usage billing)."""
 
-    idle_cost: Number
-    monthly_savings: Number
+    unit_pays: Number
+    capacity_held: Number
     allocations: list[IdleAllocation]
 
 
@@ -331,8 +339,8 @@ class SummaryUnit(Document):
     over_budget: bool
     at_alert: bool
     share_of_pool: OptionalNumber
-    idle_cost: Number
-    monthly_savings: Number
+    idle_unit_pays: Number
+    idle_capacity_held: Number
     coverage_complete: bool
     north_star: NorthStar | None
 
@@ -356,8 +364,8 @@ class SummaryTotal(Document):
     actual: Number
     budget: Number
     budget_used: OptionalNumber
-    idle_cost: Number
-    monthly_savings: Number
+    idle_unit_pays: Number
+    idle_capacity_held: Number
 
 
 class CapabilityCell(Document):

@@ -24,11 +24,12 @@ _KINDS = {
     "float": lambda s: types.is_float_dtype(s.dtype) or types.is_integer_dtype(s.dtype),
     "int": lambda s: types.is_integer_dtype(s.dtype),
     "decimal": lambda s: s.dtype == object and types.infer_dtype(s, skipna=False) in ("decimal", "empty"),
+    "decimal-or-none": lambda s: s.dtype == object and types.infer_dtype(s, skipna=True) in ("decimal", "empty"),
     "bool": lambda s: types.is_bool_dtype(s.dtype),
 }
 
 Schema = Mapping[str, str]
-"""Column name → kind (one of datetime-utc, str, float, int, decimal, bool), in output order."""
+"""Column name → kind (one of datetime-utc, str, float, int, decimal, decimal-or-none, bool), in output order."""
 
 
 def check_frame(frame: pd.DataFrame, schema: Schema, stage: str) -> pd.DataFrame:
@@ -55,5 +56,6 @@ _EMPTY_DTYPES = {
     "float": float,
     "int": "int64",
     "decimal": object,
+    "decimal-or-none": object,
     "bool": bool,
 }

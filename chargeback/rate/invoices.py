@@ -69,18 +69,11 @@ def ratio(part: Decimal, whole: Decimal) -> Decimal | None:
 
 
 def idle_totals(idle: pd.DataFrame, currency: str) -> tuple[Decimal, Decimal]:
-    """Idle cost and monthly savings, counting each allocation once: where both its quota and its
-    requests (or the claims of its volumes, summed) are flagged, the larger figure stands for it."""
-    idle_cost = savings = Decimal(0)
-    if not idle.empty:
-        allocation = ["cluster", "namespace", "resource", "tier"]
-        per_basis = idle.groupby([*allocation, "basis"], sort=True)[["idle_cost", "monthly_savings"]].sum()
-        per_allocation = per_basis.groupby(level=allocation, sort=True).agg(
-            idle_cost=("idle_cost", "max"), monthly_savings=("monthly_savings", "max")
-        )
-        idle_cost = sum(per_allocation["idle_cost"], Decimal(0))
-        savings = sum(per_allocation["monthly_savings"], Decimal(0))
-    return round_money(idle_cost, currency), round_money(savings, currency)
+    """(what the unit pays for idle allocations, the pool capacity they hold at the rate card): the plain
+    sums of idle.csv's `unit_pays` and `capacity_held`, which count each allocation once (`idle.find_idle`)."""
+    unit_pays = sum(idle["unit_pays"], Decimal(0)) if not idle.empty else Decimal(0)
+    capacity = sum(idle["capacity_held"], Decimal(0)) if not idle.empty else Decimal(0)
+    return round_money(unit_pays, currency), round_money(capacity, currency)
 
 
 def invoice_line(row: dict) -> Line:
@@ -210,7 +203,7 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> Invoice:
     # Money moves between units, it is never created: what a consumer pays, its provider is credited.
     total = resources + (consumed.total if consumed else 0) + (recovered.total if recovered else 0)
     idle = chargeback.idle[chargeback.idle["business_unit"] == unit_id]
-    idle_cost, savings = idle_totals(idle, chargeback.currency)
+    idle_pays, idle_capacity = idle_totals(idle, chargeback.currency)
     namespaces = _namespaces(chargeback, unit_id, own)
     budget = unit.budget.monthly if unit else None
     versions = sorted({iso_utc(v) for v in lines["rate_effective_from"]})
@@ -247,7 +240,7 @@ def build_invoice(chargeback: Chargeback, unit: BusinessUnit | None) -> Invoice:
             incomplete_namespaces=[ns.namespace for ns in namespaces if not ns.coverage.complete],
         ),
         namespaces=namespaces,
-        idle=IdleSummary(idle_cost=idle_cost, monthly_savings=savings, allocations=_idle_rows(idle)),
+        idle=IdleSummary(unit_pays=idle_pays, capacity_held=idle_capacity, allocations=_idle_rows(idle)),
         capabilities_consumed=consumed,
         recovered_from_consumers=recovered,
         north_star=_north_star(chargeback, unit, total),
@@ -453,8 +446,8 @@ def finance_summary(chargeback: Chargeback, invoices: Sequence[Invoice]) -> Fina
                 over_budget=used is not None and used > 1,
                 at_alert=used is not None and budget is not None and used >= budget.alert_at,
                 share_of_pool=ratio(invoice.total, pool_total),
-                idle_cost=invoice.idle.idle_cost,
-                monthly_savings=invoice.idle.monthly_savings,
+                idle_unit_pays=invoice.idle.unit_pays,
+                idle_capacity_held=invoice.idle.capacity_held,
                 coverage_complete=invoice.coverage.complete,
                 north_star=invoice.north_star,
             )
@@ -477,8 +470,8 @@ def finance_summary(chargeback: Chargeback, invoices: Sequence[Invoice]) -> Fina
             actual=pool_total,
             budget=budgets,
             budget_used=ratio(pool_total, budgets),
-            idle_cost=round_money(sum((r.idle_cost for r in rows), Decimal(0)), currency),
-            monthly_savings=round_money(sum((r.monthly_savings for r in rows), Decimal(0)), currency),
+            idle_unit_pays=round_money(sum((r.idle_unit_pays for r in rows), Decimal(0)), currency),
+            idle_capacity_held=round_money(sum((r.idle_capacity_held for r in rows), Decimal(0)), currency),
         ),
         data_findings=findings or None,
     )

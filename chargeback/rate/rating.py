@@ -64,6 +64,8 @@ USAGE_KINDS = {
     "requested": "float",
     "allocated": "float",
     "coverage": "float",
+    "used_peak": "float",
+    "requested_peak": "float",
 }
 """Column kinds of chargeback.collect.usage.USAGE_SCHEMA (whose values `check_usage_frame` checks in full)."""
 

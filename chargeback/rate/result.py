@@ -94,7 +94,7 @@ def charge(
     # Each stage's row-sized working arrays are freed before the next starts; give_back returns their pages.
     lines = rate(attributed, catalog, period, mode)
     give_back()
-    idle = find_idle(attributed, catalog, period, volumes)
+    idle = find_idle(attributed, catalog, period, volumes, mode)
     give_back()
     capability_lines = (
         empty_frame(CAPABILITY_LINE_SCHEMA)

@@ -132,7 +132,10 @@ def test_idle_prints_flagged_allocations(priced_prometheus: ScenarioServer, tmp_
     # fmt: on
     assert result.exit_code == 0, result.output
     assert "di-batch" in result.output and "quota mostly unused" in result.output
-    assert "right-sizing saves CNY" in result.output
+    assert "hold pool capacity worth CNY" in result.output
+    assert "the units pay CNY 0.00 of it (usage billing)" in result.output  # nothing billed for idle quota
+    # Eight hours of history: fewer than rates.idle.min_history_hours, so no advice is given.
+    assert "no advice: " in result.output
 
 
 @pytest.mark.parametrize(

@@ -266,6 +266,20 @@ def test_idle_series_follow_the_idle_allocations(scraped: dict, invoices: dict) 
         assert float(match[0]["value"][1]) == pytest.approx(float(1 - row["utilization"]), abs=1e-12)
 
 
+def test_idle_money_series_sum_to_the_invoices_as_grafana_sums_them(scraped: dict, invoices: dict) -> None:
+    # The dashboard's idle panel sums by (business_unit, namespace): the quota and requests rows of one
+    # allocation must not both count, so the sums per unit are the invoices' figures to the cent.
+    query = scraped["query"]
+    for metric, field in (("idle_capacity_held", "capacity_held"), ("idle_unit_pays", "unit_pays")):
+        per_unit = query(f"sum by (business_unit) (resource_pool_{metric})")
+        scraped_sums = {r["metric"]["business_unit"]: cents(float(r["value"][1])) for r in per_unit}
+        expected = {
+            doc.business_unit.id: getattr(doc.idle, field) for doc in invoices["documents"] if doc.idle.allocations
+        }
+        assert scraped_sums == expected, metric
+    assert any(doc.idle.capacity_held > 0 for doc in invoices["documents"])
+
+
 def test_health_series_after_a_good_refresh(scraped: dict) -> None:
     query = scraped["query"]
     assert float(query("resource_pool_exporter_last_refresh_success")[0]["value"][1]) == 1

@@ -101,13 +101,16 @@ def test_summary_table_shows_the_invoice_figures(runs: DemoRuns) -> None:
         assert row.cost == Decimal(document["total"])
         assert row.budget == Decimal(document["budget"]["monthly"])
         assert row.budget_used == Decimal(document["budget"]["used"])
-        assert row.idle_cost == Decimal(document["idle"]["idle_cost"])
+        assert row.idle_unit_pays == Decimal(document["idle"]["unit_pays"])
+        assert row.idle_capacity_held == Decimal(document["idle"]["capacity_held"])
         # The printed table (80 columns) carries the same figures.
         line = next(line for line in runs.cli_output.splitlines() if line.startswith(row.unit_id))
         assert f"{row.cost:,.2f}" in line
         assert f"{row.budget:,.2f}" in line
         assert f"{row.budget_used * 100:.1f} %" in line
-        assert f"{row.idle_cost:,.2f}" in line
+        assert f"{row.idle_capacity_held:,.2f}" in line
+        assert row.idle_unit_pays == 0  # usage billing: the "idle paid" column is left out, the caption says why
+    assert "idle paid = 0.00 for every unit: usage billing bills use" in " ".join(runs.cli_output.split())
     assert "finance-summary.html" in runs.cli_output
     assert "Traceback" not in runs.cli_output
 
@@ -142,10 +145,71 @@ def test_edge_security_test_bench_is_flagged_idle(runs: DemoRuns) -> None:
     row = rows.iloc[0]
     assert row["allocated"] == 48
     assert row["utilization"] < 0.01
-    # Nearly all of 48 cores × 744 h × 0.24 CNY is idle money.
-    assert Decimal(str(row["idle_cost"])) > Decimal("0.98") * 48 * 744 * CPU_PRICE
+    # Nearly all of 48 cores × 744 h × 0.24 CNY is capacity held from the pool; usage billing bills none of it.
+    assert Decimal(str(row["capacity_held"])) > Decimal("0.98") * 48 * 744 * CPU_PRICE
+    assert Decimal(str(row["unit_pays"])) == 0
     document = invoice(runs, PERIOD, "edge-security")
-    assert Decimal(document["idle"]["idle_cost"]) > 10 * Decimal(document["total"])
+    assert Decimal(document["idle"]["capacity_held"]) > 10 * Decimal(document["total"])
+    assert Decimal(document["idle"]["unit_pays"]) == 0
+
+
+def test_right_size_advice_never_goes_below_the_peak_of_the_pods_requests(runs: DemoRuns) -> None:
+    idle = pd.read_csv(runs.out / PERIOD.label / "idle.csv", keep_default_na=False, dtype=str)
+    usage = runs.result.runs[PERIOD.label].chargeback.usage
+
+    def quota_row(namespace: str, resource: str) -> pd.Series:
+        rows = idle[(idle["namespace"] == namespace) & (idle["resource"] == resource) & (idle["basis"] == "quota")]
+        assert len(rows) == 1, (namespace, resource)
+        return rows.iloc[0]
+
+    # es-testbed's weekly bench run requests 25 cores (demo_usage: 0.02 × 48 cores steady, the bench pods on
+    # top) and uses about 20: hourly averages told 0.2 cores, a quota that would refuse the bench.
+    testbed = quota_row("es-testbed", "cpu")
+    assert Decimal(testbed["recommended_allocation"]) >= 25
+    assert "floor = peak requests" in testbed["advice_basis"]
+    # di-api: 6 replicas × 2 cores requested (0.5 of its 24-core quota), one more pod during a rollout.
+    api = quota_row("di-api", "cpu")
+    assert Decimal(api["recommended_allocation"]) >= Decimal(api["requests_peak"]) >= 12
+    # Every quota row: advice ≥ the peak of the requests the usage frame measured, and ≥ the peak use.
+    peaks = (
+        usage[usage["resource"].isin(["cpu", "memory", "gpu", "storage"])]
+        .assign(floor=lambda f: np.fmax(f["requested"], f["requested_peak"]))
+        .groupby(["namespace", "resource", "tier"], observed=True)["floor"]
+        .max()
+    )
+    advised = idle[idle["recommended_allocation"] != ""]
+    assert len(advised) == len(idle)  # a month of history everywhere: advice on every row
+    for row in advised.to_dict("records"):
+        recommended = Decimal(row["recommended_allocation"])
+        assert recommended >= Decimal(row["used_peak"]), row
+        if row["basis"] == "quota":
+            floor = Decimal(repr(float(peaks[(row["namespace"], row["resource"], row["tier"])])))
+            assert Decimal(row["requests_peak"]) == floor.quantize(Decimal("0.0001")), row
+            assert recommended >= floor, row
+
+
+def test_idle_csv_sums_to_the_invoices_and_the_finance_summary_to_the_cent(runs: DemoRuns) -> None:
+    for period in (SEPTEMBER, PERIOD):
+        idle = pd.read_csv(runs.out / period.label / "idle.csv", keep_default_na=False, dtype=str)
+        summary = runs.result.runs[period.label].chargeback.finance_summary.model_dump(mode="json")
+        html = (runs.out / period.label / "finance-summary.html").read_text(encoding="utf-8")
+        for unit in summary["units"]:
+            rows = idle[idle["business_unit"] == unit["id"]]
+            document = invoice(runs, period, unit["id"])
+            for column in ("capacity_held", "unit_pays"):
+                csv_sum = sum((Decimal(v) for v in rows[column]), Decimal("0.00"))
+                assert csv_sum == Decimal(document["idle"][column]) == Decimal(unit[f"idle_{column}"]), (unit, column)
+        for column in ("capacity_held", "unit_pays"):
+            total = sum((Decimal(v) for v in idle[column]), Decimal("0.00"))
+            assert total == Decimal(summary["total"][f"idle_{column}"]), column
+            assert f"{total:,.2f}" in html, column
+    # The quota row and the requests row of one allocation are never added: the requests row holds 0.
+    october = pd.read_csv(runs.out / PERIOD.label / "idle.csv", keep_default_na=False, dtype=str)
+    quotas = october[october["basis"] == "quota"]
+    quota_keys = set(zip(quotas["namespace"], quotas["resource"], quotas["tier"], strict=True))
+    for row in october[october["basis"] == "requests"].to_dict("records"):
+        if (row["namespace"], row["resource"], row["tier"]) in quota_keys:
+            assert Decimal(row["capacity_held"]) == 0 and Decimal(row["idle_value"]) > 0, row
 
 
 def hourly(runs: DemoRuns, namespace: str, resource: str) -> pd.Series:

@@ -28,6 +28,8 @@ def row(
     tier: str = "",
     cluster: str = "dc1",
     coverage: float = 1.0,
+    used_peak: float = NAN,
+    requested_peak: float = NAN,
 ) -> dict:
     return {
         "hour": hour,
@@ -39,6 +41,8 @@ def row(
         "requested": requested,
         "allocated": allocated,
         "coverage": coverage,
+        "used_peak": used_peak,
+        "requested_peak": requested_peak,
     }
 
 

@@ -254,6 +254,27 @@ def test_whole_period_within_one_percent(results: dict, served: Served, name: st
     assert not problems, report(name, "period totals off by more than 1 %", problems)
 
 
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_peaks_are_never_below_the_hours_level(results: dict, name: str) -> None:
+    """Memory and storage peaks are the highest samples of the hour (summed per container or claim), so never
+    below the hour's average; requests peak at least at their average; a peak is never set on an unknown hour.
+    (A CPU peak is a 5-minute rate whose windows start 5 minutes before the hour: no such bound.)"""
+    frame = collected(results, name).frame
+    assert not (frame["used"].isna() & frame["used_peak"].notna()).any()
+    problems = []
+    for column, peak, resources in (
+        ("used", "used_peak", ("memory", "storage")),
+        ("requested", "requested_peak", ("cpu", "memory")),
+    ):
+        rows = frame[frame["resource"].isin(resources) & frame[column].notna() & frame[peak].notna()]
+        low = rows[rows[peak] < rows[column] * (1 - 1e-6) - 1e-6]  # single precision peaks
+        problems += [f"{r.namespace} {r.resource} {r.tier} {r.hour:%d %H:00} {column} {getattr(r, column):.6f} > "
+                     f"{peak} {getattr(r, peak):.6f}" for r in low.itertuples()]  # fmt: skip
+        if column == "used":
+            assert rows[peak].notna().any() or rows.empty, (name, peak)
+    assert not problems, report(name, "peaks below the hour's level", problems)
+
+
 @pytest.mark.parametrize("name", [n for n in SCENARIOS if realistic.expected_gaps(realistic.SCENARIOS[n]())])
 def test_gap_hours_are_reported_as_partly_covered(results: dict, served: Served, name: str) -> None:
     scenario = served.scenarios[name]

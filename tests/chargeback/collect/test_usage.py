@@ -169,6 +169,49 @@ def test_requests_count_only_running_pods(collected: UsageResult) -> None:
     assert math.isnan(value(frame, "di-api", "pods", "requested", at=hour(0)))
 
 
+def test_cpu_peak_is_the_highest_5_minute_rate_of_the_hour(collected: UsageResult) -> None:
+    frame = collected.frame
+    # di-batch: etl-0 runs 4 cores all along; job-short adds 2 cores for 00:30:22–00:50:22 only. The hour's
+    # average hides the burst, the 5-minute windows inside it see 6 cores.
+    assert value(frame, "di-batch", "cpu", at=hour(0)) == pytest.approx(4 + 2 * 20 / 60, rel=1e-6)
+    assert value(frame, "di-batch", "cpu", "used_peak", at=hour(0)) == pytest.approx(6.0, rel=1e-3)
+    assert value(frame, "di-batch", "cpu", "used_peak", at=hour(1)) == pytest.approx(4.0, rel=1e-3)
+    # di-api: api-0 1.75 cores; api-churn-1 adds 0.8 from 01:20:22.
+    assert value(frame, "di-api", "cpu", "used_peak", at=hour(0)) == pytest.approx(1.75, rel=1e-3)
+    assert value(frame, "di-api", "cpu", "used_peak", at=hour(1)) == pytest.approx(2.55, rel=1e-3)
+    # The hour without any scrape has no peak either: unknown, never 0.
+    assert math.isnan(value(frame, "di-api", "cpu", "used_peak", at=GAP_HOUR))
+
+
+def test_memory_peak_is_every_containers_highest_working_set(collected: UsageResult) -> None:
+    frame = collected.frame
+    # di-batch hour 0: etl-0 16 GiB + job-short 4 GiB while it runs; averaged, job-short counts a third.
+    assert value(frame, "di-batch", "memory", "used_peak", at=hour(0)) == pytest.approx(20.0, rel=1e-6)
+    assert value(frame, "di-batch", "memory", at=hour(0)) < 19
+    # di-api hour 1: app 2 GiB + sidecar 256 MiB + api-churn-1 1 GiB.
+    assert value(frame, "di-api", "memory", "used_peak", at=hour(1)) == pytest.approx(3.25, rel=1e-6)
+
+
+def test_requests_peak_counts_running_pods_at_their_highest(collected: UsageResult) -> None:
+    frame = collected.frame
+    # di-api: api-0 requests 2 + 0.5 cores; api-churn-1 (pending from 01:10, running from 01:20:22) 1 more.
+    assert value(frame, "di-api", "cpu", "requested_peak", at=hour(0)) == 2.5
+    assert value(frame, "di-api", "cpu", "requested_peak", at=hour(1)) == 3.5
+    assert value(frame, "di-api", "cpu", "requested", at=hour(1)) < 3.5  # the hour's average of the requests
+    # di-batch hour 0: etl-0 4 cores + job-short 2 cores; memory 16 + 4 GiB; the GPU's use peak is its request.
+    assert value(frame, "di-batch", "cpu", "requested_peak", at=hour(0)) == 6.0
+    assert value(frame, "di-batch", "memory", "requested_peak", at=hour(0)) == 20.0
+    assert value(frame, "di-batch", "gpu", "used_peak", at=hour(0)) == 1.0
+    # cs-miniapp: web-1 is pending until 04:00:22 and requests nothing before.
+    assert value(frame, "cs-miniapp", "cpu", "requested_peak", at=hour(3)) == 1.0
+    assert value(frame, "cs-miniapp", "cpu", "requested_peak", at=hour(4)) == 2.0
+    # Storage: each claim's highest bytes used, summed per tier; the closed form's claims hold steady.
+    assert value(frame, "cs-miniapp", "storage", "used_peak", tier="hot", at=hour(0)) == 10.0
+    assert value(frame, "di-batch", "storage", "used_peak", tier="cold", at=hour(1)) == 600.0
+    # Egress and load balancers have no peak measured.
+    assert math.isnan(value(frame, "di-api", "egress", "used_peak", at=hour(0)))
+
+
 def test_storage_is_split_by_tier(collected: UsageResult) -> None:
     frame = collected.frame
     assert value(frame, "cs-miniapp", "storage", tier="hot", at=hour(0)) == 10.0

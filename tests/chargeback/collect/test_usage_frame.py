@@ -25,6 +25,8 @@ def frame(**changes: object) -> pd.DataFrame:
         "requested": 2.0,
         "allocated": 24.0,
         "coverage": 1.0,
+        "used_peak": 3.5,
+        "requested_peak": 2.5,
     }
     row.update(changes)
     result = pd.DataFrame([row])
@@ -35,7 +37,7 @@ def frame(**changes: object) -> pd.DataFrame:
 def test_a_good_frame_and_an_empty_one_pass() -> None:
     check_usage_frame(frame())
     check_usage_frame(frame(resource="storage", tier="hot"))
-    check_usage_frame(frame(used=math.nan, requested=math.nan, allocated=math.nan, coverage=0.0))
+    check_usage_frame(frame(used=math.nan, requested=math.nan, allocated=math.nan, coverage=0.0, used_peak=math.nan))
     check_usage_frame(empty_usage_frame())
 
 
@@ -50,6 +52,9 @@ def test_a_good_frame_and_an_empty_one_pass() -> None:
         ({"used": math.nan}, r"used is NaN although the hour was scraped"),
         ({"used": -1.0}, "used is negative"),
         ({"allocated": math.inf}, "allocated is infinite"),
+        ({"used_peak": -0.5}, "used_peak is negative"),
+        ({"requested_peak": math.inf}, "requested_peak is infinite"),
+        ({"used": math.nan, "coverage": 0.0}, r"used_peak is set where used is unknown"),
     ],
 )
 def test_broken_rows_are_named(changes: dict, message: str) -> None:

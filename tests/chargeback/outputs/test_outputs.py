@@ -127,8 +127,9 @@ def test_output_file_list_and_csv_columns(files: dict[str, str]) -> None:
     )  # fmt: skip
     assert files["idle.csv"].splitlines()[0] == BOM + ",".join(IDLE_COLUMNS)
     assert IDLE_COLUMNS == (
-        "business_unit", "namespace", "resource", "tier", "allocated", "used_avg", "used_p95", "utilization",
-        "idle_cost", "recommended_allocation", "monthly_savings", "reason", "pvc",
+        "business_unit", "namespace", "resource", "tier", "basis", "allocated", "used_avg", "used_peak",
+        "requests_peak", "utilization", "idle_value", "capacity_held", "unit_pays", "recommended_allocation",
+        "advice_basis", "reason", "pvc",
     )  # fmt: skip
 
 
@@ -173,7 +174,10 @@ def test_invoice_json_totals_lines_coverage_and_idle(files: dict[str, str]) -> N
     assert sum(Decimal(a) for (r, _), a in amounts.items() if r == "egress") == Decimal("185.25")
     idle = {(a["namespace"], a["resource"], a["basis"]): a for a in invoice["idle"]["allocations"]}
     assert idle[("di-api", "cpu", "quota")]["reason"] == "quota-underused"
-    assert Decimal(invoice["idle"]["idle_cost"]) > 0
+    assert Decimal(invoice["idle"]["capacity_held"]) > 0
+    assert Decimal(invoice["idle"]["unit_pays"]) == 0  # usage billing: idle quota is on no invoice
+    idle_csv = [row for row in read_csv(files["idle.csv"]) if row["business_unit"] == "data-insight"]
+    assert sum(Decimal(row["capacity_held"]) for row in idle_csv) == Decimal(invoice["idle"]["capacity_held"])
 
 
 def test_shared_split_and_budget_in_finance_summary(files: dict[str, str], chargeback: Chargeback) -> None:
