@@ -162,7 +162,9 @@ def test_postgresql_also_refuses_truncate(postgres: LocalPostgres) -> None:
         with book.closing("2026-09") as connection:
             book.append(connection, sample_issue())
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), book.engine.begin() as connection:
-            connection.exec_driver_sql("TRUNCATE ledger_lines, ledger_documents, ledger_files, ledger_binary_files, ledger_issues")
+            connection.exec_driver_sql(
+                "TRUNCATE ledger_lines, ledger_documents, ledger_files, ledger_binary_files, ledger_issues"
+            )
         assert len(book.issues()) == 1
 
 
@@ -391,9 +393,8 @@ def test_retroactive_price_change_is_issued_as_correction_notes(
     for name, content in note_pdfs.items():
         assert content.startswith(b"%PDF-") and (out / name).read_bytes() == content, name
     restored = tmp_path / "restored"
-    result = runner.invoke(
-        app, ["ledger", "export", "--ledger", ledger, "--from", CURRENT_MONTH, "--format", "files", "--out", str(restored)]
-    )
+    export_args = ["ledger", "export", "--ledger", ledger, "--from", CURRENT_MONTH, "--format", "files"]
+    result = runner.invoke(app, [*export_args, "--out", str(restored)])
     assert result.exit_code == 0, result.output
     assert {name: (restored / PERIOD / name).read_bytes() for name in note_pdfs} == note_pdfs
 
