@@ -156,6 +156,29 @@ def test_issued_rows_refuse_update_and_delete(ledger: str, statement: str) -> No
     assert issue.content_hash == "0" * 64
 
 
+def test_a_ledger_of_the_first_schema_is_upgraded_to_keep_pdfs(tmp_path: Path) -> None:
+    """A ledger made before close issued PDFs (revision 0001) opens, keeps what it holds, and stores PDFs."""
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+
+    path = tmp_path / "ledger.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("chargeback.ledger") / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001_ledger")
+        assert "ledger_binary_files" not in sa.inspect(connection).get_table_names()
+    engine.dispose()
+    with Ledger(str(path)) as book:
+        with book.closing("2026-09") as connection:
+            book.append(connection, sample_issue())
+        [issue] = book.issues()
+    assert issue.files["invoices/data-insight.pdf"] == SAMPLE_PDF
+
+
 def test_postgresql_also_refuses_truncate(postgres: LocalPostgres) -> None:
     url = postgres.create_database("ledger_truncate")
     with Ledger(url) as book:
