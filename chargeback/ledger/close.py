@@ -160,7 +160,7 @@ def close_month(
                 if previous is not None
                 else previous_from_ledger(book, period, run.chargeback.currency, connection)
             ) or previous_period(run.chargeback, out, previous)
-            issue = _with_pdfs(_original(run, fingerprint, history, who, now), run, out)
+            issue = _with_pdfs(_original(run, fingerprint, history, who, now), run, out, now)
             book.append(connection, issue)
             outcome, changes, in_force = "issued", [], {}
         else:
@@ -173,7 +173,7 @@ def close_month(
                     "differs", period.label, book.name, differences=changes, in_force=in_force, warnings=run.warnings
                 )
             sequence = max(i.sequence for i in existing) + 1
-            issue = _with_pdfs(_correction(run, fingerprint, in_force, changes, sequence, now, who), run, out)
+            issue = _with_pdfs(_correction(run, fingerprint, in_force, changes, sequence, now, who), run, out, now)
             book.append(connection, issue)
             outcome = "corrected"
     # Committed: now the files. A failure here leaves the ledger right; `chargeback ledger export` rewrites them.
@@ -191,11 +191,11 @@ def close_month(
     return CloseResult(outcome, period.label, book.name, issue, changes, in_force, written, run.warnings)
 
 
-def _with_pdfs(issue: Issue, run: PeriodRun, out: Path) -> Issue:
-    """The issue with its HTML documents printed to PDF, to be stored as issued: printed before the ledger
-    commits, so a close that cannot print (no Chromium) issues nothing. Stored bytes, not printed again on
-    export, because another Chromium version prints other bytes."""
-    pdfs = printed_files(issue.files, out, run.chargeback)
+def _with_pdfs(issue: Issue, run: PeriodRun, out: Path, now: dt.datetime) -> Issue:
+    """The issue with its HTML documents printed to PDF, dated when issued, to be stored as issued: printed
+    before the ledger commits, so a close that cannot print (no Chromium) issues nothing. Stored bytes, not
+    printed again on export, because another Chromium version prints other bytes."""
+    pdfs = printed_files(issue.files, out, run.chargeback, dated=now)
     return Issue(**{**issue.__dict__, "files": {**issue.files, **pdfs}})
 
 

@@ -5,6 +5,7 @@ a close (`write_new_files`: new files only) and single exports (`write_file`).""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -52,22 +53,35 @@ def write_reports(
 
 
 def printed_files(
-    files: Mapping[str, str | bytes], out: Path, chargeback: Chargeback, chromium: str | None = None
+    files: Mapping[str, str | bytes],
+    out: Path,
+    chargeback: Chargeback,
+    chromium: str | None = None,
+    dated: dt.datetime | None = None,
 ) -> dict[str, bytes]:
     """The files the derived formats make of `files` (each HTML printed to PDF), as bytes: what a close issues
     and keeps in the ledger, so the PDFs it publishes are the ones it recorded. `out`: where `files` will be
-    published (links in the PDFs point there). Raises PdfError when Chromium cannot print."""
+    published (links in the PDFs point there); `dated`: the date they carry. Raises PdfError when Chromium
+    cannot print."""
     with tempfile.TemporaryDirectory(prefix="chargeback-print-") as scratch:
         root = Path(scratch)
         _write_all(root, files)
-        return {name: (root / name).read_bytes() for name in _derive(root, list(files), out, chargeback, chromium)}
+        made = _derive(root, list(files), out, chargeback, chromium, dated)
+        return {name: (root / name).read_bytes() for name in made}
 
 
-def _derive(staging: Path, names: list[str], out: Path, chargeback: Chargeback, chromium: str | None) -> list[str]:
+def _derive(
+    staging: Path,
+    names: list[str],
+    out: Path,
+    chargeback: Chargeback,
+    chromium: str | None,
+    dated: dt.datetime | None = None,
+) -> list[str]:
     made: list[str] = []
     for fmt in derived():
         assert fmt.derive is not None
-        made += fmt.derive(Derivation(staging, [*names, *made], out, chargeback, chromium))
+        made += fmt.derive(Derivation(staging, [*names, *made], out, chargeback, chromium, dated))
     return made
 
 

@@ -283,9 +283,11 @@ def test_close_issues_pdfs_in_place_of_earlier_ones_and_export_reproduces_them(
         [issue] = book.issues()
     issued = {name: content for name, content in issue.files.items() if isinstance(content, bytes)}
     assert set(issued) == pdf_names
+    issued_at = "".join(c for c in issue.issued_at if c.isdigit())
     for name, content in issued.items():
         assert (out / name).read_bytes() == content, name
         assert content.startswith(b"%PDF-")
+        assert f"/CreationDate (D:{issued_at}+00'00')".encode() in content, name  # dated when issued
     for unit in units:  # the issued invoice, not the draft: it prints the issue's fingerprint
         assert issue.content_hash[:12] in pdf_text(issued[f"invoices/{unit}.pdf"])
         assert issue.content_hash[:12] not in pdf_text(drafts[f"invoices/{unit}.pdf"])
