@@ -231,7 +231,12 @@ def invoice(
         ),
     ] = None,
     pdf: Annotated[
-        bool, typer.Option("--pdf", help="Also print each HTML report to PDF with headless Chromium (Debian chromium).")
+        bool,
+        typer.Option(
+            "--pdf",
+            help="Also print each HTML report to PDF with headless Chromium (Debian chromium). On a closed month: "
+            "says whether the PDFs close issued are in --out, else how to write them from the ledger.",
+        ),
     ] = False,
     ledger: Annotated[
         str | None,
@@ -249,7 +254,7 @@ def invoice(
     closed = ledger_cli.closed_issues(ledger, out_dir, period)
     if closed is not None:
         run = _run(period, catalog, settings, None, cluster, cluster_label, match, billing_mode, None, allow_incomplete)
-        ledger_cli.compare_closed(run.chargeback, *closed)
+        ledger_cli.compare_closed(run.chargeback, *closed, pdf_folder=out_dir if pdf else None)
         return
     reports = {"previous": previous, "pdf": pdf}
     run = _run(

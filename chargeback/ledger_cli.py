@@ -119,8 +119,40 @@ def print_below_threshold(result: CloseResult, currency: str) -> None:
         out().print(f"  {unit.business_unit}: {currency} {unit.change:+f} ({lines})", soft_wrap=True, markup=False)
 
 
-def compare_closed(chargeback: Chargeback, ledger_name: str, issues: list[Issue]) -> None:
-    """`chargeback invoice` on a closed month: recompute, compare with what is in force, print; exit 1 if it differs."""
+def issued_pdfs(ledger_name: str, issues: Sequence[Issue], folder: Path) -> str:
+    """What `invoice --pdf` says on a closed month: its issued PDFs are in `folder` as issued, or the command
+    that writes them from the ledger (a closed month's documents are never printed anew)."""
+    pdfs = {name: content for issue in issues for name, content in issue.files.items() if isinstance(content, bytes)}
+    period = issues[0].period
+    if not pdfs:
+        return (
+            f"PDFs: {period} was closed without PDFs (before close printed them), so none were issued; the issued "
+            "HTML documents are in the reports, or from chargeback ledger export --format files"
+        )
+    missing = sorted(name for name, content in pdfs.items() if _read_bytes(folder / name) != content)
+    if not missing:
+        return f"PDFs: the {len(pdfs)} PDFs issued for {period} are in {folder} as issued (written by close)"
+    billed = sorted(issue.billing_period for issue in issues)
+    return (
+        f"PDFs: {len(missing)} of the {len(pdfs)} PDFs issued for {period} are not in {folder} as issued "
+        f"({', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}); write them from the ledger with "
+        f"chargeback ledger export --ledger {ledger_name} --from {billed[0]} --to {billed[-1]} --format files "
+        f"--out DIR (into DIR/{period}/)"
+    )
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def compare_closed(
+    chargeback: Chargeback, ledger_name: str, issues: list[Issue], pdf_folder: Path | None = None
+) -> None:
+    """`chargeback invoice` on a closed month: recompute, compare with what is in force, print; exit 1 if it differs.
+    `pdf_folder` (invoice --pdf): also say where the issued PDFs are, or how to write them."""
     in_force = month_in_force(issues)
     changes = differences(in_force, chargeback_lines(chargeback))
     original = next(i for i in issues if i.sequence == 0)
@@ -132,6 +164,8 @@ def compare_closed(chargeback: Chargeback, ledger_name: str, issues: list[Issue]
         + "); its reports were not rewritten"
     )
     out().print(where, soft_wrap=True, markup=False)
+    if pdf_folder is not None:
+        out().print(issued_pdfs(ledger_name, issues, pdf_folder), soft_wrap=True, markup=False)
     for unit, state in in_force.items():
         if len(state.chain) > 1:  # a corrected month: its documents in order, then what is in force
             documents = " → ".join(
@@ -344,7 +378,7 @@ def show(ledger: RequiredLedgerOption, period: PeriodOption) -> None:
 def _focus_file(issue: Issue) -> str:
     name = "focus.csv" if issue.kind == "original" else f"corrections/C{issue.sequence}/focus.csv"
     content = issue.files.get(name)
-    if content is None:
+    if not isinstance(content, str):
         raise LedgerError(f"{issue.period} #{issue.sequence} has no {name} in the ledger")
     return content
 
@@ -460,15 +494,17 @@ def export(
 
 
 def write_issued_files(folder: Path, issues: Sequence[Issue]) -> list[Path]:
-    """The report files of each issue under folder/<period>/, as issued (e.g. to restore a lost reports folder).
+    """The report files of each issue under folder/<period>/, as issued, PDFs included byte for byte (e.g. to
+    restore a lost reports folder).
     Files that exist with other content are an error; nothing is overwritten."""
-    files: dict[str, str] = {}
+    files: dict[str, str | bytes] = {}
     for issue in issues:
         files |= {f"{issue.period}/{name}": content for name, content in issue.files.items()}
     clashes = sorted(
         str(folder / name)
         for name, content in files.items()
-        if (folder / name).exists() and (folder / name).read_bytes() != content.encode("utf-8")
+        if (folder / name).exists()
+        and (folder / name).read_bytes() != (content if isinstance(content, bytes) else content.encode("utf-8"))
     )
     if clashes:
         raise OutputError(f"{', '.join(clashes[:3])} already exist with other content: give --out an empty folder")

@@ -3,7 +3,8 @@
 `close_month` holds the ledger's close lock from before it reads the ledger until it has appended
 what it issues, so two closes never both issue a month; everything it issues is one transaction,
 and report files are written only after that transaction committed (staged, then moved into place).
-A closed month is never rewritten: a recomputation that differs is issued as correction notes.
+A closed month is never rewritten: a recomputation that differs is issued as correction notes. What is
+issued is printed to PDF (Chromium) before the transaction commits, and the PDFs are kept in the ledger.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ..outputs.focus import correction_rows, focus_rows
 from ..outputs.history import PreviousPeriod
 from ..outputs.html import html_environment, render
 from ..outputs.reports import previous_period, report_files
-from ..outputs.writer import write_new_files, write_reports
+from ..outputs.writer import printed_files, write_new_files, write_reports
 from ..period import Period, iso_utc
 from ..rate.invoices import UNALLOCATED_NAME, text
 from ..run import PeriodRun, run_period
@@ -172,7 +173,7 @@ def close_month(
                 if previous is not None
                 else previous_from_ledger(book, period, run.chargeback.currency, connection)
             ) or previous_period(run.chargeback, out, previous)
-            issue = _original(run, fingerprint, history, who, now)
+            issue = _with_pdfs(_original(run, fingerprint, history, who, now), run, out, now)
             book.append(connection, issue)
             outcome, changes, in_force = "issued", [], {}
         else:
@@ -195,7 +196,7 @@ def close_month(
                 return replace(found, outcome="below_threshold", recorded=last.sequence)
             sequence = last.sequence + 1
             fingerprint = {**fingerprint, "corrections": decision}
-            issue = _correction(run, fingerprint, in_force, material, sequence, now, who)
+            issue = _with_pdfs(_correction(run, fingerprint, in_force, material, sequence, now, who), run, out, now)
             book.append(connection, issue)
             outcome = "corrected" if material else "below_threshold"
     # Committed: now the files. A failure here leaves the ledger right; `chargeback ledger export` rewrites them.
@@ -215,6 +216,14 @@ def close_month(
         return result
     recorded = issue.sequence if outcome == "below_threshold" else None
     return replace(result, below=found.below, materiality=found.materiality, recorded=recorded)
+
+
+def _with_pdfs(issue: Issue, run: PeriodRun, out: Path, now: dt.datetime) -> Issue:
+    """The issue with its HTML documents printed to PDF, dated when issued, to be stored as issued: printed
+    before the ledger commits, so a close that cannot print (no Chromium) issues nothing. Stored bytes, not
+    printed again on export, because another Chromium version prints other bytes."""
+    pdfs = printed_files(issue.files, out, run.chargeback, dated=now)
+    return Issue(**{**issue.__dict__, "files": {**issue.files, **pdfs}})
 
 
 def _original(

@@ -2,14 +2,15 @@
 
 An *issue* is one `chargeback close` that issued something: the original invoices of a month (sequence 0)
 or a set of correction notes (sequence 1, 2 …). It holds the issued documents, their lines and the
-report files exactly as written. Money, quantities and times are stored as the text the reports print
+report files exactly as written (text in `ledger_files`, the printed PDFs as bytes in `ledger_binary_files`).
+Money, quantities and times are stored as the text the reports print
 (fixed-point decimals, ISO 8601 UTC), so nothing is rounded by a database type and an export
 reproduces the issued bytes. Every table is append-only: triggers refuse UPDATE and DELETE.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData()
 
@@ -83,4 +84,23 @@ files = Table(
     UniqueConstraint("issue_id", "path", name="uq_ledger_files_issue_path"),
 )
 
-APPEND_ONLY_TABLES: tuple[str, ...] = ("ledger_issues", "ledger_documents", "ledger_lines", "ledger_files")
+binary_files = Table(
+    "ledger_binary_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("issue_id", Integer, ForeignKey("ledger_issues.id"), nullable=False),
+    Column("path", String(400), nullable=False),
+    Column("sha256", String(64), nullable=False, comment="sha256 of the bytes as issued."),
+    Column("content", LargeBinary, nullable=False, comment="The file's bytes as issued (the PDFs a close printed)."),
+    UniqueConstraint("issue_id", "path", name="uq_ledger_binary_files_issue_path"),
+)
+"""Report files that are not text: the PDFs a close printed, kept as issued (Chromium's bytes depend on its
+version, so printing the stored HTML again would not give back the issued file)."""
+
+APPEND_ONLY_TABLES: tuple[str, ...] = (
+    "ledger_issues",
+    "ledger_documents",
+    "ledger_lines",
+    "ledger_files",
+    "ledger_binary_files",
+)

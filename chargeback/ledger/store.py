@@ -67,8 +67,8 @@ class Issue:
     issued_at: str
     issued_by: str
     documents: tuple[Document, ...] = ()
-    files: dict[str, str] = field(default_factory=dict)
-    """Relative path → content of the report files issued with it."""
+    files: dict[str, str | bytes] = field(default_factory=dict)
+    """Relative path → content of the report files issued with it: text, or bytes (the printed PDFs)."""
 
 
 def ledger_url(target: str | Path) -> sa.URL:
@@ -246,14 +246,14 @@ class Ledger:
                             for i, line in enumerate(document.lines)
                         ],
                     )
-            if issue.files:
-                connection.execute(
-                    schema.files.insert(),
-                    [
-                        {"issue_id": issue_id, "path": path, "sha256": sha256_text(content), "content": content}
-                        for path, content in sorted(issue.files.items())
-                    ],
-                )
+            for table, kind in ((schema.files, str), (schema.binary_files, bytes)):
+                rows = [
+                    {"issue_id": issue_id, "path": path, "sha256": sha256_of(content), "content": content}
+                    for path, content in sorted(issue.files.items())
+                    if isinstance(content, kind)
+                ]
+                if rows:
+                    connection.execute(table.insert(), rows)
         except sa.exc.IntegrityError as e:
             raise LedgerError(
                 f"ledger {self.name} refused {issue.period} (sequence {issue.sequence}): {_reason(e)}; another run "
@@ -294,23 +294,26 @@ class Ledger:
         result = []
         for row in rows:
             documents: tuple[Document, ...] = ()
-            files: dict[str, str] = {}
+            files: dict[str, str | bytes] = {}
             if details:
                 documents = tuple(self._documents(connection, row["id"]))
             if details and with_files:
-                file_rows = connection.execute(
-                    sa.select(schema.files.c.path, schema.files.c.content, schema.files.c.sha256)
-                    .where(schema.files.c.issue_id == row["id"])
-                    .order_by(schema.files.c.path)
-                ).all()
-                for path, content, digest in file_rows:
-                    if sha256_text(content) != digest:
-                        raise LedgerError(
-                            f"ledger {self.name}: file {path} of {row['period']} (sequence {row['sequence']}) does not "
-                            "match its recorded sha256; the database was altered outside chargeback — restore it from "
-                            "a backup"
-                        )
-                    files[path] = content
+                for table in (schema.files, schema.binary_files):
+                    file_rows = connection.execute(
+                        sa.select(table.c.path, table.c.content, table.c.sha256)
+                        .where(table.c.issue_id == row["id"])
+                        .order_by(table.c.path)
+                    ).all()
+                    for path, content, digest in file_rows:
+                        content = content if isinstance(content, str) else bytes(content)
+                        if sha256_of(content) != digest:
+                            raise LedgerError(
+                                f"ledger {self.name}: file {path} of {row['period']} (sequence {row['sequence']}) does "
+                                "not match its recorded sha256; the database was altered outside chargeback — restore "
+                                "it from a backup"
+                            )
+                        files[path] = content
+                files = dict(sorted(files.items()))
             result.append(
                 Issue(
                     period=row["period"],
@@ -356,6 +359,11 @@ def canonical_json(value: Any) -> str:
 
 def sha256_text(content: str) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def sha256_of(content: str | bytes) -> str:
+    """sha256 of a report file's bytes (text as UTF-8, as it is written)."""
+    return hashlib.sha256(content if isinstance(content, bytes) else content.encode("utf-8")).hexdigest()
 
 
 def _reason(error: sa.exc.SQLAlchemyError) -> str:

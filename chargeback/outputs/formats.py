@@ -8,6 +8,7 @@ or turns files other formats staged into more files (`derive`, e.g. PDF from HTM
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ class Derivation:
     out: Path
     chargeback: Chargeback
     chromium: str | None
+    dated: dt.datetime | None = None
+    """The date printed files carry (None: the end of the period, so reprints are byte-identical)."""
 
 
 @dataclass(frozen=True)

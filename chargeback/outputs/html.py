@@ -5,6 +5,7 @@ document's JSON form (the same text the invoice JSON holds), so HTML and JSON ca
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -66,7 +67,33 @@ def _quantity(value: str, places: int = 3) -> str:
 
 
 def render(env: jinja2.Environment, template: str, **context: Any) -> str:
-    return env.get_template(template).render(**context)
+    return breakable(env.get_template(template).render(**context))
+
+
+LONG_RUN = 30
+"""Letters without a break opportunity that text may hold before a line may break inside them."""
+_SKIPPED = re.compile(r"(<(style|script|svg|title)\b.*?</\2>|<[^>]*>)", re.S | re.I)
+_RUN = re.compile(rf"[^\s\-/&;<>\u2e80-\u9fff\uac00-\ud7af\uff00-\uffef]{{{LONG_RUN + 1},}}")
+
+
+def breakable(page: str) -> str:
+    """`page` with a <wbr> every 20 letters of any run over LONG_RUN letters without a break opportunity (a
+    name from a catalog or a label like "Zahlungsverkehrsabwicklungs…"), in text only (not in tags, styles,
+    scripts or charts). Tables wrap only between words (report.css), so such a name needs these to stay
+    inside the page; ordinary words, numbers and hyphenated names are left as they are."""
+
+    def split(run: re.Match[str]) -> str:
+        text = run.group(0)
+        return "<wbr>".join(text[i : i + 20] for i in range(0, len(text), 20))
+
+    parts = _SKIPPED.split(page)
+    out, i = [], 0
+    while i < len(parts):
+        out.append(_RUN.sub(split, parts[i]))
+        if i + 1 < len(parts):
+            out.append(parts[i + 1])
+        i += 3
+    return "".join(out)
 
 
 # ------------------------------------------------------------------ charts

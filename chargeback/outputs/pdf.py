@@ -149,7 +149,7 @@ def _print_pages(job: Derivation) -> list[str]:
     print_pdfs(
         [(job.staging / n, job.staging / pdf_name(n)) for n in pages],
         job.chromium,
-        dated=job.chargeback.period.end,
+        dated=job.dated or job.chargeback.period.end,
         bases=[(job.out.resolve() / n).as_uri() for n in pages],
     )
     return [pdf_name(n) for n in pages]

@@ -5,10 +5,11 @@ a close (`write_new_files`: new files only) and single exports (`write_file`).""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..errors import OutputError
@@ -25,7 +26,7 @@ def write_reports(
     previous: Path | None = None,
     pdf: bool = False,
     chromium: str | None = None,
-    render_files: Callable[[Chargeback], dict[str, str]] | None = None,
+    render_files: Callable[[Chargeback], Mapping[str, str | bytes]] | None = None,
 ) -> list[Path]:
     """Render every report (and with `pdf` print each HTML to PDF) into a staging folder, then publish
     them in `out` as one set (`report_set`); returns the published paths, sorted. `previous`: directory
@@ -42,20 +43,59 @@ def write_reports(
     files = render_files(chargeback)
 
     def stage(staging: Path) -> list[str]:
-        for relative, content in files.items():
-            path = staging / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content, encoding="utf-8", newline="")
+        _write_all(staging, files)
         names = list(files)
-        for fmt in derived() if pdf else ():
-            assert fmt.derive is not None
-            names += fmt.derive(Derivation(staging, list(names), out, chargeback, chromium))
+        if pdf:
+            names += _derive(staging, names, out, chargeback, chromium)
         return names
 
     return publish(out, stage)
 
 
-def write_new_files(out: Path, files: dict[str, str]) -> list[Path]:
+def printed_files(
+    files: Mapping[str, str | bytes],
+    out: Path,
+    chargeback: Chargeback,
+    chromium: str | None = None,
+    dated: dt.datetime | None = None,
+) -> dict[str, bytes]:
+    """The files the derived formats make of `files` (each HTML printed to PDF), as bytes: what a close issues
+    and keeps in the ledger, so the PDFs it publishes are the ones it recorded. `out`: where `files` will be
+    published (links in the PDFs point there); `dated`: the date they carry. Raises PdfError when Chromium
+    cannot print."""
+    with tempfile.TemporaryDirectory(prefix="chargeback-print-") as scratch:
+        root = Path(scratch)
+        _write_all(root, files)
+        made = _derive(root, list(files), out, chargeback, chromium, dated)
+        return {name: (root / name).read_bytes() for name in made}
+
+
+def _derive(
+    staging: Path,
+    names: list[str],
+    out: Path,
+    chargeback: Chargeback,
+    chromium: str | None,
+    dated: dt.datetime | None = None,
+) -> list[str]:
+    made: list[str] = []
+    for fmt in derived():
+        assert fmt.derive is not None
+        made += fmt.derive(Derivation(staging, [*names, *made], out, chargeback, chromium, dated))
+    return made
+
+
+def _write_all(root: Path, files: Mapping[str, str | bytes]) -> None:
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8", newline="")
+
+
+def write_new_files(out: Path, files: Mapping[str, str | bytes]) -> list[Path]:
     """Write files that must not exist yet under `out` (correction documents never replace anything):
     staged next to `out`, then moved into place."""
     clashes = sorted(str(out / name) for name in files if (out / name).exists())
@@ -67,10 +107,7 @@ def write_new_files(out: Path, files: dict[str, str]) -> list[Path]:
     except OSError as e:
         raise OutputError(f"cannot create {out}: {e.strerror}; check path and permissions") from e
     try:
-        for name, content in files.items():
-            path = staging / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content, encoding="utf-8", newline="")
+        _write_all(staging, files)
         written = []
         for name in sorted(files):
             target = out / name

@@ -119,8 +119,11 @@ def sample_issue(period: str = "2026-09") -> Issue:
         issued_at="2026-10-01T00:00:00Z",
         issued_by="test@host",
         documents=(document,),
-        files={"focus.csv": "BilledCost\n2.40\n"},
+        files={"focus.csv": "BilledCost\n2.40\n", "invoices/data-insight.pdf": SAMPLE_PDF},
     )
+
+
+SAMPLE_PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n\x00\xff binary, not UTF-8\n%%EOF\n"
 
 
 # ------------------------------------------------------------------ append-only
@@ -133,9 +136,11 @@ def sample_issue(period: str = "2026-09") -> Issue:
         "UPDATE ledger_lines SET amount = '0.00'",
         "UPDATE ledger_issues SET content_hash = 'x'",
         "UPDATE ledger_files SET content = ''",
+        "UPDATE ledger_binary_files SET sha256 = 'x'",
         "DELETE FROM ledger_lines",
         "DELETE FROM ledger_documents",
         "DELETE FROM ledger_files",
+        "DELETE FROM ledger_binary_files",
         "DELETE FROM ledger_issues",
     ],
 )
@@ -148,8 +153,31 @@ def test_issued_rows_refuse_update_and_delete(ledger: str, statement: str) -> No
         [issue] = book.issues()
     assert issue.documents[0].total == "2.40"
     assert issue.documents[0].lines[0]["amount"] == "2.40"
-    assert issue.files == {"focus.csv": "BilledCost\n2.40\n"}
+    assert issue.files == {"focus.csv": "BilledCost\n2.40\n", "invoices/data-insight.pdf": SAMPLE_PDF}
     assert issue.content_hash == "0" * 64
+
+
+def test_a_ledger_of_the_first_schema_is_upgraded_to_keep_pdfs(tmp_path: Path) -> None:
+    """A ledger made before close issued PDFs (revision 0001) opens, keeps what it holds, and stores PDFs."""
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+
+    path = tmp_path / "ledger.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("chargeback.ledger") / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001_ledger")
+        assert "ledger_binary_files" not in sa.inspect(connection).get_table_names()
+    engine.dispose()
+    with Ledger(str(path)) as book:
+        with book.closing("2026-09") as connection:
+            book.append(connection, sample_issue())
+        [issue] = book.issues()
+    assert issue.files["invoices/data-insight.pdf"] == SAMPLE_PDF
 
 
 def test_postgresql_also_refuses_truncate(postgres: LocalPostgres) -> None:
@@ -158,7 +186,9 @@ def test_postgresql_also_refuses_truncate(postgres: LocalPostgres) -> None:
         with book.closing("2026-09") as connection:
             book.append(connection, sample_issue())
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), book.engine.begin() as connection:
-            connection.exec_driver_sql("TRUNCATE ledger_lines, ledger_documents, ledger_files, ledger_issues")
+            connection.exec_driver_sql(
+                "TRUNCATE ledger_lines, ledger_documents, ledger_files, ledger_binary_files, ledger_issues"
+            )
         assert len(book.issues()) == 1
 
 
@@ -228,6 +258,54 @@ def test_close_issues_once_and_rerun_is_a_no_op(prometheus: ScenarioServer, ledg
     result = runner.invoke(app, ["ledger", "export", "--ledger", ledger, "--from", PERIOD, "--out", str(exported)])
     assert result.exit_code == 0, result.output
     assert exported.read_bytes() == (out / "focus.csv").read_bytes()
+
+
+def pdf_text(content: bytes) -> str:
+    """The text of a PDF, by poppler's pdftotext."""
+    return subprocess.run(["pdftotext", "-", "-"], input=content, capture_output=True, check=True).stdout.decode()
+
+
+def test_close_issues_pdfs_in_place_of_earlier_ones_and_export_reproduces_them(
+    prometheus: ScenarioServer, ledger: str, tmp_path: Path
+) -> None:
+    """PDFs an earlier `invoice --pdf` wrote are replaced by the issued ones, not deleted; the ledger keeps those
+    bytes; `invoice --pdf` on the closed month says where they are, or the export that writes them back."""
+    out = tmp_path / "reports" / PERIOD
+    invoice_args = ["invoice", "--period", PERIOD, "--prometheus", prometheus.url, "--out", str(out)]
+    drafted = runner.invoke(app, [*invoice_args, "--pdf"])
+    assert drafted.exit_code == 0, drafted.output
+    units = sorted(p.stem for p in (out / "invoices").glob("*.json"))
+    pdf_names = {"finance-summary.pdf", *(f"invoices/{unit}.pdf" for unit in units)}
+    drafts = {name: (out / name).read_bytes() for name in pdf_names}
+
+    closed = runner.invoke(app, close_args(prometheus.url, out, ledger))
+    assert closed.exit_code == 0, closed.output
+    with Ledger(ledger) as book:
+        [issue] = book.issues()
+    issued = {name: content for name, content in issue.files.items() if isinstance(content, bytes)}
+    assert set(issued) == pdf_names
+    issued_at = "".join(c for c in issue.issued_at if c.isdigit())
+    for name, content in issued.items():
+        assert (out / name).read_bytes() == content, name
+        assert content.startswith(b"%PDF-")
+        assert f"/CreationDate (D:{issued_at}+00'00')".encode() in content, name  # dated when issued
+    for unit in units:  # the issued invoice, not the draft: it prints the issue's fingerprint
+        assert issue.content_hash[:12] in pdf_text(issued[f"invoices/{unit}.pdf"])
+        assert issue.content_hash[:12] not in pdf_text(drafts[f"invoices/{unit}.pdf"])
+
+    told = runner.invoke(app, [*invoice_args, "--pdf", "--ledger", ledger])
+    assert told.exit_code == 0, told.output
+    assert f"the {len(pdf_names)} PDFs issued for {PERIOD} are in {out} as issued" in told.output
+    (out / "invoices" / "data-insight.pdf").unlink()
+    told = runner.invoke(app, [*invoice_args, "--pdf", "--ledger", ledger])
+    assert told.exit_code == 0, told.output
+    assert "1 of the" in told.output and "invoices/data-insight.pdf" in told.output
+    command = told.output[told.output.index("chargeback ledger export") :].split(" --out DIR")[0]
+    restored = tmp_path / "restored"
+    exported = runner.invoke(app, [*command.split()[1:], "--out", str(restored)])
+    assert exported.exit_code == 0, exported.output
+    for name, content in issued.items():
+        assert (restored / PERIOD / name).read_bytes() == content, name
 
 
 def test_export_formats_and_list(prometheus: ScenarioServer, ledger: str, tmp_path: Path) -> None:
@@ -335,6 +413,16 @@ def test_retroactive_price_change_is_issued_as_correction_notes(
         assert note.kind == ("credit_note" if difference < 0 else "debit_note")
         assert note.reference == f"RP-2026-10-{unit}" and note.number == f"RP-2026-10-{unit}-C1"
     assert issues[1].billing_period == CURRENT_MONTH
+
+    note_pdfs = {name: content for name, content in issues[1].files.items() if isinstance(content, bytes)}
+    assert set(note_pdfs) == {f"corrections/C1/{unit}.pdf" for unit in changed}
+    for name, content in note_pdfs.items():
+        assert content.startswith(b"%PDF-") and (out / name).read_bytes() == content, name
+    restored = tmp_path / "restored"
+    export_args = ["ledger", "export", "--ledger", ledger, "--from", CURRENT_MONTH, "--format", "files"]
+    result = runner.invoke(app, [*export_args, "--out", str(restored)])
+    assert result.exit_code == 0, result.output
+    assert {name: (restored / PERIOD / name).read_bytes() for name in note_pdfs} == note_pdfs
 
     note_file = json.loads((out / "corrections" / "C1" / "data-insight.json").read_text(encoding="utf-8"))
     assert [d["number"] for d in note_file["chain"]] == ["RP-2026-10-data-insight", "RP-2026-10-data-insight-C1"]
