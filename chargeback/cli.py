@@ -38,7 +38,16 @@ from .collect.findings import ERROR, SEVERITIES, Finding, errors_of
 from .collect.prometheus import PrometheusClient, PrometheusSettings
 from .collect.promql import LabelMatcher
 from .connection import connection_options
-from .exporter import ExporterSource, MonthToDateCollector, parse_interval, parse_listen, registry_of
+from .exporter import (
+    ExporterSource,
+    MonthToDateCollector,
+    billed_period,
+    parse_interval,
+    parse_listen,
+    parse_utc_time,
+    registry_of,
+    utc_now,
+)
 from .exporter import serve as serve_metrics
 from .period import Period
 from .rate.idle import REASONS
@@ -422,9 +431,30 @@ def serve(
             envvar="CHARGEBACK_LEDGER",
         ),
     ] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period",
+            "-p",
+            help="Export this month, YYYY-MM, instead of the current one: whole once it has ended (its figures "
+            "are its invoice's), else so far. E.g. the demo's 2026-10.",
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Bill the month to date as at this UTC time instead of now, e.g. 2026-10-16T00:00:00Z (replays "
+            "a past month's live view, such as the demo's).",
+        ),
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Export month-to-date cost, budget burn, forecast and idle allocations for Prometheus to scrape."""
+    month = Period.parse(period) if period else None
+    fixed = parse_utc_time(at, "--at") if at else None
+    # Checked now, not at the first refresh: a month that has not begun would export nothing, silently.
+    billed_period(fixed or dt.datetime.now(dt.UTC), month)
     closed = [ledger_cli.closed_months(ledger)] if ledger else []
     seconds = parse_interval(interval)
     parse_listen(listen)
@@ -434,7 +464,8 @@ def serve(
     settings = settings.model_copy(update={"deadline": min(chosen, seconds)})
     matchers = tuple(LabelMatcher.parse(m) for m in match or ())
     source = ExporterSource(catalog, settings, cluster, cluster_label, matchers, billing_mode)
-    collector = MonthToDateCollector(source, interval=None if once else seconds)
+    clock = (lambda: fixed) if fixed is not None else utc_now
+    collector = MonthToDateCollector(source, clock, interval=None if once else seconds, month=month)
     if once:
         ok = collector.refresh()
         typer.echo(generate_latest(registry_of(collector, *closed)).decode(), nl=False)

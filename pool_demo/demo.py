@@ -600,7 +600,16 @@ def print_result(result: DemoResult, console: Console) -> None:
     )
 
 
-def wait_for_interrupt(console: Console) -> Callable[[str], None]:
+def serve_command(url: str, period: Period, catalog: Path) -> str:
+    """The `chargeback serve` line that exports the demo's billed month, whole, from its kept Prometheus:
+    `--at` the month's end is the demo's clock, so it works whatever today's date."""
+    return (
+        f".venv/bin/chargeback serve --prometheus {url} --catalog {catalog} --period {period.label} "
+        f"--at {period.end:%Y-%m-%dT%H:%M:%SZ} --listen 127.0.0.1:9464 --interval 1h"
+    )
+
+
+def wait_for_interrupt(console: Console, period: Period, catalog: Path) -> Callable[[str], None]:
     """What `--keep-prometheus` does: serve until Ctrl-C (or SIGTERM), then let the demo stop Prometheus."""
 
     def interrupt(signum: int, frame: object) -> None:
@@ -608,6 +617,8 @@ def wait_for_interrupt(console: Console) -> Callable[[str], None]:
 
     def wait(url: str) -> None:
         console.print(f"[bold]Prometheus keeps serving at {url}; press Ctrl-C to stop it and finish.[/bold]")
+        console.print("  The live view of the billed month, in another terminal (from this directory):", soft_wrap=True)
+        console.print(f"  {escape(serve_command(url, period, catalog))}", soft_wrap=True)
         previous = signal.signal(signal.SIGTERM, interrupt)
         try:
             signal.pause()
@@ -640,12 +651,13 @@ def demo(
     began = time.perf_counter()
     # Prometheus is stopped and the work directory removed on the way out; reports are written whole or not at all.
     with guard("demo", interrupted="interrupted: Prometheus stopped, reports already written are complete"):
+        parsed = Period.parse(period)
         result = run_demo(
             out,
-            Period.parse(period),
+            parsed,
             catalog,
             console,
-            keep_prometheus=wait_for_interrupt(console) if keep_prometheus else None,
+            keep_prometheus=wait_for_interrupt(console, parsed, catalog) if keep_prometheus else None,
         )
     if result is None:
         raise typer.Exit(POLICY_FAILED)
