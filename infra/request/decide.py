@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -292,7 +292,7 @@ def _check_capacity(without: Catalog, cluster: Cluster, namespace: Namespace, de
                 for other_rooms in [node_pool_room(without, cluster, other)]
                 if all(wanted[r] <= other_rooms[r].free for r in NODE_RESOURCES)
             ]
-            free = format_amount(resource, max(room.free, Decimal(0)))
+            free = format_amount(resource, max(room.free, Decimal(0)), ROUND_FLOOR)  # safe to ask for
             fits = f"node pool {pool.name} has {free} free at overcommit {room.overcommit}: ask for ≤ {free}"
             fits += f", or another pool: {'; '.join(alternatives)}" if alternatives else "; no other pool has room"
             decision.refusals.append(Refusal(f"node pool {pool.name} {resource}", message, fits))
@@ -301,19 +301,19 @@ def _check_capacity(without: Catalog, cluster: Cluster, namespace: Namespace, de
         message = over_capacity(f"storage tier {tier!r}", "storage", room.allocated + size, room.capacity)
         if message:
             others = [
-                f"{other.name} has {format_amount('storage', free)} free"
+                f"{other.name} has {format_amount('storage', free, ROUND_FLOOR)} free"
                 for other in cluster.storage_tiers
                 if other.name != tier
                 for free in [tier_room(without, cluster, other.name).free]
                 if size <= free
             ]
-            fits = f"ask for ≤ {format_amount('storage', max(room.free, Decimal(0)))} on {tier}"
+            fits = f"ask for ≤ {format_amount('storage', max(room.free, Decimal(0)), ROUND_FLOOR)} on {tier}"
             fits += f", or another tier: {'; '.join(others)}" if others else ""
             decision.refusals.append(Refusal(f"storage tier {tier}", message, fits))
 
 
 def _free_text(rooms: dict[str, Room]) -> str:
-    return ", ".join(format_amount(r, max(rooms[r].free, Decimal(0))) for r in NODE_RESOURCES) + " free"
+    return ", ".join(format_amount(r, max(rooms[r].free, Decimal(0)), ROUND_FLOOR) for r in NODE_RESOURCES) + " free"
 
 
 def _check_budget(

@@ -126,8 +126,8 @@ def test_node_pool_refusal_points_at_other_pools_with_room(catalog: Path) -> Non
     )
     assert code == 1, output
     # edge-lab: 64 cores × 2.0 = 128, es-testbed holds 48 → 80 free; dedicated (tainted) pools are not offered
-    assert "ask for ≤ 80 cores, or another pool: general has 408 cores, 1,632Gi, 0 GPUs free; " in output
-    assert "batch has 192 cores, 1,024Gi, 2 GPUs free" in output
+    assert "ask for ≤ 80 cores, or another pool: general has 408 cores, 1,632 GiB, 0 GPUs free; " in output
+    assert "batch has 192 cores, 1 TiB, 2 GPUs free" in output
 
 
 def test_storage_tier_refusal_names_the_excess_and_other_tiers(catalog: Path) -> None:
@@ -136,8 +136,8 @@ def test_storage_tier_refusal_names_the_excess_and_other_tiers(catalog: Path) ->
     )
     assert code == 1, output
     # hot: 40Ti = 40,960Gi; quotas already hold 3,548Gi
-    assert "storage tier 'hot': storage quotas total 44,508Gi, above capacity 40,960Gi by 3,548Gi" in output
-    assert "ask for ≤ 37,412Gi on hot, or another tier: cold has 182,272Gi free; archive has 504,832Gi free" in output
+    assert "storage tier 'hot': storage quotas total 44,508 GiB, above capacity 40 TiB by 3,548 GiB" in output
+    assert "ask for ≤ 37,412 GiB on hot, or another tier: cold has 178 TiB free; archive has 493 TiB free" in output
 
 
 def test_budget_overrun_is_refused_unless_allowed(catalog: Path) -> None:

@@ -150,7 +150,7 @@ MALFORMED: list[tuple[str, str, Callable[[Any], Any], str, str, str]] = [
         set_path(di_ns(1, "quota", "memory"), "2Ti"),
         POOL,
         "clusters[0].node_pools[1]",
-        "memory quotas total 2,048Gi, above capacity 1,536Gi × overcommit 1.0 = 1,536Gi by 512Gi",
+        "memory quotas total 2 TiB, above capacity 1.5 TiB × overcommit 1.0 = 1.5 TiB by 512 GiB",
     ),
     (
         "gpu-over-capacity",
@@ -174,7 +174,7 @@ MALFORMED: list[tuple[str, str, Callable[[Any], Any], str, str, str]] = [
         set_path(di_ns(1, "quota", "storage", "hot"), "100Ti"),
         POOL,
         "clusters[0].storage_tiers[0].capacity",
-        "quotas total 104,924Gi, above capacity 40,960Gi by 63,964Gi",
+        "quotas total 104,924 GiB, above capacity 40 TiB by 63,964 GiB",
     ),
     (
         "reserved-namespace",
