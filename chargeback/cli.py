@@ -17,6 +17,7 @@ import logging
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -31,6 +32,7 @@ from rich.text import Text
 from pool_catalog import load_catalog
 from pool_catalog.guard import guard
 from pool_catalog.models import BillingMode
+from pool_catalog.numbers import format_money, format_number, format_percent
 from pool_catalog.pricing import round_money
 
 from .collect.doctor import default_period, diagnose
@@ -97,8 +99,32 @@ FormatOption = Annotated[
 ]
 
 
-def print_table(columns: list[tuple[str, bool]], rows: list[list[str]], title: str, form: Format) -> None:
+@dataclass(frozen=True)
+class Figure:
+    """A number cell: thousands separated in a table (the format of every report), machine text in CSV and JSON."""
+
+    value: Decimal
+    places: int | None = None
+    """Decimal places shown (half-even); None: the value's own, e.g. an invoice amount as rounded."""
+    unit: str = ""
+
+    def shown(self, form: Format) -> str:
+        if form is Format.TABLE:
+            number = format_number(self.value, self.places)
+        else:
+            exact = self.value if self.places is None else self.value.quantize(Decimal(1).scaleb(-self.places))
+            number = text(exact)
+        return f"{number} {self.unit}" if self.unit else number
+
+
+def figure(value: Decimal | float, places: int | None = None, unit: str = "") -> Figure:
+    """A Figure of a Decimal or of a float column (through its shortest repr, never binary noise)."""
+    return Figure(value if isinstance(value, Decimal) else Decimal(repr(float(value))), places, unit)
+
+
+def print_table(columns: list[tuple[str, bool]], cells: list[list[str | Figure]], title: str, form: Format) -> None:
     """Rows under `columns` (name, right-aligned) as a table, CSV or JSON on stdout; numbers are never cut."""
+    rows = [[cell.shown(form) if isinstance(cell, Figure) else cell for cell in row] for row in cells]
     if form is Format.CSV:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow([name for name, _ in columns])
@@ -262,16 +288,17 @@ def invoice(
     chargeback = run.chargeback
     columns = [("Invoice", False), ("Business unit", False), (f"Total ({chargeback.currency})", True)]
     columns += [("Budget used", True), ("Coverage", False)]
-    rows, grand_total = [], Decimal(0)
+    rows: list[list[str | Figure]] = []
+    grand_total = Decimal(0)
     for document in chargeback.invoices:
         grand_total += document.total
         budget = document.budget
-        used = f"{budget.used * 100:.1f} %" if budget and budget.used is not None else "—"
+        used = format_percent(budget.used) if budget and budget.used is not None else "—"
         coverage = "complete" if document.coverage.complete else "incomplete"
         rows.append(
-            [document.invoice_number, document.business_unit.display_name, text(document.total), used, coverage]
+            [document.invoice_number, document.business_unit.display_name, Figure(document.total), used, coverage]
         )
-    rows.append(["", "Pool total", text(round_money(grand_total, chargeback.currency)), "", ""])
+    rows.append(["", "Pool total", Figure(round_money(grand_total, chargeback.currency)), "", ""])
     title = f"Chargeback {chargeback.period} ({chargeback.billing_mode.value} billing)"
     print_table(columns, rows, title, form)
     (err() if form is not Format.TABLE else out()).print(f"wrote {len(run.written)} files to {out_dir}", soft_wrap=True)
@@ -309,7 +336,7 @@ def idle(
     for column in ("Allocated", "Used avg", "Used p95", "Util.", f"Idle cost ({cur})", "Recommended"):
         columns.append((column, True))
     columns += [(f"Savings/month ({cur})", True), ("Why", False)]
-    rows = []
+    rows: list[list[str | Figure]] = []
     for row in frame.to_dict("records"):
         resource = f"{row['resource']} ({row['tier']})" if row["tier"] else row["resource"]
         rows.append(
@@ -318,13 +345,13 @@ def idle(
                 f"{row['namespace']} (claim {row['pvc']})" if row["pvc"] else row["namespace"],
                 resource,
                 row["basis"],
-                f"{row['allocated']:.2f} {row['unit']}",
-                f"{row['used_avg']:.2f}",
-                f"{row['used_p95']:.2f}",
-                f"{row['utilization'] * 100:.1f} %",
-                text(row["idle_cost"]),
-                f"{text(row['recommended_allocation'])} {row['unit']}",
-                text(row["monthly_savings"]),
+                figure(row["allocated"], 2, row["unit"]),
+                figure(row["used_avg"], 2),
+                figure(row["used_p95"], 2),
+                format_percent(row["utilization"]),
+                figure(row["idle_cost"]),
+                figure(row["recommended_allocation"], None, row["unit"]),
+                figure(row["monthly_savings"]),
                 REASONS[row["reason"]],
             ]
         )
@@ -333,7 +360,8 @@ def idle(
     if form is Format.TABLE:
         idle_cost, savings = idle_totals(frame, cur)
         out().print(
-            f"idle cost {cur} {text(idle_cost)} this period; right-sizing saves {cur} {text(savings)} a month",
+            f"idle cost {cur} {format_money(idle_cost, cur)} this period; right-sizing saves {cur} "
+            f"{format_money(savings, cur)} a month",
             soft_wrap=True,
         )
 

@@ -249,7 +249,7 @@ def _print_decision(decision: Decision) -> None:
     """What was asked, what it costs per month at full quota, and the verdict with reasons."""
     from rich.table import Table
 
-    from pool_catalog.pricing import round_money
+    from pool_catalog.numbers import format_money, format_percent
 
     what = "new namespace" if decision.is_new else "quota change of"
     out.print(f"{what} {decision.namespace} for unit {decision.unit} in cluster {decision.cluster}", soft_wrap=True)
@@ -260,21 +260,21 @@ def _print_decision(decision: Decision) -> None:
         table.add_column("tier")
         table.add_column(currency, justify="right")
         for (resource, tier), amount in decision.cost.lines.items():
-            table.add_row(resource.value, tier, f"{round_money(amount, currency):,}")
-        table.add_row("total", "", f"{round_money(decision.cost.total, currency):,}")
+            table.add_row(resource.value, tier, format_money(amount, currency))
+        table.add_row("total", "", format_money(decision.cost.total, currency))
         out.print(table)
         if decision.previous_cost is not None:
             out.print(
-                f"namespace {decision.namespace} now costs {round_money(decision.previous_cost, currency):,} "
+                f"namespace {decision.namespace} now costs {format_money(decision.previous_cost, currency)} "
                 f"{currency} per month at full quota",
                 soft_wrap=True,
             )
         change = decision.unit_after - decision.unit_before
-        share = f" ({decision.unit_after / decision.budget:.1%} of it)" if decision.budget else ""
+        share = f" ({format_percent(decision.unit_after / decision.budget)} of it)" if decision.budget else ""
         out.print(
-            f"unit {decision.unit} projected monthly total: {round_money(decision.unit_before, currency):,} → "
-            f"{round_money(decision.unit_after, currency):,} {currency} ({round_money(change, currency):+,}); "
-            f"budget {decision.budget:,} {currency}{share}",
+            f"unit {decision.unit} projected monthly total: {format_money(decision.unit_before, currency)} → "
+            f"{format_money(decision.unit_after, currency)} {currency} ({format_money(change, currency, sign=True)}); "
+            f"budget {format_money(decision.budget, currency)} {currency}{share}",
             soft_wrap=True,
         )
     for warning in decision.warnings:

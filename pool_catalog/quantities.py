@@ -8,6 +8,8 @@ from typing import Annotated
 from kubernetes.utils import parse_quantity
 from pydantic import BeforeValidator, PlainSerializer
 
+from .numbers import format_number
+
 GIB = Decimal(2**30)
 MAX_QUANTITY = Decimal(2**63 - 1)
 """Kubernetes stores a quantity's value in an int64 (k8s.io/apimachinery/pkg/api/resource/quantity.go):
@@ -74,10 +76,8 @@ _HUNDREDTH = Decimal("0.01")
 
 
 def _decimals(value: Decimal, places: Decimal, rounding: str) -> str:
-    """`value` rounded to `places`, trailing zeros dropped, thousands separated: 86.40 → "86.4", 1536 → "1,536"."""
-    rounded = value.quantize(places, rounding=rounding).normalize()
-    text = f"{rounded:,f}"
-    return "0" if text in ("-0", "0") else text
+    """`value` to at most `places`, trailing zeros dropped, thousands separated: 86.40 → "86.4", 1536 → "1,536"."""
+    return format_number(value, -places.as_tuple().exponent, trim=True, rounding=rounding)
 
 
 def format_amount(resource: str, amount: Decimal, rounding: str = ROUND_HALF_EVEN) -> str:

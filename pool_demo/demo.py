@@ -46,6 +46,7 @@ from infra.errors import PoolError
 from pool_catalog import Catalog, CatalogError, load_catalog
 from pool_catalog.guard import guard
 from pool_catalog.models import Resource
+from pool_catalog.numbers import format_money, format_number, format_percent
 from pool_catalog.pricing import hourly_price
 
 from . import local_prometheus
@@ -374,7 +375,7 @@ def capability_table(calls: dict[CallKey, tuple[int, int]], run: PeriodRun) -> T
     named = ", ".join(f"{ns} → {capability}" for _cluster, ns, capability in sorted(undeclared)) or "none"
     table = _table(
         f"Capability calls {period.label} (billable)",
-        f"Equal to the generated traffic. {failed:,} calls answered 5xx, not billed. ! = calls without "
+        f"Equal to the generated traffic. {format_number(failed)} calls answered 5xx, not billed. ! = calls without "
         f"`consumes` of the capability (chargeback doctor: undeclared-caller): {named}.",
     )
     table.add_column("unit", no_wrap=True)
@@ -384,7 +385,7 @@ def capability_table(calls: dict[CallKey, tuple[int, int]], run: PeriodRun) -> T
         row = []
         for capability in capabilities:
             count = cells.get((unit, capability))
-            text = "–" if count is None else f"{count:,}"
+            text = "–" if count is None else format_number(count)
             row.append(f"[bold red]{text}![/bold red]" if (unit, capability) in flagged else text)
         table.add_row(escape(unit), *row)
     return table
@@ -409,7 +410,7 @@ def _unit_of(catalog: Catalog, namespace: str) -> str:
 
 
 def _share(value: str | None) -> str:
-    return "–" if value is None else f"{Decimal(value) * 100:+.1f} %"
+    return "–" if value is None else format_percent(value, sign=True)
 
 
 def north_star_table(rows: list[NorthStarRow], period: Period, currency: str) -> Table:
@@ -427,8 +428,8 @@ def north_star_table(rows: list[NorthStarRow], period: Period, currency: str) ->
         table.add_row(
             escape(row.unit_id),
             escape(row.unit),
-            "–" if row.volume is None else f"{row.volume:,.0f}",
-            "–" if row.cost_per_unit is None else f"{row.cost_per_unit:,.4f}",
+            "–" if row.volume is None else format_number(row.volume, 0),
+            "–" if row.cost_per_unit is None else format_number(row.cost_per_unit, 4),
             f"[bold red]{per_unit_change}![/bold red]" if faster else per_unit_change,
             _share(row.change.get("cost_change_share")),
             _share(row.change.get("volume_change_share")),
@@ -443,25 +444,25 @@ def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Tab
         table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
     for row in rows:
         over = row.budget_used is not None and row.budget_used > 1
-        used = "–" if row.budget_used is None else f"{row.budget_used * 100:.1f} %"
+        used = "–" if row.budget_used is None else format_percent(row.budget_used)
         table.add_row(
             escape(row.unit_id),
-            f"{row.cost:,.2f}",
-            "–" if row.budget is None else f"{row.budget:,.2f}",
+            format_money(row.cost, currency),
+            "–" if row.budget is None else format_money(row.budget, currency),
             f"[bold red]{used}![/bold red]" if over else used,
-            "–" if row.utilization is None else f"{row.utilization * 100:.1f} %",
-            f"{row.idle_cost:,.2f}",
+            "–" if row.utilization is None else format_percent(row.utilization),
+            format_money(row.idle_cost, currency),
         )
     total = sum((r.cost for r in rows), Decimal(0))
     budgets = sum((r.budget for r in rows if r.budget is not None), Decimal(0))
     table.add_section()
     table.add_row(
         "total",
-        f"{total:,.2f}",
-        f"{budgets:,.2f}",
-        f"{total / budgets * 100:.1f} %" if budgets else "–",
+        format_money(total, currency),
+        format_money(budgets, currency),
+        format_percent(total / budgets) if budgets else "–",
         "",
-        f"{sum((r.idle_cost for r in rows), Decimal(0)):,.2f}",
+        format_money(sum((r.idle_cost for r in rows), Decimal(0)), currency),
     )
     return table
 
@@ -524,7 +525,8 @@ def run_demo(
             written = generate_usage(catalog, periods, work, seed, progress())
         pods, series, samples, size = (sum(figures[i] for figures in written) for i in range(4))
         console.print(
-            f"  {pods:,} pods, {series:,} series, {samples:,} samples ({size / 2**20:,.0f} MiB of OpenMetrics)"
+            f"  {format_number(pods)} pods, {format_number(series)} series, {format_number(samples)} samples "
+            f"({format_number(size / 2**20, 0)} MiB of OpenMetrics)"
         )
         console.rule("5 backfill with promtool")
         with times.measure("backfill"):
@@ -553,7 +555,8 @@ def run_demo(
                 calls = check_invoiced_calls(catalog, runs, seed)
             billable = sum(paid for paid, _failed in calls.values())
             console.print(
-                f"  capability calls: {billable:,} billable calls on the invoices, equal to the generated traffic"
+                f"  capability calls: {format_number(billable)} billable calls on the invoices, equal to the generated "
+                "traffic"
             )
             if keep_prometheus is not None:
                 keep_prometheus(prometheus.url)

@@ -58,7 +58,7 @@ def test_new_namespace_is_accepted_with_its_monthly_cost_and_a_diff_but_nothing_
     assert "1,401.60" in output and "747.52" in output and "450.00" in output
     assert "2,599.12" in output
     # community-services today: cs-miniapp 10,119.92 + cs-miniapp-staging 2,329.12 = 12,449.04
-    assert "12,449.04 → 15,048.16 CNY (+2,599.12); budget 20,000 CNY (75.2% of it)" in output
+    assert "12,449.04 → 15,048.16 CNY (+2,599.12); budget 20,000.00 CNY (75.2 % of it)" in output
     assert "+  - name: cs-reports" in output and "+      storage: {hot: 500Gi}" in output
     assert "run again with --write" in output
     assert (catalog / UNIT_FILE.format("community-services")).read_text(encoding="utf-8") == before

@@ -366,7 +366,7 @@ def test_unit_budget_warns_above_budget_through_the_program(tmp_path: Path) -> N
             unit="data-insight",
             resource="stack",
             message="unit 'data-insight': full-quota monthly cost 58,522.68 CNY (prices effective 2026-10-15) is "
-            "above its budget 50,000 CNY by 8,522.68 CNY; raise the budget or shrink quotas",
+            "above its budget 50,000.00 CNY by 8,522.68 CNY; raise the budget or shrink quotas",
         )
     ]
 
@@ -456,7 +456,7 @@ def test_pool_check_prints_advisory_budget_and_exits_0(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", "--catalog", str(root)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert "edge-security" in result.output and "unit-budget" in result.output
-    assert "advisory" in result.output and "above its budget 100 CNY" in result.output
+    assert "advisory" in result.output and "above its budget 100.00 CNY" in result.output
     assert "policy check passed: 0 mandatory and 1 advisory violations" in result.output
 
 

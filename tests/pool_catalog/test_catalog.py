@@ -467,7 +467,8 @@ def test_budget_below_full_quota_cost_is_a_warning_with_the_numbers(tmp_path: Pa
     assert warning.field == "budget.monthly"
     version = rate_version_for(catalog.rates)
     cost = round_money(unit_monthly_cost(catalog.unit("edge-security"), version), "CNY")
-    assert f"full-quota monthly cost {cost:,} CNY is above the budget 1,000 CNY by {cost - 1000:,}" in warning.message
+    expected = f"full-quota monthly cost {cost:,} CNY is above the budget 1,000.00 CNY by {cost - 1000:,}"
+    assert expected in warning.message
 
 
 def test_full_quota_cost_is_closed_form() -> None:
