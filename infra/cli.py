@@ -255,7 +255,9 @@ def _print_decision(decision: Decision) -> None:
     out.print(f"{what} {decision.namespace} for unit {decision.unit} in cluster {decision.cluster}", soft_wrap=True)
     if decision.cost is not None:
         currency = decision.currency
-        table = Table(title=f"monthly cost at full quota (730 h, rates from {decision.rates_from:%Y-%m-%d})")
+        # The heading on its own line: a table title would wrap to the width of its narrow table.
+        out.print(f"monthly cost at full quota (730 h, rates from {decision.rates_from:%Y-%m-%d})", soft_wrap=True)
+        table = Table()
         table.add_column("resource")
         table.add_column("tier")
         table.add_column(currency, justify="right")

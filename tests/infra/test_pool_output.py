@@ -123,3 +123,20 @@ def test_pool_capacity_prints_human_units_whole_off_a_terminal() -> None:
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.output.splitlines()]
     assert ["batch", "memory", "1.5", "TiB", "×1.0", "1.5", "TiB", "512", "GiB", "1", "TiB", "33.3%"] in rows
+
+
+def test_pool_request_heading_and_money_read_whole_when_piped() -> None:
+    """Piped at 80 columns: the cost table's heading is one line, money as on the invoices."""
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            *("request", "--catalog", str(EXAMPLE_CATALOG), "--at", "2026-11-01T00:00:00Z"),
+            *("--unit", "community-services", "--namespace", "cs-reports", "--node-pool", "general"),
+            *("--cpu", "8", "--memory", "32Gi", "--storage", "hot=500Gi"),
+        ],
+        env={"COLUMNS": "80"},
+    )
+    assert result.exit_code == 0, result.output
+    heading = [line for line in result.output.splitlines() if line.startswith("monthly cost at full quota")]
+    assert len(heading) == 1 and heading[0].endswith(")"), heading
+    assert "budget 20,000.00 CNY (75.2 % of it)" in result.output
