@@ -327,7 +327,7 @@ def idle(
     if frame.empty and form is Format.TABLE:
         out().print(
             f"no idle allocations in {chargeback.period}: everything held ≥ {policy.min_hours} h "
-            f"was used ≥ {policy.utilization_threshold:.0%} on average",
+            f"was used ≥ {format_percent(policy.utilization_threshold, 0)} on average",
             soft_wrap=True,
         )
         return
@@ -355,7 +355,7 @@ def idle(
                 REASONS[row["reason"]],
             ]
         )
-    title = f"Idle allocations {chargeback.period} (threshold {policy.utilization_threshold:.0%})"
+    title = f"Idle allocations {chargeback.period} (threshold {format_percent(policy.utilization_threshold, 0)})"
     print_table(columns, rows, title, form)
     if form is Format.TABLE:
         idle_cost, savings = idle_totals(frame, cur)

@@ -306,6 +306,7 @@ def capacity(
 
     from pool_catalog.capacity import capacity_json, capacity_report
     from pool_catalog.checks import check_catalog as catalog_findings
+    from pool_catalog.numbers import format_percent
     from pool_catalog.quantities import format_amount as amount
 
     # Loaded without the cross-file checks: an over-allocated pool is when the table matters most.
@@ -322,7 +323,7 @@ def capacity(
         return
 
     def percent(share: Decimal | None) -> str:
-        return "–" if share is None else f"{share:.1%}"
+        return "–" if share is None else format_percent(share)
 
     for item in report:
         pools = Table(title=f"cluster {item.cluster}: node pools (limit = capacity × over)", box=SIMPLE)

@@ -7,7 +7,8 @@ exit status 1), render the manifests, generate two months of usage and capabilit
 and the one before, so the reports show month over month), backfill them into a throw-away Prometheus
 on 127.0.0.1, bill both months, check that the capability calls chargeback collects equal the generated
 traffic, stop Prometheus (always, also on error) and print what each unit costs against its budget and
-the calls per unit and capability. Every output is replaced atomically, and the same arguments give
+the calls per unit and capability (`--keep-prometheus`: Prometheus serves until Ctrl-C, and the demo prints
+the `chargeback serve` line that exports its month). Every output is replaced atomically, and the same arguments give
 byte-identical files. Errors print one clear message and exit with status 2.
 """
 

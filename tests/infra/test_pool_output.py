@@ -122,7 +122,7 @@ def test_pool_capacity_prints_human_units_whole_off_a_terminal() -> None:
     result = CliRunner().invoke(cli.app, ["capacity", "--catalog", str(EXAMPLE_CATALOG)])
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.output.splitlines()]
-    assert ["batch", "memory", "1.5", "TiB", "×1.0", "1.5", "TiB", "512", "GiB", "1", "TiB", "33.3%"] in rows
+    assert ["batch", "memory", "1.5", "TiB", "×1.0", "1.5", "TiB", "512", "GiB", "1", "TiB", "33.3", "%"] in rows
 
 
 def test_pool_request_heading_and_money_read_whole_when_piped() -> None:
