@@ -17,6 +17,7 @@ import logging
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -31,6 +32,7 @@ from rich.text import Text
 from pool_catalog import load_catalog
 from pool_catalog.guard import guard
 from pool_catalog.models import BillingMode
+from pool_catalog.numbers import format_money, format_number, format_percent
 from pool_catalog.pricing import round_money
 
 from .collect.doctor import default_period, diagnose
@@ -38,7 +40,16 @@ from .collect.findings import ERROR, SEVERITIES, Finding, errors_of
 from .collect.prometheus import PrometheusClient, PrometheusSettings
 from .collect.promql import LabelMatcher
 from .connection import connection_options
-from .exporter import ExporterSource, MonthToDateCollector, parse_interval, parse_listen, registry_of
+from .exporter import (
+    ExporterSource,
+    MonthToDateCollector,
+    billed_period,
+    parse_interval,
+    parse_listen,
+    parse_utc_time,
+    registry_of,
+    utc_now,
+)
 from .exporter import serve as serve_metrics
 from .period import Period
 from .rate.idle import REASONS
@@ -88,8 +99,32 @@ FormatOption = Annotated[
 ]
 
 
-def print_table(columns: list[tuple[str, bool]], rows: list[list[str]], title: str, form: Format) -> None:
+@dataclass(frozen=True)
+class Figure:
+    """A number cell: thousands separated in a table (the format of every report), machine text in CSV and JSON."""
+
+    value: Decimal
+    places: int | None = None
+    """Decimal places shown (half-even); None: the value's own, e.g. an invoice amount as rounded."""
+    unit: str = ""
+
+    def shown(self, form: Format) -> str:
+        if form is Format.TABLE:
+            number = format_number(self.value, self.places)
+        else:
+            exact = self.value if self.places is None else self.value.quantize(Decimal(1).scaleb(-self.places))
+            number = text(exact)
+        return f"{number} {self.unit}" if self.unit else number
+
+
+def figure(value: Decimal | float, places: int | None = None, unit: str = "") -> Figure:
+    """A Figure of a Decimal or of a float column (through its shortest repr, never binary noise)."""
+    return Figure(value if isinstance(value, Decimal) else Decimal(repr(float(value))), places, unit)
+
+
+def print_table(columns: list[tuple[str, bool]], cells: list[list[str | Figure]], title: str, form: Format) -> None:
     """Rows under `columns` (name, right-aligned) as a table, CSV or JSON on stdout; numbers are never cut."""
+    rows = [[cell.shown(form) if isinstance(cell, Figure) else cell for cell in row] for row in cells]
     if form is Format.CSV:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow([name for name, _ in columns])
@@ -263,16 +298,17 @@ def invoice(
     chargeback = run.chargeback
     columns = [("Invoice", False), ("Business unit", False), (f"Total ({chargeback.currency})", True)]
     columns += [("Budget used", True), ("Coverage", False)]
-    rows, grand_total = [], Decimal(0)
+    rows: list[list[str | Figure]] = []
+    grand_total = Decimal(0)
     for document in chargeback.invoices:
         grand_total += document.total
         budget = document.budget
-        used = f"{budget.used * 100:.1f} %" if budget and budget.used is not None else "—"
+        used = format_percent(budget.used) if budget and budget.used is not None else "—"
         coverage = "complete" if document.coverage.complete else "incomplete"
         rows.append(
-            [document.invoice_number, document.business_unit.display_name, text(document.total), used, coverage]
+            [document.invoice_number, document.business_unit.display_name, Figure(document.total), used, coverage]
         )
-    rows.append(["", "Pool total", text(round_money(grand_total, chargeback.currency)), "", ""])
+    rows.append(["", "Pool total", Figure(round_money(grand_total, chargeback.currency)), "", ""])
     title = f"Chargeback {chargeback.period.display} ({chargeback.billing_mode.value} billing)"
     print_table(columns, rows, title, form)
     (err() if form is not Format.TABLE else out()).print(f"wrote {len(run.written)} files to {out_dir}", soft_wrap=True)
@@ -301,7 +337,7 @@ def idle(
     if frame.empty and form is Format.TABLE:
         out().print(
             f"no idle allocations in {chargeback.period}: everything held ≥ {policy.min_hours} h "
-            f"was used ≥ {policy.utilization_threshold:.0%} on average",
+            f"was used ≥ {format_percent(policy.utilization_threshold, 0)} on average",
             soft_wrap=True,
         )
         return
@@ -310,7 +346,7 @@ def idle(
     for column in ("Allocated", "Used avg", "Peak use", "Util.", f"Capacity held ({cur})", f"You pay ({cur})"):
         columns.append((column, True))
     columns += [("Recommended", True), ("Advice basis", False), ("Why", False)]
-    rows = []
+    rows: list[list[str | Figure]] = []
     for row in frame.to_dict("records"):
         resource = f"{row['resource']} ({row['tier']})" if row["tier"] else row["resource"]
         recommended = row["recommended_allocation"]
@@ -320,24 +356,27 @@ def idle(
                 f"{row['namespace']} (claim {row['pvc']})" if row["pvc"] else row["namespace"],
                 resource,
                 row["basis"],
-                f"{row['allocated']:.2f} {row['unit']}",
-                f"{row['used_avg']:.2f}",
-                f"{row['used_peak']:.2f}",
-                f"{row['utilization'] * 100:.1f} %",
-                text(row["capacity_held"]),
-                text(row["unit_pays"]),
-                "—" if recommended is None else f"{text(recommended)} {row['unit']}",
+                figure(row["allocated"], 2, row["unit"]),
+                figure(row["used_avg"], 2),
+                figure(row["used_peak"], 2),
+                format_percent(row["utilization"]),
+                figure(row["capacity_held"]),
+                figure(row["unit_pays"]),
+                "—" if recommended is None else figure(recommended, None, row["unit"]),
                 row["advice_basis"],
                 REASONS[row["reason"]],
             ]
         )
-    title = f"Idle allocations {chargeback.period.display} (threshold {policy.utilization_threshold:.0%})"
+    title = (
+        f"Idle allocations {chargeback.period.display} (threshold {format_percent(policy.utilization_threshold, 0)})"
+    )
     print_table(columns, rows, title, form)
     if form is Format.TABLE:
         unit_pays, capacity = idle_totals(frame, cur)
         out().print(
-            f"idle allocations hold pool capacity worth {cur} {text(capacity)} at the rate card this period "
-            f"(each allocation once: its quota, else its requests); the units pay {cur} {text(unit_pays)} of it "
+            f"idle allocations hold pool capacity worth {cur} {format_money(capacity, cur)} at the rate card this "
+            f"period (each allocation once: its quota, else its requests); the units pay {cur} "
+            f"{format_money(unit_pays, cur)} of it "
             f"({chargeback.billing_mode.value} billing)",
             soft_wrap=True,
         )
@@ -437,9 +476,30 @@ def serve(
             envvar="CHARGEBACK_LEDGER",
         ),
     ] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period",
+            "-p",
+            help="Export this month, YYYY-MM, instead of the current one: whole once it has ended (its figures "
+            "are its invoice's), else so far. E.g. the demo's 2026-10.",
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Bill the month to date as at this UTC time instead of now, e.g. 2026-10-16T00:00:00Z (replays "
+            "a past month's live view, such as the demo's).",
+        ),
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Export month-to-date cost, budget burn, forecast and idle allocations for Prometheus to scrape."""
+    month = Period.parse(period) if period else None
+    fixed = parse_utc_time(at, "--at") if at else None
+    # Checked now, not at the first refresh: a month that has not begun would export nothing, silently.
+    billed_period(fixed or dt.datetime.now(dt.UTC), month)
     closed = [ledger_cli.closed_months(ledger)] if ledger else []
     seconds = parse_interval(interval)
     parse_listen(listen)
@@ -449,7 +509,8 @@ def serve(
     settings = settings.model_copy(update={"deadline": min(chosen, seconds)})
     matchers = tuple(LabelMatcher.parse(m) for m in match or ())
     source = ExporterSource(catalog, settings, cluster, cluster_label, matchers, billing_mode)
-    collector = MonthToDateCollector(source, interval=None if once else seconds)
+    clock = (lambda: fixed) if fixed is not None else utc_now
+    collector = MonthToDateCollector(source, clock, interval=None if once else seconds, month=month)
     if once:
         ok = collector.refresh()
         typer.echo(generate_latest(registry_of(collector, *closed)).decode(), nl=False)

@@ -242,10 +242,13 @@ class MonthToDateCollector(Collector):
         clock: Callable[[], dt.datetime] = utc_now,
         interval: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        month: Period | None = None,
     ) -> None:
-        """`interval`: seconds between refreshes; a refresh still running after it counts as failing."""
+        """`interval`: seconds between refreshes; a refresh still running after it counts as failing.
+        `month`: bill that calendar month (see `billed_period`) instead of the clock's."""
         self.source = source
         self.clock = clock
+        self.month = month
         self.interval = interval
         self.monotonic = monotonic
         self.snapshot: Snapshot | None = None
@@ -292,7 +295,7 @@ class MonthToDateCollector(Collector):
             try:
                 # The month of the catalog's billing zone: its months may begin at another UTC hour than 00:00.
                 catalog = load_catalog(self.source.catalog)
-                period = Period.month_to_date(self.clock(), catalog.pool.billing.time_zone)
+                period = billed_period(self.clock(), self.month, catalog.pool.billing.time_zone)
             except PeriodError as e:
                 # The first hour of a month: nothing to bill yet, the last month's final figures stay up.
                 log.info("%s; keeping the previous snapshot", e)
@@ -349,6 +352,27 @@ class MonthToDateCollector(Collector):
             PREFIX + "exporter_refresh_errors", METRICS["exporter_refresh_errors_total"], value=health.errors
         )
         yield from (success, last, duration, errors)
+
+
+def billed_period(now: dt.datetime, month: Period | None = None, time_zone: str = "UTC") -> Period:
+    """What a refresh at `now` bills: the month so far of the billing `time_zone`, or with `month`
+    (`serve --period`, e.g. the demo's October) that month — whole once it has ended, so every figure is its
+    invoice's, else up to `now`. A month that has not begun at `now` raises PeriodError."""
+    month = None if month is None else month.in_zone(time_zone)
+    if month is None or month.start <= now < month.end:
+        return Period.month_to_date(now, time_zone)
+    if now >= month.end:
+        return month.in_zone(time_zone)
+    raise PeriodError(f"--period {month.label} has not begun at {now:%Y-%m-%d %H:%M} UTC: choose a month that has")
+
+
+def parse_utc_time(text: str, flag: str) -> dt.datetime:
+    """'2026-10-16T00:00:00Z' → an aware UTC datetime (a time without offset is read as UTC)."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ExporterError(f"{flag} {text!r} is not a time: write an ISO time such as 2026-10-16T00:00:00Z") from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 _INTERVAL = re.compile(r"^(\d+)([smh])$")

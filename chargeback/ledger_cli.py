@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from pool_catalog.guard import guard
-from pool_catalog.pricing import round_money
+from pool_catalog.numbers import format_money
 
 from .cli import (
     CatalogOption,
@@ -43,7 +43,6 @@ from .outputs.csv_tables import BOM, csv_text
 from .outputs.focus import COLUMNS as FOCUS_COLUMNS
 from .outputs.writer import write_file, write_new_files
 from .period import Period
-from .rate.invoices import text
 from .rate.result import Chargeback
 
 LedgerOption = Annotated[
@@ -99,7 +98,9 @@ def print_differences(changes: Sequence[Difference], in_force: dict[str, UnitSta
         mine = [c for c in changes if c.business_unit == unit]
         change = sum((c.change for c in mine), Decimal(0))
         invoice = state.invoice if state and state.invoice else "no invoice"
-        out().print(f"{unit} ({invoice}): {currency} {change:+f}", soft_wrap=True, markup=False)
+        out().print(
+            f"{unit} ({invoice}): {currency} {format_money(change, currency, sign=True)}", soft_wrap=True, markup=False
+        )
         for difference in mine:
             out().print(f"  {difference.describe()}", soft_wrap=True, markup=False)
 
@@ -169,9 +170,10 @@ def compare_closed(
     for unit, state in in_force.items():
         if len(state.chain) > 1:  # a corrected month: its documents in order, then what is in force
             documents = " → ".join(
-                f"{number} ({kind.replace('_', ' ')} {total})" for number, kind, total, _ in state.chain
+                f"{number} ({kind.replace('_', ' ')} {format_money(total, state.currency)})"
+                for number, kind, total, _ in state.chain
             )
-            in_force_total = text(round_money(state.total, state.currency))
+            in_force_total = format_money(state.total, state.currency)
             out().print(f"  {unit}: {documents} → in force {in_force_total}", soft_wrap=True, markup=False)
     if not changes:
         out().print("recomputed figures: identical", markup=False)
@@ -370,8 +372,8 @@ def show(ledger: RequiredLedgerOption, period: PeriodOption) -> None:
         table.add_column(column, justify="right" if column == "Amount" else "left")
     for unit, state in in_force.items():
         for number, kind, total, issued_at in state.chain:
-            table.add_row(unit, number, kind.replace("_", " "), total, issued_at)
-        table.add_row(unit, "in force", "", text(round_money(state.total, state.currency)), "", end_section=True)
+            table.add_row(unit, number, kind.replace("_", " "), format_money(total, state.currency), issued_at)
+        table.add_row(unit, "in force", "", format_money(state.total, state.currency), "", end_section=True)
     out().print(table)
 
 

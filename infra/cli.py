@@ -39,8 +39,11 @@ app.add_typer(catalog_app, name="catalog")
 alerts_app = typer.Typer(help="Alert routing and rules generated from the catalog.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 
+WIDE = 1000
+"""Width of output off a terminal (a pipe, CI logs, cron mail): tables as wide as their content, nothing cut."""
+
 # Everything printed is text, never Rich markup: names, paths and messages may contain brackets.
-out = Console(highlight=False, markup=False, emoji=False)
+out = Console(highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else WIDE)
 err = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 
@@ -132,27 +135,26 @@ def check(
     policy_config: PolicyConfigFile = None,
 ) -> None:
     """Run the policy pack offline over what the program declares; exit 1 on mandatory violations."""
-    from rich.tree import Tree
-
     from .check import check_catalog
 
     loaded = load_with_warnings(catalog)
     config = read_policy_config(policy_config)
     violations = check_catalog(loaded, cluster, config)
     mandatory = sum(v.enforcement == "mandatory" for v in violations)
-    tree = Tree(Text(f"policy check of {catalog}" + (f", cluster {cluster}" if cluster else "")))
-    units: dict[str, Tree] = {}
-    rules: dict[tuple[str, str], Tree] = {}
+    # Plain lines, each message whole on one line (the terminal may wrap it, nothing cuts it): a tree or a
+    # table would crop or fold messages to a narrow terminal or to 80 columns when piped.
+    if violations:
+        out.print(f"policy check of {catalog}" + (f", cluster {cluster}" if cluster else ""), soft_wrap=True)
+    shown: set[tuple[str, ...]] = set()
     for v in violations:
         unit = v.unit or "cluster-wide"
-        if unit not in units:
-            units[unit] = tree.add(Text(unit, style="bold"))
-        if (unit, v.rule) not in rules:
-            rules[(unit, v.rule)] = units[unit].add(Text(v.rule))
+        for heading in ((unit,), (unit, v.rule)):
+            if heading not in shown:
+                shown.add(heading)
+                style = "bold" if len(heading) == 1 else ""
+                out.print(Text("  " * len(heading)) + Text(heading[-1], style=style), soft_wrap=True)
         style = "red" if v.enforcement == "mandatory" else "yellow"
-        rules[(unit, v.rule)].add(styled(v.enforcement, style, f"{v.resource}: {v.message}"))
-    if violations:
-        out.print(tree, soft_wrap=True)
+        out.print(Text("      ") + styled(v.enforcement, style, f"{v.resource}: {v.message}"), soft_wrap=True)
     advisory = len(violations) - mandatory
     verdict = "failed" if mandatory else "passed"
     out.print(f"policy check {verdict}: {mandatory} mandatory and {advisory} advisory violations", soft_wrap=True)
@@ -275,23 +277,25 @@ def _print_decision(decision: Decision) -> None:
     """What was asked, what it costs per month at full quota, and the verdict with reasons."""
     from rich.table import Table
 
-    from pool_catalog.pricing import round_money
+    from pool_catalog.numbers import format_money
 
     what = "new namespace" if decision.is_new else "quota change of"
     out.print(f"{what} {decision.namespace} for unit {decision.unit} in cluster {decision.cluster}", soft_wrap=True)
     if decision.cost is not None:
         currency = decision.currency
-        table = Table(title=f"monthly cost at full quota (730 h, rates from {decision.rates_from:%Y-%m-%d})")
+        # The heading on its own line: a table title would wrap to the width of its narrow table.
+        out.print(f"monthly cost at full quota (730 h, rates from {decision.rates_from:%Y-%m-%d})", soft_wrap=True)
+        table = Table()
         table.add_column("resource")
         table.add_column("tier")
         table.add_column(currency, justify="right")
         for (resource, tier), amount in decision.cost.lines.items():
-            table.add_row(resource.value, tier, f"{round_money(amount, currency):,}")
-        table.add_row("total", "", f"{round_money(decision.cost.total, currency):,}")
+            table.add_row(resource.value, tier, format_money(amount, currency))
+        table.add_row("total", "", format_money(decision.cost.total, currency))
         out.print(table)
         if decision.previous_cost is not None:
             out.print(
-                f"namespace {decision.namespace} now costs {round_money(decision.previous_cost, currency):,} "
+                f"namespace {decision.namespace} now costs {format_money(decision.previous_cost, currency)} "
                 f"{currency} per month at full quota",
                 soft_wrap=True,
             )
@@ -324,7 +328,8 @@ def capacity(
 
     from pool_catalog.capacity import capacity_json, capacity_report
     from pool_catalog.checks import check_catalog as catalog_findings
-    from pool_catalog.quantities import GIB, format_cpu
+    from pool_catalog.numbers import format_percent
+    from pool_catalog.quantities import format_amount as amount
 
     # Loaded without the cross-file checks: an over-allocated pool is when the table matters most.
     loaded = load_catalog(catalog, check=False)
@@ -340,19 +345,15 @@ def capacity(
         return
 
     def percent(share: Decimal | None) -> str:
-        return "–" if share is None else f"{share:.1%}"
-
-    def amount(resource: str, value: Decimal) -> str:
-        if resource in ("memory", "storage"):
-            return f"{value / GIB:,.0f}Gi"
-        return format_cpu(value) if resource == "cpu" else f"{value:,.0f}"
+        return "–" if share is None else format_percent(share)
 
     for item in report:
-        pools = Table(title=f"cluster {item.cluster}: node pools (cpu in cores; limit = capacity × over)", box=SIMPLE)
+        pools = Table(title=f"cluster {item.cluster}: node pools (limit = capacity × over)", box=SIMPLE)
         for column in ("pool", "resource", "capacity", "over", "limit", "allocated", "free", "%"):
-            pools.add_column(
-                column, justify="left" if column in ("pool", "resource") else "right", min_width=len(column)
-            )
+            if column in ("pool", "resource"):
+                pools.add_column(column, overflow="fold")
+            else:  # amounts keep their width on a narrow terminal: the names fold instead
+                pools.add_column(column, justify="right", no_wrap=True, min_width=len(column))
         for pool_name, rooms in item.node_pools.items():
             for resource, room in rooms.items():
                 pools.add_row(
@@ -368,7 +369,10 @@ def capacity(
         out.print(pools)
         tiers = Table(title=f"cluster {item.cluster}: storage tiers", box=SIMPLE)
         for column in ("tier", "capacity", "allocated", "free", "%"):
-            tiers.add_column(column, justify="left" if column == "tier" else "right")
+            if column == "tier":
+                tiers.add_column(column, overflow="fold")
+            else:
+                tiers.add_column(column, justify="right", no_wrap=True)
         for tier_name, room in item.tiers.items():
             tiers.add_row(
                 tier_name,

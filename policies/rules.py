@@ -46,7 +46,8 @@ from pool_catalog.conventions import (
 )
 from pool_catalog.files import unit_file
 from pool_catalog.models import Cluster, Namespace, Quota
-from pool_catalog.pricing import MissingPriceError, quota_monthly_cost, rate_version_for, round_money
+from pool_catalog.numbers import format_money
+from pool_catalog.pricing import MissingPriceError, quota_monthly_cost, rate_version_for
 from pool_catalog.quantities import parse
 from pool_catalog.quota_map import decode_quota, node_amounts
 
@@ -731,9 +732,10 @@ def check_unit_budget(
             yield Breach(f"unit {unit!r} has quotas but no budget: it has no file in the catalog", unit)
         elif cost > budgets[unit]:
             yield Breach(
-                f"unit {unit!r}: full-quota monthly cost {round_money(cost, currency):,} {currency} (prices effective "
-                f"{version.effective_from:%Y-%m-%d}) is above its budget {budgets[unit]:,} {currency} by "
-                f"{round_money(cost - budgets[unit], currency):,} {currency}; raise the budget or shrink quotas",
+                f"unit {unit!r}: full-quota monthly cost {format_money(cost, currency)} {currency} (prices effective "
+                f"{version.effective_from:%Y-%m-%d}) is above its budget {format_money(budgets[unit], currency)} "
+                f"{currency} by {format_money(cost - budgets[unit], currency)} {currency}; raise the budget or shrink "
+                "quotas",
                 unit,
             )
 

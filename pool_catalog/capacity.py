@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .models import Catalog, Cluster, NodePool, parse_address_range, range_within
-from .quantities import GIB, format_cpu
+from .quantities import format_amount  # the one human format of amounts; pool request imports it here
 from .resources import BUILT_IN, spec_of
 
 NODE_RESOURCES: tuple[str, ...] = tuple(spec.name for spec in BUILT_IN if spec.node_capacity)
@@ -30,15 +30,6 @@ def pool_allocation(catalog: Catalog, cluster: Cluster, pool: NodePool) -> dict[
 def tier_allocation(catalog: Catalog, cluster: Cluster, tier: str) -> Decimal:
     """Sum of storage quotas (bytes) on `tier` in `cluster`."""
     return sum((ns.quota.storage.get(tier, Decimal(0)) for _, ns in catalog.namespaces(cluster.name)), Decimal(0))
-
-
-def format_amount(resource: str, amount: Decimal) -> str:
-    """A cpu (cores), memory or storage (bytes, shown in Gi) or gpu amount as people read it."""
-    if resource == "cpu":
-        return f"{format_cpu(amount)} cores"
-    if resource in ("memory", "storage"):
-        return f"{amount / GIB:,.0f}Gi"
-    return f"{amount:,.0f} GPU" if amount == 1 else f"{amount:,.0f} GPUs"
 
 
 def pool_capacity(cluster: Cluster, pool: NodePool) -> dict[str, tuple[Decimal, Decimal]]:

@@ -14,7 +14,8 @@ from .capacity import over_capacity, pool_allocation, pool_capacity, tier_alloca
 from .errors import Finding, Severity
 from .files import POOL_FILE, RATES_FILE, UNITS_DIR, field_path, line_of, unit_file
 from .models import Catalog, Cluster, parse_address_range, range_within
-from .pricing import MissingPriceError, minor_unit, rate_version_for, round_money, unit_monthly_cost
+from .numbers import format_money, minor_unit
+from .pricing import MissingPriceError, rate_version_for, round_money, unit_monthly_cost
 
 RESERVED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 RESERVED_PREFIXES = ("kube-",)
@@ -363,8 +364,9 @@ def _check_rates(catalog: Catalog, report: _Reporter) -> None:
             report.add(
                 report.unit_file(unit.id),
                 ("budget", "monthly"),
-                f"full-quota monthly cost {round_money(cost, currency):,} {currency} is above the budget "
-                f"{unit.budget.monthly:,} {currency} by {round_money(cost - unit.budget.monthly, currency):,}",
+                f"full-quota monthly cost {format_money(cost, currency)} {currency} is above the budget "
+                f"{format_money(unit.budget.monthly, currency)} {currency} by "
+                f"{format_money(cost - unit.budget.monthly, currency)}",
                 "fine if the unit never uses all of its quota; otherwise raise the budget or shrink quotas",
                 Severity.WARNING,
             )

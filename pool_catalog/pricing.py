@@ -11,36 +11,12 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from .models import HOURS_PER_MONTH, BusinessUnit, Namespace, Quota, RateCard, RateVersion
+from .numbers import minor_unit
 from .resources import spec_of, specs
-
-# ISO 4217 currencies without a minor unit; every other code is taken to have cents.
-_ZERO_DECIMAL_CURRENCIES = {
-    "BIF",
-    "CLP",
-    "DJF",
-    "GNF",
-    "ISK",
-    "JPY",
-    "KMF",
-    "KRW",
-    "PYG",
-    "RWF",
-    "UGX",
-    "VND",
-    "VUV",
-    "XAF",
-    "XOF",
-    "XPF",
-}
 
 
 class MissingPriceError(LookupError):
     """The rate card has no price for a resource that is allocated or used."""
-
-
-def minor_unit(currency: str) -> Decimal:
-    """Smallest amount of `currency` that appears on an invoice (0.01, or 1 for JPY…)."""
-    return Decimal(1) if currency in _ZERO_DECIMAL_CURRENCIES else Decimal("0.01")
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated
 
 from kubernetes.utils import parse_quantity
 from pydantic import BeforeValidator, PlainSerializer
+
+from .numbers import format_number
 
 GIB = Decimal(2**30)
 MAX_QUANTITY = Decimal(2**63 - 1)
@@ -67,6 +69,39 @@ def format_bytes(size: Decimal) -> str:
         if whole and whole % factor == 0:
             return f"{whole // factor}{suffix}"
     return str(whole)
+
+
+_HUMAN_BYTES = [("TiB", Decimal(2**40)), ("GiB", GIB), ("MiB", Decimal(2**20)), ("KiB", Decimal(2**10))]
+_HUNDREDTH = Decimal("0.01")
+
+
+def _decimals(value: Decimal, places: Decimal, rounding: str) -> str:
+    """`value` to at most `places`, trailing zeros dropped, thousands separated: 86.40 → "86.4", 1536 → "1,536"."""
+    return format_number(value, -places.as_tuple().exponent, trim=True, rounding=rounding)
+
+
+def format_amount(resource: str, amount: Decimal, rounding: str = ROUND_HALF_EVEN) -> str:
+    """An amount of a node or storage resource as people read it, the one format of every `pool` output:
+    cpu in cores ("86.4 cores", exact to the millicore), memory and storage in the largest binary unit
+    that shows them exactly in two decimals ("1.5 TiB", "1,632 GiB", "460.8 GiB"; else GiB rounded to
+    two decimals), GPUs and other counts to two decimals (a limit less headroom: "1.2 GPUs").
+    `rounding` (a decimal rounding mode) lets advice round down what is free, so it is safe to ask for."""
+    if resource == "cpu":
+        text = _decimals(amount, Decimal("0.001"), rounding)
+        return f"{text} core" if text == "1" else f"{text} cores"
+    if resource in ("memory", "storage"):
+        reached = [(unit, factor) for unit, factor in _HUMAN_BYTES if abs(amount) >= factor]
+        for unit, factor in reached:  # the largest unit that shows the amount exactly: 2 TiB, 1,632 GiB
+            if (amount / factor).quantize(_HUNDREDTH) == amount / factor:
+                return f"{_decimals(amount / factor, _HUNDREDTH, rounding)} {unit}"
+        if reached:  # not exact in any: GiB (or below a GiB, the largest unit reached), rounded
+            unit, factor = reached[1] if reached[0][0] == "TiB" else reached[0]
+            return f"{_decimals(amount / factor, _HUNDREDTH, rounding)} {unit}"
+        return f"{_decimals(amount, Decimal(1), rounding)} bytes" if amount else "0 GiB"
+    text = _decimals(amount, _HUNDREDTH, rounding)  # a limit less headroom may be a fraction of a GPU
+    if resource == "gpu":
+        return f"{text} GPU" if text == "1" else f"{text} GPUs"
+    return text
 
 
 def _serialize_bytes(value: Decimal) -> str:

@@ -7,7 +7,8 @@ exit status 1), render the manifests, generate two months of usage and capabilit
 and the one before, so the reports show month over month), backfill them into a throw-away Prometheus
 on 127.0.0.1, bill both months, check that the capability calls chargeback collects equal the generated
 traffic, stop Prometheus (always, also on error) and print what each unit costs against its budget and
-the calls per unit and capability. Every output is replaced atomically, and the same arguments give
+the calls per unit and capability (`--keep-prometheus`: Prometheus serves until Ctrl-C, and the demo prints
+the `chargeback serve` line that exports its month). Every output is replaced atomically, and the same arguments give
 byte-identical files. Errors print one clear message and exit with status 2.
 """
 
@@ -46,6 +47,7 @@ from infra.errors import PoolError
 from pool_catalog import Catalog, CatalogError, load_catalog
 from pool_catalog.guard import guard
 from pool_catalog.models import Resource
+from pool_catalog.numbers import format_money, format_number, format_percent
 from pool_catalog.pricing import hourly_price
 
 from . import local_prometheus
@@ -381,7 +383,7 @@ def capability_table(calls: dict[CallKey, tuple[int, int]], run: PeriodRun) -> T
     named = ", ".join(f"{ns} → {capability}" for _cluster, ns, capability in sorted(undeclared)) or "none"
     table = _table(
         f"Capability calls {period.label} (billable)",
-        f"Equal to the generated traffic. {failed:,} calls answered 5xx, not billed. ! = calls without "
+        f"Equal to the generated traffic. {format_number(failed)} calls answered 5xx, not billed. ! = calls without "
         f"`consumes` of the capability (chargeback doctor: undeclared-caller): {named}.",
     )
     table.add_column("unit", no_wrap=True)
@@ -391,7 +393,7 @@ def capability_table(calls: dict[CallKey, tuple[int, int]], run: PeriodRun) -> T
         row = []
         for capability in capabilities:
             count = cells.get((unit, capability))
-            text = "–" if count is None else f"{count:,}"
+            text = "–" if count is None else format_number(count)
             row.append(f"[bold red]{text}![/bold red]" if (unit, capability) in flagged else text)
         table.add_row(escape(unit), *row)
     return table
@@ -416,7 +418,7 @@ def _unit_of(catalog: Catalog, namespace: str) -> str:
 
 
 def _share(value: str | None) -> str:
-    return "–" if value is None else f"{Decimal(value) * 100:+.1f} %"
+    return "–" if value is None else format_percent(value, sign=True)
 
 
 def north_star_table(rows: list[NorthStarRow], period: Period, currency: str) -> Table:
@@ -434,8 +436,8 @@ def north_star_table(rows: list[NorthStarRow], period: Period, currency: str) ->
         table.add_row(
             escape(row.unit_id),
             escape(row.unit),
-            "–" if row.volume is None else f"{row.volume:,.0f}",
-            "–" if row.cost_per_unit is None else f"{row.cost_per_unit:,.4f}",
+            "–" if row.volume is None else format_number(row.volume, 0),
+            "–" if row.cost_per_unit is None else format_number(row.cost_per_unit, 4),
             f"[bold red]{per_unit_change}![/bold red]" if faster else per_unit_change,
             _share(row.change.get("cost_change_share")),
             _share(row.change.get("volume_change_share")),
@@ -454,17 +456,17 @@ def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Tab
         table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
 
     def idle(pays: Decimal, held: Decimal) -> tuple[str, ...]:
-        return (*((f"{pays:,.2f}",) if paid else ()), f"{held:,.2f}")
+        return (*((format_money(pays, currency),) if paid else ()), format_money(held, currency))
 
     for row in rows:
         over = row.budget_used is not None and row.budget_used > 1
-        used = "–" if row.budget_used is None else f"{row.budget_used * 100:.1f} %"
+        used = "–" if row.budget_used is None else format_percent(row.budget_used)
         table.add_row(
             escape(row.unit_id),
-            f"{row.cost:,.2f}",
-            "–" if row.budget is None else f"{row.budget:,.2f}",
+            format_money(row.cost, currency),
+            "–" if row.budget is None else format_money(row.budget, currency),
             f"[bold red]{used}![/bold red]" if over else used,
-            "–" if row.utilization is None else f"{row.utilization * 100:.1f} %",
+            "–" if row.utilization is None else format_percent(row.utilization),
             *idle(row.idle_unit_pays, row.idle_capacity_held),
         )
     total = sum((r.cost for r in rows), Decimal(0))
@@ -472,9 +474,9 @@ def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Tab
     table.add_section()
     table.add_row(
         "total",
-        f"{total:,.2f}",
-        f"{budgets:,.2f}",
-        f"{total / budgets * 100:.1f} %" if budgets else "–",
+        format_money(total, currency),
+        format_money(budgets, currency),
+        format_percent(total / budgets) if budgets else "–",
         "",
         *idle(
             sum((r.idle_unit_pays for r in rows), Decimal(0)),
@@ -545,7 +547,8 @@ def run_demo(
             written = generate_usage(catalog, periods, work, seed, progress())
         pods, series, samples, size = (sum(figures[i] for figures in written) for i in range(4))
         console.print(
-            f"  {pods:,} pods, {series:,} series, {samples:,} samples ({size / 2**20:,.0f} MiB of OpenMetrics)"
+            f"  {format_number(pods)} pods, {format_number(series)} series, {format_number(samples)} samples "
+            f"({format_number(size / 2**20, 0)} MiB of OpenMetrics)"
         )
         console.rule("5 backfill with promtool")
         with times.measure("backfill"):
@@ -574,7 +577,8 @@ def run_demo(
                 calls = check_invoiced_calls(catalog, runs, seed)
             billable = sum(paid for paid, _failed in calls.values())
             console.print(
-                f"  capability calls: {billable:,} billable calls on the invoices, equal to the generated traffic"
+                f"  capability calls: {format_number(billable)} billable calls on the invoices, equal to the generated "
+                "traffic"
             )
             if keep_prometheus is not None:
                 keep_prometheus(prometheus.url)
@@ -621,7 +625,16 @@ def print_result(result: DemoResult, console: Console) -> None:
     )
 
 
-def wait_for_interrupt(console: Console) -> Callable[[str], None]:
+def serve_command(url: str, period: Period, catalog: Path) -> str:
+    """The `chargeback serve` line that exports the demo's billed month, whole, from its kept Prometheus:
+    `--at` the month's end is the demo's clock, so it works whatever today's date."""
+    return (
+        f".venv/bin/chargeback serve --prometheus {url} --catalog {catalog} --period {period.label} "
+        f"--at {period.end:%Y-%m-%dT%H:%M:%SZ} --listen 127.0.0.1:9464 --interval 1h"
+    )
+
+
+def wait_for_interrupt(console: Console, period: Period, catalog: Path) -> Callable[[str], None]:
     """What `--keep-prometheus` does: serve until Ctrl-C (or SIGTERM), then let the demo stop Prometheus."""
 
     def interrupt(signum: int, frame: object) -> None:
@@ -629,6 +642,8 @@ def wait_for_interrupt(console: Console) -> Callable[[str], None]:
 
     def wait(url: str) -> None:
         console.print(f"[bold]Prometheus keeps serving at {url}; press Ctrl-C to stop it and finish.[/bold]")
+        console.print("  The live view of the billed month, in another terminal (from this directory):", soft_wrap=True)
+        console.print(f"  {escape(serve_command(url, period, catalog))}", soft_wrap=True)
         previous = signal.signal(signal.SIGTERM, interrupt)
         try:
             signal.pause()
@@ -661,12 +676,13 @@ def demo(
     began = time.perf_counter()
     # Prometheus is stopped and the work directory removed on the way out; reports are written whole or not at all.
     with guard("demo", interrupted="interrupted: Prometheus stopped, reports already written are complete"):
+        parsed = Period.parse(period)
         result = run_demo(
             out,
-            Period.parse(period),
+            parsed,
             catalog,
             console,
-            keep_prometheus=wait_for_interrupt(console) if keep_prometheus else None,
+            keep_prometheus=wait_for_interrupt(console, parsed, catalog) if keep_prometheus else None,
         )
     if result is None:
         raise typer.Exit(POLICY_FAILED)

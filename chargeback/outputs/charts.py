@@ -17,6 +17,8 @@ from decimal import Decimal
 
 from markupsafe import Markup, escape
 
+from pool_catalog.numbers import format_number, format_percent
+
 WIDTH = 720
 LABEL_WIDTH = 210
 VALUE_WIDTH = 130
@@ -81,7 +83,7 @@ def _chart_id(name: str) -> str:
 
 
 def money_text(value: Decimal, places: int) -> str:
-    return f"{value:,.{places}f}"
+    return format_number(value, places)
 
 
 def _open(chart_id: str, height: float, title: str, description: str) -> list[str]:
@@ -320,8 +322,8 @@ def allocation_bars(levels: Sequence[Level], *, title: str, description: str, ch
         scale = max(level.allocated, level.used)
         allocated_width = Decimal(LEVEL_PLOT_WIDTH) * level.allocated / scale if scale else Decimal(0)
         used_width = Decimal(LEVEL_PLOT_WIDTH) * level.used / scale if scale else Decimal(0)
-        utilization = f"{level.used / level.allocated * 100:.1f} %" if level.allocated else "—"
-        text = f"{level.used:,.2f} of {level.allocated:,.2f} {level.unit} ({utilization})"
+        utilization = format_percent(level.used / level.allocated) if level.allocated else "—"
+        text = f"{format_number(level.used, 2)} of {format_number(level.allocated, 2)} {level.unit} ({utilization})"
         parts.append(
             f'<g class="level" aria-label="{escape(level.label)}: {escape(text)}">'
             f'<text x="{LABEL_WIDTH - 8}" y="{y + BAR - 4}" text-anchor="end" fill="{INK}">'

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from pool_catalog.pricing import minor_unit
+from pool_catalog.numbers import format_money, format_number, format_percent, money_places
 
 from ..rate.documents import Invoice
 from ..rate.idle import REASONS, allocated_resources, level_unit
@@ -36,12 +36,12 @@ def html_environment(currency: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    places = money_places(currency)
-    env.filters["money"] = lambda value: f"{Decimal(value):,.{places}f}"
-    env.filters["signed_money"] = lambda value: f"{Decimal(value):+,.{places}f}"
+    # The one number format of every report, table and message (pool_catalog.numbers).
+    env.filters["money"] = lambda value: format_money(value, currency)
+    env.filters["signed_money"] = lambda value: format_money(value, currency, sign=True)
     env.filters["quantity"] = _quantity
-    env.filters["percent"] = lambda value: "—" if value is None else f"{Decimal(value) * 100:,.1f} %"
-    env.filters["signed_percent"] = lambda value: "—" if value is None else f"{Decimal(value) * 100:+,.1f} %"
+    env.filters["percent"] = lambda value: "—" if value is None else format_percent(value)
+    env.filters["signed_percent"] = lambda value: "—" if value is None else format_percent(value, sign=True)
     env.filters["css_string"] = css_string
     env.globals["reasons"] = REASONS
     env.globals["level_units"] = {name: level_unit(name) for name in allocated_resources()}
@@ -56,14 +56,9 @@ def css_string(value: str) -> Markup:
     return Markup(f'"{escaped}"')
 
 
-def money_places(currency: str) -> int:
-    """Decimal places of the currency's minor unit (2 for CNY, 0 for JPY)."""
-    return -minor_unit(currency).as_tuple().exponent
-
-
 def _quantity(value: str, places: int = 3) -> str:
     """Quantities rounded for reading (the JSON and CSV keep every digit)."""
-    return f"{Decimal(value):,.{places}f}"
+    return format_number(Decimal(value), places)
 
 
 def render(env: jinja2.Environment, template: str, **context: Any) -> str:

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +30,7 @@ from pool_catalog.estimate import NamespaceEstimate, UnitEstimate, UnitHistory, 
 from pool_catalog.files import UNITS_DIR, unit_file
 from pool_catalog.loader import parse_model
 from pool_catalog.models import BusinessUnit, Cluster, DnsLabel, Namespace
+from pool_catalog.numbers import format_money, format_percent
 from pool_catalog.pricing import (
     MissingPriceError,
     QuotaCost,
@@ -130,26 +131,26 @@ class Decision:
         currency = self.currency
 
         def m(amount: Decimal) -> str:
-            return f"{round_money(amount, currency):,}"
+            return format_money(amount, currency)
 
         def change(a: Decimal, b: Decimal) -> str:
-            return f"{m(a)} → {m(b)} {currency} ({round_money(b - a, currency):+,})"
+            return f"{m(a)} → {m(b)} {currency} ({format_money(b - a, currency, sign=True)})"
 
         compared = self.figure(after)
-        share = f"{compared / self.budget:.1%} of it" if self.budget else "no budget"
+        share = f"{format_percent(compared / self.budget)} of it" if self.budget else "no budget"
         basis = "the expected figure" if self.budget_basis == "expected" else "the full-quota figure"
         history = after.history
         if history is None:
             return [
                 f"unit {self.unit} monthly total at full quota: {change(before.at_quota, after.at_quota)}; "
-                f"budget {self.budget:,} {currency} ({share}; compared: {basis})",
+                f"budget {format_money(self.budget, currency)} {currency} ({share}; compared: {basis})",
                 "  not included: egress, capability calls and shared namespaces, which no quota bounds; pass "
                 "--history <folder of an issued month> to count them and compare what the unit really pays",
             ]
         lines = [
             f"unit {self.unit} monthly total expected from {history.period}'s use: "
             f"{change(before.expected, after.expected)}; at full quota: {change(before.at_quota, after.at_quota)}",
-            f"budget {self.budget:,} {currency} ({share}; compared: {basis}, --budget-basis "
+            f"budget {format_money(self.budget, currency)} {currency} ({share}; compared: {basis}, --budget-basis "
             f"{'quota' if self.budget_basis == 'expected' else 'expected'} compares the other)",
         ]
         carried = [f"{resource} {m(amount)}" for resource, amount in sorted(after.usage_billed().items())]
@@ -404,7 +405,7 @@ def _check_capacity(without: Catalog, cluster: Cluster, namespace: Namespace, de
                 for other_rooms in [node_pool_room(without, cluster, other)]
                 if all(wanted[r] <= other_rooms[r].free for r in NODE_RESOURCES)
             ]
-            free = format_amount(resource, max(room.free, Decimal(0)))
+            free = format_amount(resource, max(room.free, Decimal(0)), ROUND_FLOOR)  # safe to ask for
             fits = f"node pool {pool.name} has {free} free at overcommit {room.overcommit}: ask for ≤ {free}"
             fits += f", or another pool: {'; '.join(alternatives)}" if alternatives else "; no other pool has room"
             decision.refusals.append(Refusal(f"node pool {pool.name} {resource}", message, fits))
@@ -413,19 +414,19 @@ def _check_capacity(without: Catalog, cluster: Cluster, namespace: Namespace, de
         message = over_capacity(f"storage tier {tier!r}", "storage", room.allocated + size, room.capacity)
         if message:
             others = [
-                f"{other.name} has {format_amount('storage', free)} free"
+                f"{other.name} has {format_amount('storage', free, ROUND_FLOOR)} free"
                 for other in cluster.storage_tiers
                 if other.name != tier
                 for free in [tier_room(without, cluster, other.name).free]
                 if size <= free
             ]
-            fits = f"ask for ≤ {format_amount('storage', max(room.free, Decimal(0)))} on {tier}"
+            fits = f"ask for ≤ {format_amount('storage', max(room.free, Decimal(0)), ROUND_FLOOR)} on {tier}"
             fits += f", or another tier: {'; '.join(others)}" if others else ""
             decision.refusals.append(Refusal(f"storage tier {tier}", message, fits))
 
 
 def _free_text(rooms: dict[str, Room]) -> str:
-    return ", ".join(format_amount(r, max(rooms[r].free, Decimal(0))) for r in NODE_RESOURCES) + " free"
+    return ", ".join(format_amount(r, max(rooms[r].free, Decimal(0)), ROUND_FLOOR) for r in NODE_RESOURCES) + " free"
 
 
 def _check_budget(
@@ -471,12 +472,15 @@ def _check_budget(
     over = round_money(after - budget, currency)
     if decision.budget_basis == "expected" and estimate.history is not None:
         figure = (
-            f"{round_money(after, currency):,} {currency} per month expected from {estimate.history.period}'s use "
-            f"(at full quota: {round_money(estimate.at_quota, currency):,})"
+            f"{format_money(after, currency)} {currency} per month expected from {estimate.history.period}'s use "
+            f"(at full quota: {format_money(estimate.at_quota, currency)})"
         )
     else:
-        figure = f"{round_money(after, currency):,} {currency} per month at full quota"
-    message = f"unit {unit.id!r} would cost {figure}, above its budget {budget:,} {currency} by {over:,} {currency}"
+        figure = f"{format_money(after, currency)} {currency} per month at full quota"
+    message = (
+        f"unit {unit.id!r} would cost {figure}, above its budget {format_money(budget, currency)} {currency} "
+        f"by {format_money(over, currency)} {currency}"
+    )
     key = (decision.cluster, namespace.name)
     own_before = next(
         (decision.figure(ns) for ns in previously.namespaces if (ns.cluster, ns.namespace) == key),
@@ -485,9 +489,9 @@ def _check_budget(
     own_after = next(decision.figure(ns) for ns in estimate.namespaces if (ns.cluster, ns.namespace) == key)
     left = budget - (before - (own_before or Decimal(0)))
     fits = (
-        f"the budget leaves {round_money(max(left, Decimal(0)), currency):,} {currency} per month for {namespace.name} "
+        f"the budget leaves {format_money(max(left, Decimal(0)), currency)} {currency} per month for {namespace.name} "
         f"({'it is expected to cost' if decision.budget_basis == 'expected' else 'this quota costs'} "
-        f"{round_money(own_after, currency):,}): shrink the quota, raise budget.monthly "
+        f"{format_money(own_after, currency)}): shrink the quota, raise budget.monthly "
         "in the unit's file with finance, or pass --allow-over-budget"
     )
     if allow_over_budget:

@@ -4,6 +4,8 @@ exit status 2, never a traceback."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections import defaultdict
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -17,6 +19,7 @@ from chargeback.collect.usage import storage_tiers
 from chargeback.errors import ChargebackError
 from chargeback.run import clusters_to_collect
 from pool_catalog import load_catalog
+from pool_catalog.numbers import format_money
 from pool_catalog.pricing import round_money
 from pool_catalog.resources import spec_of
 from pool_demo.local_prometheus import free_port
@@ -212,3 +215,29 @@ def test_one_prometheus_with_two_clusters(priced_prometheus: ScenarioServer, tmp
     # 100 cores for the 7 scraped hours at 0.24: the decoy is billed, to nobody's unit.
     dc2 = next(ns for ns in invoice(both, "unallocated")["namespaces"] if ns["cluster"] == "dc2")
     assert any(line["resource"] == "cpu" and Decimal(line["amount"]) > 100 for line in dc2["lines"])
+
+
+@pytest.mark.prometheus
+def test_invoice_table_writes_amounts_like_the_reports_and_csv_keeps_machine_text(
+    priced_prometheus: ScenarioServer, tmp_path: Path
+) -> None:
+    """The terminal table's totals read as on the HTML invoices (thousands separated, the currency's places);
+    `--format csv` prints the invoice JSON's own text, which a spreadsheet or script reads as a number."""
+    table = runner.invoke(app, invoice_args(priced_prometheus.url, tmp_path / "a"))
+    assert table.exit_code == 0, table.output
+    as_csv = runner.invoke(app, [*invoice_args(priced_prometheus.url, tmp_path / "b"), "--format", "csv"])
+    assert as_csv.exit_code == 0, as_csv.output
+    rows = {row["Business unit"]: row for row in csv.DictReader(io.StringIO(as_csv.stdout))}
+    totals = []
+    for unit in UNITS:
+        invoice = json.loads((tmp_path / "a" / "invoices" / f"{unit}.json").read_text(encoding="utf-8"))
+        name, total = invoice["business_unit"]["display_name"], invoice["total"]
+        totals.append(Decimal(total))
+        assert rows[name]["Total (CNY)"] == total  # machine text: no separator
+        html = (tmp_path / "a" / "invoices" / f"{unit}.html").read_text(encoding="utf-8")
+        assert format_money(total, "CNY") in html
+        line = next(line for line in table.stdout.splitlines() if invoice["invoice_number"] in line)
+        assert f" {format_money(total, 'CNY')} " in f" {line} "
+    pool_total = sum(totals, Decimal(0))
+    assert format_money(pool_total, "CNY") in next(line for line in table.stdout.splitlines() if "Pool total" in line)
+    assert rows["Pool total"]["Total (CNY)"] == str(pool_total)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 
 from chargeback.cli import app as chargeback_app
 from infra.cli import app as pool_app
+from pool_catalog.numbers import format_number
 from pool_demo.local_prometheus import free_port
 from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
 from tests.support.prometheus import ScenarioServer
@@ -45,7 +47,8 @@ def idle_catalog(tmp_path: Path) -> Path:
 def test_idle_off_a_terminal_keeps_every_digit_at_80_columns(
     priced_prometheus: ScenarioServer, idle_catalog: Path
 ) -> None:
-    """Before: piped or mailed at 80 columns, money was cut to `237…`."""
+    """Before: piped or mailed at 80 columns, money was cut to `237…`. The table writes figures as the reports do
+    (thousands separated), CSV and JSON as machine text."""
     table = runner.invoke(chargeback_app, idle_args(priced_prometheus.url, idle_catalog), env={"COLUMNS": "80"})
     assert table.exit_code == 0, table.output
     as_csv = runner.invoke(chargeback_app, idle_args(priced_prometheus.url, idle_catalog, "--format", "csv"))
@@ -53,7 +56,10 @@ def test_idle_off_a_terminal_keeps_every_digit_at_80_columns(
     assert rows and "…" not in table.stdout
     for row in rows:
         for column in ("Idle cost (CNY)", "Savings/month (CNY)", "Allocated", "Recommended"):
-            assert row[column] in table.stdout, (column, row[column])
+            number, _, unit = row[column].partition(" ")
+            assert "," not in number
+            shown = format_number(Decimal(number)) + (f" {unit}" if unit else "")
+            assert shown in table.stdout, (column, row[column], shown)
     as_json = runner.invoke(chargeback_app, idle_args(priced_prometheus.url, idle_catalog, "--format", "json"))
     assert json.loads(as_json.stdout) == rows
 

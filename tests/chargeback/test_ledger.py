@@ -31,8 +31,9 @@ from chargeback.cli import app
 from chargeback.ledger.reading import ClosedMonthsCollector
 from chargeback.ledger.store import Document, Issue, Ledger
 from chargeback.outputs.csv_tables import csv_records
-from chargeback.rate.invoices import build_invoices, text
+from chargeback.rate.invoices import build_invoices
 from chargeback.run import run_period
+from pool_catalog.numbers import format_money
 from pool_demo.local_prometheus import BINARY_ENV, LocalPrometheus, backfill
 from pool_demo.synthetic import closed_form_scenario, other_cluster_scenario, write_openmetrics
 from tests.support.catalog_edit import copy_example, edit_yaml
@@ -443,8 +444,9 @@ def test_retroactive_price_change_is_issued_as_correction_notes(
     invoice_args = ["invoice", "--period", PERIOD, "--prometheus", prometheus.url, "--out", str(out)]
     chained = runner.invoke(app, [*invoice_args, "--ledger", ledger, "--catalog", str(catalog)])
     assert chained.exit_code == 0 and "recomputed figures: identical" in chained.output
-    total = text(new_totals["data-insight"])
-    assert f"RP-2026-10-data-insight-C1 (debit note {notes['data-insight'].total}) → in force {total}" in chained.output
+    total = format_money(new_totals["data-insight"], "CNY")  # thousands separated, as in every table and report
+    debit = format_money(notes["data-insight"].total, "CNY")
+    assert f"RP-2026-10-data-insight-C1 (debit note {debit}) → in force {total}" in chained.output
     exported = runner.invoke(app, ["ledger", "export", "--ledger", ledger, "--from", CURRENT_MONTH])
     assert exported.output == (out / "corrections" / "C1" / "focus.csv").read_text(encoding="utf-8")
     both = runner.invoke(app, ["ledger", "export", "--ledger", ledger])

@@ -138,8 +138,8 @@ def test_policy_pack_refuses_quotas_that_leave_no_headroom(
     text = output_of(result)
     assert "node-pool-capacity" in text
     assert (
-        "node pool 'edge-lab': memory quotas total 192Gi, above capacity 256Gi × overcommit 1.0 less 50% headroom "
-        "= 128Gi by 64Gi" in text
+        "node pool 'edge-lab': memory quotas total 192 GiB, above capacity 256 GiB × overcommit 1.0 less 50% "
+        "headroom = 128 GiB by 64 GiB" in text
     )
 
 
@@ -151,7 +151,7 @@ def test_an_overcommitted_catalog_is_refused_with_the_capacity_message(project: 
         result = project.run("preview", "--policy-pack", project.policy_pack(), check=False)
         assert result.returncode != 0
         text = output_of(result)
-        assert "node pool 'edge-lab': memory quotas total 300Gi, above capacity 256Gi" in text, text[-3000:]
+        assert "node pool 'edge-lab': memory quotas total 300 GiB, above capacity 256 GiB" in text, text[-3000:]
     finally:
         unit.write_text(saved)
 

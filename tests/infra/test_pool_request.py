@@ -58,7 +58,10 @@ def test_new_namespace_is_accepted_with_its_monthly_cost_and_a_diff_but_nothing_
     assert "1,401.60" in output and "747.52" in output and "450.00" in output
     assert "2,599.12" in output
     # community-services today: cs-miniapp 10,119.92 + cs-miniapp-staging 2,329.12 = 12,449.04
-    assert "12,449.04 → 15,048.16 CNY (+2,599.12); budget 20,000 CNY (75.2% of it; compared: the full-quota" in output
+    assert (
+        "12,449.04 → 15,048.16 CNY (+2,599.12); budget 20,000.00 CNY (75.2 % of it; compared: the full-quota"
+        in output
+    )
     # without a history, what no quota bounds is said to be left out
     assert "not included: egress, capability calls and shared namespaces" in output
     assert "+  - name: cs-reports" in output and "+      storage: {hot: 500Gi}" in output
@@ -128,8 +131,8 @@ def test_node_pool_refusal_points_at_other_pools_with_room(catalog: Path) -> Non
     )
     assert code == 1, output
     # edge-lab: 64 cores × 2.0 = 128, es-testbed holds 48 → 80 free; dedicated (tainted) pools are not offered
-    assert "ask for ≤ 80 cores, or another pool: general has 408 cores, 1,632Gi, 0 GPUs free; " in output
-    assert "batch has 192 cores, 1,024Gi, 2 GPUs free" in output
+    assert "ask for ≤ 80 cores, or another pool: general has 408 cores, 1,632 GiB, 0 GPUs free; " in output
+    assert "batch has 192 cores, 1 TiB, 2 GPUs free" in output
 
 
 def test_storage_tier_refusal_names_the_excess_and_other_tiers(catalog: Path) -> None:
@@ -138,15 +141,18 @@ def test_storage_tier_refusal_names_the_excess_and_other_tiers(catalog: Path) ->
     )
     assert code == 1, output
     # hot: 40Ti = 40,960Gi; quotas already hold 3,548Gi
-    assert "storage tier 'hot': storage quotas total 44,508Gi, above capacity 40,960Gi by 3,548Gi" in output
-    assert "ask for ≤ 37,412Gi on hot, or another tier: cold has 182,272Gi free; archive has 504,832Gi free" in output
+    assert "storage tier 'hot': storage quotas total 44,508 GiB, above capacity 40 TiB by 3,548 GiB" in output
+    assert "ask for ≤ 37,412 GiB on hot, or another tier: cold has 178 TiB free; archive has 493 TiB free" in output
 
 
 def test_budget_overrun_is_refused_unless_allowed(catalog: Path) -> None:
     code, output = ask(catalog, "data-insight", "di-reports", "general", *REPORTS)
     assert code == 1, output
     # data-insight today 58,522.68 + 2,599.12 = 61,121.80 against 60,000
-    assert "unit 'data-insight' would cost 61,121.80 CNY per month at full quota, above its budget 60,000 CNY" in output
+    assert (
+        "unit 'data-insight' would cost 61,121.80 CNY per month at full quota, above its budget 60,000.00 CNY"
+        in output
+    )
     assert "by 1,121.80 CNY" in output
     assert "the budget leaves 1,477.32 CNY per month for di-reports (this quota costs 2,599.12)" in output
     code, output = ask(catalog, "data-insight", "di-reports", "general", *REPORTS, *OVER_BUDGET)

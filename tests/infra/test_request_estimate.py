@@ -105,7 +105,7 @@ def test_community_services_egress_counts_and_its_new_namespace_is_refused(octob
     assert "compared: the expected figure" in output
     assert f"egress {cents(egress):,}" in output
     assert f"would cost {cents(after):,} CNY per month expected from 2026-10's use" in output
-    assert f"above its budget 20,000 CNY by {cents(after - 20000):,} CNY" in output
+    assert f"above its budget 20,000.00 CNY by {cents(after - 20000):,} CNY" in output
     assert "counted at full quota (no use in 2026-10): cs-reports" in output
     assert f"Community Services is expected at {cents(before):,} → {cents(after):,} CNY" in README
     assert (
@@ -113,7 +113,7 @@ def test_community_services_egress_counts_and_its_new_namespace_is_refused(octob
     )
     # Without the history it was accepted at "75.2 %" of the budget: egress left out.
     code, output = run(catalog, "--unit", "community-services", "--namespace", "cs-reports", *REPORTS)
-    assert code == 0 and "75.2% of it; compared: the full-quota figure" in output
+    assert code == 0 and "75.2 % of it; compared: the full-quota figure" in output
 
 
 @pytest.mark.prometheus
@@ -128,7 +128,7 @@ def test_data_insight_is_accepted_on_its_expected_figure_and_refused_at_full_quo
     code, output = run(catalog, *args)
     assert code == 0, output
     assert f"expected from 2026-10's use: {cents(before):,} → {cents(after):,} CNY (+2,599.12)" in output
-    assert f"budget 60,000 CNY ({after / 60000:.1%} of it; compared: the expected figure" in output
+    assert f"budget 60,000.00 CNY ({after / 60000 * 100:.1f} % of it; compared: the expected figure" in output
     assert "ACCEPTED" in output
     assert f"is expected at {cents(before):,} → {cents(after):,} ({after / 600:.1f} %)" in README
     # The full-quota figure: 61,121.80 of quotas (as without history) plus what no quota bounds, from October.
@@ -141,7 +141,7 @@ def test_data_insight_is_accepted_on_its_expected_figure_and_refused_at_full_quo
     at_quota = Decimal("61121.80") + egress + shared + calls
     code, output = run(catalog, *args, "--budget-basis", "quota")
     assert code == 1, output
-    assert f"would cost {cents(at_quota):,} CNY per month at full quota, above its budget 60,000 CNY" in output
+    assert f"would cost {cents(at_quota):,} CNY per month at full quota, above its budget 60,000.00 CNY" in output
     assert "compared: the full-quota figure" in output
     assert f"`--budget-basis quota` compares the full-quota figure instead (Data Insight: {cents(at_quota):,}" in README
 

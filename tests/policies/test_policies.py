@@ -343,7 +343,7 @@ def test_node_pool_capacity_flags_unpinned_and_unknown_pools_and_full_tiers(
     )
     # hot: 40Ti capacity; the example holds 1,024 + 200 + 500 + 1,024 + 200 + 200 + 100 + 300 = 3,548Gi.
     assert messages[2].startswith(
-        "storage tier 'hot': storage quotas total 44,508Gi, above capacity 40,960Gi by 3,548Gi; add capacity"
+        "storage tier 'hot': storage quotas total 44,508 GiB, above capacity 40 TiB by 3,548 GiB; add capacity"
     )
     assert len(messages) == 3
 
@@ -366,7 +366,7 @@ def test_unit_budget_warns_above_budget_through_the_program(tmp_path: Path) -> N
             unit="data-insight",
             resource="stack",
             message="unit 'data-insight': full-quota monthly cost 58,522.68 CNY (prices effective 2026-10-15) is "
-            "above its budget 50,000 CNY by 8,522.68 CNY; raise the budget or shrink quotas",
+            "above its budget 50,000.00 CNY by 8,522.68 CNY; raise the budget or shrink quotas",
         )
     ]
 
@@ -429,8 +429,8 @@ def test_pool_check_fails_with_the_numbers_when_headroom_is_not_kept(tmp_path: P
     assert result.exit_code == 1, result.output
     # edge-lab: 2 × 128Gi × overcommit 1.0 = 256Gi, half kept free = 128Gi; es-testbed holds 192Gi.
     assert (
-        "node pool 'edge-lab': memory quotas total 192Gi, above capacity 256Gi × overcommit 1.0 less 50% headroom "
-        "= 128Gi by 64Gi" in result.output
+        "node pool 'edge-lab': memory quotas total 192 GiB, above capacity 256 GiB × overcommit 1.0 less 50% headroom "
+        "= 128 GiB by 64 GiB" in result.output
     )
     assert "cluster-wide" in result.output and "node-pool-capacity" in result.output
     assert "policy check failed: 1 mandatory and 0 advisory violations" in result.output
@@ -444,8 +444,9 @@ def test_pool_check_rejects_an_overcommitted_catalog_with_exit_2(tmp_path: Path)
     )
     result = runner.invoke(app, ["check", "--catalog", str(root)], env={"COLUMNS": "300"})
     assert result.exit_code == 2, result.output
-    assert "node pool 'edge-lab': memory quotas total 300Gi, above capacity 256Gi × overcommit 1.0 = 256Gi by 44Gi" in (
-        result.output
+    assert (
+        "node pool 'edge-lab': memory quotas total 300 GiB, above capacity 256 GiB × overcommit 1.0 = 256 GiB "
+        "by 44 GiB" in result.output
     )
 
 
@@ -455,7 +456,7 @@ def test_pool_check_prints_advisory_budget_and_exits_0(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", "--catalog", str(root)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert "edge-security" in result.output and "unit-budget" in result.output
-    assert "advisory" in result.output and "above its budget 100 CNY" in result.output
+    assert "advisory" in result.output and "above its budget 100.00 CNY" in result.output
     assert "policy check passed: 0 mandatory and 1 advisory violations" in result.output
 
 
@@ -577,8 +578,8 @@ def test_pack_checks_the_stack_with_config_and_the_catalog(
     assert [(d.policyName, d.message.split("\n", 1)[1]) for d in diagnostics] == [
         (
             "node-pool-capacity",
-            "node pool 'edge-lab': memory quotas total 192Gi, above capacity 256Gi × overcommit 1.0 less 50% headroom"
-            " = 128Gi by 64Gi; add servers or shrink quotas of: es-testbed",
+            "node pool 'edge-lab': memory quotas total 192 GiB, above capacity 256 GiB × overcommit 1.0 less 50% "
+            "headroom = 128 GiB by 64 GiB; add servers or shrink quotas of: es-testbed",
         )
     ]
 

@@ -150,7 +150,7 @@ MALFORMED: list[tuple[str, str, Callable[[Any], Any], str, str, str]] = [
         set_path(di_ns(1, "quota", "memory"), "2Ti"),
         POOL,
         "clusters[0].node_pools[1]",
-        "memory quotas total 2,048Gi, above capacity 1,536Gi × overcommit 1.0 = 1,536Gi by 512Gi",
+        "memory quotas total 2 TiB, above capacity 1.5 TiB × overcommit 1.0 = 1.5 TiB by 512 GiB",
     ),
     (
         "gpu-over-capacity",
@@ -174,7 +174,7 @@ MALFORMED: list[tuple[str, str, Callable[[Any], Any], str, str, str]] = [
         set_path(di_ns(1, "quota", "storage", "hot"), "100Ti"),
         POOL,
         "clusters[0].storage_tiers[0].capacity",
-        "quotas total 104,924Gi, above capacity 40,960Gi by 63,964Gi",
+        "quotas total 104,924 GiB, above capacity 40 TiB by 63,964 GiB",
     ),
     (
         "reserved-namespace",
@@ -467,7 +467,8 @@ def test_budget_below_full_quota_cost_is_a_warning_with_the_numbers(tmp_path: Pa
     assert warning.field == "budget.monthly"
     version = rate_version_for(catalog.rates)
     cost = round_money(unit_monthly_cost(catalog.unit("edge-security"), version), "CNY")
-    assert f"full-quota monthly cost {cost:,} CNY is above the budget 1,000 CNY by {cost - 1000:,}" in warning.message
+    expected = f"full-quota monthly cost {cost:,} CNY is above the budget 1,000.00 CNY by {cost - 1000:,}"
+    assert expected in warning.message
 
 
 def test_full_quota_cost_is_closed_form() -> None:

@@ -72,10 +72,11 @@ def test_table_shows_each_pool_and_tier_row(catalog: Path) -> None:
     result = runner.invoke(app, ["capacity", "--catalog", str(catalog)])
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.output.splitlines()]
-    assert ["general", "cpu", "256", "×2.0", "512", "104", "408", "20.3%"] in rows
-    assert ["batch", "gpu", "4", "×1.0", "4", "2", "2", "50.0%"] in rows
-    assert ["edge-lab", "memory", "256Gi", "×1.0", "256Gi", "192Gi", "64Gi", "75.0%"] in rows
-    assert ["hot", "40,960Gi", "3,548Gi", "37,412Gi", "8.7%"] in rows
+    general = ["general", "cpu", "256", "cores", "×2.0", "512", "cores", "104", "cores", "408", "cores", "20.3", "%"]
+    assert general in rows
+    assert ["batch", "gpu", "4", "GPUs", "×1.0", "4", "GPUs", "2", "GPUs", "2", "GPUs", "50.0", "%"] in rows
+    assert ["edge-lab", "memory", "256", "GiB", "×1.0", "256", "GiB", "192", "GiB", "64", "GiB", "75.0", "%"] in rows
+    assert ["hot", "40", "TiB", "3,548", "GiB", "37,412", "GiB", "8.7", "%"] in rows
     assert "load-balancer addresses 128, assigned to units 40, unassigned 88; quotas allow 5" in result.output
 
 
@@ -110,6 +111,6 @@ def test_an_over_allocated_pool_is_shown_with_the_finding(catalog: Path) -> None
     assert result.exit_code == 0, result.output
     # general: 104 - 24 + 500 = 580 cores of 512
     assert "above capacity 256 cores × overcommit 2.0 = 512 cores by 68 cores" in result.output
-    assert ["general", "cpu", "256", "×2.0", "512", "580", "-68", "113.3%"] in [
+    assert ["general", "cpu", "256", "cores", "×2.0", "512", "cores", "580", "cores", "-68", "cores", "113.3", "%"] in [
         line.split() for line in result.output.splitlines()
     ]
