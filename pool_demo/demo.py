@@ -62,13 +62,13 @@ POLICY_FAILED = 1
 
 UTILIZATION_CAPTION = (
     "! = over budget. util. = CPU and memory used ÷ quota over the month, weighted by their prices "
-    "(core-hours × CPU price + GiB-hours × memory price). idle paid = what the unit's invoice bills for "
-    "unused allocations (nothing under usage billing); idle held = the pool capacity they hold, at the rate card, "
-    "each allocation once (its quota, else its requests), borne by the pool."
+    "(core-hours × CPU price + GiB-hours × memory price). idle held = the pool capacity idle allocations hold, "
+    "at the rate card, each allocation once (its quota, else its requests), borne by the pool."
 )
+IDLE_PAID = "idle paid = what the unit's invoice bills for unused requests (request or max billing)."
 
 
-NOBODY_PAYS_IDLE = "idle paid = 0.00 for every unit: usage billing bills use, not what is held."
+NOBODY_PAYS_IDLE = "No idle paid column: 0.00 for every unit, as usage billing bills use, not what is held."
 
 
 class DemoError(ChargebackError):
@@ -449,7 +449,7 @@ def summary_table(rows: list[UnitSummary], period: Period, currency: str) -> Tab
     """Cost, budget and idle money per unit. The "idle paid" column is shown only where some unit pays for idle
     allocations (request or max billing); under usage billing the caption says that nobody does."""
     paid = any(row.idle_unit_pays for row in rows)
-    caption = UTILIZATION_CAPTION if paid else UTILIZATION_CAPTION + " " + NOBODY_PAYS_IDLE
+    caption = UTILIZATION_CAPTION + " " + (IDLE_PAID if paid else NOBODY_PAYS_IDLE)
     table = _table(f"Chargeback {period.label} ({currency})", caption)
     table.add_column("unit", no_wrap=True)
     for name in ("cost", "budget", "of budget", "util.", *(("idle paid",) if paid else ()), "idle held"):
