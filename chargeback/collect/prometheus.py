@@ -26,10 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pool_catalog.models import redacted
 
 from ..errors import (
     PrometheusError,
@@ -47,6 +50,12 @@ PROGRESS_EVERY = 10.0
 
 MAX_POINTS_PER_SERIES = 11_000
 """Prometheus refuses range queries whose result would have more points per series than this."""
+
+
+def shown_url(value: str) -> str:
+    """A `--prometheus` value as messages may print it: as given when it holds no user, password, query or
+    fragment, else without them (query values as ***)."""
+    return redacted(value) if any(mark in value for mark in "@?#") else value
 
 
 class PrometheusSettings(BaseModel):
@@ -104,8 +113,23 @@ class PrometheusSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        """The URL is printed in messages and recorded in every issued invoice and the ledger (which keeps it
+        for good), so it may hold no secret: a user:password or a query (where tokens travel) is refused."""
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http(s) URL; write e.g. http://127.0.0.1:9090")
+            raise ValueError(f"{shown_url(value)!r} is not an http(s) URL; write e.g. http://127.0.0.1:9090")
+        parts = urlsplit(value)
+        if "@" in parts.netloc:
+            raise ValueError(
+                f"{redacted(value)!r} carries a user name or password before the host, and the URL is written into "
+                "every issued invoice and the ledger; give the user with --basic-auth-user and the password in a "
+                "file only you can read with --basic-auth-password-file (a token: --bearer-token-file)"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError(
+                f"{redacted(value)!r} has a query or fragment, where tokens travel, and the URL is written into every "
+                "issued invoice and the ledger; give the API root only (e.g. http://host:9090/prometheus), a token "
+                "with --bearer-token-file and a tenant with --header"
+            )
         return value.rstrip("/")
 
     @field_validator("chunk")
@@ -189,13 +213,13 @@ class PrometheusClient:
         headers = {"Accept": "application/json", **settings.headers}
         auth: httpx.Auth | None = None
         if settings.bearer_token_file is not None:
-            token = _read_secret(settings.bearer_token_file, "bearer token", "--bearer-token-file")
+            token = _read_secret(settings.bearer_token_file, "bearer token", "--bearer-token-file", header=True)
             headers["Authorization"] = f"Bearer {token}"
         if settings.basic_auth_user is not None:
             password = ""
             if settings.basic_auth_password_file is not None:
                 password = _read_secret(
-                    settings.basic_auth_password_file, "basic-auth password", "--basic-auth-password-file"
+                    settings.basic_auth_password_file, "basic-auth password", "--basic-auth-password-file", header=False
                 )
             auth = httpx.BasicAuth(settings.basic_auth_user, password)
         verify: bool | str = True
@@ -505,11 +529,36 @@ def _ssl_context(bundle: Path, server: str) -> ssl.SSLContext:
         ) from e
 
 
-def _read_secret(path: Path, what: str, flag: str) -> str:
+def _read_secret(path: Path, what: str, flag: str, *, header: bool) -> str:
+    """The secret a file holds alone on one line (a final newline allowed). Any other shape is an error that
+    never shows the content: a second line would otherwise reach a header and be printed in httpx's error.
+    `header`: the secret goes into a header as it is (a bearer token), so only visible ASCII is allowed; a
+    basic-auth password may hold spaces and UTF-8 (it travels base64-encoded)."""
     try:
-        return path.read_text(encoding="utf-8").strip()
+        raw = path.read_bytes()
     except OSError as e:
         raise PrometheusError(f"cannot read the {what} file {path}: {e.strerror}", hint=f"check {flag}") from e
+    shape = "printable ASCII without spaces" if header else "UTF-8 text"
+    hint = f"write the {what} alone on one line of {path} ({shape}), or point {flag} at such a file"
+    body = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+    if not body.strip():
+        raise PrometheusError(f"the {what} file {path} is empty", hint=hint)
+    lines = len(body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"))
+    if lines > 1:
+        raise PrometheusError(f"the {what} file {path} has {lines} lines, not one (content not shown)", hint=hint)
+    try:
+        text = body.decode("ascii" if header else "utf-8")
+    except UnicodeDecodeError as e:
+        raise PrometheusError(
+            f"the {what} file {path} is not {shape} at byte {e.start + 1} (content not shown)", hint=hint
+        ) from None
+    bad = next((i for i, c in enumerate(text) if ord(c) < 0x20 or ord(c) == 0x7F or (header and c == " ")), None)
+    if bad is not None:
+        raise PrometheusError(
+            f"the {what} file {path} has a space or control character at character {bad + 1} (content not shown)",
+            hint=hint,
+        )
+    return text
 
 
 def _api_error(response: httpx.Response) -> str:
