@@ -36,7 +36,6 @@ from .documents import (
     Difference,
     UnitState,
     chargeback_lines,
-    content_hash,
     correction_lines,
     differences,
     invoice_documents,
@@ -46,7 +45,7 @@ from .documents import (
 )
 from .fingerprint import build_fingerprint, issuer_identity
 from .reading import previous_from_ledger
-from .store import Document, Issue, Ledger
+from .store import Document, Issue, Ledger, content_hash
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from chargeback.cli import app
 from chargeback.ledger.reading import ClosedMonthsCollector
-from chargeback.ledger.store import Document, Issue, Ledger
+from chargeback.ledger.store import Document, Issue, Ledger, content_hash
 from chargeback.rate.invoices import build_invoices, text
 from chargeback.run import run_period
 from pool_demo.local_prometheus import BINARY_ENV, LocalPrometheus, backfill
@@ -106,19 +106,28 @@ def sample_issue(period: str = "2026-09") -> Issue:
         "shared_split": "",
         "share": "1",
     }
-    content = json.dumps({"business_unit": {"id": "data-insight", "display_name": "Data Insight"}})
-    document = Document("RP-2026-09-data-insight", "invoice", "data-insight", None, "CNY", "2.40", content, (line,))
+    number = f"RP-{period}-data-insight"
+    content = json.dumps(
+        {
+            "invoice_number": number,
+            "business_unit": {"id": "data-insight", "display_name": "Data Insight"},
+            "currency": "CNY",
+            "total": "2.40",
+        }
+    )
+    document = Document(number, "invoice", "data-insight", None, "CNY", "2.40", content, (line,))
+    focus = "BilledCost\n2.40\n"
     return Issue(
         period=period,
         sequence=0,
         kind="original",
         billing_period=period,
-        content_hash="0" * 64,
+        content_hash=content_hash([document], focus),
         fingerprint={"tool_version": "test"},
         issued_at="2026-10-01T00:00:00Z",
         issued_by="test@host",
         documents=(document,),
-        files={"focus.csv": "BilledCost\n2.40\n"},
+        files={"focus.csv": focus, "invoices/data-insight.json": content},
     )
 
 
@@ -145,10 +154,7 @@ def test_issued_rows_refuse_update_and_delete(ledger: str, statement: str) -> No
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), book.engine.begin() as connection:
             connection.exec_driver_sql(statement)
         [issue] = book.issues()
-    assert issue.documents[0].total == "2.40"
-    assert issue.documents[0].lines[0]["amount"] == "2.40"
-    assert issue.files == {"focus.csv": "BilledCost\n2.40\n"}
-    assert issue.content_hash == "0" * 64
+    assert issue == sample_issue()
 
 
 def test_postgresql_also_refuses_truncate(postgres: LocalPostgres) -> None:
@@ -429,17 +435,22 @@ def sample_correction(amount: str) -> Issue:
     line = {**original.documents[0].lines[0], "amount": amount, "unit_price": "0.34", "billed_quantity": "10"}
     reversal = {**original.documents[0].lines[0], "entry": "reversal", "amount": "-2.40"}
     reversal |= {"usage_quantity": "-10.000000000", "billed_quantity": "-10.000000000"}
-    note = Document(
-        "RP-2026-09-data-insight-C1",
-        "debit_note",
-        "data-insight",
-        "RP-2026-09-data-insight",
-        "CNY",
-        "1.00",
-        "{}",
-        (reversal, line),
+    total = text(Decimal(amount) - Decimal("2.40"))
+    number = "RP-2026-09-data-insight-C1"
+    content = json.dumps({"number": number, "currency": "CNY", "total": total})
+    note = Document(number, "debit_note", "data-insight", "RP-2026-09-data-insight", "CNY", total, content, (reversal, line))
+    focus = f"BilledCost\n{total}\n"
+    files = {"corrections/C1/focus.csv": focus, "corrections/C1/data-insight.json": content}
+    return Issue(
+        **{
+            **original.__dict__,
+            "sequence": 1,
+            "kind": "correction",
+            "content_hash": content_hash([note], focus),
+            "documents": (note,),
+            "files": files,
+        }
     )
-    return Issue(**{**original.__dict__, "sequence": 1, "kind": "correction", "documents": (note,), "files": {}})
 
 
 def test_finance_summary_compares_with_the_previous_month_as_closed(
