@@ -438,7 +438,9 @@ def sample_correction(amount: str) -> Issue:
     total = text(Decimal(amount) - Decimal("2.40"))
     number = "RP-2026-09-data-insight-C1"
     content = json.dumps({"number": number, "currency": "CNY", "total": total})
-    note = Document(number, "debit_note", "data-insight", "RP-2026-09-data-insight", "CNY", total, content, (reversal, line))
+    note = Document(
+        number, "debit_note", "data-insight", "RP-2026-09-data-insight", "CNY", total, content, (reversal, line)
+    )
     focus = f"BilledCost\n{total}\n"
     files = {"corrections/C1/focus.csv": focus, "corrections/C1/data-insight.json": content}
     return Issue(
