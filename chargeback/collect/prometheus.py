@@ -201,6 +201,8 @@ class PrometheusClient:
         self.settings = settings
         self.warnings_seen: list[str] = []
         """Every distinct warning any answer carried (a partial answer from Thanos, Mimir …), in order."""
+        self.infos_seen: list[str] = []
+        """Every distinct info annotation (Prometheus 3 `infos`, e.g. "metric might not be a counter"), in order."""
         self._sleep = time.sleep
         self._clock = time.monotonic
         self._started = self._clock()
@@ -376,6 +378,14 @@ class PrometheusClient:
             )
         return sorted(str(value) for value in data)
 
+    def _note_infos(self, infos: Sequence[str]) -> None:
+        """Keep and show each distinct info annotation once; infos never make an answer partial."""
+        with self._lock:
+            new = [info for info in dict.fromkeys(infos) if info not in self.infos_seen]
+            self.infos_seen.extend(new)
+        for info in new:
+            progress_log.info("Prometheus info (shown only, not a warning; billing goes on): %s", info)
+
     def _note_warnings(self, warnings: Sequence[str]) -> None:
         for warning in warnings:
             if warning not in self.warnings_seen:
@@ -460,9 +470,10 @@ class PrometheusClient:
             if response.status_code >= 500:
                 last_error = _status_error(response, query, server)
                 continue
-            answer = _decode(response, query, server)
+            data, warnings, infos = _decode(response, query, server)
+            self._note_infos(infos)
             self._answered_one()
-            return answer
+            return data, warnings
         assert last_error is not None
         self._failed.set()  # a server failing after retries fails every piece: others need not wait for it
         raise last_error
@@ -628,7 +639,7 @@ def _status_error(response: httpx.Response, query: str, server: str) -> Promethe
     )
 
 
-def _decode(response: httpx.Response, query: str, server: str) -> tuple[Any, list[str]]:
+def _decode(response: httpx.Response, query: str, server: str) -> tuple[Any, list[str], list[str]]:
     if response.status_code >= 400:
         raise _status_error(response, query, server)
     try:
@@ -655,8 +666,15 @@ def _decode(response: httpx.Response, query: str, server: str) -> tuple[Any, lis
             server=server,
             hint=CHUNK_HINT if _too_heavy(detail) else "check the extra label matchers (--match) and the metric names",
         )
-    warnings = [str(w) for w in body.get("warnings") or []] + [str(i) for i in body.get("infos") or []]
-    return body.get("data"), warnings
+    # Prometheus (2.52 and later, and 3.x) returns two arrays beside the data (web/api/v1/api.go, Response:
+    # `warnings` and `infos`; https://prometheus.io/docs/prometheus/latest/querying/api/#format-overview):
+    # warnings are "errors that do not inhibit the request execution" — a partial answer, which blocks
+    # billing — and infos are "info-level annotations … for potential query issues that may or may not be
+    # false positives" (promql/annotations: "PromQL info: metric might not be a counter …"): shown, never
+    # blocking.
+    warnings = [str(w) for w in body.get("warnings") or []]
+    infos = [str(i) for i in body.get("infos") or []]
+    return body.get("data"), warnings, infos
 
 
 def _parse_result(data: Any, query: str, server: str) -> list[Series]:

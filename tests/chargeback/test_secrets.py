@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from chargeback.cli import app
 from pool_demo.local_prometheus import LocalPrometheus, backfill
 from pool_demo.synthetic import closed_form_scenario, other_cluster_scenario, write_openmetrics
-from tests.support.auth_proxy import basic_auth_proxy
 from tests.support.postgres import LocalPostgres, local_postgres
 from tests.support.prometheus import invoice_args, require_prometheus
+from tests.support.proxy import basic_auth_proxy
 
 pytestmark = pytest.mark.prometheus
 
