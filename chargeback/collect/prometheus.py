@@ -48,6 +48,11 @@ progress_log = logging.getLogger("chargeback.progress")
 PROGRESS_EVERY = 10.0
 """Seconds between two progress messages."""
 
+RETRIES_AFTER_500 = 1
+"""A 500 is retried once only: Prometheus answers 500 for an internal error (web/api/v1/api.go, errorInternal),
+which a retry seldom cures, so a server failing that way fails the run in seconds. 502, 503 and 504 (a proxy, a
+restart, a query timeout) keep every retry of `retries`."""
+
 MAX_POINTS_PER_SERIES = 11_000
 """Prometheus refuses range queries whose result would have more points per series than this."""
 
@@ -469,6 +474,8 @@ class PrometheusClient:
             )
             if response.status_code >= 500:
                 last_error = _status_error(response, query, server)
+                if response.status_code == 500 and attempt >= RETRIES_AFTER_500:
+                    break
                 continue
             data, warnings, infos = _decode(response, query, server)
             self._note_infos(infos)
