@@ -149,6 +149,17 @@ HOSTILE: list[tuple[str, str, Callable[[Any], Any], str, str, str]] = [
         "namespaces[0].exposes[0].pod_selector",
         "at least 1 item",
     ),
+    *(
+        (
+            f"quota-{field}-above-int64",
+            DI,
+            set_path(di_ns(0, "quota", field), 2**63),
+            DI,
+            f"namespaces[0].quota.{field}",
+            "less than or equal to 9223372036854775807",
+        )
+        for field in ("pods", "gpu", "load_balancers")
+    ),
     (
         "unit-namespace-also-shared",
         RATES,
@@ -265,3 +276,14 @@ def test_request_for_a_kube_namespace_is_refused(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 1
     assert "'kube-reports' is reserved for the platform" in " ".join(result.output.split())
+
+
+def test_a_count_above_int64_is_refused_by_render_too(tmp_path: Path) -> None:
+    """A ResourceQuota holds int64 counts: 2^63 pods rendered would be refused by the API server."""
+    root = copy_example(tmp_path)
+    edit_yaml(root / DI, set_path(di_ns(0, "quota", "pods"), 2**63))
+    result = runner.invoke(app, ["render", "--catalog", str(root), "--out", str(tmp_path / "rendered")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, output
+    assert "namespaces[0].quota.pods" in output and "9223372036854775807" in output and "Traceback" not in output
+    assert not (tmp_path / "rendered").exists()
