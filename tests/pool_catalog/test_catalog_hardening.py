@@ -287,3 +287,34 @@ def test_a_count_above_int64_is_refused_by_render_too(tmp_path: Path) -> None:
     assert result.exit_code == 2, output
     assert "namespaces[0].quota.pods" in output and "9223372036854775807" in output and "Traceback" not in output
     assert not (tmp_path / "rendered").exists()
+
+
+def _dangling(path: Path) -> None:
+    path.symlink_to(path.parent / "nowhere.yaml")
+
+
+def _loop(path: Path) -> None:
+    path.symlink_to(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "message", "hint"),
+    [
+        (_dangling, "is a symbolic link to", "point the link at the unit's file"),
+        (_loop, "leads back to itself (a loop)", "replace the link with the unit's file"),
+        (lambda path: path.mkdir(), "is a folder, not a unit file", "rename the folder so it does not end in .yaml"),
+    ],
+    ids=["dangling-link", "link-loop", "folder"],
+)
+def test_a_unit_yaml_that_is_not_a_file_gets_a_fix_that_works(
+    tmp_path: Path, make: Callable[[Path], None], message: str, hint: str
+) -> None:
+    """Before: "rename it to edge.yaml" — the name it already has."""
+    root = copy_example(tmp_path)
+    path = root / "business-units" / "edge.yaml"
+    make(path)
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(root)
+    (finding,) = [f for f in raised.value.findings if f.file == str(path)]
+    assert message in finding.message and "so this unit would be left out" in finding.message
+    assert hint in finding.hint and "rename it to" not in finding.hint
