@@ -179,6 +179,15 @@ def load_catalog(root: str | Path, *, check: bool = True, capacity: bool = True)
     return catalog.model_copy(update={"warnings": [f for f in found if f.severity is Severity.WARNING]})
 
 
+def line_in(path: Path, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of `loc` in the YAML file at `path` (None if it cannot be read): for findings made after
+    loading, from the typed catalog, which has no line information of its own."""
+    try:
+        return line_of(read_yaml(path), loc)
+    except CatalogError:
+        return None
+
+
 YAML_SUFFIXES = (".yaml", ".yml")
 
 

@@ -318,3 +318,16 @@ def test_a_unit_yaml_that_is_not_a_file_gets_a_fix_that_works(
     (finding,) = [f for f in raised.value.findings if f.file == str(path)]
     assert message in finding.message and "so this unit would be left out" in finding.message
     assert hint in finding.hint and "rename it to" not in finding.hint
+
+
+def test_container_defaults_above_the_quota_are_refused_with_their_line(tmp_path: Path) -> None:
+    """The program's LimitRange check: defaults above the namespace's limits quota, with file, field and line."""
+    root = copy_example(tmp_path)
+    edit_yaml(root / DI, set_path(di_ns(0, "container_defaults"), {"default_cpu": "50"}))  # di-api: 48 cores limit
+    text = (root / DI).read_text(encoding="utf-8").splitlines()
+    line = next(n for n, content in enumerate(text, 1) if "default_cpu" in content and "50" in content)
+    result = runner.invoke(app, ["validate", "--catalog", str(root)])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, output
+    assert f"{root / DI}:{line}: namespaces[0].container_defaults.default_cpu" in output, output
+    assert "default container limit 50 is above the namespace's limits_cpu quota 48" in output
