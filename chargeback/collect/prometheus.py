@@ -66,7 +66,8 @@ def shown_url(value: str) -> str:
 class PrometheusSettings(BaseModel):
     """Where Prometheus is and how to talk to it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # A refused value may be a URL with a password: a validation error never repeats the input.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     url: str = Field(
         "http://127.0.0.1:9090",

@@ -167,3 +167,14 @@ def test_a_token_file_of_the_wrong_shape_is_refused_without_its_content(
     for part in (p for p in content.split() if len(p) > 3):
         assert part not in result.output
     assert "Traceback" not in result.output
+
+
+def test_settings_made_in_code_never_repeat_a_refused_url() -> None:
+    """`run_period(…, "http://user:pass@host")` from a script: the validation error shows no password."""
+    import pydantic
+
+    from chargeback.collect.prometheus import PrometheusSettings
+
+    with pytest.raises(pydantic.ValidationError) as raised:
+        PrometheusSettings(url=f"http://{USER}:{PASSWORD}@127.0.0.1:9090")
+    assert PASSWORD not in str(raised.value) and "--basic-auth-password-file" in str(raised.value)
