@@ -35,7 +35,7 @@ from chargeback.run import run_period
 from pool_demo.local_prometheus import BINARY_ENV, LocalPrometheus, backfill
 from pool_demo.synthetic import closed_form_scenario, other_cluster_scenario, write_openmetrics
 from tests.support.catalog_edit import copy_example, edit_yaml
-from tests.support.postgres import LocalPostgres, local_postgres
+from tests.support.postgres import LocalPostgres, ledger_target, local_postgres
 from tests.support.prometheus import ScenarioServer, require_prometheus
 
 pytestmark = pytest.mark.prometheus
@@ -67,10 +67,7 @@ def postgres() -> Iterator[LocalPostgres]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new, empty ledger: a SQLite file, or a fresh database on the test PostgreSQL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "ledger.db")
-    server: LocalPostgres = request.getfixturevalue("postgres")
-    return server.create_database(f"ledger_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]}")
+    return ledger_target(request.param, tmp_path, lambda: request.getfixturevalue("postgres"))
 
 
 def close_args(url: str, out: Path, ledger: str, catalog: Path | None = None, *extra: str) -> list[str]:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from prometheus_client import generate_latest
 from typer.testing import CliRunner
 
@@ -23,26 +22,20 @@ from chargeback.errors import LedgerError
 from chargeback.ledger.reading import ClosedMonthsCollector
 from chargeback.ledger.schema import APPEND_ONLY_TABLES
 from chargeback.ledger.store import Issue, Ledger
-from pool_demo.local_prometheus import LocalPrometheus, backfill
-from pool_demo.synthetic import closed_form_scenario, other_cluster_scenario, write_openmetrics
-from tests.support.postgres import LocalPostgres, local_postgres
-from tests.support.prometheus import require_prometheus
+from tests.support.postgres import LocalPostgres, ledger_target, local_postgres
+from tests.support.prometheus import serve_scenario
 
 pytestmark = pytest.mark.prometheus
 
 runner = CliRunner(env={"COLUMNS": "250"})
 PERIOD = "2026-10"
 INVOICE = "RP-2026-10-data-insight"
+TEMPLATE = "closed_template"
 
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    require_prometheus()
-    workdir = tmp_path_factory.mktemp("integrity-prometheus")
-    scenarios = [closed_form_scenario("dc1", with_unpriced_storage=False), other_cluster_scenario("dc2")]
-    write_openmetrics(workdir / "scenario.om", scenarios)
-    backfill(workdir / "scenario.om", workdir / "tsdb")
-    with LocalPrometheus(workdir / "tsdb") as server:
+    for server in serve_scenario(tmp_path_factory.mktemp("integrity-prometheus"), with_unpriced_storage=False):
         yield server.url
 
 
@@ -60,29 +53,19 @@ def closed_sqlite(prometheus: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def closed_postgres(prometheus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPostgres, str]]:
+def closed_postgres(prometheus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A PostgreSQL whose database `closed_template` holds October 2026 as closed."""
     with local_postgres() as server:
-        server.create_database("closed_template")
-        close(prometheus, server.url.rsplit("/", 1)[0] + "/closed_template", tmp_path_factory.mktemp("pg") / PERIOD)
-        yield server, "closed_template"
+        close(prometheus, server.create_database(TEMPLATE), tmp_path_factory.mktemp("pg") / PERIOD)
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A copy of a ledger holding October 2026 as closed."""
     if request.param == "sqlite":
-        copy = tmp_path / "ledger.db"
-        shutil.copyfile(request.getfixturevalue("closed_sqlite"), copy)
-        return str(copy)
-    server, template = request.getfixturevalue("closed_postgres")
-    name = f"tampered_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]}"
-    engine = sa.create_engine(
-        server.url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    engine.dispose()
-    return server.url.rsplit("/", 1)[0] + f"/{name}"
+        shutil.copyfile(request.getfixturevalue("closed_sqlite"), tmp_path / "ledger.db")
+    return ledger_target(request.param, tmp_path, lambda: request.getfixturevalue("closed_postgres"), TEMPLATE)
 
 
 def raw_sql(ledger: str, *statements: str, drop_triggers: bool = True) -> None:

@@ -8,7 +8,6 @@ sent but never recorded, and a token file of the wrong shape is refused without 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +16,8 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from chargeback.cli import app
-from pool_demo.local_prometheus import LocalPrometheus, backfill
-from pool_demo.synthetic import closed_form_scenario, other_cluster_scenario, write_openmetrics
-from tests.support.postgres import LocalPostgres, local_postgres
-from tests.support.prometheus import invoice_args, require_prometheus
+from tests.support.postgres import LocalPostgres, ledger_target, local_postgres
+from tests.support.prometheus import invoice_args, serve_scenario
 from tests.support.proxy import basic_auth_proxy
 
 pytestmark = pytest.mark.prometheus
@@ -33,13 +30,9 @@ PASSWORD = "Zq7-s3cret-WXk"
 @pytest.fixture(scope="module")
 def protected(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The closed-form scenario in Debian's Prometheus, reachable only through a basic-auth proxy."""
-    require_prometheus()
-    workdir = tmp_path_factory.mktemp("secrets-prometheus")
-    scenarios = [closed_form_scenario("dc1", with_unpriced_storage=False), other_cluster_scenario("dc2")]
-    write_openmetrics(workdir / "scenario.om", scenarios)
-    backfill(workdir / "scenario.om", workdir / "tsdb")
-    with LocalPrometheus(workdir / "tsdb") as server, basic_auth_proxy(server.url, USER, PASSWORD) as proxy:
-        yield proxy
+    for server in serve_scenario(tmp_path_factory.mktemp("secrets-prometheus"), with_unpriced_storage=False):
+        with basic_auth_proxy(server.url, USER, PASSWORD) as proxy:
+            yield proxy
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +43,8 @@ def postgres() -> Iterator[LocalPostgres]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "books" / "ledger.db")
-    server: LocalPostgres = request.getfixturevalue("postgres")
-    return server.create_database(f"secrets_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]}")
+    (tmp_path / "books").mkdir()
+    return ledger_target(request.param, tmp_path / "books", lambda: request.getfixturevalue("postgres"))
 
 
 def close_args(url: str, out: Path, ledger: str, *extra: str) -> list[str]:

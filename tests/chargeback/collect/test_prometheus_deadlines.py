@@ -67,13 +67,16 @@ def server() -> Iterator[Callable[[Callable[[http.server.BaseHTTPRequestHandler]
         httpd.server_close()
 
 
-def always_500(handler: http.server.BaseHTTPRequestHandler) -> None:
-    body = b'{"status":"error","errorType":"internal","error":"storage is broken"}'
-    handler.send_response(500)
+def answer_with(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+    handler.send_response(status)
     handler.send_header("Content-Type", "application/json")
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
     handler.wfile.write(body)
+
+
+def always_500(handler: http.server.BaseHTTPRequestHandler) -> None:
+    answer_with(handler, 500, b'{"status":"error","errorType":"internal","error":"storage is broken"}')
 
 
 def hangs(behaviour_stop: threading.Event) -> Callable[[http.server.BaseHTTPRequestHandler], None]:
@@ -248,11 +251,7 @@ def scrape(collector: MonthToDateCollector) -> dict[str, float]:
 def always_503(handler: http.server.BaseHTTPRequestHandler) -> None:
     """What Prometheus answers for a query that timed out (web/api/v1/api.go: errorTimeout → 503)."""
     body = b'{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}'
-    handler.send_response(503)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+    answer_with(handler, 503, body)
 
 
 @pytest.mark.parametrize("command", ["doctor", "invoice"])
