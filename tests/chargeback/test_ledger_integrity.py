@@ -171,3 +171,16 @@ def test_a_second_schema_revision_row_is_a_clear_error(ledger: str) -> None:
     assert result.exit_code == 2, result.output
     assert "alembic_version table holds 2 schema revisions" in result.output
     assert "0000_forged" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", ["../escaped.txt", "2026-10/../../escaped.txt", "/tmp/escaped-absolute.txt"])
+def test_the_writer_never_writes_outside_its_folder(tmp_path: Path, name: str) -> None:
+    """The last guard of `export --format files` and of correction notes, whatever path reaches it."""
+    from chargeback.errors import OutputError
+    from chargeback.outputs.writer import write_new_files
+
+    out = tmp_path / "export"
+    with pytest.raises(OutputError, match="would be written outside"):
+        write_new_files(out, {"2026-10/focus.csv": "ok\n", name: "escaped\n"})
+    assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/escaped-absolute.txt").exists()
+    assert not (out / "2026-10" / "focus.csv").exists()
