@@ -51,6 +51,7 @@ from .exporter import (
     utc_now,
 )
 from .exporter import serve as serve_metrics
+from .outputs.report_set import run_lock
 from .period import Period
 from .rate.idle import REASONS
 from .rate.invoices import idle_totals, text
@@ -292,9 +293,10 @@ def invoice(
         ledger_cli.compare_closed(run.chargeback, *closed, pdf_folder=out_dir if pdf else None)
         return
     reports = {"previous": previous, "pdf": pdf}
-    run = _run(
-        period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode, reports, allow_incomplete
-    )
+    with run_lock(out_dir):  # from the start: a second run on this --out is refused before it asks Prometheus
+        run = _run(
+            period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode, reports, allow_incomplete
+        )
     chargeback = run.chargeback
     columns = [("Invoice", False), ("Business unit", False), (f"Total ({chargeback.currency})", True)]
     columns += [("Budget used", True), ("Coverage", False)]

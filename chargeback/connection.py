@@ -21,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 import pydantic
 import typer
 
-from .collect.prometheus import PrometheusSettings
+from .collect.prometheus import PrometheusSettings, shown_url
 from .errors import ChargebackError
 
 HOUR = 3600.0
@@ -116,7 +116,8 @@ def settings_from_flags(values: dict[str, Any]) -> PrometheusSettings:
         for problem in e.errors():
             name = str(problem["loc"][0]) if problem["loc"] else ""
             flag = by_field.get(name)
-            where = f"{flag.flag} {given[flag]!r}" if flag else name
+            shown = shown_url(given[flag]) if flag and flag.field == "url" else given.get(flag)
+            where = f"{flag.flag} {shown!r}" if flag else name
             problems.append(f"{where}: {problem['msg']}")
         raise ChargebackError("; ".join(problems)) from None
 

@@ -27,9 +27,10 @@ from pool_catalog import CatalogError, load_catalog
 from pool_catalog.models import BillingMode, Catalog
 
 from .alert_series import last_day_costs, scrape_coverage
+from .collect.findings import Finding, refusal_text
 from .collect.prometheus import PrometheusSettings
 from .collect.promql import LabelMatcher
-from .errors import ChargebackError, PeriodError
+from .errors import ChargebackError, DataContractError, PeriodError
 from .period import Period
 from .rate.result import Chargeback
 from .run import run_period
@@ -84,6 +85,12 @@ def metric_names() -> set[str]:
 
 def _gauge(name: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
     return GaugeMetricFamily(PREFIX + name, METRICS[name], labels=list(labels))
+
+
+SERVE_REFUSES = (
+    "serve publishes no figures from such data: the previous snapshot stays up and the next refresh tries again"
+)
+"""What a refused refresh does instead of billing anyway (serve has no --allow-incomplete)."""
 
 
 class ExporterError(ChargebackError):
@@ -304,7 +311,11 @@ class MonthToDateCollector(Collector):
         except Exception as e:  # a long-running server survives any failed refresh
             duration = self.monotonic() - started
             self._health = _Health(False, health.last_success, duration, health.errors + 1)
-            if isinstance(e, ChargebackError | CatalogError):
+            if isinstance(e, DataContractError):  # serve has no --allow-incomplete: say what it does instead
+                findings = [f for f in e.findings if isinstance(f, Finding)]
+                text = refusal_text(findings, period.label, SERVE_REFUSES)
+                log.error("refresh failed, still serving the previous snapshot: %s", text)
+            elif isinstance(e, ChargebackError | CatalogError):
                 log.error("refresh failed, still serving the previous snapshot: %s", e)
             else:  # not a user-facing error: keep the trace for the bug report
                 log.exception("refresh failed unexpectedly, still serving the previous snapshot")

@@ -16,6 +16,7 @@ import pulumi
 from pool_catalog import Catalog, CatalogError, Finding, load_catalog
 from pool_catalog.conventions import METALLB_NAMESPACE
 from pool_catalog.files import UNITS_DIR, field_path
+from pool_catalog.loader import line_in
 from pool_catalog.models import Cluster, range_within
 from pool_catalog.pricing import MissingPriceError, namespace_monthly_cost, rate_version_for, round_money
 
@@ -167,13 +168,15 @@ def container_default_findings(catalog: Catalog, cluster: Cluster) -> list[Findi
             ]
             for field, default, explicit_max, quota_limit, quota_field in checks:
                 if explicit_max is None and default > quota_limit:
+                    loc = ("namespaces", index, "container_defaults", field)
                     findings.append(
                         Finding(
                             file,
-                            field_path(("namespaces", index, "container_defaults", field)),
+                            field_path(loc),
                             f"namespace {ns.name!r}: default container limit {default} is above the namespace's "
                             f"{quota_field} quota {quota_limit}",
                             f"lower container_defaults.{field} or raise quota.{quota_field}",
+                            line=line_in(Path(file), loc),
                         )
                     )
     return findings

@@ -5,6 +5,7 @@ YAML is read with ruamel.yaml so each finding can point at the line the reviewer
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -178,6 +179,15 @@ def load_catalog(root: str | Path, *, check: bool = True, capacity: bool = True)
     return catalog.model_copy(update={"warnings": [f for f in found if f.severity is Severity.WARNING]})
 
 
+def line_in(path: Path, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of `loc` in the YAML file at `path` (None if it cannot be read): for findings made after
+    loading, from the typed catalog, which has no line information of its own."""
+    try:
+        return line_of(read_yaml(path), loc)
+    except CatalogError:
+        return None
+
+
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -192,6 +202,8 @@ def _unit_files(directory: Path) -> tuple[list[Path], list[Finding]]:
             continue
         if path.suffix == ".yaml" and path.is_file():
             files.append(path)
+        elif path.suffix == ".yaml":
+            findings.append(_not_a_unit_file(path))
         elif path.suffix.lower() in YAML_SUFFIXES:
             findings.append(
                 Finding(
@@ -202,3 +214,37 @@ def _unit_files(directory: Path) -> tuple[list[Path], list[Finding]]:
                 )
             )
     return files, findings
+
+
+def _not_a_unit_file(path: Path) -> Finding:
+    """A `<id>.yaml` that cannot be read as a file: the fix depends on what it is (renaming would not help)."""
+    left_out = "so this unit would be left out"
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except FileNotFoundError:
+            target = os.readlink(path)
+            return Finding(
+                str(path),
+                "",
+                f"is a symbolic link to {target}, which does not exist, {left_out}",
+                "point the link at the unit's file, or replace the link with the file",
+            )
+        except (RuntimeError, OSError):  # Python 3.11/3.12 raise RuntimeError for a loop, 3.13 OSError (ELOOP)
+            return Finding(
+                str(path),
+                "",
+                f"is a symbolic link that leads back to itself (a loop), {left_out}",
+                "replace the link with the unit's file, or point it at that file",
+            )
+    if path.is_dir():
+        return Finding(
+            str(path),
+            "",
+            f"is a folder, not a unit file, {left_out}",
+            f"put the unit's file at business-units/{path.name} itself, or rename the folder so it does not end in "
+            ".yaml",
+        )
+    return Finding(
+        str(path), "", f"is not a regular file, {left_out}", "replace it with the unit's YAML file (a regular file)"
+    )

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from .errors import Finding
-from .quantities import Bytes, Cores, parse
+from .quantities import MAX_QUANTITY, Bytes, Cores, parse
 from .resources import HOURS_PER_MONTH as HOURS_PER_MONTH
 from .resources import Resource as Resource
 from .resources import ResourceSpec, names, spec_of
@@ -647,6 +647,11 @@ class Pool(_Model):
 # ---------------------------------------------------- business-units/<id>.yaml
 
 
+MAX_COUNT = int(MAX_QUANTITY)
+"""Largest count a ResourceQuota holds (a Kubernetes quantity is an int64): more would pass here and fail
+at the API server."""
+
+
 class Quota(_Model):
     """What a namespace may allocate; becomes its ResourceQuota."""
 
@@ -657,9 +662,12 @@ class Quota(_Model):
     storage: dict[DnsLabel, Bytes] = Field(
         default_factory=dict, description="Storage per tier (hot: 500Gi); tiers not listed get 0."
     )
-    gpu: int = Field(0, ge=0, description="requests.nvidia.com/gpu.")
+    gpu: int = Field(0, ge=0, le=MAX_COUNT, description="requests.nvidia.com/gpu.")
     load_balancers: int = Field(
-        0, ge=0, description="services.loadbalancers: LoadBalancer Services; 0 refuses the type in the namespace."
+        0,
+        ge=0,
+        le=MAX_COUNT,
+        description="services.loadbalancers: LoadBalancer Services; 0 refuses the type in the namespace.",
     )
     node_ports: int = Field(
         0,
@@ -669,7 +677,7 @@ class Quota(_Model):
         "one per port, so does a LoadBalancer Service unless it sets allocateLoadBalancerNodePorts: false); "
         "0 refuses NodePort Services.",
     )
-    pods: int = Field(100, ge=1, description="Maximum number of pods.")
+    pods: int = Field(100, ge=1, le=MAX_COUNT, description="Maximum number of pods.")
     _registered: dict[str, Decimal] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")

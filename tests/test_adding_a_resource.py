@@ -112,7 +112,8 @@ def test_the_toy_resource_reaches_the_resource_quota_and_its_cost(catalog: Catal
     namespace = unit.namespaces[0]
     hard = quota_hard(namespace, catalog.cluster_of(namespace))
     assert hard["requests.example.com/gpu-memory"] == "16Gi"
-    assert list(hard)[-2:] == ["requests.example.com/gpu-memory", "pods"]  # after the built-ins
+    # after the built-ins, before the object counts
+    assert list(hard)[-3:] == ["requests.example.com/gpu-memory", "pods", "services.nodeports"]
     tiers = {t.class_name: t.name for t in catalog.cluster_of(namespace).storage_tiers}
     assert decode_quota(hard, tiers).amount(GPU_MEMORY) == 16 * GIB  # the policy pack reads it back
     version = rate_version_for(catalog.rates, OCT.start)

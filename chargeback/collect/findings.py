@@ -117,15 +117,17 @@ def findings_for(findings: Sequence[Finding], pairs: Iterable[tuple[str, str]]) 
     ]
 
 
-def refusal_text(findings: Sequence[Finding], period: str) -> str:
-    """The message of a refused run: every error finding with its fix, and how to bill anyway."""
+BILL_ANYWAY = "to bill anyway pass --allow-incomplete (the findings are then printed on every affected invoice)"
+"""How a command with --allow-incomplete (invoice, idle, close) goes on despite the findings."""
+
+
+def refusal_text(findings: Sequence[Finding], period: str, anyway: str = BILL_ANYWAY) -> str:
+    """The message of a refused run: every error finding with its fix, and `anyway`: what the command offers
+    beyond fixing the data (only commands with --allow-incomplete offer billing anyway)."""
     errors = sort_findings(errors_of(findings))
     lines = [f"refusing to bill {period}: {len(errors)} data finding(s) would make figures silently wrong"]
     for finding in errors:
         lines.append(f"  {finding.line()}")
         lines.append(f"    fix: {finding.fix}")
-    lines.append(
-        "  run `chargeback doctor` for every finding; to bill anyway pass --allow-incomplete "
-        "(the findings are then printed on every affected invoice)"
-    )
+    lines.append(f"  run `chargeback doctor` for every finding; {anyway}")
     return "\n".join(lines)

@@ -26,10 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pool_catalog.models import redacted
 
 from ..errors import (
     PrometheusError,
@@ -45,14 +48,26 @@ progress_log = logging.getLogger("chargeback.progress")
 PROGRESS_EVERY = 10.0
 """Seconds between two progress messages."""
 
+RETRIES_AFTER_500 = 1
+"""A 500 is retried once only: Prometheus answers 500 for an internal error (web/api/v1/api.go, errorInternal),
+which a retry seldom cures, so a server failing that way fails the run in seconds. 502, 503 and 504 (a proxy, a
+restart, a query timeout) keep every retry of `retries`."""
+
 MAX_POINTS_PER_SERIES = 11_000
 """Prometheus refuses range queries whose result would have more points per series than this."""
+
+
+def shown_url(value: str) -> str:
+    """A `--prometheus` value as messages may print it: as given when it holds no user, password, query or
+    fragment, else without them (query values as ***)."""
+    return redacted(value) if any(mark in value for mark in "@?#") else value
 
 
 class PrometheusSettings(BaseModel):
     """Where Prometheus is and how to talk to it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # A refused value may be a URL with a password: a validation error never repeats the input.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     url: str = Field(
         "http://127.0.0.1:9090",
@@ -104,8 +119,23 @@ class PrometheusSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        """The URL is printed in messages and recorded in every issued invoice and the ledger (which keeps it
+        for good), so it may hold no secret: a user:password or a query (where tokens travel) is refused."""
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http(s) URL; write e.g. http://127.0.0.1:9090")
+            raise ValueError(f"{shown_url(value)!r} is not an http(s) URL; write e.g. http://127.0.0.1:9090")
+        parts = urlsplit(value)
+        if "@" in parts.netloc:
+            raise ValueError(
+                f"{redacted(value)!r} carries a user name or password before the host, and the URL is written into "
+                "every issued invoice and the ledger; give the user with --basic-auth-user and the password in a "
+                "file only you can read with --basic-auth-password-file (a token: --bearer-token-file)"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError(
+                f"{redacted(value)!r} has a query or fragment, where tokens travel, and the URL is written into every "
+                "issued invoice and the ledger; give the API root only (e.g. http://host:9090/prometheus), a token "
+                "with --bearer-token-file and a tenant with --header"
+            )
         return value.rstrip("/")
 
     @field_validator("chunk")
@@ -177,6 +207,8 @@ class PrometheusClient:
         self.settings = settings
         self.warnings_seen: list[str] = []
         """Every distinct warning any answer carried (a partial answer from Thanos, Mimir …), in order."""
+        self.infos_seen: list[str] = []
+        """Every distinct info annotation (Prometheus 3 `infos`, e.g. "metric might not be a counter"), in order."""
         self._sleep = time.sleep
         self._clock = time.monotonic
         self._started = self._clock()
@@ -189,13 +221,13 @@ class PrometheusClient:
         headers = {"Accept": "application/json", **settings.headers}
         auth: httpx.Auth | None = None
         if settings.bearer_token_file is not None:
-            token = _read_secret(settings.bearer_token_file, "bearer token", "--bearer-token-file")
+            token = _read_secret(settings.bearer_token_file, "bearer token", "--bearer-token-file", header=True)
             headers["Authorization"] = f"Bearer {token}"
         if settings.basic_auth_user is not None:
             password = ""
             if settings.basic_auth_password_file is not None:
                 password = _read_secret(
-                    settings.basic_auth_password_file, "basic-auth password", "--basic-auth-password-file"
+                    settings.basic_auth_password_file, "basic-auth password", "--basic-auth-password-file", header=False
                 )
             auth = httpx.BasicAuth(settings.basic_auth_user, password)
         verify: bool | str = True
@@ -352,6 +384,14 @@ class PrometheusClient:
             )
         return sorted(str(value) for value in data)
 
+    def _note_infos(self, infos: Sequence[str]) -> None:
+        """Keep and show each distinct info annotation once; infos never make an answer partial."""
+        with self._lock:
+            new = [info for info in dict.fromkeys(infos) if info not in self.infos_seen]
+            self.infos_seen.extend(new)
+        for info in new:
+            progress_log.info("Prometheus info (shown only, not a warning; billing goes on): %s", info)
+
     def _note_warnings(self, warnings: Sequence[str]) -> None:
         for warning in warnings:
             if warning not in self.warnings_seen:
@@ -435,10 +475,13 @@ class PrometheusClient:
             )
             if response.status_code >= 500:
                 last_error = _status_error(response, query, server)
+                if response.status_code == 500 and attempt >= RETRIES_AFTER_500:
+                    break
                 continue
-            answer = _decode(response, query, server)
+            data, warnings, infos = _decode(response, query, server)
+            self._note_infos(infos)
             self._answered_one()
-            return answer
+            return data, warnings
         assert last_error is not None
         self._failed.set()  # a server failing after retries fails every piece: others need not wait for it
         raise last_error
@@ -505,11 +548,36 @@ def _ssl_context(bundle: Path, server: str) -> ssl.SSLContext:
         ) from e
 
 
-def _read_secret(path: Path, what: str, flag: str) -> str:
+def _read_secret(path: Path, what: str, flag: str, *, header: bool) -> str:
+    """The secret a file holds alone on one line (a final newline allowed). Any other shape is an error that
+    never shows the content: a second line would otherwise reach a header and be printed in httpx's error.
+    `header`: the secret goes into a header as it is (a bearer token), so only visible ASCII is allowed; a
+    basic-auth password may hold spaces and UTF-8 (it travels base64-encoded)."""
     try:
-        return path.read_text(encoding="utf-8").strip()
+        raw = path.read_bytes()
     except OSError as e:
         raise PrometheusError(f"cannot read the {what} file {path}: {e.strerror}", hint=f"check {flag}") from e
+    shape = "printable ASCII without spaces" if header else "UTF-8 text"
+    hint = f"write the {what} alone on one line of {path} ({shape}), or point {flag} at such a file"
+    body = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+    if not body.strip():
+        raise PrometheusError(f"the {what} file {path} is empty", hint=hint)
+    lines = len(body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"))
+    if lines > 1:
+        raise PrometheusError(f"the {what} file {path} has {lines} lines, not one (content not shown)", hint=hint)
+    try:
+        text = body.decode("ascii" if header else "utf-8")
+    except UnicodeDecodeError as e:
+        raise PrometheusError(
+            f"the {what} file {path} is not {shape} at byte {e.start + 1} (content not shown)", hint=hint
+        ) from None
+    bad = next((i for i, c in enumerate(text) if ord(c) < 0x20 or ord(c) == 0x7F or (header and c == " ")), None)
+    if bad is not None:
+        raise PrometheusError(
+            f"the {what} file {path} has a space or control character at character {bad + 1} (content not shown)",
+            hint=hint,
+        )
+    return text
 
 
 def _api_error(response: httpx.Response) -> str:
@@ -579,7 +647,7 @@ def _status_error(response: httpx.Response, query: str, server: str) -> Promethe
     )
 
 
-def _decode(response: httpx.Response, query: str, server: str) -> tuple[Any, list[str]]:
+def _decode(response: httpx.Response, query: str, server: str) -> tuple[Any, list[str], list[str]]:
     if response.status_code >= 400:
         raise _status_error(response, query, server)
     try:
@@ -606,8 +674,15 @@ def _decode(response: httpx.Response, query: str, server: str) -> tuple[Any, lis
             server=server,
             hint=CHUNK_HINT if _too_heavy(detail) else "check the extra label matchers (--match) and the metric names",
         )
-    warnings = [str(w) for w in body.get("warnings") or []] + [str(i) for i in body.get("infos") or []]
-    return body.get("data"), warnings
+    # Prometheus (2.52 and later, and 3.x) returns two arrays beside the data (web/api/v1/api.go, Response:
+    # `warnings` and `infos`; https://prometheus.io/docs/prometheus/latest/querying/api/#format-overview):
+    # warnings are "errors that do not inhibit the request execution" — a partial answer, which blocks
+    # billing — and infos are "info-level annotations … for potential query issues that may or may not be
+    # false positives" (promql/annotations: "PromQL info: metric might not be a counter …"): shown, never
+    # blocking.
+    warnings = [str(w) for w in body.get("warnings") or []]
+    infos = [str(i) for i in body.get("infos") or []]
+    return body.get("data"), warnings, infos
 
 
 def _parse_result(data: Any, query: str, server: str) -> list[Series]:

@@ -40,7 +40,6 @@ from .documents import (
     UnitState,
     by_materiality,
     chargeback_lines,
-    content_hash,
     correction_lines,
     differences,
     invoice_documents,
@@ -50,7 +49,7 @@ from .documents import (
 )
 from .fingerprint import build_fingerprint, issuer_identity, refuse_dirty_catalog
 from .reading import previous_from_ledger
-from .store import Document, Issue, Ledger
+from .store import Document, Issue, Ledger, content_hash
 
 
 @dataclass(frozen=True)

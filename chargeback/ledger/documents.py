@@ -20,7 +20,7 @@ from ..rate.documents import Invoice
 from ..rate.invoices import text
 from ..rate.result import Chargeback
 from .schema import LINE_FIELDS
-from .store import Document, Issue, canonical_json, sha256_text
+from .store import Document, Issue
 
 LineKey = tuple[str, str, str, str, str, str]
 """(cluster, namespace, resource, tier, rate_effective_from, shared_split): what a line bills."""
@@ -68,24 +68,6 @@ def invoice_documents(chargeback: Chargeback, invoices: Sequence[Invoice], conte
         )
         for invoice in invoices
     ]
-
-
-def content_hash(documents: Iterable[Document], focus: str) -> str:
-    """sha256 of what an issue bills: every document's number, kind, unit, reference, total and lines, and its
-    FOCUS rows. Report layout (HTML, charts) is not part of it, so the hash names the money, not the styling."""
-    billed = [
-        {
-            "number": d.number,
-            "kind": d.kind,
-            "business_unit": d.business_unit,
-            "reference": d.reference,
-            "currency": d.currency,
-            "total": d.total,
-            "lines": list(d.lines),
-        }
-        for d in documents
-    ]
-    return sha256_text(canonical_json({"documents": billed, "focus": focus}))
 
 
 # ------------------------------------------------------------------ the month in force

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,15 @@ class Ledger:
         try:
             # Up to date (the usual case): a plain read, so a close holding the writer lock does not block it.
             with self.engine.connect() as connection, connection.begin():
-                if MigrationContext.configure(connection).get_current_revision() == head:
+                revisions = MigrationContext.configure(connection).get_current_heads()
+                if len(revisions) > 1:
+                    raise LedgerError(
+                        f"ledger {self.name}: its alembic_version table holds {len(revisions)} schema revisions "
+                        f"({', '.join(sorted(revisions))}) where chargeback writes one; the database was altered "
+                        "outside chargeback — restore it from a backup, or delete the rows that are not the newest "
+                        f"revision ({head})"
+                    )
+                if revisions == (head,):
                     return
             with self.engine.connect().execution_options(writer=True) as connection, connection.begin():
                 if self.dialect == "postgresql":
@@ -209,7 +218,11 @@ class Ledger:
     # ------------------------------------------------------------ writing
 
     def append(self, connection: Connection, issue: Issue) -> None:
-        """Insert an issue with its documents, lines and files (inside `closing`)."""
+        """Insert an issue with its documents, lines and files (inside `closing`); a report path outside the
+        report folder is refused before anything is written."""
+        for path in issue.files:
+            report_path(path)
+        report_path(issue.period)
         try:
             issue_id = connection.execute(
                 schema.issues.insert().returning(schema.issues.c.id),
@@ -297,23 +310,8 @@ class Ledger:
             files: dict[str, str | bytes] = {}
             if details:
                 documents = tuple(self._documents(connection, row["id"]))
-            if details and with_files:
-                for table in (schema.files, schema.binary_files):
-                    file_rows = connection.execute(
-                        sa.select(table.c.path, table.c.content, table.c.sha256)
-                        .where(table.c.issue_id == row["id"])
-                        .order_by(table.c.path)
-                    ).all()
-                    for path, content, digest in file_rows:
-                        content = content if isinstance(content, str) else bytes(content)
-                        if sha256_of(content) != digest:
-                            raise LedgerError(
-                                f"ledger {self.name}: file {path} of {row['period']} (sequence {row['sequence']}) does "
-                                "not match its recorded sha256; the database was altered outside chargeback — restore "
-                                "it from a backup"
-                            )
-                        files[path] = content
-                files = dict(sorted(files.items()))
+                files = self._files(connection, row)
+                self._verify(row, documents, files)
             result.append(
                 Issue(
                     period=row["period"],
@@ -325,10 +323,72 @@ class Ledger:
                     issued_at=row["issued_at"],
                     issued_by=row["issued_by"],
                     documents=documents,
-                    files=files,
+                    files=files if with_files else {},
                 )
             )
         return result
+
+    def _files(self, connection: Connection, row: Any) -> dict[str, str | bytes]:
+        """The issue's report files (text, and the issued PDFs' bytes), each checked against its recorded sha256
+        and for a path inside the report folder."""
+        files: dict[str, str | bytes] = {}
+        for table in (schema.files, schema.binary_files):
+            file_rows = connection.execute(
+                sa.select(table.c.path, table.c.content, table.c.sha256).where(table.c.issue_id == row["id"])
+            ).all()
+            for path, stored, digest in file_rows:
+                try:
+                    report_path(path)
+                    report_path(row["period"])
+                except LedgerError as e:
+                    raise self._altered(row, str(e)) from None
+                content = stored if isinstance(stored, str) else bytes(stored)
+                if sha256_of(content) != digest:
+                    raise self._altered(row, f"file {path} does not match its recorded sha256")
+                files[path] = content
+        return dict(sorted(files.items()))
+
+    def _verify(self, row: Any, documents: tuple[Document, ...], files: dict[str, str | bytes]) -> None:
+        """Refuse an issue whose rows no longer say what was issued: each document row against its issued JSON
+        report, then everything billed against the content hash recorded at issue."""
+        focus = files.get(focus_name(row["kind"], row["sequence"]))
+        if focus is None:
+            raise self._altered(row, f"its {focus_name(row['kind'], row['sequence'])} is missing")
+        for document in documents:
+            issued = files.get(document_name(row["kind"], row["sequence"], document.business_unit))
+            if issued is not None and issued != document.content:
+                raise self._altered(row, f"document {document.number} differs from its issued report file")
+            try:
+                report = json.loads(document.content)
+                stated = {
+                    "number": report.get("invoice_number", report.get("number")),
+                    "currency": report.get("currency"),
+                    "total": Decimal(str(report.get("total"))),
+                }
+                stored = {"number": document.number, "currency": document.currency, "total": Decimal(document.total)}
+            except (ValueError, AttributeError, InvalidOperation):
+                raise self._altered(row, f"document {document.number}: its content is not its JSON report") from None
+            for name, value in stored.items():
+                if value != stated[name]:
+                    raise self._altered(
+                        row,
+                        f"document {document.number}: {name} {value} in the ledger row, {stated[name]} in its "
+                        "issued report",
+                    )
+        recomputed = content_hash(documents, focus)
+        if recomputed != row["content_hash"]:
+            raise self._altered(
+                row,
+                f"its documents' lines or FOCUS rows no longer match the content hash recorded at issue "
+                f"({row['content_hash'][:12]}…, now {recomputed[:12]}…)",
+            )
+
+    def _altered(self, row: Any, what: str) -> LedgerError:
+        return LedgerError(
+            f"ledger {self.name}: {row['period']} (sequence {row['sequence']}, {row['kind']}) was altered outside "
+            f"chargeback — {what}; nothing is read from a tampered ledger: restore it from a backup, or compare with "
+            "the issued documents (their short hash is the content hash)"
+        )
 
     def _documents(self, connection: Connection, issue_id: int) -> Iterator[Document]:
         rows = connection.execute(
@@ -364,6 +424,52 @@ def sha256_text(content: str) -> str:
 def sha256_of(content: str | bytes) -> str:
     """sha256 of a report file's bytes (text as UTF-8, as it is written)."""
     return hashlib.sha256(content if isinstance(content, bytes) else content.encode("utf-8")).hexdigest()
+
+
+def content_hash(documents: Iterable[Document], focus: str) -> str:
+    """sha256 of what an issue bills: every document's number, kind, unit, reference, total and lines, and its
+    FOCUS rows. Report layout (HTML, charts) is not part of it, so the hash names the money, not the styling."""
+    billed = [
+        {
+            "number": d.number,
+            "kind": d.kind,
+            "business_unit": d.business_unit,
+            "reference": d.reference,
+            "currency": d.currency,
+            "total": d.total,
+            "lines": list(d.lines),
+        }
+        for d in documents
+    ]
+    return sha256_text(canonical_json({"documents": billed, "focus": focus}))
+
+
+def report_path(path: str) -> str:
+    """`path` when it names a file inside a report folder: relative, `/`-separated, no `.` or `..` step.
+    The ledger refuses anything else on INSERT and on every read, so an export never writes outside --out."""
+    parts = path.split("/")
+    if (
+        not path
+        or path.startswith("/")
+        or any(c in path for c in "\\\0")
+        or ":" in parts[0]
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise LedgerError(
+            f"report file path {path!r} is not a relative path inside the report folder (no leading /, no . or .. "
+            "step, no backslash or drive)"
+        )
+    return path
+
+
+def focus_name(kind: str, sequence: int) -> str:
+    """The FOCUS file of an issue, among its report files."""
+    return "focus.csv" if kind == "original" else f"corrections/C{sequence}/focus.csv"
+
+
+def document_name(kind: str, sequence: int, business_unit: str) -> str:
+    """The issued JSON report of a document, among its issue's report files."""
+    return f"invoices/{business_unit}.json" if kind == "original" else f"corrections/C{sequence}/{business_unit}.json"
 
 
 def _reason(error: sa.exc.SQLAlchemyError) -> str:

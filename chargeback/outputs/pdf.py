@@ -14,6 +14,7 @@ another Chromium gives other bytes.)
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
 import re
 import shutil
 import subprocess
@@ -143,15 +144,39 @@ def pdf_name(html_name: str) -> str:
     return html_name.removesuffix(".html") + ".pdf"
 
 
+REPORT_ROOT = "file:///__report__/"
+"""Where Chromium is told the pages are: it writes their links absolute under this root, and `relative_links`
+makes them relative to the PDF, so no PDF holds a local path and every folder prints the same bytes."""
+_REPORT_LINK = re.compile(rb"/URI \(" + re.escape(REPORT_ROOT.encode()) + rb"([^()\\]*)\)")
+
+
+def relative_links(pdf: Path, page: str) -> None:
+    """Rewrite the PDF's links into the report set (`page`: its own name in the set) relative to it, in place
+    and keeping every byte offset (the shorter link is padded with spaces, which PDF allows between tokens).
+    PDF readers resolve a relative URI against the PDF's own location, as a browser does in the HTML."""
+    content = pdf.read_bytes()
+    here = posixpath.dirname(page) or "."
+
+    def fixed(match: re.Match[bytes]) -> bytes:
+        target, _, fragment = match.group(1).decode("latin-1").partition("#")
+        link = posixpath.relpath(target, here) + (f"#{fragment}" if fragment else "")
+        new = f"/URI ({link})".encode("latin-1")
+        return new + b" " * (len(match.group(0)) - len(new)) if len(new) <= len(match.group(0)) else match.group(0)
+
+    pdf.write_bytes(_REPORT_LINK.sub(fixed, content))
+
+
 def _print_pages(job: Derivation) -> list[str]:
-    """Each staged HTML printed to a PDF beside it; links in the PDFs lead to the published reports."""
+    """Each staged HTML printed to a PDF beside it; links in the PDFs lead, relative, to the other reports."""
     pages = [name for name in job.names if name.endswith(".html")]
     print_pdfs(
         [(job.staging / n, job.staging / pdf_name(n)) for n in pages],
         job.chromium,
         dated=job.dated or job.chargeback.period.end,
-        bases=[(job.out.resolve() / n).as_uri() for n in pages],
+        bases=[REPORT_ROOT + n for n in pages],
     )
+    for name in pages:
+        relative_links(job.staging / pdf_name(name), pdf_name(name))
     return [pdf_name(n) for n in pages]
 
 

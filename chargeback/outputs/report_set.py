@@ -70,9 +70,41 @@ def publish(out: Path, stage: Callable[[Path], list[str]]) -> list[Path]:
     relative names), then switch it in; returns the published paths in `out`, sorted.
 
     On any failure the previous set stays published and the staging folder is removed."""
+    with _folder_lock(out, for_run=False):
+        recover(out)
+        return _publish(Path(out), Path(out) / STATE_DIR, stage)
+
+
+_reserved: set[Path] = set()
+"""Report folders whose lock a run of this process holds and its one publish may use."""
+_reserved_guard = threading.Lock()
+
+
+def run_lock(out: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold the run lock of the report folder `out` (created if need be) for a whole run; a second run on the
+    folder is refused at once. Taken when a run starts, before Prometheus is asked, so two runs never both work
+    for minutes and one of them fails only when it publishes. The run's publish uses the lock it holds."""
+    return _folder_lock(out, for_run=True)
+
+
+@contextlib.contextmanager
+def _folder_lock(out: Path, *, for_run: bool) -> Iterator[None]:
+    """The folder's lock; a publish inside a run's lock uses it (once), anything else takes its own. A folder
+    this created and nothing was published into is removed again."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file: give a directory for the reports")
+    key = out.resolve()
+    with _reserved_guard:
+        inside_run = not for_run and key in _reserved
+        _reserved.discard(key)
+    if inside_run:
+        try:
+            yield
+        finally:
+            with _reserved_guard:
+                _reserved.add(key)
+        return
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -82,12 +114,21 @@ def publish(out: Path, stage: Callable[[Path], list[str]]) -> list[Path]:
         raise OutputError(f"cannot create {out}: {e.strerror}; check the path and its permissions") from e
     try:
         with _locked(state, out):
-            recover(out)
-            return _publish(out, state, stage)
+            if for_run:
+                with _reserved_guard:
+                    _reserved.add(key)
+            try:
+                yield
+            finally:
+                if for_run:
+                    with _reserved_guard:
+                        _reserved.discard(key)
     except BaseException:
         if created:
             _remove_if_unused(out)
         raise
+    if created and for_run:
+        _remove_if_unused(out)
 
 
 def _publish(out: Path, state: Path, stage: Callable[[Path], list[str]]) -> list[Path]:

@@ -98,6 +98,10 @@ def _write_all(root: Path, files: Mapping[str, str | bytes]) -> None:
 def write_new_files(out: Path, files: Mapping[str, str | bytes]) -> list[Path]:
     """Write files that must not exist yet under `out` (correction documents never replace anything):
     staged next to `out`, then moved into place."""
+    root = out.resolve()
+    outside = sorted(name for name in files if not (root / name).resolve().is_relative_to(root))
+    if outside:
+        raise OutputError(f"{', '.join(outside[:3])} would be written outside {out}: refused")
     clashes = sorted(str(out / name) for name in files if (out / name).exists())
     if clashes:
         raise OutputError(f"{', '.join(clashes)} already exist: give --out a folder without them")

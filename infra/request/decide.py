@@ -232,7 +232,7 @@ class Decision:
         """Write the edited unit file (atomically); a refused request is never written."""
         if not self.accepted:
             raise RequestError("a refused request is never written")
-        write_unit_file(self.file, self.new_text)
+        write_unit_file(self.file, self.new_text, read_as=self.original_text)
 
 
 def evaluate(

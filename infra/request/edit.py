@@ -3,11 +3,14 @@ atomic write of the result. Nothing here decides; `decide` says whether the edit
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -137,9 +140,53 @@ def _flow_list(values: list[Any]) -> CommentedSeq:
     return seq
 
 
-def write_unit_file(path: Path, text: str) -> None:
+LOCK_WAIT = 10.0
+"""Seconds a write waits for another `pool request --write` on the same unit file before giving up."""
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the unit file itself, waiting at most LOCK_WAIT seconds. The file, not a lock
+    file beside it: a file left behind would change the catalog's hash and show the checkout dirty. A writer
+    that waited on the file replaced meanwhile still sees the new content when it re-reads the path."""
+    try:
+        handle = path.open("rb")
+    except OSError as e:
+        raise RequestError(f"cannot open {path} to lock it: {e.strerror}") from e
+    with handle:
+        until = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > until:
+                    raise RequestError(
+                        f"{path} stayed locked by another pool request --write for {LOCK_WAIT:g} s; nothing was "
+                        "written — run the request again when the other one has finished"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_unit_file(path: Path, text: str, read_as: str | None = None) -> None:
     """Replace the unit's file at `path` with `text` atomically (temporary file in the same directory, then
-    rename): a reviewer never sees half a file, even after Ctrl-C."""
+    rename): a reviewer never sees half a file, even after Ctrl-C. Under the file's lock the file is read again:
+    when it no longer holds `read_as` (what the request was decided on), another request or an edit came
+    first and nothing is written, so no request is lost."""
+    with _locked(path):
+        if read_as is not None and path.read_text(encoding="utf-8") != read_as:
+            raise RequestError(
+                f"{path} changed after this request read it (another pool request --write or an edit came first); "
+                "nothing was written — run the request again, so it is checked against the file as it is now"
+            )
+        _replace(path, text)
+
+
+def _replace(path: Path, text: str) -> None:
     directory = path.parent
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)

@@ -29,15 +29,15 @@ from typer.testing import CliRunner
 
 from chargeback.cli import app
 from chargeback.ledger.reading import ClosedMonthsCollector
-from chargeback.ledger.store import Document, Issue, Ledger
+from chargeback.ledger.store import Document, Issue, Ledger, content_hash
 from chargeback.outputs.csv_tables import csv_records
-from chargeback.rate.invoices import build_invoices
+from chargeback.rate.invoices import build_invoices, text
 from chargeback.run import run_period
 from pool_catalog.numbers import format_money
 from pool_demo.local_prometheus import BINARY_ENV, LocalPrometheus, backfill
 from pool_demo.synthetic import closed_form_scenario, other_cluster_scenario, write_openmetrics
 from tests.support.catalog_edit import copy_example, edit_yaml
-from tests.support.postgres import LocalPostgres, local_postgres
+from tests.support.postgres import LocalPostgres, ledger_target, local_postgres
 from tests.support.prometheus import ScenarioServer, require_prometheus
 
 pytestmark = pytest.mark.prometheus
@@ -69,10 +69,7 @@ def postgres() -> Iterator[LocalPostgres]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new, empty ledger: a SQLite file, or a fresh database on the test PostgreSQL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "ledger.db")
-    server: LocalPostgres = request.getfixturevalue("postgres")
-    return server.create_database(f"ledger_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]}")
+    return ledger_target(request.param, tmp_path, lambda: request.getfixturevalue("postgres"))
 
 
 def close_args(url: str, out: Path, ledger: str, catalog: Path | None = None, *extra: str) -> list[str]:
@@ -108,19 +105,28 @@ def sample_issue(period: str = "2026-09") -> Issue:
         "shared_split": "",
         "share": "1",
     }
-    content = json.dumps({"business_unit": {"id": "data-insight", "display_name": "Data Insight"}})
-    document = Document("RP-2026-09-data-insight", "invoice", "data-insight", None, "CNY", "2.40", content, (line,))
+    number = f"RP-{period}-data-insight"
+    content = json.dumps(
+        {
+            "invoice_number": number,
+            "business_unit": {"id": "data-insight", "display_name": "Data Insight"},
+            "currency": "CNY",
+            "total": "2.40",
+        }
+    )
+    document = Document(number, "invoice", "data-insight", None, "CNY", "2.40", content, (line,))
+    focus = "BilledCost\n2.40\n"
     return Issue(
         period=period,
         sequence=0,
         kind="original",
         billing_period=period,
-        content_hash="0" * 64,
+        content_hash=content_hash([document], focus),
         fingerprint={"tool_version": "test"},
         issued_at="2026-10-01T00:00:00Z",
         issued_by="test@host",
         documents=(document,),
-        files={"focus.csv": "BilledCost\n2.40\n", "invoices/data-insight.pdf": SAMPLE_PDF},
+        files={"focus.csv": focus, "invoices/data-insight.json": content, "invoices/data-insight.pdf": SAMPLE_PDF},
     )
 
 
@@ -152,10 +158,7 @@ def test_issued_rows_refuse_update_and_delete(ledger: str, statement: str) -> No
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), book.engine.begin() as connection:
             connection.exec_driver_sql(statement)
         [issue] = book.issues()
-    assert issue.documents[0].total == "2.40"
-    assert issue.documents[0].lines[0]["amount"] == "2.40"
-    assert issue.files == {"focus.csv": "BilledCost\n2.40\n", "invoices/data-insight.pdf": SAMPLE_PDF}
-    assert issue.content_hash == "0" * 64
+    assert issue == sample_issue()
 
 
 def test_a_ledger_of_the_first_schema_is_upgraded_to_keep_pdfs(tmp_path: Path) -> None:
@@ -520,17 +523,24 @@ def sample_correction(amount: str) -> Issue:
     line = {**original.documents[0].lines[0], "amount": amount, "unit_price": "0.34", "billed_quantity": "10"}
     reversal = {**original.documents[0].lines[0], "entry": "reversal", "amount": "-2.40"}
     reversal |= {"usage_quantity": "-10.000000000", "billed_quantity": "-10.000000000"}
+    total = text(Decimal(amount) - Decimal("2.40"))
+    number = "RP-2026-09-data-insight-C1"
+    content = json.dumps({"number": number, "currency": "CNY", "total": total})
     note = Document(
-        "RP-2026-09-data-insight-C1",
-        "debit_note",
-        "data-insight",
-        "RP-2026-09-data-insight",
-        "CNY",
-        "1.00",
-        "{}",
-        (reversal, line),
+        number, "debit_note", "data-insight", "RP-2026-09-data-insight", "CNY", total, content, (reversal, line)
     )
-    return Issue(**{**original.__dict__, "sequence": 1, "kind": "correction", "documents": (note,), "files": {}})
+    focus = f"BilledCost\n{total}\n"
+    files = {"corrections/C1/focus.csv": focus, "corrections/C1/data-insight.json": content}
+    return Issue(
+        **{
+            **original.__dict__,
+            "sequence": 1,
+            "kind": "correction",
+            "content_hash": content_hash([note], focus),
+            "documents": (note,),
+            "files": files,
+        }
+    )
 
 
 def test_finance_summary_compares_with_the_previous_month_as_closed(

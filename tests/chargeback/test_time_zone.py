@@ -34,6 +34,7 @@ from chargeback.ledger.close import close_month
 from chargeback.period import Period, iso_utc
 from chargeback.rate.north_star import period_query
 from pool_catalog import CatalogError, load_catalog
+from pool_catalog.models import Price
 from pool_catalog.pricing import round_money
 from pool_catalog.resources import spec_of
 from pool_demo.local_prometheus import LocalPrometheus, backfill
@@ -165,20 +166,27 @@ def straddling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 
 
 def oracle(scenario: Scenario, catalog_dir: Path, period: Period) -> dict[tuple[str, str], Decimal]:
-    """(namespace, resource) → amount billed for the closed-form use in the period's hours, a line per price."""
+    """(namespace, resource) → amount billed for the closed-form use in the period's hours: a line per run of
+    hours at one price (a rate version that keeps the line's price does not split it), each rounded once."""
     catalog = load_catalog(catalog_dir)
-    quantities: dict[tuple[str, str, str, dt.datetime], float] = defaultdict(float)
+    hourly: dict[tuple[str, str, str], dict[dt.datetime, float]] = defaultdict(dict)
     for (hour, namespace, resource, tier), values in expected_usage(scenario, storage_tiers(catalog, "dc1")).items():
         if resource != "pods" and period.start <= hour < period.end:
-            version = catalog.rates.version_at(hour)
-            quantities[(namespace, resource, tier, version.effective_from)] += values["used"]
+            hourly[(namespace, resource, tier)][hour] = values["used"]
     amounts: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for (namespace, resource, tier, effective_from), quantity in quantities.items():
-        price = catalog.rates.version_at(effective_from).price_of(resource, tier)
-        billed = (Decimal(repr(quantity)) / spec_of(resource).price_units[price.unit]).quantize(
-            Decimal("1e-9"), rounding=ROUND_HALF_EVEN
-        )
-        amounts[(namespace, resource)] += round_money(billed * price.price, "CNY")
+    for (namespace, resource, tier), used in hourly.items():
+        runs: list[tuple[Price, float]] = []  # (price, quantity) per run of hours at one price
+        for hour in sorted(used):
+            price = catalog.rates.version_at(hour).price_of(resource, tier)
+            if runs and runs[-1][0] == price:
+                runs[-1] = (price, runs[-1][1] + used[hour])
+            else:
+                runs.append((price, used[hour]))
+        for price, quantity in runs:
+            billed = (Decimal(repr(quantity)) / spec_of(resource).price_units[price.unit]).quantize(
+                Decimal("1e-9"), rounding=ROUND_HALF_EVEN
+            )
+            amounts[(namespace, resource)] += round_money(billed * price.price, "CNY")
     return {key: amount for key, amount in amounts.items() if amount}
 
 

@@ -59,8 +59,7 @@ def test_new_namespace_is_accepted_with_its_monthly_cost_and_a_diff_but_nothing_
     assert "2,599.12" in output
     # community-services today: cs-miniapp 10,119.92 + cs-miniapp-staging 2,329.12 = 12,449.04
     assert (
-        "12,449.04 → 15,048.16 CNY (+2,599.12); budget 20,000.00 CNY (75.2 % of it; compared: the full-quota"
-        in output
+        "12,449.04 → 15,048.16 CNY (+2,599.12); budget 20,000.00 CNY (75.2 % of it; compared: the full-quota" in output
     )
     # without a history, what no quota bounds is said to be left out
     assert "not included: egress, capability calls and shared namespaces" in output
@@ -150,8 +149,7 @@ def test_budget_overrun_is_refused_unless_allowed(catalog: Path) -> None:
     assert code == 1, output
     # data-insight today 58,522.68 + 2,599.12 = 61,121.80 against 60,000
     assert (
-        "unit 'data-insight' would cost 61,121.80 CNY per month at full quota, above its budget 60,000.00 CNY"
-        in output
+        "unit 'data-insight' would cost 61,121.80 CNY per month at full quota, above its budget 60,000.00 CNY" in output
     )
     assert "by 1,121.80 CNY" in output
     assert "the budget leaves 1,477.32 CNY per month for di-reports (this quota costs 2,599.12)" in output

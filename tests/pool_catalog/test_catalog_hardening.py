@@ -149,6 +149,17 @@ HOSTILE: list[tuple[str, str, Callable[[Any], Any], str, str, str]] = [
         "namespaces[0].exposes[0].pod_selector",
         "at least 1 item",
     ),
+    *(
+        (
+            f"quota-{field}-above-int64",
+            DI,
+            set_path(di_ns(0, "quota", field), 2**63),
+            DI,
+            f"namespaces[0].quota.{field}",
+            "less than or equal to 9223372036854775807",
+        )
+        for field in ("pods", "gpu", "load_balancers")
+    ),
     (
         "unit-namespace-also-shared",
         RATES,
@@ -265,3 +276,58 @@ def test_request_for_a_kube_namespace_is_refused(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 1
     assert "'kube-reports' is reserved for the platform" in " ".join(result.output.split())
+
+
+def test_a_count_above_int64_is_refused_by_render_too(tmp_path: Path) -> None:
+    """A ResourceQuota holds int64 counts: 2^63 pods rendered would be refused by the API server."""
+    root = copy_example(tmp_path)
+    edit_yaml(root / DI, set_path(di_ns(0, "quota", "pods"), 2**63))
+    result = runner.invoke(app, ["render", "--catalog", str(root), "--out", str(tmp_path / "rendered")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, output
+    assert "namespaces[0].quota.pods" in output and "9223372036854775807" in output and "Traceback" not in output
+    assert not (tmp_path / "rendered").exists()
+
+
+def _dangling(path: Path) -> None:
+    path.symlink_to(path.parent / "nowhere.yaml")
+
+
+def _loop(path: Path) -> None:
+    path.symlink_to(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "message", "hint"),
+    [
+        (_dangling, "is a symbolic link to", "point the link at the unit's file"),
+        (_loop, "leads back to itself (a loop)", "replace the link with the unit's file"),
+        (lambda path: path.mkdir(), "is a folder, not a unit file", "rename the folder so it does not end in .yaml"),
+    ],
+    ids=["dangling-link", "link-loop", "folder"],
+)
+def test_a_unit_yaml_that_is_not_a_file_gets_a_fix_that_works(
+    tmp_path: Path, make: Callable[[Path], None], message: str, hint: str
+) -> None:
+    """Before: "rename it to edge.yaml" — the name it already has."""
+    root = copy_example(tmp_path)
+    path = root / "business-units" / "edge.yaml"
+    make(path)
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(root)
+    (finding,) = [f for f in raised.value.findings if f.file == str(path)]
+    assert message in finding.message and "so this unit would be left out" in finding.message
+    assert hint in finding.hint and "rename it to" not in finding.hint
+
+
+def test_container_defaults_above_the_quota_are_refused_with_their_line(tmp_path: Path) -> None:
+    """The program's LimitRange check: defaults above the namespace's limits quota, with file, field and line."""
+    root = copy_example(tmp_path)
+    edit_yaml(root / DI, set_path(di_ns(0, "container_defaults"), {"default_cpu": "50"}))  # di-api: 48 cores limit
+    text = (root / DI).read_text(encoding="utf-8").splitlines()
+    line = next(n for n, content in enumerate(text, 1) if "default_cpu" in content and "50" in content)
+    result = runner.invoke(app, ["validate", "--catalog", str(root)])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, output
+    assert f"{root / DI}:{line}: namespaces[0].container_defaults.default_cpu" in output, output
+    assert "default container limit 50 is above the namespace's limits_cpu quota 48" in output

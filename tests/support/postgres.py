@@ -8,12 +8,13 @@ Missing binaries or a server that does not start fail the tests with the reason 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,15 +50,29 @@ class LocalPostgres:
     """postgresql://… of the maintenance database `postgres`, trust authentication on 127.0.0.1."""
     port: int
 
-    def create_database(self, name: str) -> str:
-        """A new empty database; returns its URL."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database, empty or a copy of the database `template`; returns its URL."""
         engine = sa.create_engine(
             self.url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
         )
+        copy = f' TEMPLATE "{template}"' if template else ""
         with engine.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"{copy}')
         engine.dispose()
+        return self.database_url(name)
+
+    def database_url(self, name: str) -> str:
+        """URL of the database `name` on this server."""
         return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def ledger_target(kind: str, folder: Path, server: Callable[[], LocalPostgres], template: str | None = None) -> str:
+    """A ledger for one test: `kind` sqlite → a file in `folder`; postgresql → a new database on `server()`
+    named after `folder` (a copy of `template` when given)."""
+    if kind == "sqlite":
+        return str(folder / "ledger.db")
+    name = f"ledger_{hashlib.sha1(str(folder).encode()).hexdigest()[:12]}"
+    return server().create_database(name, template)
 
 
 @contextmanager

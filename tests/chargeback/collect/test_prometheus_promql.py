@@ -75,5 +75,6 @@ def test_every_query_is_aggregated_on_the_server() -> None:
                 "count by (namespace",
                 "max(",
                 "max by (node)",
+                "max_over_time(sum by (namespace",  # the hour's peak of a per-namespace 5-minute rate
             )
         ), name

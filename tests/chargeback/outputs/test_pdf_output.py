@@ -57,10 +57,22 @@ def test_two_prints_are_byte_identical(printed: tuple[Path, dict[str, bytes]]) -
         path = out / name if name == "finance-summary.pdf" else out / "invoices" / name
         assert path.read_bytes() == content, name
     assert b"/CreationDate (D:20261101000000+00'00')" in first["platform.pdf"]
-    # Links lead to the published invoices, not to the folder the run printed in.
+    # Links lead, relative, to the published invoices: no local path, not the folder the run printed in.
     summary = first["finance-summary.pdf"]
-    assert (out.resolve() / "invoices/platform.html").as_uri().encode() in summary
-    assert b".staging-" not in summary
+    assert b"/URI (invoices/platform.html)" in summary
+    assert b"file:" not in summary and str(out.resolve()).encode() not in summary and b".staging-" not in summary
+    for name, content in first.items():
+        assert b"file:" not in content and str(out.resolve()).encode() not in content, name
+
+
+def test_the_same_reports_print_the_same_pdfs_in_another_folder(
+    printed: tuple[Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    _, first = printed
+    elsewhere = tmp_path / "somewhere" / "else" / "2026-10"
+    reports_with_long_name(elsewhere)
+    assert (elsewhere / "finance-summary.pdf").read_bytes() == first["finance-summary.pdf"]
+    assert (elsewhere / "invoices" / "platform.pdf").read_bytes() == first["platform.pdf"]
 
 
 A4_WIDTH_PT = 595.28
