@@ -15,8 +15,17 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.cli import app as pool_cli
-from tests.support.portal import FINANCE, OTHER_UNIT, PERIOD, PLATFORM, UNIT_MEMBER, IssuedLedger, as_person
-from tests.support.portal import portal_config, serve
+from tests.support.portal import (
+    FINANCE,
+    OTHER_UNIT,
+    PERIOD,
+    PLATFORM,
+    UNIT_MEMBER,
+    IssuedLedger,
+    as_person,
+    portal_config,
+    serve,
+)
 from tests.support.prometheus import ScenarioServer
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (make venv does)")
@@ -148,6 +157,7 @@ def test_the_request_form_works_with_the_keyboard_alone(browser, portal, shots) 
     page.keyboard.press("Enter")
     page.wait_for_url(f"{url}/units/{UNIT}?submitted=1")
     assert "di-keys" in page.inner_text("main")
+    assert "di-keys" not in (catalog / "business-units" / f"{UNIT}.yaml").read_text(encoding="utf-8")  # pending
 
 
 def test_finance_closes_a_month_and_downloads_focus(browser, portal, shots, issued: IssuedLedger) -> None:
