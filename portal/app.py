@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
@@ -34,9 +37,13 @@ from pool_catalog.pricing import round_money
 
 from .forms import RequestForm, check, form_from_stored, read_form
 from .identity import LoginSettings, Person, Roles, roles_of
+from .oidc import OidcClient, SignInError, pkce_pair
 from .reads import CatalogCache, LedgerReader, UnitDocument, report_file, unit_focus_csv, unit_lines_csv
 from .requests_store import RequestStore
 from .sessions import COOKIE, Session, SessionSigner
+
+SIGN_IN_COOKIE = "pool_portal_sign_in"
+SIGN_IN_SECONDS = 600
 
 log = logging.getLogger("pool.portal")
 
@@ -96,11 +103,15 @@ class Portal:
             lstrip_blocks=True,
         )
         self.templates.filters["money"] = _money
+        self.oidc = OidcClient(config.login.oidc) if config.login.oidc else None
 
     # ------------------------------------------------------------ who is asking
 
     def person(self, request: Request) -> Person | None:
         login = self.config.login
+        if self.oidc is not None:
+            session = self.signer.read(request.cookies.get(COOKIE), None)
+            return Person(session.user, frozenset(session.groups)) if session else None
         if login.dev is not None:
             return login.dev.person
         if login.proxy is not None:
@@ -139,7 +150,7 @@ class Portal:
 
     def page(self, visit: Visit | None, template: str, code: int = 200, **values: Any) -> HTMLResponse:
         html = self.templates.get_template(template).render(
-            visit=visit, dev=self.config.login.dev is not None, **values
+            visit=visit, dev=self.config.login.dev is not None, oidc=self.oidc is not None, **values
         )
         response = HTMLResponse(html, status_code=code, headers=SECURITY_HEADERS)
         if visit is not None and visit.cookie is not None:
@@ -153,9 +164,70 @@ class Portal:
             max_age=self.signer.lifetime,
             httponly=True,
             samesite="lax",
-            secure=self.config.login.proxy is not None,  # behind the proxy the browser speaks HTTPS
+            secure=self._secure(),
             path="/",
         )
+
+    def _secure(self) -> bool:
+        """Secure cookies where the browser speaks HTTPS: behind the proxy, and with an https redirect URI."""
+        login = self.config.login
+        return login.proxy is not None or (login.oidc is not None and login.oidc.redirect_uri.startswith("https:"))
+
+    # ------------------------------------------------------------ OpenID Connect sign-in
+
+    async def sign_in(self, request: Request) -> Response:
+        """Send the browser to the provider with a new state, nonce and PKCE verifier (kept in a signed,
+        short-lived cookie, never in the URL)."""
+        if self.oidc is None:
+            raise HTTPException(404)
+        target = request.query_params.get("next", "/")
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"  # only this portal's own pages: no open redirect
+        state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        verifier, challenge = pkce_pair()
+        try:
+            url = await run_in_threadpool(self.oidc.authorization_url, state, nonce, challenge)
+        except SignInError as e:
+            return self.page(None, "error.html.j2", 502, status=502, detail=str(e))
+        response = RedirectResponse(url, status_code=303)
+        sealed = self.signer.seal("sign-in", [state, nonce, verifier, target, int(time.time()) + SIGN_IN_SECONDS])
+        response.set_cookie(
+            SIGN_IN_COOKIE, sealed, max_age=SIGN_IN_SECONDS, httponly=True, samesite="lax", secure=self._secure()
+        )
+        return response
+
+    async def signed_in(self, request: Request) -> Response:
+        """The provider's redirect back: check the state, exchange the code, start the session."""
+        if self.oidc is None:
+            raise HTTPException(404)
+        kept = self.signer.unseal("sign-in", request.cookies.get(SIGN_IN_COOKIE))
+        params = request.query_params
+        try:
+            if not isinstance(kept, list) or len(kept) != 5 or kept[4] < time.time():
+                raise SignInError("this sign-in took too long or started elsewhere: sign in again")
+            state, nonce, verifier, target, _ = kept
+            if params.get("error"):
+                raise SignInError(f"the sign-in provider said: {params.get('error_description') or params['error']}")
+            if not params.get("code") or params.get("state") != state:
+                raise SignInError("this sign-in answer does not belong to your sign-in: sign in again")
+            name, groups = await run_in_threadpool(self.oidc.sign_in, params["code"], verifier, nonce)
+        except SignInError as e:
+            log.info("sign-in failed: %s", e)
+            response = self.page(None, "error.html.j2", 401, status=401, detail=str(e), sign_in=True)
+            response.delete_cookie(SIGN_IN_COOKIE)
+            return response
+        _, cookie = self.signer.issue(name, groups=tuple(sorted(groups)))
+        log.info("%s signed in (groups: %s)", name, ", ".join(sorted(groups)))
+        response = RedirectResponse(target, status_code=303)
+        self.set_cookie(response, cookie)
+        response.delete_cookie(SIGN_IN_COOKIE)
+        return response
+
+    async def sign_out(self, request: Request) -> Response:
+        await self.form(request, await self.visit(request))
+        response = self.page(None, "error.html.j2", 200, status=200, detail="You are signed out.", sign_in=True)
+        response.delete_cookie(COOKIE, path="/")
+        return response
 
     def download(self, content: str, filename: str, media_type: str) -> Response:
         headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'}
@@ -498,6 +570,8 @@ class Portal:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) and exc.detail else ""
         log.info("%s %s → %s", request.method, request.url.path, status)
+        if status == 401 and self.oidc is not None and request.method == "GET":
+            return RedirectResponse(f"/auth/login?{urlencode({'next': request.url.path})}", status_code=303)
         if status == 401:
             detail = "You are not signed in: open the portal through the company's sign-in."
         return self.page(None, "error.html.j2", status, status=status, detail=detail)
@@ -520,6 +594,9 @@ def create_app(config: PortalConfig) -> Starlette:
     portal = Portal(config)
     routes = [
         Route("/", portal.home),
+        Route("/auth/login", portal.sign_in),
+        Route("/auth/callback", portal.signed_in),
+        Route("/auth/logout", portal.sign_out, methods=["POST"]),
         Route("/units/{unit}", portal.unit_home),
         Route("/units/{unit}/invoices", portal.invoices),
         Route("/units/{unit}/invoices/{number}", portal.invoice),

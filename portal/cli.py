@@ -16,6 +16,7 @@ from pool_catalog.guard import guard
 
 from .errors import PortalError
 from .identity import login_settings
+from .oidc import OidcSettings
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -66,6 +67,27 @@ def portal(
     groups_header: Annotated[
         str, typer.Option("--groups-header", help="Header with the user's groups, comma-separated.")
     ] = "X-Forwarded-Groups",
+    oidc_issuer: Annotated[
+        str | None, typer.Option("--oidc-issuer", help="OpenID Connect issuer URL (the company's single sign-on).")
+    ] = None,
+    oidc_client_id: Annotated[str, typer.Option("--oidc-client-id", help="Client id at the provider.")] = "pool-portal",
+    oidc_client_secret_file: Annotated[
+        Path | None, typer.Option("--oidc-client-secret-file", help="File holding the client secret (chmod 600).")
+    ] = None,
+    oidc_redirect_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--oidc-redirect-uri",
+            help="Where the provider sends people back (default: http://HOST:PORT"
+            "/auth/callback; behind TLS, the https address registered at the provider).",
+        ),
+    ] = None,
+    oidc_groups_claim: Annotated[
+        str, typer.Option("--oidc-groups-claim", help="ID token claim listing the person's groups.")
+    ] = "groups",
+    oidc_username_claim: Annotated[
+        str, typer.Option("--oidc-username-claim", help="ID token claim naming the person (else sub).")
+    ] = "preferred_username",
     session_key_file: Annotated[
         Path | None,
         typer.Option(
@@ -81,12 +103,25 @@ def portal(
 
     from .app import PortalConfig, create_app
 
+    oidc = None
+    if oidc_issuer is not None:
+        if oidc_client_secret_file is None:
+            raise PortalError("--oidc-issuer needs --oidc-client-secret-file FILE holding the client secret")
+        oidc = OidcSettings(
+            issuer=oidc_issuer,
+            client_id=oidc_client_id,
+            client_secret=_secret_file(oidc_client_secret_file, "--oidc-client-secret-file").decode().strip(),
+            redirect_uri=oidc_redirect_uri or f"http://{host}:{port}/auth/callback",
+            username_claim=oidc_username_claim,
+            groups_claim=oidc_groups_claim,
+        )
     login = login_settings(
         dev_user=dev_user,
         dev_groups=dev_groups,
         trusted_proxies=trusted_proxy or [],
         user_header=user_header,
         groups_header=groups_header,
+        oidc=oidc,
     )
     if not 0 < session_hours <= 24 * 7:
         raise PortalError(f"--session-hours {session_hours}: give a number of hours above 0 and at most 168")
@@ -112,20 +147,26 @@ def portal(
     uvicorn.run(create_app(config), host=host, port=port, log_level="info", proxy_headers=False)
 
 
+def _secret_file(path: Path, flag: str) -> bytes:
+    """A secret from a file only its owner may read (a secret never goes on the command line)."""
+    try:
+        secret = path.read_bytes().strip()
+    except OSError as e:
+        raise PortalError(f"{flag} {path}: cannot be read ({e.strerror})") from e
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        raise PortalError(f"{flag} {path}: others may read it; chmod 600 {path}")
+    return secret
+
+
 def _session_key(path: Path | None) -> bytes:
     if path is None:
         return secrets.token_bytes(32)
-    try:
-        key = path.read_bytes().strip()
-    except OSError as e:
-        raise PortalError(f"--session-key-file {path}: cannot be read ({e.strerror})") from e
+    key = _secret_file(path, "--session-key-file")
     if len(key) < 32:
         raise PortalError(
             f"--session-key-file {path}: holds {len(key)} bytes; write at least 32 random bytes "
             "(e.g. openssl rand -hex 32 > FILE)"
         )
-    if os.name == "posix" and path.stat().st_mode & 0o077:
-        raise PortalError(f"--session-key-file {path}: others may read it; chmod 600 {path}")
     return key
 
 

@@ -4,11 +4,12 @@ the catalog gives a person's groups (a unit's owners and viewers, pool.yaml `por
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pool_catalog import Catalog
 
 from .errors import PortalError
+from .oidc import OidcSettings, check_settings
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class LoginSettings:
 
     proxy: ProxyLogin | None = None
     dev: DevLogin | None = None
-    notes: list[str] = field(default_factory=list)
+    oidc: OidcSettings | None = None
 
 
 def parse_proxies(values: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -110,6 +111,7 @@ def login_settings(
     trusted_proxies: list[str],
     user_header: str,
     groups_header: str,
+    oidc: OidcSettings | None = None,
 ) -> LoginSettings:
     """The login modes from the command line; none configured is refused with what to pass."""
     dev = None
@@ -125,11 +127,14 @@ def login_settings(
         if not user_header.strip() or not groups_header.strip():
             raise PortalError("--user-header and --groups-header must name the headers the proxy sets")
         proxy = ProxyLogin(parse_proxies(trusted_proxies), user_header.strip(), groups_header.strip())
-    if dev and proxy:
-        raise PortalError("--dev-user and --trusted-proxy exclude each other: the demo login would let anyone in")
-    if dev is None and proxy is None:
+    modes = (("--dev-user", dev), ("--trusted-proxy", proxy), ("--oidc-issuer", oidc))
+    configured = [flag for flag, mode in modes if mode]
+    if len(configured) > 1:
+        raise PortalError(f"{' and '.join(configured)} exclude each other: choose one way to sign people in")
+    if not configured:
         raise PortalError(
-            "no login configured: pass --trusted-proxy ADDRESS (with --user-header/--groups-header) behind an "
-            "authenticating proxy, or --dev-user NAME --dev-groups g1,g2 for a demo on your own machine"
+            "no login configured: pass --oidc-issuer URL (with --oidc-client-id and --oidc-client-secret-file) for "
+            "the company's single sign-on, --trusted-proxy ADDRESS behind an authenticating proxy, or "
+            "--dev-user NAME --dev-groups g1,g2 for a demo on your own machine"
         )
-    return LoginSettings(proxy=proxy, dev=dev)
+    return LoginSettings(proxy=proxy, dev=dev, oidc=check_settings(oidc) if oidc else None)

@@ -20,6 +20,8 @@ class Session:
     sid: str
     user: str
     expires: int
+    groups: tuple[str, ...] = ()
+    """The groups an OpenID Connect sign-in vouched for (the other login modes give them per request)."""
 
 
 class SessionSigner:
@@ -32,26 +34,40 @@ class SessionSigner:
     def _mac(self, purpose: str, data: bytes) -> str:
         return hmac.new(self.key, purpose.encode() + b"\0" + data, hashlib.sha256).hexdigest()
 
-    def issue(self, user: str, now: float | None = None) -> tuple[Session, str]:
-        """A new session for `user` and its cookie value."""
-        session = Session(secrets.token_urlsafe(16), user, int((now or time.time()) + self.lifetime))
-        body = base64.urlsafe_b64encode(json.dumps([session.sid, session.user, session.expires]).encode())
-        return session, f"{body.decode()}.{self._mac('session', body)}"
+    def seal(self, purpose: str, value: object) -> str:
+        """`value` (JSON) signed for `purpose`: readable by the browser, not changeable."""
+        body = base64.urlsafe_b64encode(json.dumps(value).encode())
+        return f"{body.decode()}.{self._mac(purpose, body)}"
 
-    def read(self, value: str | None, user: str, now: float | None = None) -> Session | None:
-        """The session in a cookie when its signature holds, it has not expired and it is `user`'s; else None."""
-        if not value or "." not in value:
+    def unseal(self, purpose: str, sealed: str | None) -> object | None:
+        """The value `seal` signed for `purpose`, or None when the signature does not hold."""
+        if not sealed or "." not in sealed:
             return None
-        body, _, mac = value.rpartition(".")
-        if not hmac.compare_digest(mac, self._mac("session", body.encode())):
+        body, _, mac = sealed.rpartition(".")
+        if not hmac.compare_digest(mac, self._mac(purpose, body.encode())):
             return None
         try:
-            sid, owner, expires = json.loads(base64.urlsafe_b64decode(body.encode()))
+            return json.loads(base64.urlsafe_b64decode(body.encode()))
         except (ValueError, TypeError):
             return None
-        if owner != user or not isinstance(expires, int) or expires <= (now or time.time()):
+
+    def issue(self, user: str, now: float | None = None, groups: tuple[str, ...] = ()) -> tuple[Session, str]:
+        """A new session for `user` (with the groups a sign-in vouched for) and its cookie value."""
+        session = Session(secrets.token_urlsafe(16), user, int((now or time.time()) + self.lifetime), tuple(groups))
+        return session, self.seal("session", [session.sid, session.user, session.expires, list(session.groups)])
+
+    def read(self, value: str | None, user: str | None, now: float | None = None) -> Session | None:
+        """The session in a cookie when its signature holds, it has not expired and it is `user`'s (anyone's
+        when `user` is None: the OpenID Connect mode, where the session names the person); else None."""
+        found = self.unseal("session", value)
+        if not isinstance(found, list) or len(found) != 4:
             return None
-        return Session(str(sid), owner, expires)
+        sid, owner, expires, groups = found
+        if (user is not None and owner != user) or not isinstance(expires, int) or expires <= (now or time.time()):
+            return None
+        if not isinstance(owner, str) or not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            return None
+        return Session(str(sid), owner, expires, tuple(groups))
 
     def csrf_token(self, session: Session) -> str:
         return self._mac("csrf", session.sid.encode())

@@ -78,9 +78,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(config: PortalConfig) -> Iterator[str]:
-    """The portal under uvicorn on 127.0.0.1 until the block ends; yields its base URL."""
-    port = free_port()
+def serve(config: PortalConfig, port: int | None = None) -> Iterator[str]:
+    """The portal under uvicorn on 127.0.0.1 (`port`, else a free one) until the block ends; yields its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
