@@ -508,7 +508,7 @@ class Portal:
             months=months,
             units=[u.id for u in visit.catalog.units],
             prometheus=self.config.prometheus,
-            ledger=self.config.ledger,
+            ledger=self.ledger.display_name,
             **values,
         )
 

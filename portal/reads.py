@@ -77,6 +77,12 @@ class LedgerReader:
         self._ledger: Ledger | None = None
         self._lock = threading.Lock()
 
+    @property
+    def display_name(self) -> str:
+        """The ledger's path or URL as shown on a page: a password in the URL is masked."""
+        url = ledger_url(self.target)
+        return str(url.database) if url.get_backend_name() == "sqlite" else url.render_as_string(hide_password=True)
+
     def _open(self) -> Ledger | None:
         url = ledger_url(self.target)
         if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():

@@ -6,6 +6,7 @@ tied to the ledger, finance's close with its refusals, the 404 and 500 pages."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -18,6 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
+from chargeback.ledger.close import close_month
 from chargeback.ledger.store import Ledger
 from infra.cli import app as pool_cli
 from portal.app import create_app
@@ -25,6 +27,7 @@ from portal.cli import app as portal_cli
 from portal.errors import PortalError
 from portal.identity import login_settings
 from portal.sessions import COOKIE, SessionSigner
+from tests.support.catalog_edit import EXAMPLE_CATALOG
 from tests.support.portal import (
     FINANCE,
     OTHER_UNIT,
@@ -35,6 +38,7 @@ from tests.support.portal import (
     as_person,
     portal_config,
 )
+from tests.support.postgres import local_postgres
 from tests.support.prometheus import ScenarioServer
 
 pytestmark = pytest.mark.prometheus
@@ -290,3 +294,27 @@ def test_unknown_route_is_a_404_page_and_a_fault_a_plain_500(config, caplog: pyt
     assert fault.status_code == 500 and "Something went wrong" in fault.text
     assert "Traceback" not in fault.text and "disk on fire" not in fault.text
     assert any("disk on fire" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+def test_the_ledger_on_postgresql(tmp_path: Path, issued: IssuedLedger, priced_prometheus: ScenarioServer) -> None:
+    """The same pages over a ledger on a real PostgreSQL (started by the test)."""
+    with local_postgres() as server:
+        # Trust authentication ignores the password; the portal must not show it anywhere.
+        user, _, rest = server.create_database("portal_ledger").removeprefix("postgresql://").partition("@")
+        assert rest, "the test server's URL names its user"
+        url = f"postgresql://{user}:topsecret@{rest}"
+        (tmp_path / "reports").mkdir()
+        close_month(PERIOD, EXAMPLE_CATALOG, priced_prometheus.url, tmp_path / "reports" / PERIOD, url, issued_by="fay")
+        config = dataclasses.replace(portal_config(tmp_path, issued, priced_prometheus.url), ledger=url)
+        with Ledger(url) as book:
+            (issue,) = book.issues()
+        document = next(d for d in issue.documents if d.business_unit == UNIT)
+        home = client(config, UNIT_MEMBER).get(f"/units/{UNIT}")
+        assert re.search(r'id="total-in-force">([^<]+)<', home.text).group(1) == (
+            f"{Decimal(document.total):,} {document.currency}"
+        )
+        finance = client(config, FINANCE)
+        page = finance.get("/finance")
+        assert PERIOD in page.text and "postgresql" in page.text and "topsecret" not in page.text
+        again = finance.post("/finance/close", data={"csrf": csrf_of(page.text), "period": PERIOD})
+        assert "recomputation is identical, nothing issued" in again.text
