@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 from chargeback.ledger.close import close_month
 from chargeback.period import Period
 from pool_catalog import Catalog
-from pool_catalog.capacity import NODE_RESOURCES, format_amount, node_pool_room
+from pool_catalog.capacity import NODE_RESOURCES, format_amount, node_pool_room, tier_room
 from pool_catalog.errors import UserError
 from pool_catalog.pricing import round_money
 
@@ -421,8 +421,25 @@ class Portal:
             pending=pending,
             decided=decided,
             capacity=capacity,
+            tiers=self._tiers(visit.catalog),
             **values,
         )
+
+    def _tiers(self, catalog: Catalog) -> list[tuple[str, str, str, str]]:
+        """(cluster/tier, promised, capacity, free) of every storage tier (never overcommitted)."""
+        rows = []
+        for cluster in catalog.pool.clusters:
+            for tier in cluster.storage_tiers:
+                room = tier_room(catalog, cluster, tier.name)
+                rows.append(
+                    (
+                        f"{cluster.name}/{tier.name}",
+                        format_amount("storage", room.allocated),
+                        format_amount("storage", room.capacity),
+                        format_amount("storage", max(room.free, Decimal(0))),
+                    )
+                )
+        return rows
 
     def _capacity(self, catalog: Catalog) -> list[dict[str, Any]]:
         rows = []

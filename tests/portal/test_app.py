@@ -220,9 +220,13 @@ def test_submit_approve_writes_what_pool_request_write_writes(config, tmp_path: 
     platform = client(config, PLATFORM)
     queue = platform.get("/platform")
     assert "di-reports" in queue.text and "ann" in queue.text
+    hot = re.compile(r"<td>dc1/hot</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>")
+    hot_before = hot.search(queue.text).groups()
     approved = platform.post("/platform/requests/1/approve", data={"csrf": csrf_of(queue.text)})
     assert approved.status_code == 200
     assert unit_file(config).read_text(encoding="utf-8") == expected
+    hot_after = hot.search(approved.text).groups()
+    assert hot_after[1] == hot_before[1] and hot_after[0] != hot_before[0]  # 100Gi more promised on hot
     assert re.search(r"approved.*pete", member.get(f"/units/{UNIT}").text, re.S)
 
     # A second request, declined with a hostile reason: the unit reads it, escaped.
