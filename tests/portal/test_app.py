@@ -27,7 +27,7 @@ from portal.cli import app as portal_cli
 from portal.errors import PortalError
 from portal.identity import login_settings
 from portal.sessions import COOKIE, SessionSigner
-from tests.support.catalog_edit import EXAMPLE_CATALOG
+from tests.support.catalog_edit import EXAMPLE_CATALOG, edit_yaml
 from tests.support.portal import (
     FINANCE,
     OTHER_UNIT,
@@ -322,3 +322,39 @@ def test_the_ledger_on_postgresql(tmp_path: Path, issued: IssuedLedger, priced_p
         assert PERIOD in page.text and "postgresql" in page.text and "topsecret" not in page.text
         again = finance.post("/finance/close", data={"csrf": csrf_of(page.text), "period": PERIOD})
         assert "recomputation is identical, nothing issued" in again.text
+
+
+def test_finance_corrects_a_month_and_the_unit_sees_the_note_beside_its_invoice(
+    tmp_path: Path, issued: IssuedLedger, priced_prometheus: ScenarioServer
+) -> None:
+    """A retroactive price change: close shows the differences and issues nothing; with "issue corrections"
+    the notes are issued and the unit's total in force is the invoice plus its note, to the cent."""
+    (tmp_path / "reports").mkdir()
+    own = IssuedLedger(tmp_path / "reports", tmp_path / "reports" / "ledger.db")
+    config = portal_config(tmp_path, own, priced_prometheus.url)
+    close_month(PERIOD, config.catalog, priced_prometheus.url, own.folder / PERIOD, own.ledger, issued_by="fay")
+    edit_yaml(config.catalog / "rates.yaml", lambda document: document["versions"][0]["cpu"].update(price="0.30"))
+
+    finance = client(config, FINANCE)
+    token = csrf_of(finance.get("/finance").text)
+    differs = finance.post("/finance/close", data={"csrf": token, "period": PERIOD})
+    assert "recomputation differs, nothing issued" in differs.text
+    assert "dc1/di-api cpu at prices from 2026-01-01T00:00:00Z" in differs.text
+    with Ledger(own.ledger) as book:
+        assert len(book.issues()) == 1
+    corrected = finance.post("/finance/close", data={"csrf": token, "period": PERIOD, "correct": "yes"})
+    assert "corrections issued" in corrected.text
+    assert re.search(rf"<td>{PERIOD}</td><td>corrected \(1\)</td>", finance.get("/finance").text)
+
+    with Ledger(own.ledger) as book:
+        original, correction = book.issues()
+    invoice = next(d for d in original.documents if d.business_unit == UNIT)
+    note = next(d for d in correction.documents if d.business_unit == UNIT)
+    member = client(config, UNIT_MEMBER)
+    listing = member.get(f"/units/{UNIT}/invoices").text
+    assert note.number in listing and f"corrects {invoice.number}" in listing
+    home = member.get(f"/units/{UNIT}").text
+    total = Decimal(invoice.total) + Decimal(note.total)
+    assert re.search(r'id="total-in-force">([^<]+)<', home).group(1) == f"{total:,} {invoice.currency}"
+    note_json = member.get(f"/units/{UNIT}/invoices/{note.number}/json")
+    assert note_json.status_code == 200 and note.number in note_json.text
