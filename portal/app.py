@@ -565,6 +565,18 @@ class Portal:
         log.info("close %s by %s: %s", period.label, visit.person.name, result.outcome)
         return await self.finance(request, result=result, period_value=text)
 
+    async def finance_summary(self, request: Request) -> Response:
+        """The month's finance summary as issued with its original invoices (shown as issued, no script)."""
+        visit = await self.visit(request)
+        if not visit.roles.finance:
+            raise HTTPException(403)
+        period = request.query_params.get("period", "")
+        issues = await run_in_threadpool(lambda: self.ledger.issues(period, files=True))
+        content = next((i.files.get("finance-summary.html") for i in issues if i.kind == "original"), None)
+        if content is None:
+            raise HTTPException(404)
+        return HTMLResponse(content, headers={**SECURITY_HEADERS, "Content-Security-Policy": ISSUED_HTML_POLICY})
+
     async def finance_focus(self, request: Request) -> Response:
         visit = await self.visit(request)
         if not visit.roles.finance:
@@ -627,6 +639,7 @@ def create_app(config: PortalConfig) -> Starlette:
         Route("/finance", portal.finance),
         Route("/finance/close", portal.close, methods=["POST"]),
         Route("/finance/focus", portal.finance_focus),
+        Route("/finance/summary", portal.finance_summary),
         Mount("/static", StaticFiles(packages=[("portal", "static")]), name="static"),
     ]
 

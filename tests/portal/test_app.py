@@ -107,6 +107,7 @@ def test_a_unit_member_gets_403_and_nothing_else_for_another_units_pages(config,
         "/platform",
         "/finance",
         f"/finance/focus?period={PERIOD}",
+        f"/finance/summary?period={PERIOD}",
     ):
         page = member.get(url)
         assert page.status_code == 403, url
@@ -261,6 +262,9 @@ def test_finance_sees_months_closes_with_the_clis_refusals_and_downloads_focus(c
     assert again.status_code == 200 and "recomputation is identical, nothing issued" in again.text
     with Ledger(issued.ledger) as book:
         assert len(book.issues()) == 1
+    summary = finance.get(f"/finance/summary?period={PERIOD}")
+    assert summary.status_code == 200 and "sandbox" in summary.headers["content-security-policy"]
+    assert summary.text == (issued.folder / PERIOD / "finance-summary.html").read_text(encoding="utf-8")
     focus = finance.get(f"/finance/focus?period={PERIOD}")
     assert focus.status_code == 200
     assert focus.text == (issued.folder / PERIOD / "focus.csv").read_text(encoding="utf-8")
