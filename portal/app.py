@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 
 from chargeback.ledger.close import close_month
 from chargeback.period import Period
+from infra.alerts import alertmanager_config
 from pool_catalog import Catalog
 from pool_catalog.capacity import NODE_RESOURCES, format_amount, node_pool_room, tier_room
 from pool_catalog.errors import UserError
@@ -422,8 +423,31 @@ class Portal:
             decided=decided,
             capacity=capacity,
             tiers=self._tiers(visit.catalog),
+            routes=self._alert_routes(visit.catalog),
             **values,
         )
+
+    def _alert_routes(self, catalog: Catalog) -> tuple[list[dict[str, Any]], str | None]:
+        """The routes `pool alerts render` writes for Alertmanager: who gets which unit's alerts. Webhook
+        addresses are counted, not shown (they may carry a token)."""
+        try:
+            config = alertmanager_config(catalog)
+        except UserError as e:
+            return [], str(e)
+        receivers = {r["name"]: r for r in config["receivers"]}
+        route = config["route"]
+        rows = []
+        for each in [*route.get("routes", []), {"receiver": route["receiver"], "matchers": []}]:
+            receiver = receivers.get(each["receiver"], {})
+            rows.append(
+                {
+                    "matchers": ", ".join(each.get("matchers", [])) or "every other alert",
+                    "receiver": each["receiver"],
+                    "emails": [c["to"] for c in receiver.get("email_configs", [])],
+                    "webhooks": len(receiver.get("webhook_configs", [])),
+                }
+            )
+        return rows, None
 
     def _tiers(self, catalog: Catalog) -> list[tuple[str, str, str, str]]:
         """(cluster/tier, promised, capacity, free) of every storage tier (never overcommitted)."""

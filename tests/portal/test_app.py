@@ -221,6 +221,11 @@ def test_submit_approve_writes_what_pool_request_write_writes(config, tmp_path: 
     platform = client(config, PLATFORM)
     queue = platform.get("/platform")
     assert "di-reports" in queue.text and "ann" in queue.text
+    route = re.search(
+        r"<td><code>business_unit=&#34;data-insight&#34;</code></td><td>([^<]+)</td><td>([^<]*)</td>", queue.text
+    )
+    assert route and route.groups() == ("unit-data-insight", "data-insight-oncall@group.example.com")
+    assert "dingtalk/data-insight" not in queue.text  # a webhook address may carry a token
     hot = re.compile(r"<td>dc1/hot</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>")
     hot_before = hot.search(queue.text).groups()
     approved = platform.post("/platform/requests/1/approve", data={"csrf": csrf_of(queue.text)})
