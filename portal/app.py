@@ -278,7 +278,7 @@ class Portal:
         visit = await self.visit(request)
         unit = self.unit_or_403(visit, request.path_params["unit"])
         found = await self._document(visit, unit.id, request.path_params["number"], files=True)
-        formats = [f for f in ("html", "json", "pdf") if report_file(found.issue, found.document, f) is not None]
+        formats = [f for f in ("html", "json") if report_file(found.issue, found.document, f) is not None]
         return self.page(
             visit, "invoice.html.j2", unit=unit, found=found, formats=[*formats, "csv", "focus"], doc=found.document
         )
@@ -293,7 +293,7 @@ class Portal:
             return self.download(unit_lines_csv(found), f"{name}-lines.csv", "text/csv")
         if kind == "focus":
             return self.download(unit_focus_csv(found.issue, unit.id), f"{name}-focus.csv", "text/csv")
-        if kind not in ("html", "json", "pdf"):
+        if kind not in ("html", "json"):
             raise HTTPException(404)
         content = report_file(found.issue, found.document, kind)
         if content is None:
@@ -301,8 +301,7 @@ class Portal:
         if kind == "html":
             headers = {**SECURITY_HEADERS, "Content-Security-Policy": ISSUED_HTML_POLICY}
             return HTMLResponse(content, headers=headers)
-        media = {"json": "application/json", "pdf": "application/pdf"}[kind]
-        return self.download(content, f"{name}.{kind}", media)
+        return self.download(content, f"{name}.json", "application/json")
 
     # ------------------------------------------------------------ the request form
 
