@@ -31,9 +31,12 @@ from starlette.staticfiles import StaticFiles
 from chargeback.ledger.close import close_month
 from chargeback.period import Period
 from infra.alerts import alertmanager_config
+from infra.errors import RequestError
+from infra.request.history import read_history
 from pool_catalog import Catalog
 from pool_catalog.capacity import NODE_RESOURCES, format_amount, node_pool_room, tier_room
 from pool_catalog.errors import UserError
+from pool_catalog.estimate import UnitHistory
 from pool_catalog.pricing import round_money
 
 from .forms import RequestForm, check, form_from_stored, read_form
@@ -305,6 +308,22 @@ class Portal:
 
     # ------------------------------------------------------------ the request form
 
+    def history(self, catalog: Catalog, unit: str) -> UnitHistory | None:
+        """The unit's last issued month as `pool request --history` reads it (None: nothing issued yet, or
+        issued from a catalog that no longer matches; the estimate is then at full quota, as without it)."""
+        found = catalog.unit(unit)
+        folder = self.ledger.issued_month_folder(unit, self.config.requests.parent / "portal-history")
+        if found is None or folder is None:
+            return None
+        try:
+            return read_history(folder, catalog, found)
+        except RequestError as e:
+            log.warning("unit %s: the last issued month is not used for the estimate: %s", unit, e)
+            return None
+
+    def _check(self, form: RequestForm, unit: str, catalog: Catalog, full: bool) -> RequestForm:
+        return check(form, unit, catalog, full=full, history=self.history(catalog, unit))
+
     def _form_choices(self, catalog: Catalog, unit: str) -> dict[str, Any]:
         cluster = catalog.pool.clusters[0]
         capabilities = sorted(
@@ -345,7 +364,7 @@ class Portal:
         unit = self.unit_or_403(visit, request.path_params["unit"], requesting=True)
         form = self._read_request_form(request.query_params, visit.catalog, unit.id)
         if form.values["namespace"] or form.values["cpu"] or form.values["memory"]:
-            form = await run_in_threadpool(check, form, unit.id, visit.catalog, full=False)
+            form = await run_in_threadpool(self._check, form, unit.id, visit.catalog, False)
         return self.page(
             visit, "estimate.html.j2", form=form, estimate=self.estimate_view(visit.catalog, form), fragment=True
         )
@@ -355,7 +374,7 @@ class Portal:
         unit = self.unit_or_403(visit, request.path_params["unit"], requesting=True)
         data = await self.form(request, visit)
         form = self._read_request_form(data, visit.catalog, unit.id)
-        form = await run_in_threadpool(check, form, unit.id, visit.catalog, full=True)
+        form = await run_in_threadpool(self._check, form, unit.id, visit.catalog, True)
         if not form.ok:
             return self._request_page(visit, unit, form, status=422)
         decision = form.decision
@@ -498,7 +517,7 @@ class Portal:
         def decide() -> RequestForm:
             with self.decisions:
                 catalog = self.catalogs.get()
-                form = check(form_from_stored(stored.fields), stored.unit, catalog, full=True)
+                form = self._check(form_from_stored(stored.fields), stored.unit, catalog, True)
                 if form.ok and form.decision is not None:
                     if form.decision.changed:
                         form.decision.write()  # exactly what `pool request --write` writes, atomically

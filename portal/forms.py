@@ -13,6 +13,7 @@ from infra.errors import RequestError
 from infra.request.decide import Decision, evaluate
 from infra.request.model import NamespaceRequest, request_problems
 from pool_catalog import Catalog
+from pool_catalog.estimate import UnitHistory
 
 QUOTA_FIELDS = ("cpu", "memory", "gpu", "load_balancers", "pods")
 TEXT_FIELDS = ("namespace", "cluster", "node_pool", "purpose", *QUOTA_FIELDS)
@@ -82,9 +83,12 @@ def _refusal_field(limit: str) -> str:
     return "general"
 
 
-def check(form: RequestForm, unit: str, catalog: Catalog, *, full: bool) -> RequestForm:
+def check(
+    form: RequestForm, unit: str, catalog: Catalog, *, full: bool, history: UnitHistory | None = None
+) -> RequestForm:
     """Validate with the request model, then decide with `pool request`'s own `evaluate` (the policy pack and
-    the reload of the edited catalog only when `full`: on submit and approval, not on every keystroke)."""
+    the reload of the edited catalog only when `full`: on submit and approval, not on every keystroke); with
+    the unit's last issued month as `history`, as `pool request --history` does."""
     quota: dict[str, Any] = {key: form.values[key] for key in QUOTA_FIELDS if form.values[key]}
     storage = {tier: size for tier, size in form.storage.items() if size}
     if storage:
@@ -102,7 +106,7 @@ def check(form: RequestForm, unit: str, catalog: Catalog, *, full: bool) -> Requ
             form.add(_field_of(path), message)
         return form
     try:
-        form.decision = evaluate(catalog, form.request, revalidate=full)
+        form.decision = evaluate(catalog, form.request, revalidate=full, history=history)
     except RequestError as e:
         form.general.append(str(e))
         return form

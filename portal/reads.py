@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import os
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
@@ -129,6 +130,21 @@ class LedgerReader:
             if document.business_unit == unit
         ]
         return sorted(found, key=lambda d: (d.issue.period, -d.issue.sequence), reverse=True)
+
+    def issued_month_folder(self, unit: str, folder: Path) -> Path | None:
+        """The unit's last issued invoice written where `pool request --history` reads it:
+        `folder`/<period>/invoices/<unit>.json, as `chargeback ledger export --format files` writes it."""
+        latest = next((d for d in self.unit_documents(unit) if d.document.kind == "invoice"), None)
+        if latest is None:
+            return None
+        month = folder / latest.issue.period
+        target = month / "invoices" / f"{unit}.json"
+        if not target.is_file() or target.read_text(encoding="utf-8") != latest.document.content:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+            staged.write_text(latest.document.content, encoding="utf-8")
+            os.replace(staged, target)  # a reader sees the old or the new file, never half of one
+        return month
 
     def unit_in_force(self, unit: str, period: str) -> UnitState | None:
         return month_in_force(self.issues(period)).get(unit)

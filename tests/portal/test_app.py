@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import html
 import io
 import json
 import logging
@@ -160,14 +161,21 @@ def pool_request_json(catalog: Path, *extra: str) -> dict:
     return json.loads(result.stdout[result.stdout.index("{") :])
 
 
-def test_the_estimate_is_pool_requests_figure_and_follows_the_quota(config) -> None:
+def test_the_estimate_is_pool_requests_with_the_last_issued_month_and_follows_the_quota(
+    config, issued: IssuedLedger
+) -> None:
     member = client(config, UNIT_MEMBER)
-    expected = pool_request_json(config.catalog)
+    # What `pool request --history <the issued month's folder>` decides.
+    expected = pool_request_json(config.catalog, "--history", str(issued.folder / PERIOD))
     first = member.get(f"/units/{UNIT}/estimate", params=NEW)
     assert first.status_code == 200
     cost = re.search(r'id="namespace-cost">([^<]+)<', first.text).group(1)
     assert cost == f"{Decimal(expected['monthly_cost']):,} {expected['currency']}"
-    assert "budget 60,000 CNY" in first.text and "Fits" in first.text
+    after = Decimal(expected["estimate"]["expected_after"])
+    text = html.unescape(first.text)
+    assert f"expected from {PERIOD}'s use: " in text and f"→ {after:,} CNY" in text
+    assert "budget 60,000 CNY" in text and "compared: the expected figure" in text
+    assert "Fits" in text
     bigger = member.get(f"/units/{UNIT}/estimate", params={**NEW, "cpu": "8"})
     assert re.search(r'id="namespace-cost">([^<]+)<', bigger.text).group(1) != cost
 

@@ -87,8 +87,8 @@ def test_a_unit_member_requests_watching_the_estimate_and_the_platform_approves(
     page.wait_for_function(shown, arg=first)
     assert "Fits" in page.inner_text("#estimate")
     page.fill("#f-cpu", "")
-    page.type("#f-cpu", "8", delay=50)
-    second = pool_request_cost(catalog, "8")
+    page.type("#f-cpu", "400", delay=50)  # the pool has room for it, the budget has not
+    second = pool_request_cost(catalog, "400")
     page.wait_for_function(shown, arg=second)
     assert second != first
     assert "above its budget" in page.inner_text("#estimate") and "Would be refused" in page.inner_text("#estimate")
