@@ -108,6 +108,7 @@ class Portal:
         )
         self.templates.filters["money"] = _money
         self.oidc = OidcClient(config.login.oidc) if config.login.oidc else None
+        self._histories: dict[str, tuple[Catalog, Path, UnitHistory | None]] = {}
 
     # ------------------------------------------------------------ who is asking
 
@@ -315,11 +316,16 @@ class Portal:
         folder = self.ledger.issued_month_folder(unit, self.config.requests.parent / "portal-history")
         if found is None or folder is None:
             return None
+        cached = self._histories.get(unit)
+        if cached is not None and cached[0] is catalog and cached[1] == folder:
+            return cached[2]  # the same catalog and the same issued month: the same history
         try:
-            return read_history(folder, catalog, found)
+            history = read_history(folder, catalog, found)
         except RequestError as e:
             log.warning("unit %s: the last issued month is not used for the estimate: %s", unit, e)
-            return None
+            history = None
+        self._histories[unit] = (catalog, folder, history)
+        return history
 
     def _check(self, form: RequestForm, unit: str, catalog: Catalog, full: bool) -> RequestForm:
         return check(form, unit, catalog, full=full, history=self.history(catalog, unit))

@@ -77,6 +77,7 @@ class LedgerReader:
         self.target = target
         self._ledger: Ledger | None = None
         self._lock = threading.Lock()
+        self._cached: tuple[tuple[tuple[str, int], ...], list[Issue]] | None = None
 
     @property
     def display_name(self) -> str:
@@ -94,8 +95,20 @@ class LedgerReader:
             return self._ledger
 
     def issues(self, period: str | None = None, *, files: bool = False) -> list[Issue]:
+        """Issues with their documents and lines (and report files with `files`). Without files they are read
+        again only when the list of issues changed: issued rows are never updated or deleted (the ledger's
+        triggers refuse it), so the same (period, sequence) list is the same content."""
         ledger = self._open()
-        return [] if ledger is None else ledger.issues(period=period, files=files)
+        if ledger is None:
+            return []
+        if files:
+            return ledger.issues(period=period, files=True)
+        key = tuple((i.period, i.sequence) for i in ledger.issues(details=False))
+        with self._lock:
+            if self._cached is None or self._cached[0] != key:
+                self._cached = (key, ledger.issues(files=False))
+            cached = self._cached[1]
+        return cached if period is None else [i for i in cached if i.period == period]
 
     def months(self) -> list[MonthStatus]:
         """Every issued month, newest first, with the totals in force per unit."""
