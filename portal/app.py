@@ -272,10 +272,16 @@ class Portal:
         return self.page(visit, "invoices.html.j2", unit=unit, documents=documents)
 
     async def _document(self, visit: Visit, unit: str, number: str, files: bool) -> UnitDocument:
-        documents = await run_in_threadpool(lambda: self.ledger.unit_documents(unit, files=files))
+        """The unit's document `number` (404 when the unit has none such), with its issue's report files only
+        when asked: they are read for that one month."""
+        documents = await run_in_threadpool(self.ledger.unit_documents, unit)
         found = next((d for d in documents if d.document.number == number), None)
         if found is None:
             raise HTTPException(404)
+        if files:
+            period, sequence = found.issue.period, found.issue.sequence
+            issues = await run_in_threadpool(lambda: self.ledger.issues(period, files=True))
+            found = UnitDocument(next(i for i in issues if i.sequence == sequence), found.document)
         return found
 
     async def invoice(self, request: Request) -> Response:

@@ -134,11 +134,11 @@ class LedgerReader:
             )
         return result
 
-    def unit_documents(self, unit: str, *, files: bool = False) -> list[UnitDocument]:
-        """The unit's documents, newest month first, each month's invoice before its notes."""
+    def unit_documents(self, unit: str) -> list[UnitDocument]:
+        """The unit's documents (without the report files), newest month first, each invoice before its notes."""
         found = [
             UnitDocument(issue, document)
-            for issue in self.issues(files=files)
+            for issue in self.issues()
             for document in issue.documents
             if document.business_unit == unit
         ]
