@@ -29,6 +29,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from chargeback.ledger.close import close_month
+from chargeback.ledger.store import Issue
+from chargeback.ledger_cli import EXPORTS
 from chargeback.period import Period
 from infra.alerts import alertmanager_config
 from infra.errors import RequestError
@@ -619,19 +621,8 @@ class Portal:
         log.info("close %s by %s: %s", period.label, visit.person.name, result.outcome)
         return await self.finance(request, result=result, period_value=text)
 
-    async def finance_summary(self, request: Request) -> Response:
-        """The month's finance summary as issued with its original invoices (shown as issued, no script)."""
-        visit = await self.visit(request)
-        if not visit.roles.finance:
-            raise HTTPException(403)
-        period = request.query_params.get("period", "")
-        issues = await run_in_threadpool(lambda: self.ledger.issues(period, files=True))
-        content = next((i.files.get("finance-summary.html") for i in issues if i.kind == "original"), None)
-        if content is None:
-            raise HTTPException(404)
-        return HTMLResponse(content, headers={**SECURITY_HEADERS, "Content-Security-Policy": ISSUED_HTML_POLICY})
-
-    async def finance_focus(self, request: Request) -> Response:
+    async def _issued_month(self, request: Request) -> tuple[str, list[Issue]]:
+        """The month (?period=) and its issues with their report files, for finance only (403), 404 if none."""
         visit = await self.visit(request)
         if not visit.roles.finance:
             raise HTTPException(403)
@@ -639,8 +630,19 @@ class Portal:
         issues = await run_in_threadpool(lambda: self.ledger.issues(period, files=True))
         if not issues:
             raise HTTPException(404)
-        from chargeback.ledger_cli import EXPORTS
+        return period, issues
 
+    async def finance_summary(self, request: Request) -> Response:
+        """The month's finance summary as issued with its original invoices (shown as issued, no script)."""
+        _, issues = await self._issued_month(request)
+        content = next((i.files.get("finance-summary.html") for i in issues if i.kind == "original"), None)
+        if content is None:
+            raise HTTPException(404)
+        return HTMLResponse(content, headers={**SECURITY_HEADERS, "Content-Security-Policy": ISSUED_HTML_POLICY})
+
+    async def finance_focus(self, request: Request) -> Response:
+        """The month's FOCUS rows as issued (corrections after the original), as `chargeback ledger export`."""
+        period, issues = await self._issued_month(request)
         try:
             content = EXPORTS["focus"](issues)
         except UserError as e:
