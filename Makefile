@@ -10,7 +10,7 @@ APT_PACKAGES := prometheus prometheus-alertmanager chromium fonts-wqy-microhei p
 E2E_TOOLS := bash tools/e2e-tools.sh
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: demo test e2e e2e-run e2e-tools lint bench venv system-deps clean
+.PHONY: demo test e2e e2e-run e2e-tools lint bench venv system-deps node-deps clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,19 @@ $(APT_STAMP): Makefile | $(STAMP)
 	fi
 	@touch $@
 
+# The OpenID Connect provider the portal's sign-in tests start (npm's oidc-provider, run by Node): Node from
+# Debian when it is missing, the pinned packages from tests/support/oidc_provider/package-lock.json.
+OIDC_DIR := tests/support/oidc_provider
+OIDC_STAMP := $(OIDC_DIR)/node_modules/.installed
+
+node-deps: $(OIDC_STAMP)
+
+$(OIDC_STAMP): $(OIDC_DIR)/package-lock.json | $(APT_STAMP)
+	@command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }
+	npm ci --prefix $(OIDC_DIR) --no-audit --no-fund --silent
+	@touch $@
+
 demo: venv system-deps
 	$(BIN)/python -m pool_demo
 
@@ -53,7 +66,7 @@ e2e-tools: venv system-deps
 E2E ?= auto
 PROMETHEUS3_TESTS := tests/chargeback/collect tests/chargeback/rate/test_north_star.py tests/pool_demo/test_demo_calls.py
 
-test: venv system-deps $(if $(filter 1,$(E2E)),e2e-tools)
+test: venv system-deps node-deps $(if $(filter 1,$(E2E)),e2e-tools)
 	$(BIN)/ruff check .
 	$(BIN)/pool check
 	$(BIN)/python -m pytest -q -m "not e2e"

@@ -628,6 +628,18 @@ class Billing(_Model):
         return check_zone(value)
 
 
+class PortalAccess(_Model):
+    """pool.yaml `portal`: the groups of the two teams the portal serves besides the business units (whose
+    members are their files' owners and viewers)."""
+
+    platform_groups: list[Group] = Field(
+        ..., min_length=1, description="Groups of the platform team: approve or decline namespace requests."
+    )
+    finance_groups: list[Group] = Field(
+        ..., min_length=1, description="Groups of finance: month status, close a month, every unit's invoices."
+    )
+
+
 class Pool(_Model):
     """pool.yaml: what the platform team owns."""
 
@@ -638,6 +650,9 @@ class Pool(_Model):
         default_factory=list,
         description="Exceptions to the group rules of unit files: `system:` groups units may still name as owners "
         "or viewers (e.g. system:serviceaccounts:ci). Listed here, reviewed by the platform team.",
+    )
+    portal: PortalAccess | None = Field(
+        None, description="Who the portal (`pool-portal`) treats as the platform team and as finance."
     )
 
     def cluster(self, name: str) -> Cluster | None:

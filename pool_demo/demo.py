@@ -40,6 +40,7 @@ from rich.table import Table
 from chargeback.collect.calls import collect_calls
 from chargeback.collect.prometheus import PrometheusClient, PrometheusSettings
 from chargeback.errors import ChargebackError, LocalPrometheusError
+from chargeback.ledger.close import close_month
 from chargeback.period import Period
 from chargeback.rate.north_star import change as north_star_change
 from chargeback.run import PeriodRun, clusters_to_collect, run_period
@@ -131,6 +132,8 @@ class DemoResult:
     calls: dict[CallKey, tuple[int, int]] = field(default_factory=dict)
     """(month, consumer namespace, capability, call class) → (billable, 5xx) calls as chargeback collected
     them, checked equal to the generated traffic."""
+    ledger: Path | None = None
+    """The ledger both months were closed into (`--close`), which the portal reads."""
 
 
 def require_prometheus() -> None:
@@ -497,9 +500,11 @@ def run_demo(
     *,
     keep_prometheus: Callable[[str], None] | None = None,
     seed: int = DEFAULT_SEED,
+    ledger: Path | None = None,
 ) -> DemoResult | None:
     """Every step; returns None when a mandatory policy is violated. `keep_prometheus(url)` is called
-    while Prometheus still serves (the command line waits there for Ctrl-C)."""
+    while Prometheus still serves (the command line waits there for Ctrl-C). With `ledger`, both months are
+    also closed into that ledger (`chargeback close`, issued reports under <out>/issued/) for the portal."""
     require_prometheus()
     times = StepTimes()
     periods = [period.previous, period]
@@ -580,6 +585,15 @@ def run_demo(
                 f"  capability calls: {format_number(billable)} billable calls on the invoices, equal to the generated "
                 "traffic"
             )
+            if ledger is not None:
+                with times.measure("close"):
+                    for each in periods:
+                        ended = max(dt.datetime.now(dt.UTC), each.end)
+                        closed = close_month(
+                            each, catalog, prometheus.url, out / "issued" / each.label, ledger, now=ended,
+                            issued_by="pool-demo", allow_dirty_catalog=True,
+                        )  # fmt: skip
+                        console.print(f"  {each.label}: {closed.outcome} in the ledger {closed.ledger}")
             if keep_prometheus is not None:
                 keep_prometheus(prometheus.url)
             stopping = time.perf_counter()
@@ -590,7 +604,7 @@ def run_demo(
 
     summary = summarize(runs[period.label])
     stars = north_star_rows(runs[period.label], runs.get(period.previous.label))
-    return DemoResult(period, out, runs, summary, times, manifests, stars, calls)
+    return DemoResult(period, out, runs, summary, times, manifests, stars, calls, ledger)
 
 
 def _work_dir(out: Path) -> Path:
@@ -620,6 +634,8 @@ def print_result(result: DemoResult, console: Console) -> None:
             console.print(f"  {name}: {month / name}")
     for path in result.manifests:
         console.print(f"  manifests: {path}/")
+    if result.ledger is not None:
+        console.print(f"  ledger of the closed months: {result.ledger} (the portal: see README, The portal)")
     console.print(
         "Step times: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.times.seconds.items())
     )
@@ -670,6 +686,10 @@ def demo(
     keep_prometheus: Annotated[
         bool, typer.Option("--keep-prometheus", help="Keep Prometheus serving the demo data until Ctrl-C.")
     ] = False,
+    close: Annotated[
+        bool,
+        typer.Option("--close/--no-close", help="Also close both months into <out>/ledger.db (the portal reads it)."),
+    ] = True,
 ) -> None:
     """Validate, check, render, generate two months of usage, bill them and print the summary."""
     console = Console(highlight=False)
@@ -683,6 +703,7 @@ def demo(
             catalog,
             console,
             keep_prometheus=wait_for_interrupt(console, parsed, catalog) if keep_prometheus else None,
+            ledger=out / "ledger.db" if close else None,
         )
     if result is None:
         raise typer.Exit(POLICY_FAILED)

@@ -2,7 +2,8 @@
 
 pool_catalog imports none of infra/policies/chargeback/pool_demo; policies imports only pool_catalog;
 infra imports pool_catalog and policies (`pool check` applies the pack's rules) and, of chargeback, only its
-invoice model (ALLOWED_MODULES: `pool request --history`); chargeback imports only pool_catalog; pool_demo may
+invoice model (ALLOWED_MODULES: `pool request --history`); chargeback imports only pool_catalog; portal (the
+web portal) imports pool_catalog, infra and chargeback, and nothing imports it but pool_demo; pool_demo may
 import everything. Inside chargeback: errors/period ← collect ← rate ← outputs ← the commands (run, cli,
 exporter, ledger, …). Imports inside functions and under TYPE_CHECKING count too:
 a lazy import still ties the packages together.
@@ -16,13 +17,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pool_catalog", "policies", "infra", "chargeback", "pool_demo")
+PACKAGES = ("pool_catalog", "policies", "infra", "chargeback", "portal", "pool_demo")
 
 ALLOWED: dict[str, set[str]] = {
     "pool_catalog": {"pool_catalog"},
     "policies": {"pool_catalog", "policies"},
     "infra": {"pool_catalog", "policies", "infra"},
     "chargeback": {"pool_catalog", "chargeback"},
+    "portal": {"pool_catalog", "infra", "chargeback", "portal"},
     "pool_demo": set(PACKAGES),
 }
 """Which of the project's packages each package may import."""

@@ -244,11 +244,15 @@ def evaluate(
     policy_config: Mapping[str, Any] | None = None,
     history: UnitHistory | None = None,
     budget_basis: BudgetBasis | None = None,
+    revalidate: bool = True,
 ) -> Decision:
     """Apply `request` to a copy of `catalog` and decide. Raises RequestError for requests that cannot be read.
 
     `history` (the unit's measured month) makes the budget check compare the expected figure by default;
-    `budget_basis` "quota" compares the full-quota figure instead ("expected" needs a history)."""
+    `budget_basis` "quota" compares the full-quota figure instead ("expected" needs a history).
+    `revalidate=False` leaves out reloading the edited catalog and the policy pack (seconds): the portal's
+    estimate while a person types runs the name, capacity and budget checks only, and the full decision
+    when the request is submitted and approved."""
     root = Path(catalog.root)
     unit = catalog.unit(request.unit)
     if unit is None:
@@ -322,7 +326,8 @@ def evaluate(
     without = catalog.model_copy(update={"units": [*others, unit_without]})
     _check_capacity(without, cluster, namespace, decision)
     _check_budget(catalog, unit, unit_after, namespace, existing, at, allow_over_budget, history, decision)
-    _revalidate(catalog, decision, cluster_name, policy_config)
+    if revalidate:
+        _revalidate(catalog, decision, cluster_name, policy_config)
     return decision
 
 

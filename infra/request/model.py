@@ -76,16 +76,22 @@ def parse_request(fields: Mapping[str, Any], source: str) -> NamespaceRequest:
         return NamespaceRequest.model_validate(dict(fields))
     except ValidationError as e:
         problems = []
-        for error in e.errors():
-            where = field_path(tuple(error["loc"]))
+        for where, message in request_problems(e):
             if source == "flags":
-                flag = _FLAG_OF.get(where) or ("--storage" if where.startswith("quota.storage") else where)
-                where = flag
-            message = "is required" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "is not a field of a namespace request (see `pool request --help`)"
+                where = _FLAG_OF.get(where) or ("--storage" if where.startswith("quota.storage") else where)
             problems.append(f"{where}: {message}")
         raise RequestError(f"request ({source}) is not valid:\n  " + "\n  ".join(problems)) from e
+
+
+def request_problems(error: ValidationError) -> list[tuple[str, str]]:
+    """(field path such as quota.cpu, message) of each problem of a request; the portal shows each beside its field."""
+    problems = []
+    for item in error.errors():
+        message = "is required" if item["type"] == "missing" else item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "is not a field of a namespace request (see `pool request --help`)"
+        problems.append((field_path(tuple(item["loc"])), message))
+    return problems
 
 
 def read_request_file(path: Path) -> dict[str, Any]:

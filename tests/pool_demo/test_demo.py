@@ -24,6 +24,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from chargeback.errors import LocalPrometheusError
+from chargeback.ledger.store import Ledger
 from chargeback.period import Period
 from infra import check
 from infra.check import Violation
@@ -91,7 +92,20 @@ def test_rerun_gives_byte_identical_files_and_leaves_no_work_files(runs: DemoRun
             assert f"{period.label}/invoices/{unit}.html" in names
     assert any(name.startswith("manifests/dc1/") for name in names)
     # The OpenMetrics files, the TSDB and Prometheus' log live in a work directory that is removed.
-    assert sorted(p.name for p in runs.out.iterdir()) == ["2026-09", "2026-10", "manifests"]
+    assert sorted(p.name for p in runs.out.iterdir()) == ["2026-09", "2026-10", "issued", "ledger.db", "manifests"]
+
+
+def test_the_command_closes_both_months_into_the_ledger_with_the_invoices_figures(runs: DemoRuns) -> None:
+    """The portal reads issued months: `make demo` closes both into out/demo/ledger.db, same figures."""
+    with Ledger(runs.out / "ledger.db") as book:
+        issues = book.issues()
+    assert [(i.period, i.kind) for i in issues] == [(SEPTEMBER.label, "original"), (PERIOD.label, "original")]
+    for issue in issues:
+        for document in issue.documents:
+            billed = json.loads(
+                (runs.out / issue.period / "invoices" / f"{document.business_unit}.json").read_text(encoding="utf-8")
+            )
+            assert document.total == billed["total"], (issue.period, document.business_unit)
 
 
 def test_summary_table_shows_the_invoice_figures(runs: DemoRuns) -> None:
@@ -294,7 +308,7 @@ def test_failed_backfill_keeps_earlier_reports_and_exits_2(
     assert "promtool could not backfill" in result.output
     assert "Traceback" not in result.output
     assert digest(out) == before
-    assert sorted(p.name for p in out.iterdir()) == ["2026-09", "2026-10", "manifests"]
+    assert sorted(p.name for p in out.iterdir()) == ["2026-09", "2026-10", "issued", "ledger.db", "manifests"]
 
 
 def test_missing_prometheus_is_reported_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
