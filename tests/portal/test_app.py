@@ -174,7 +174,7 @@ def test_the_estimate_is_pool_requests_with_the_last_issued_month_and_follows_th
     after = Decimal(expected["estimate"]["expected_after"])
     text = html.unescape(first.text)
     assert f"expected from {PERIOD}'s use: " in text and f"→ {after:,} CNY" in text
-    assert "budget 60,000 CNY" in text and "compared: the expected figure" in text
+    assert "budget 60,000.00 CNY" in text and "compared: the expected figure" in text
     assert "Fits" in text
     bigger = member.get(f"/units/{UNIT}/estimate", params={**NEW, "cpu": "8"})
     assert re.search(r'id="namespace-cost">([^<]+)<', bigger.text).group(1) != cost
