@@ -40,6 +40,7 @@ from .collect.promql import LabelMatcher
 from .connection import connection_options
 from .exporter import ExporterSource, MonthToDateCollector, parse_interval, parse_listen, registry_of
 from .exporter import serve as serve_metrics
+from .outputs.focus import FOCUS_VERSION, FocusVersion
 from .period import Period
 from .rate.idle import REASONS
 from .rate.invoices import idle_totals, text
@@ -139,6 +140,14 @@ AllowIncompleteOption = Annotated[
         "required series missing, a partial answer); the findings are printed on every affected invoice.",
     ),
 ]
+FocusVersionOption = Annotated[
+    FocusVersion,
+    typer.Option(
+        "--focus-version",
+        help="FOCUS version of focus.csv: 1.4 (the default) or 1.3 for tools that still read it (adds the "
+        "ProviderName and PublisherName columns 1.4 removed).",
+    ),
+]
 ModeOption = Annotated[
     BillingMode | None,
     typer.Option("--billing-mode", help="Override rates.yaml: usage, request, or max of request and use per hour."),
@@ -158,7 +167,7 @@ def _run(
     allow_incomplete: bool = False,
 ) -> PeriodRun:
     """`run_period`, then the run's warnings and data findings on stderr (a refusal is a DataContractError the
-    command's guard prints). `reports`: the report options of run_period (previous, pdf)."""
+    command's guard prints). `reports`: the report options of run_period (previous, pdf, focus_version)."""
     run = run_period(
         period,
         catalog,
@@ -248,6 +257,7 @@ def invoice(
         ),
     ] = None,
     allow_incomplete: AllowIncompleteOption = False,
+    focus_version: FocusVersionOption = FOCUS_VERSION,
 ) -> None:
     """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
     _logging(verbose)
@@ -256,7 +266,7 @@ def invoice(
         run = _run(period, catalog, settings, None, cluster, cluster_label, match, billing_mode, None, allow_incomplete)
         ledger_cli.compare_closed(run.chargeback, *closed, pdf_folder=out_dir if pdf else None)
         return
-    reports = {"previous": previous, "pdf": pdf}
+    reports = {"previous": previous, "pdf": pdf, "focus_version": focus_version}
     run = _run(
         period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode, reports, allow_incomplete
     )

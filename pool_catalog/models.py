@@ -29,7 +29,7 @@ from .errors import Finding
 from .quantities import Bytes, Cores, parse
 from .resources import HOURS_PER_MONTH as HOURS_PER_MONTH
 from .resources import Resource as Resource
-from .resources import ResourceSpec, names, spec_of
+from .resources import ResourceSpec, focus_service_error, names, spec_of
 from .time_zones import UTC_NAME, check_zone
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -1085,6 +1085,21 @@ class CapabilityRateVersion(_Model):
 class CapabilityRate(_Model):
     capability: DnsLabel = Field(..., description="Name of a capability some namespace `exposes`.")
     versions: list[CapabilityRateVersion] = Field(..., min_length=1, description="Methods, each from effective_from.")
+    service_category: str = Field(
+        "Other", description="FOCUS ServiceCategory of its charges (an allowed value of FOCUS 1.4), e.g. Identity."
+    )
+    service_subcategory: str = Field(
+        "Other (Other)",
+        description="FOCUS ServiceSubcategory, one of the service_category's (e.g. Identity and Access Management; "
+        "`Other (<category>)` when none fits).",
+    )
+
+    @model_validator(mode="after")
+    def _focus_service(self) -> CapabilityRate:
+        error = focus_service_error(self.service_category, self.service_subcategory)
+        if error:
+            raise ValueError(error)
+        return self
 
     @field_validator("versions")
     @classmethod
