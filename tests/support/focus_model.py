@@ -52,7 +52,7 @@ RULES_CHECKED = (
     "AllocatedMethodDetails all null or all set; AllocatedTags null unless allocated; AllocatedMethodDetails "
     "valid against the official JSON schema (Elements, AllocatedRatio in [0, 1], x_ keys in PascalCase); "
     "AllocatedTags repeats no key of Tags",
-    "Credit rows have BilledCost <= 0",
+    "Credit rows that are not corrections have BilledCost <= 0 (a correction's reversal of a credit is positive)",
 )
 RULES_NOT_CHECKED = (
     "Invoice Detail, Billing Period and Contract Commitment datasets: not written (no commitments; the "
@@ -175,7 +175,7 @@ def _cross_column(row: dict[str, str]) -> list[str]:
         for cost, price in (("ListCost", "ListUnitPrice"), ("ContractedCost", "ContractedUnitPrice")):
             if row[price] and abs(Decimal(row[cost]) - Decimal(row[price]) * quantity) > MONEY_TOLERANCE:
                 found.append(f"{cost}: MUST be {price} x PricingQuantity")
-    if row["ChargeCategory"] == "Credit" and Decimal(row["BilledCost"]) > 0:
+    if row["ChargeCategory"] == "Credit" and not correction and Decimal(row["BilledCost"]) > 0:
         found.append("BilledCost: a Credit is not positive")
     return found + _allocation(row)
 
