@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -1094,12 +1095,22 @@ class CapabilityRate(_Model):
         "`Other (<category>)` when none fits).",
     )
 
-    @model_validator(mode="after")
-    def _focus_service(self) -> CapabilityRate:
-        error = focus_service_error(self.service_category, self.service_subcategory)
+    @field_validator("service_category")
+    @classmethod
+    def _focus_category(cls, value: str) -> str:
+        error = focus_service_error(value, f"Other ({value})")  # every category has its catch-all
         if error:
             raise ValueError(error)
-        return self
+        return value
+
+    @field_validator("service_subcategory")
+    @classmethod
+    def _focus_subcategory(cls, value: str, info: ValidationInfo) -> str:
+        category = info.data.get("service_category")
+        error = focus_service_error(category, value) if category else None
+        if error:
+            raise ValueError(error)
+        return value
 
     @field_validator("versions")
     @classmethod
