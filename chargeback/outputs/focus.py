@@ -121,6 +121,7 @@ REMOVED_IN_1_4 = ("ProviderName", "PublisherName")
 FOCUS_COLUMNS: tuple[str, ...] = tuple(c for c in FOCUS_1_3_COLUMNS if c not in REMOVED_IN_1_4)
 """FOCUS 1.4 columns written, in order: the 1.3 ones without the two 1.4 removed."""
 
+
 class FocusVersion(StrEnum):
     """The FOCUS versions focus.csv can be written in."""
 

@@ -368,7 +368,7 @@ def test_close_with_focus_1_3_writes_the_1_3_layout_and_the_ledger_keeps_1_4(pro
     files = ["ledger", "export", "--ledger", ledger, "--format", "files", "--focus-version", "1.3"]
     assert CliRunner().invoke(app, [*files, "--out", str(restored)]).exit_code == 0
     assert (restored / "2026-10" / "focus.csv").read_text(encoding="utf-8") == written
-    wrong = CliRunner().invoke(app, [*args, "--focus-version", "1.2"])
+    wrong = CliRunner(env={"COLUMNS": "250"}).invoke(app, [*args, "--focus-version", "1.2"])
     assert wrong.exit_code == 2 and "'1.2' is not one of '1.4', '1.3'" in wrong.output
 
 
