@@ -18,10 +18,11 @@ import pytest
 from chargeback.outputs.csv_tables import csv_text
 from chargeback.outputs.focus import COLUMNS, FOCUS_1_3_COLUMNS, columns_of, focus_rows, relayout
 from chargeback.rate.result import Chargeback, charge
-from pool_catalog import CatalogError, Severity, load_catalog
+from pool_catalog import load_catalog
 from pool_catalog.resources import FOCUS_SERVICE_CATEGORIES, SERVICE_SUBCATEGORIES
 from tests.chargeback.outputs.test_outputs import OCT, month_rows
-from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
+from tests.pool_catalog.test_capability_rates import errors_after
+from tests.support.catalog_edit import EXAMPLE_CATALOG
 from tests.support.focus_model import MODEL_DIR, cost_and_usage_columns, model, violations
 from tests.support.usage_frames import usage_frame
 
@@ -136,19 +137,11 @@ def test_1_3_is_1_4_plus_the_removed_columns_and_converts_back_byte_for_byte(wri
         relayout("BilledCost\n1.00\n", "1.4")
 
 
-def _errors(tmp_path: Path, change: Callable[[Any], None]) -> list:
-    root = copy_example(tmp_path)
-    edit_yaml(root / "rates.yaml", change)
-    with pytest.raises(CatalogError) as raised:
-        load_catalog(root)
-    return [f for f in raised.value.findings if f.severity is Severity.ERROR]
-
-
 def test_a_capability_subcategory_outside_the_allowed_list_names_file_field_line_and_the_fix(tmp_path: Path) -> None:
     def plain_other(doc: Any) -> None:
         doc["capabilities"][0]["service_subcategory"] = "Other"
 
-    (finding,) = _errors(tmp_path, plain_other)
+    (finding,) = errors_after(tmp_path, plain_other)
     assert finding.file.endswith("rates.yaml") and finding.field == "capabilities[0].service_subcategory"
     assert finding.line is not None
     assert "service_subcategory 'Other' is not a FOCUS ServiceSubcategory" in finding.message
@@ -159,6 +152,6 @@ def test_a_capability_category_outside_the_allowed_list_is_an_error(tmp_path: Pa
     def unknown(doc: Any) -> None:
         doc["capabilities"][2]["service_category"] = "Scoring"
 
-    findings = _errors(tmp_path, unknown)
+    findings = errors_after(tmp_path, unknown)
     assert findings[0].field == "capabilities[2].service_category"
     assert "'Scoring' is not a FOCUS ServiceCategory; use one of: AI and Machine Learning" in findings[0].message
