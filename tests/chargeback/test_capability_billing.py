@@ -372,6 +372,17 @@ def test_close_with_focus_1_3_writes_the_1_3_layout_and_the_ledger_keeps_1_4(pro
     assert wrong.exit_code == 2 and "'1.2' is not one of '1.4', '1.3'" in wrong.output
 
 
+def test_invoice_with_focus_1_3_writes_the_same_rows_in_the_1_3_layout(prometheus: str, tmp_path: Path) -> None:
+    out = tmp_path / "2026-10"
+    args = ["invoice", "--period", "2026-10", "--prometheus", prometheus, "--out", str(out), "--focus-version", "1.3"]
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, args)
+    assert result.exit_code == 0, result.output
+    written = (out / "focus.csv").read_text(encoding="utf-8")
+    assert written.partition("\n")[0].split(",") == list(columns_of("1.3"))
+    check_1_3_columns(list(csv.DictReader(io.StringIO(written))))
+    assert violations(relayout(written, "1.4")) == []
+
+
 def test_a_capability_change_after_close_is_corrected_like_any_line(per_call: Chargeback, switched: Chargeback) -> None:
     """Issued per_call, recomputed with identity as cost_recovery: the correction notes re-bill exactly the moved
     money on both sides, and their FOCUS rows meet the column rules."""

@@ -6,8 +6,8 @@ model_provenance.json) of the machine-readable FOCUS 1.4 Data Model shipped by P
 the official AllocatedMethodDetails JSON schema (FOCUS_Spec v1.4, specification/schemas/datasets/cost_and_usage/).
 
 `violations` returns every failed check as text ("row 3 ServiceSubcategory: ..."), so a test asserts an empty
-list and a planted violation names itself. RULES_CHECKED / RULES_NOT_CHECKED are the conformance report the
-README's finance guide prints.
+list and a planted violation names itself. RULES_CHECKED / RULES_NOT_CHECKED list what it checks and what not
+(why), as the conformance report of the README's finance guide does.
 """
 
 from __future__ import annotations
