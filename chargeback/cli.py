@@ -51,6 +51,7 @@ from .exporter import (
     utc_now,
 )
 from .exporter import serve as serve_metrics
+from .outputs.focus import FOCUS_VERSION, FocusVersion
 from .outputs.report_set import run_lock
 from .period import Period
 from .rate.idle import REASONS
@@ -175,6 +176,14 @@ AllowIncompleteOption = Annotated[
         "required series missing, a partial answer); the findings are printed on every affected invoice.",
     ),
 ]
+FocusVersionOption = Annotated[
+    FocusVersion,
+    typer.Option(
+        "--focus-version",
+        help="FOCUS version of focus.csv: 1.4 (the default) or 1.3 for tools that still read it (adds the "
+        "ProviderName and PublisherName columns 1.4 removed).",
+    ),
+]
 ModeOption = Annotated[
     BillingMode | None,
     typer.Option("--billing-mode", help="Override rates.yaml: usage, request, or max of request and use per hour."),
@@ -194,7 +203,7 @@ def _run(
     allow_incomplete: bool = False,
 ) -> PeriodRun:
     """`run_period`, then the run's warnings and data findings on stderr (a refusal is a DataContractError the
-    command's guard prints). `reports`: the report options of run_period (previous, pdf)."""
+    command's guard prints). `reports`: the report options of run_period (previous, pdf, focus_version)."""
     run = run_period(
         period,
         catalog,
@@ -284,6 +293,7 @@ def invoice(
         ),
     ] = None,
     allow_incomplete: AllowIncompleteOption = False,
+    focus_version: FocusVersionOption = FOCUS_VERSION,
 ) -> None:
     """Bill a month: invoices per business unit, finance summary, usage/line items/idle/FOCUS CSVs."""
     _logging(verbose)
@@ -292,7 +302,7 @@ def invoice(
         run = _run(period, catalog, settings, None, cluster, cluster_label, match, billing_mode, None, allow_incomplete)
         ledger_cli.compare_closed(run.chargeback, *closed, pdf_folder=out_dir if pdf else None)
         return
-    reports = {"previous": previous, "pdf": pdf}
+    reports = {"previous": previous, "pdf": pdf, "focus_version": focus_version}
     with run_lock(out_dir):  # from the start: a second run on this --out is refused before it asks Prometheus
         run = _run(
             period, catalog, settings, out_dir, cluster, cluster_label, match, billing_mode, reports, allow_incomplete

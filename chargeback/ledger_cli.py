@@ -24,6 +24,7 @@ from .cli import (
     CatalogOption,
     ClusterLabelOption,
     ClusterOption,
+    FocusVersionOption,
     MatchOption,
     ModeOption,
     PeriodOption,
@@ -39,8 +40,8 @@ from .ledger.documents import Difference, UnitState, chargeback_lines, differenc
 from .ledger.reading import ClosedMonthsCollector
 from .ledger.schema import LINE_FIELDS
 from .ledger.store import Issue, Ledger, ledger_url
-from .outputs.csv_tables import BOM, csv_text
-from .outputs.focus import COLUMNS as FOCUS_COLUMNS
+from .outputs.csv_tables import BOM
+from .outputs.focus import FOCUS_VERSION, files_in_version, relayout
 from .outputs.writer import write_file, write_new_files
 from .period import Period
 from .rate.result import Chargeback
@@ -216,6 +217,7 @@ def close(
             help="Close even though the catalog has uncommitted changes (the ledger records the checkout as dirty).",
         ),
     ] = False,
+    focus_version: FocusVersionOption = FOCUS_VERSION,
 ) -> None:
     """Issue a month into the ledger (and write its reports); re-run: compare; --correct: issue corrections."""
     result: CloseResult = close_month(
@@ -230,6 +232,7 @@ def close(
         matchers=match or [],
         billing_mode=billing_mode,
         previous=previous,
+        focus_version=focus_version,
         allow_dirty_catalog=allow_dirty_catalog,
     )
     for warning in result.warnings:
@@ -385,21 +388,21 @@ def _focus_file(issue: Issue) -> str:
     return content
 
 
-def _focus(issues: Sequence[Issue]) -> str:
-    """One issue: its FOCUS file as issued. Several: one header, then each issue's rows in issue order."""
-    if len(issues) == 1:
-        return _focus_file(issues[0])
-    header = csv_text(FOCUS_COLUMNS, [])
-    bodies = []
+def _focus(issues: Sequence[Issue], version: str = FOCUS_VERSION) -> str:
+    """The issued FOCUS rows in FOCUS `version` (a month issued in 1.3 is converted like one in 1.4): one header,
+    then each issue's rows in issue order."""
+    header, bodies = "", []
     for issue in issues:
-        first, _, body = _focus_file(issue).partition("\n")
-        if first + "\n" != header:
+        try:
+            content = relayout(_focus_file(issue), version)
+        except ValueError as e:
             raise LedgerError(
-                f"{issue.period} #{issue.sequence} was issued with other FOCUS columns than this version writes; "
-                "export it on its own range (--from/--to) so each file keeps one header"
-            )
+                f"{issue.period} #{issue.sequence}: its focus.csv is {e}; export it with the chargeback version that "
+                "issued it"
+            ) from None
+        header, _, body = content.partition("\n")
         bodies.append(body)
-    return header + "".join(bodies)
+    return header + "\n" + "".join(bodies)
 
 
 def _lines_csv(issues: Sequence[Issue]) -> str:
@@ -463,6 +466,7 @@ def export(
             "into the folder --out, one subfolder per period).",
         ),
     ] = "focus",
+    focus_version: FocusVersionOption = FOCUS_VERSION,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="File to write (default: standard output); a folder for files.")
     ] = None,
@@ -484,10 +488,10 @@ def export(
     issues = load()
     if fmt == "files":
         assert out_file is not None
-        written = write_issued_files(out_file, issues)
+        written = write_issued_files(out_file, issues, focus_version)
         err().print(f"wrote {len(written)} files to {out_file}", markup=False)
         return
-    content = EXPORTS[fmt](issues)
+    content = _focus(issues, focus_version) if fmt == "focus" else EXPORTS[fmt](issues)
     if out_file is None:
         typer.echo(content, nl=False)
         return
@@ -495,13 +499,14 @@ def export(
     err().print(f"wrote {out_file}", markup=False)
 
 
-def write_issued_files(folder: Path, issues: Sequence[Issue]) -> list[Path]:
+def write_issued_files(folder: Path, issues: Sequence[Issue], focus_version: str = FOCUS_VERSION) -> list[Path]:
     """The report files of each issue under folder/<period>/, as issued, PDFs included byte for byte (e.g. to
-    restore a lost reports folder).
+    restore a lost reports folder), focus.csv files in `focus_version`.
     Files that exist with other content are an error; nothing is overwritten."""
     files: dict[str, str | bytes] = {}
     for issue in issues:
-        files |= {f"{issue.period}/{name}": content for name, content in issue.files.items()}
+        issued = files_in_version(issue.files, focus_version)
+        files |= {f"{issue.period}/{name}": content for name, content in issued.items()}
     clashes = sorted(
         str(folder / name)
         for name, content in files.items()

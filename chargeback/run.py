@@ -28,6 +28,7 @@ from .collect.usage import (
     union_text_columns,
 )
 from .errors import ChargebackError, DataContractError
+from .outputs.focus import FOCUS_VERSION
 from .outputs.writer import write_reports
 from .period import Period
 from .rate import north_star
@@ -135,13 +136,14 @@ def run_period(
     billing_mode: str | BillingMode | None = None,
     previous: Path | None = None,
     pdf: bool = False,
+    focus_version: str = FOCUS_VERSION,
     allow_incomplete: bool = False,
     now: dt.datetime | None = None,
 ) -> PeriodRun:
     """Bill one month: check the data (`doctor.examine`, which also counts the capability calls), collect,
     rate (resources, then capability calls with the provider namespaces' costs), judge idle allocations and
     (if `out`) write every report (`previous`: the previous period's output directory for month over
-    month; `pdf`: print HTML to PDF).
+    month; `pdf`: print HTML to PDF; `focus_version`: of focus.csv).
 
     Error findings (no data, a period not over at `now`, a required series missing, a partial answer …)
     refuse the run with DataContractError unless `allow_incomplete`; then they are printed, with the
@@ -183,7 +185,11 @@ def run_period(
     if business is not None:
         chargeback = replace(chargeback, north_star=business)
         collected.warnings.extend(north_star.missing_warnings(business, period))
-    written = write_reports(chargeback, Path(out), previous=previous, pdf=pdf) if out is not None else []
+    written = (
+        write_reports(chargeback, Path(out), previous=previous, pdf=pdf, focus_version=focus_version)
+        if out is not None
+        else []
+    )
     return PeriodRun(
         chargeback=chargeback,
         warnings=collected.warnings,

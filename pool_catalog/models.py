@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -29,7 +30,7 @@ from .errors import Finding
 from .quantities import MAX_QUANTITY, Bytes, Cores, parse
 from .resources import HOURS_PER_MONTH as HOURS_PER_MONTH
 from .resources import Resource as Resource
-from .resources import ResourceSpec, names, spec_of
+from .resources import ResourceSpec, focus_service_error, names, spec_of
 from .time_zones import UTC_NAME, check_zone
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -1108,6 +1109,31 @@ class CapabilityRateVersion(_Model):
 class CapabilityRate(_Model):
     capability: DnsLabel = Field(..., description="Name of a capability some namespace `exposes`.")
     versions: list[CapabilityRateVersion] = Field(..., min_length=1, description="Methods, each from effective_from.")
+    service_category: str = Field(
+        "Other", description="FOCUS ServiceCategory of its charges (an allowed value of FOCUS 1.4), e.g. Identity."
+    )
+    service_subcategory: str = Field(
+        "Other (Other)",
+        description="FOCUS ServiceSubcategory, one of the service_category's (e.g. Identity and Access Management; "
+        "`Other (<category>)` when none fits).",
+    )
+
+    @field_validator("service_category")
+    @classmethod
+    def _focus_category(cls, value: str) -> str:
+        error = focus_service_error(value, f"Other ({value})")  # every category has its catch-all
+        if error:
+            raise ValueError(error)
+        return value
+
+    @field_validator("service_subcategory")
+    @classmethod
+    def _focus_subcategory(cls, value: str, info: ValidationInfo) -> str:
+        category = info.data.get("service_category")
+        error = focus_service_error(category, value) if category else None
+        if error:
+            raise ValueError(error)
+        return value
 
     @field_validator("versions")
     @classmethod

@@ -51,6 +51,134 @@ class Resource(StrEnum):
         return spec_of(self).usage_unit
 
 
+FOCUS_SERVICE_CATEGORIES: tuple[str, ...] = (
+    "AI and Machine Learning",
+    "Analytics",
+    "Business Applications",
+    "Compute",
+    "Databases",
+    "Developer Tools",
+    "Multicloud",
+    "Identity",
+    "Integration",
+    "Internet of Things",
+    "Management and Governance",
+    "Media",
+    "Migration",
+    "Mobile",
+    "Networking",
+    "Security",
+    "Storage",
+    "Web",
+    "Other",
+)
+"""FOCUS 1.4 ServiceCategory allowed values (specification/datasets/cost_and_usage/columns/servicecategory.md;
+tests/chargeback/outputs/test_focus_model.py checks them against the FinOps Foundation's 1.4 data model)."""
+
+SERVICE_SUBCATEGORIES: Mapping[str, str] = MappingProxyType(
+    {
+        "AI Platforms": "AI and Machine Learning",
+        "API Management": "Integration",
+        "Analytics Platforms": "Analytics",
+        "Application Networking": "Networking",
+        "Application Platforms": "Web",
+        "Architecture": "Management and Governance",
+        "Backup Storage": "Storage",
+        "Block Storage": "Storage",
+        "Bots": "AI and Machine Learning",
+        "Business Intelligence": "Analytics",
+        "Caching": "Databases",
+        "Compliance": "Management and Governance",
+        "Containers": "Compute",
+        "Content Creation": "Media",
+        "Content Delivery": "Networking",
+        "Continuous Integration and Deployment": "Developer Tools",
+        "Cost Management": "Management and Governance",
+        "Data Governance": "Management and Governance",
+        "Data Migration": "Migration",
+        "Data Processing": "Analytics",
+        "Data Warehouses": "Databases",
+        "Developer Platforms": "Developer Tools",
+        "Development Environments": "Developer Tools",
+        "Disaster Recovery": "Management and Governance",
+        "End User Computing": "Compute",
+        "Endpoint Management": "Management and Governance",
+        "File Storage": "Storage",
+        "Gaming": "Media",
+        "Generative AI": "AI and Machine Learning",
+        "Identity and Access Management": "Identity",
+        "IoT Analytics": "Internet of Things",
+        "IoT Platforms": "Internet of Things",
+        "Ledger Databases": "Databases",
+        "Machine Learning": "AI and Machine Learning",
+        "Media Streaming": "Media",
+        "Messaging": "Integration",
+        "Mixed Reality": "Media",
+        "Multicloud Integration": "Multicloud",
+        "Natural Language Processing": "AI and Machine Learning",
+        "Network Connectivity": "Networking",
+        "Network Infrastructure": "Networking",
+        "Network Routing": "Networking",
+        "Network Security": "Networking",
+        "NoSQL Databases": "Databases",
+        "Object Storage": "Storage",
+        "Observability": "Management and Governance",
+        "Other (AI and Machine Learning)": "AI and Machine Learning",
+        "Other (Analytics)": "Analytics",
+        "Other (Business Applications)": "Business Applications",
+        "Other (Compute)": "Compute",
+        "Other (Databases)": "Databases",
+        "Other (Developer Tools)": "Developer Tools",
+        "Other (Identity)": "Identity",
+        "Other (Integration)": "Integration",
+        "Other (Internet of Things)": "Internet of Things",
+        "Other (Management and Governance)": "Management and Governance",
+        "Other (Media)": "Media",
+        "Other (Migration)": "Migration",
+        "Other (Mobile)": "Mobile",
+        "Other (Multicloud)": "Multicloud",
+        "Other (Networking)": "Networking",
+        "Other (Other)": "Other",
+        "Other (Security)": "Security",
+        "Other (Storage)": "Storage",
+        "Other (Web)": "Web",
+        "Productivity and Collaboration": "Business Applications",
+        "Quality Assurance": "Developer Tools",
+        "Quantum Compute": "Compute",
+        "Relational Databases": "Databases",
+        "Resource Migration": "Migration",
+        "Search": "Analytics",
+        "Secret Management": "Security",
+        "Security Posture Management": "Security",
+        "Serverless Compute": "Compute",
+        "Source Code Management": "Developer Tools",
+        "Storage Platforms": "Storage",
+        "Streaming Analytics": "Analytics",
+        "Support": "Management and Governance",
+        "Threat Detection and Response": "Security",
+        "Time Series Databases": "Databases",
+        "Virtual Machines": "Compute",
+        "Workflow Orchestration": "Integration",
+    }
+)
+"""FOCUS 1.4 ServiceSubcategory allowed values → the ServiceCategory each belongs to (servicesubcategory.md,
+checked against the 1.4 data model like the categories). `Other (<category>)` is each category's catch-all."""
+
+
+def focus_service_error(category: str, subcategory: str) -> str | None:
+    """Why a ServiceCategory/ServiceSubcategory pair is not FOCUS 1.4 (None: it is), naming the allowed values."""
+    if category not in FOCUS_SERVICE_CATEGORIES:
+        return f"service_category {category!r} is not a FOCUS ServiceCategory; use one of: " + ", ".join(
+            FOCUS_SERVICE_CATEGORIES
+        )
+    parent = SERVICE_SUBCATEGORIES.get(subcategory)
+    if parent != category:
+        allowed = [sub for sub, cat in SERVICE_SUBCATEGORIES.items() if cat == category]
+        found = "is not a FOCUS ServiceSubcategory" if parent is None else f"belongs to ServiceCategory {parent!r}"
+        return f"service_subcategory {subcategory!r} {found}; under {category!r} use one of: " + ", ".join(allowed)
+    return None
+
+
 @dataclass(frozen=True)
 class FocusService:
     """FOCUS ServiceCategory, ServiceSubcategory and ServiceName of a resource's charges."""
@@ -58,6 +186,11 @@ class FocusService:
     category: str
     subcategory: str
     name: str
+
+    def __post_init__(self) -> None:
+        error = focus_service_error(self.category, self.subcategory)
+        if error:
+            raise ValueError(f"FOCUS service of {self.name!r}: {error}")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from ..collect.promql import LabelMatcher
 from ..errors import LedgerError, OutputError
 from ..outputs.csv_tables import csv_text
 from ..outputs.focus import COLUMNS as FOCUS_COLUMNS
-from ..outputs.focus import correction_rows, focus_rows
+from ..outputs.focus import FOCUS_VERSION, FOCUS_VERSIONS, correction_rows, files_in_version, focus_rows
 from ..outputs.history import PreviousPeriod
 from ..outputs.html import html_environment, render
 from ..outputs.reports import previous_period, report_files
@@ -114,18 +114,22 @@ def close_month(
     matchers: Sequence[LabelMatcher | str] = (),
     billing_mode: str | BillingMode | None = None,
     previous: Path | None = None,
+    focus_version: str = FOCUS_VERSION,
     now: dt.datetime | None = None,
     issued_by: str | None = None,
     allow_dirty_catalog: bool = False,
 ) -> CloseResult:
     """Close `period`: issue it if it never was, say whether a recomputation is identical, or (with `correct`)
     issue correction notes for what changed, for units whose change reaches rates.yaml corrections.materiality.
-    A catalog with uncommitted changes is refused unless `allow_dirty_catalog`.
+    A catalog with uncommitted changes is refused unless `allow_dirty_catalog`. The ledger keeps FOCUS 1.4 rows;
+    the focus.csv files written to `out` are in `focus_version`.
     Raises LedgerError/ChargebackError/CatalogError with a message."""
     catalog = catalog if isinstance(catalog, Catalog) else load_catalog(Path(catalog))
     period = (period if isinstance(period, Period) else Period.parse(period)).in_zone(catalog.pool.billing.time_zone)
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     _check_ended(period, now)
+    if focus_version not in FOCUS_VERSIONS:  # before anything is issued
+        raise LedgerError(f"FOCUS version {focus_version!r}: write one of {', '.join(FOCUS_VERSIONS)}")
     if not allow_dirty_catalog:
         refuse_dirty_catalog(Path(catalog.root))
     settings = prometheus if isinstance(prometheus, PrometheusSettings) else PrometheusSettings(url=prometheus)
@@ -201,9 +205,11 @@ def close_month(
     # Committed: now the files. A failure here leaves the ledger right; `chargeback ledger export` rewrites them.
     try:
         if outcome == "issued":
-            written = write_reports(run.chargeback, out, render_files=lambda _: issue.files)
+            written = write_reports(
+                run.chargeback, out, render_files=lambda _: issue.files, focus_version=focus_version
+            )
         else:
-            written = write_new_files(out, issue.files)
+            written = write_new_files(out, files_in_version(issue.files, focus_version))
     except OutputError as e:
         raise OutputError(
             f"{period.label} is issued in ledger {book.name}, but {e}; write them from the ledger with "

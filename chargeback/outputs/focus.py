@@ -1,4 +1,8 @@
-"""The rated lines as a FOCUS 1.3 cost and usage dataset (https://focus.finops.org).
+"""The rated lines as a FOCUS 1.4 cost and usage dataset (https://focus.finops.org), or 1.3 on request.
+
+FOCUS 1.4 (ratified 2026-06-04) removed ProviderName and PublisherName, deprecated in 1.3 and still Mandatory
+there; the rows are otherwise the same, so a 1.3 file is the 1.4 one with those two columns (= the issuer)
+added (`relayout`). The ledger keeps what was issued; export converts.
 
 Every Mandatory column is present; Conditional/Recommended columns are included where this pool
 has the data (invoice id, consumed quantity, SKU, sub account and resource = namespace, list/contracted
@@ -42,9 +46,12 @@ on the correction note's InvoiceId.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections import defaultdict
 from decimal import Decimal
+from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
@@ -59,9 +66,7 @@ from ..rate.result import Chargeback
 from .csv_tables import csv_text
 from .formats import Format, Inputs, register
 
-FOCUS_VERSION = "1.3"
-
-FOCUS_COLUMNS: tuple[str, ...] = (
+FOCUS_1_3_COLUMNS: tuple[str, ...] = (
     "AllocatedMethodDetails",
     "AllocatedMethodId",
     "AllocatedResourceId",
@@ -112,6 +117,23 @@ FOCUS_COLUMNS: tuple[str, ...] = (
 """FOCUS 1.3 columns written, in order (all Mandatory ones among them; ProviderName and PublisherName are
 deprecated in 1.3 but still Mandatory)."""
 
+REMOVED_IN_1_4 = ("ProviderName", "PublisherName")
+FOCUS_COLUMNS: tuple[str, ...] = tuple(c for c in FOCUS_1_3_COLUMNS if c not in REMOVED_IN_1_4)
+"""FOCUS 1.4 columns written, in order: the 1.3 ones without the two 1.4 removed."""
+
+
+class FocusVersion(StrEnum):
+    """The FOCUS versions focus.csv can be written in."""
+
+    V1_4 = "1.4"
+    V1_3 = "1.3"
+
+
+FOCUS_VERSIONS = tuple(v.value for v in FocusVersion)
+FOCUS_VERSION = FocusVersion.V1_4
+"""The version written unless `--focus-version` asks for another."""
+
+
 CUSTOM_COLUMNS: tuple[str, ...] = (
     "x_BusinessUnit",
     "x_CostCenter",
@@ -124,6 +146,36 @@ CUSTOM_COLUMNS: tuple[str, ...] = (
 )
 
 COLUMNS = FOCUS_COLUMNS + CUSTOM_COLUMNS
+"""The columns of focus.csv as written (FOCUS 1.4)."""
+
+
+def columns_of(version: str) -> tuple[str, ...]:
+    """The columns of focus.csv in FOCUS `version` (one of FOCUS_VERSIONS)."""
+    if version not in FOCUS_VERSIONS:
+        raise ValueError(f"FOCUS version {version!r}: write one of {', '.join(FOCUS_VERSIONS)}")
+    return (FOCUS_1_3_COLUMNS if version == "1.3" else FOCUS_COLUMNS) + CUSTOM_COLUMNS
+
+
+def relayout(content: str, version: str) -> str:
+    """A focus.csv (either version, as written or issued) in the layout of FOCUS `version`, byte for byte what
+    this module writes in it: 1.3's ProviderName and PublisherName are the issuer (InvoiceIssuerName)."""
+    target = columns_of(version)
+    rows = list(csv.DictReader(io.StringIO(content)))
+    header = content.partition("\n")[0].split(",")
+    if tuple(header) == target:
+        return content
+    if tuple(header) not in (columns_of(v) for v in FOCUS_VERSIONS):
+        raise ValueError("not a focus.csv this version writes: its header has other columns")
+    for row in rows:
+        for name in REMOVED_IN_1_4:
+            row[name] = row["InvoiceIssuerName"]
+    return csv_text(target, ({c: row[c] for c in target} for row in rows))
+
+
+def files_in_version(files: dict[str, Any], version: str) -> dict[str, Any]:
+    """Report files with every focus.csv (the month's, a correction's) in FOCUS `version`."""
+    return {n: relayout(c, version) if n.endswith("focus.csv") and isinstance(c, str) else c for n, c in files.items()}
+
 
 ALLOCATION_METHODS = {
     "proportional": "SharedNamespace-Proportional",
@@ -196,11 +248,18 @@ def capability_text_lines(chargeback: Chargeback) -> list[tuple[str, dict[str, s
     return result
 
 
-def _service(resource: str) -> tuple[str, str, str]:
+def capability_service(catalog: Catalog, capability: str) -> tuple[str, str]:
+    """ServiceCategory and ServiceSubcategory rates.yaml declares for a capability (its defaults otherwise)."""
+    rate = next((r for r in catalog.rates.capabilities if r.capability == capability), None)
+    return (rate.service_category, rate.service_subcategory) if rate else ("Other", "Other (Other)")
+
+
+def _service(catalog: Catalog, resource: str) -> tuple[str, str, str]:
     """ServiceCategory, ServiceSubcategory, ServiceName of a text line's resource."""
     for prefix in (CONSUMED, RECOVERED):
         if resource.startswith(prefix):
-            return "Other", "Other", resource.removeprefix(prefix)
+            capability = resource.removeprefix(prefix)
+            return (*capability_service(catalog, capability), capability)
     # A resource's come from its spec (FOCUS allowed values).
     focus = spec_of(resource).focus
     return focus.category, focus.subcategory, focus.name
@@ -223,7 +282,7 @@ def focus_row(
     issuer = catalog.rates.issuer.name
     unit = next((u for u in catalog.units if u.id == unit_id), None)
     cost_center = unit.cost_center if unit else ""
-    category, subcategory, service = _service(line["resource"])
+    category, subcategory, service = _service(catalog, line["resource"])
     credit = line["resource"].startswith(RECOVERED)
     sku = sku_of(line["resource"], line["tier"])
     where = f"namespace {line['namespace']} on cluster {line['cluster']}"
@@ -267,18 +326,16 @@ def focus_row(
         "ConsumedQuantity": "" if credit else line["usage_quantity"],  # null unless ChargeCategory is Usage
         "ConsumedUnit": "" if credit else line["usage_unit"],
         "ContractedCost": line["amount"],
-        "ContractedUnitPrice": line["unit_price"],
+        "ContractedUnitPrice": "" if credit else line["unit_price"],  # a credit has no price or quantity
         "EffectiveCost": line["amount"],
         "HostProviderName": issuer,
         "InvoiceId": invoice_id,
         "InvoiceIssuerName": issuer,
         "ListCost": line["amount"],
-        "ListUnitPrice": line["unit_price"],
-        "PricingCategory": "Standard",
-        "PricingQuantity": line["billed_quantity"],
-        "PricingUnit": line["unit"],
-        "ProviderName": issuer,
-        "PublisherName": issuer,
+        "ListUnitPrice": "" if credit else line["unit_price"],
+        "PricingCategory": "" if credit else "Standard",
+        "PricingQuantity": "" if credit else line["billed_quantity"],
+        "PricingUnit": "" if credit else line["unit"],
         "ResourceId": f"{line['cluster']}/{line['namespace']}",
         "ResourceName": line["namespace"],
         "ResourceType": "Kubernetes Namespace",
@@ -432,6 +489,7 @@ def _capability_row(
             f'"x_RecoveredCost":"{text(row["recovered_cost"])}"}}'
         )
     tags = provider_tags if credit or allocated else consumer_tags
+    category, subcategory = capability_service(catalog, capability)
     account_ns = provider_ns if credit else consumer_ns
     return {
         "AllocatedMethodDetails": details,
@@ -465,15 +523,13 @@ def _capability_row(
         "PricingCategory": "" if credit else "Standard",
         "PricingQuantity": pricing,
         "PricingUnit": pricing_unit,
-        "ProviderName": issuer,
-        "PublisherName": issuer,
         "ResourceId": f"{cluster}/{provider_ns}",
         "ResourceName": provider_ns,
         "ResourceType": "Kubernetes Namespace",
-        "ServiceCategory": "Other",
+        "ServiceCategory": category,
         "ServiceName": capability,
         "ServiceProviderName": issuer,
-        "ServiceSubcategory": "Other",
+        "ServiceSubcategory": subcategory,
         "SkuId": sku,
         "SkuPriceId": f"{sku}@{effective}",
         "SubAccountId": f"{cluster}/{account_ns}",
@@ -525,4 +581,4 @@ def _focus_file(inputs: Inputs) -> dict[str, str]:
     return {"focus.csv": csv_text(COLUMNS, focus_rows(inputs.chargeback))}
 
 
-register(Format("focus", "focus.csv (FinOps FOCUS 1.3)", ("chargeback",), render=_focus_file))
+register(Format("focus", "focus.csv (FinOps FOCUS 1.4; --focus-version 1.3)", ("chargeback",), render=_focus_file))

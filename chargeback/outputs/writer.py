@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 from ..rate.result import Chargeback
+from .focus import FOCUS_VERSION, files_in_version
 from .formats import Derivation, derived
 from .report_set import publish
 from .reports import previous_period, report_files
@@ -27,10 +28,12 @@ def write_reports(
     pdf: bool = False,
     chromium: str | None = None,
     render_files: Callable[[Chargeback], Mapping[str, str | bytes]] | None = None,
+    focus_version: str = FOCUS_VERSION,
 ) -> list[Path]:
     """Render every report (and with `pdf` print each HTML to PDF) into a staging folder, then publish
     them in `out` as one set (`report_set`); returns the published paths, sorted. `previous`: directory
-    of the previous period's reports. On failure the previously published set stays as it was."""
+    of the previous period's reports; `focus_version`: the FOCUS version of focus.csv. On failure the previously
+    published set stays as it was."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file: give a directory for the reports")
@@ -40,7 +43,7 @@ def write_reports(
         def render_files(c: Chargeback) -> dict[str, str]:
             return report_files(c, history)
 
-    files = render_files(chargeback)
+    files = files_in_version(dict(render_files(chargeback)), focus_version)
 
     def stage(staging: Path) -> list[str]:
         _write_all(staging, files)

@@ -40,7 +40,14 @@ from chargeback.ledger.documents import (
 from chargeback.ledger.store import Document as LedgerDocument
 from chargeback.ledger.store import Issue, Ledger
 from chargeback.outputs.csv_tables import csv_records, csv_text
-from chargeback.outputs.focus import COLUMNS, COST_RECOVERY_METHOD, correction_rows, focus_rows
+from chargeback.outputs.focus import (
+    COLUMNS,
+    COST_RECOVERY_METHOD,
+    columns_of,
+    correction_rows,
+    focus_rows,
+    relayout,
+)
 from chargeback.outputs.reports import report_files
 from chargeback.period import Period
 from chargeback.rate.capabilities import provider_costs
@@ -52,9 +59,10 @@ from pool_catalog import load_catalog
 from pool_demo.local_prometheus import LocalPrometheus, backfill
 from pool_demo.synthetic import GIB, Container, Pod, closed_form_scenario, other_cluster_scenario, write_openmetrics
 from tests.chargeback.collect.test_calls import ISTIO, counter
-from tests.chargeback.outputs.test_focus_conformance import check_columns, ratio_of
+from tests.chargeback.outputs.test_focus_conformance import check_1_3_columns, check_columns, ratio_of
 from tests.chargeback.rate.test_capabilities import row, with_rates
 from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
+from tests.support.focus_model import violations
 from tests.support.prometheus import require_prometheus
 from tests.support.usage_frames import steady, usage_frame
 
@@ -329,8 +337,12 @@ def test_a_month_with_capability_charges_closes_and_compares_identical(prometheu
     assert closed.exit_code == 0, closed.output
     invoice = json.loads((out / "invoices" / "platform.json").read_text(encoding="utf-8"))
     assert Decimal(invoice["recovered_from_consumers"]["total"]) < 0
-    focus = list(csv.DictReader(io.StringIO((out / "focus.csv").read_text(encoding="utf-8"))))
+    written = (out / "focus.csv").read_text(encoding="utf-8")
+    focus = list(csv.DictReader(io.StringIO(written)))
     assert any(r["ChargeCategory"] == "Credit" for r in focus)
+    assert violations(written) == []  # the file close writes, capability rows included, against FOCUS 1.4
+    identity = {r["ServiceName"]: (r["ServiceCategory"], r["ServiceSubcategory"]) for r in focus}["identity"]
+    assert identity == ("Identity", "Identity and Access Management")  # as rates.yaml declares it
     with Ledger(ledger) as book:
         (issue,) = book.issues()
     totals = {d.business_unit: Decimal(d.total) for d in issue.documents}
@@ -339,6 +351,36 @@ def test_a_month_with_capability_charges_closes_and_compares_identical(prometheu
     compared = CliRunner(env={"COLUMNS": "250"}).invoke(app, compare)
     assert compared.exit_code == 0, compared.output
     assert "recomputed figures: identical" in compared.output
+
+
+def test_close_with_focus_1_3_writes_the_1_3_layout_and_the_ledger_keeps_1_4(prometheus: str, tmp_path: Path) -> None:
+    out, ledger = tmp_path / "reports" / "2026-10", str(tmp_path / "ledger.db")
+    args = ["close", "--period", "2026-10", "--prometheus", prometheus, "--out", str(out), "--ledger", ledger]
+    closed = CliRunner().invoke(app, [*args, "--focus-version", "1.3"])
+    assert closed.exit_code == 0, closed.output
+    written = (out / "focus.csv").read_text(encoding="utf-8")
+    assert written.partition("\n")[0].split(",") == list(columns_of("1.3"))
+    check_1_3_columns(list(csv.DictReader(io.StringIO(written))))
+    exported = CliRunner().invoke(app, ["ledger", "export", "--ledger", ledger])
+    assert exported.exit_code == 0 and violations(exported.output) == []
+    assert relayout(exported.output, "1.3") == written
+    restored = tmp_path / "restored"
+    files = ["ledger", "export", "--ledger", ledger, "--format", "files", "--focus-version", "1.3"]
+    assert CliRunner().invoke(app, [*files, "--out", str(restored)]).exit_code == 0
+    assert (restored / "2026-10" / "focus.csv").read_text(encoding="utf-8") == written
+    wrong = CliRunner(env={"COLUMNS": "250"}).invoke(app, [*args, "--focus-version", "1.2"])
+    assert wrong.exit_code == 2 and "'1.2' is not one of '1.4', '1.3'" in wrong.output
+
+
+def test_invoice_with_focus_1_3_writes_the_same_rows_in_the_1_3_layout(prometheus: str, tmp_path: Path) -> None:
+    out = tmp_path / "2026-10"
+    args = ["invoice", "--period", "2026-10", "--prometheus", prometheus, "--out", str(out), "--focus-version", "1.3"]
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, args)
+    assert result.exit_code == 0, result.output
+    written = (out / "focus.csv").read_text(encoding="utf-8")
+    assert written.partition("\n")[0].split(",") == list(columns_of("1.3"))
+    check_1_3_columns(list(csv.DictReader(io.StringIO(written))))
+    assert violations(relayout(written, "1.4")) == []
 
 
 def test_a_capability_change_after_close_is_corrected_like_any_line(per_call: Chargeback, switched: Chargeback) -> None:

@@ -31,12 +31,15 @@ from chargeback.cli import app
 from chargeback.ledger.reading import ClosedMonthsCollector
 from chargeback.ledger.store import Document, Issue, Ledger, content_hash
 from chargeback.outputs.csv_tables import csv_records
+from chargeback.outputs.focus import relayout
 from chargeback.rate.invoices import build_invoices, text
 from chargeback.run import run_period
 from pool_catalog.numbers import format_money
 from pool_demo.local_prometheus import BINARY_ENV, LocalPrometheus, backfill
 from pool_demo.synthetic import closed_form_scenario, other_cluster_scenario, write_openmetrics
+from tests.chargeback.outputs.test_focus_conformance import check_1_3_columns
 from tests.support.catalog_edit import copy_example, edit_yaml
+from tests.support.focus_model import violations
 from tests.support.postgres import LocalPostgres, ledger_target, local_postgres
 from tests.support.prometheus import ScenarioServer, require_prometheus
 
@@ -454,6 +457,11 @@ def test_retroactive_price_change_is_issued_as_correction_notes(
     assert exported.output == (out / "corrections" / "C1" / "focus.csv").read_text(encoding="utf-8")
     both = runner.invoke(app, ["ledger", "export", "--ledger", ledger])
     assert len(both.output.splitlines()) == len(focus) + len(list(csv.DictReader((out / "focus.csv").open()))) + 1
+    # Month and correction rows, as exported, pass every check of the FOCUS 1.4 model; 1.3 on request.
+    assert violations(both.output) == []
+    old = runner.invoke(app, ["ledger", "export", "--ledger", ledger, "--focus-version", "1.3"])
+    assert old.exit_code == 0 and old.output == relayout(both.output, "1.3")
+    check_1_3_columns(list(csv.DictReader(io.StringIO(old.output))))
 
     raise_cpu_price(catalog, "0.24")  # back to the original: a second correction restores the issued figures
     back = runner.invoke(app, close_args(prometheus.url, out, ledger, catalog, "--correct"))

@@ -34,6 +34,7 @@ from pool_demo.demo import POLICY_FAILED, DemoResult, app, run_demo
 from pool_demo.demo_business import DEMO_BUSINESS, counter_samples
 from pool_demo.demo_calls import expected_calls
 from pool_demo.demo_usage import BUSINESS_DAY, DEFAULT_SEED, LOCAL_OFFSET_HOURS, demo_scenarios
+from tests.support.focus_model import violations
 
 pytestmark = pytest.mark.prometheus
 
@@ -87,6 +88,8 @@ def test_rerun_gives_byte_identical_files_and_leaves_no_work_files(runs: DemoRun
     for period in (SEPTEMBER, PERIOD):
         for name in ("finance-summary.html", "usage.csv", "line_items.csv", "idle.csv", "focus.csv"):
             assert f"{period.label}/{name}" in names
+        # The demo's FOCUS file (capability rows included) passes every check of the FOCUS 1.4 model.
+        assert violations((runs.out / period.label / "focus.csv").read_text(encoding="utf-8")) == []
         for unit in ("community-services", "data-insight", "edge-security", "platform"):
             assert f"{period.label}/invoices/{unit}.json" in names
             assert f"{period.label}/invoices/{unit}.html" in names

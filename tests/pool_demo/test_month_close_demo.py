@@ -29,6 +29,7 @@ from pool_demo.demo import backfill_months, generate_usage
 from pool_demo.demo_usage import DEFAULT_SEED
 from pool_demo.local_prometheus import LocalPrometheus
 from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
+from tests.support.focus_model import violations
 from tests.support.prometheus import require_prometheus
 
 pytestmark = pytest.mark.prometheus
@@ -122,3 +123,5 @@ def test_retroactive_price_change_gives_untouched_originals_and_notes_to_the_cen
     both = runner.invoke(app, ["ledger", "export", "--ledger", ledger, "--from", "2026-09", "--to", "2026-10"])
     october = (reports / "2026-10" / "focus.csv").read_text(encoding="utf-8")
     assert both.output == september.output + october.split("\n", 1)[1]
+    every = runner.invoke(app, ["ledger", "export", "--ledger", ledger])  # months and their corrections
+    assert every.exit_code == 0 and "Correction" in every.output and violations(every.output) == []

@@ -1,5 +1,6 @@
-"""focus.csv and correction FOCUS rows against the FOCUS 1.3 requirements stated as MUST, for a unit's own
-lines, allocated charges of shared namespaces and correction rows.
+"""focus.csv and correction FOCUS rows against the FinOps Foundation's FOCUS 1.4 data model (tests/support/
+focus_model.py, every file as written) and, in the 1.3 layout `--focus-version 1.3` writes, against the FOCUS 1.3
+requirements stated as MUST, for a unit's own lines, allocated charges of shared namespaces and correction rows.
 
 Rules from FinOps-Open-Cost-and-Usage-Spec/FOCUS_Spec (specification/…):
 - datasets/cost_and_usage/columns/*.md: presence of Mandatory columns, nullability, types;
@@ -36,13 +37,14 @@ from chargeback.ledger.documents import (
 )
 from chargeback.ledger.store import Document, Issue
 from chargeback.outputs.csv_tables import csv_text
-from chargeback.outputs.focus import COLUMNS, correction_rows, focus_rows
+from chargeback.outputs.focus import COLUMNS, columns_of, correction_rows, focus_rows, relayout
 from chargeback.period import Period
 from chargeback.rate.invoices import invoice_number
 from chargeback.rate.result import Chargeback, charge
 from pool_catalog import load_catalog
 from tests.chargeback.outputs.test_outputs import FOCUS_REFERENCE, OCT, month_rows
 from tests.support.catalog_edit import EXAMPLE_CATALOG
+from tests.support.focus_model import violations
 from tests.support.usage_frames import usage_frame
 
 DECEMBER = Period(2026, 12)
@@ -112,12 +114,21 @@ def ratio_of(row: dict[str, str]) -> Decimal:
 
 
 def check_columns(rows: list[dict[str, str]]) -> None:
-    columns = spec()
+    """Rows of focus.csv as written (FOCUS 1.4): no failed check of the 1.4 model, and the same rows in the 1.3
+    layout meet the 1.3 rules."""
+    content = csv_text(COLUMNS, rows)
+    assert violations(content) == []
+    check_1_3_columns(parse(relayout(content, "1.3")))
+
+
+def check_1_3_columns(rows: list[dict[str, str]]) -> None:
+    columns, written = spec(), columns_of("1.3")
     mandatory = {name for name, r in columns.items() if r["FeatureLevel"] == "Mandatory"}
-    assert mandatory <= set(COLUMNS)
-    assert all(name in columns or name.startswith("x_") for name in COLUMNS)
+    assert mandatory <= set(written)
+    assert all(name in columns or name.startswith("x_") for name in written)
     for row in rows:
-        for name in COLUMNS:
+        assert row["ProviderName"] == row["PublisherName"] == row["InvoiceIssuerName"]
+        for name in written:
             if name not in columns:
                 continue
             value, kind = row[name], columns[name]["Type"]

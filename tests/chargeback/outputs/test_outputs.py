@@ -22,12 +22,14 @@ import pytest
 
 from chargeback.errors import OutputError, RatingError
 from chargeback.outputs.csv_tables import BOM, IDLE_COLUMNS, LINE_COLUMNS, USAGE_COLUMNS, csv_records
+from chargeback.outputs.focus import relayout
 from chargeback.outputs.reports import report_files
 from chargeback.outputs.writer import write_reports
 from chargeback.period import Period
 from chargeback.rate.result import Chargeback, charge
 from pool_catalog import Catalog, load_catalog
 from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example, edit_yaml
+from tests.support.focus_model import violations
 from tests.support.usage_frames import row, steady, usage_frame
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "chargeback-2026-10"
@@ -196,13 +198,21 @@ def test_shared_split_and_budget_in_finance_summary(files: dict[str, str], charg
     ]
 
 
-def test_focus_has_every_mandatory_column_with_its_type(files: dict[str, str]) -> None:
+def test_focus_validates_against_the_1_4_model(files: dict[str, str]) -> None:
+    assert files["focus.csv"].startswith("AllocatedMethodDetails,")
+    assert "ProviderName" not in files["focus.csv"].partition("\n")[0].split(",")  # removed in FOCUS 1.4
+    assert violations(files["focus.csv"]) == []
+
+
+def test_focus_1_3_has_every_mandatory_column_with_its_type(files: dict[str, str]) -> None:
+    """`--focus-version 1.3`: the same rows in the 1.3 layout, against the 1.3 columns."""
     # The reference file has stray carriage returns inside rows: read bytes (no newline translation), drop them.
     text = FOCUS_REFERENCE.read_bytes().decode("utf-8").replace("\r", "")
     spec = {r["Column"]: r for r in csv.DictReader(io.StringIO(text), delimiter="\t")}
     assert len(spec) == 65 and all(r["FeatureLevel"] and r["Nullable"] and r["Type"] for r in spec.values())
-    rows = read_csv(files["focus.csv"])
-    header = files["focus.csv"].splitlines()[0].split(",")
+    content = relayout(files["focus.csv"], "1.3")
+    rows = read_csv(content)
+    header = content.splitlines()[0].split(",")
     mandatory = [name for name, r in spec.items() if r["FeatureLevel"] == "Mandatory"]
     assert len(mandatory) == 23 and {"ChargeClass", "ServiceProviderName", "HostProviderName"} <= set(mandatory)
     assert set(mandatory) <= set(header)
