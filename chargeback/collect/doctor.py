@@ -292,7 +292,8 @@ def census_query(matchers: Sequence[LabelMatcher], lookback: str | None = None) 
     flagged = f'label_replace({network}, "{_NO_NAMESPACE}", "true", "namespace", "")'
     probes["network"] = f"count by (job, container, {_NO_NAMESPACE}) ({flagged})"
     cpu = sel("container_cpu_usage_seconds_total")
-    probes["cpu"] = f'count by (job, {_NO_NODE}) (label_replace({cpu}, "{_NO_NODE}", "true", "node", ""))'
+    no_node = f'label_replace({cpu}, "{_NO_NODE}", "true", "node", "")'
+    probes["cpu"] = f'count by (job, {_NO_NODE}, {_ROOT}) (label_replace({no_node}, "{_ROOT}", "true", "id", "/"))'
     host_network = sel("kube_pod_info", _is("host_network", "true"))
     probes["host-network"] = f"count by (namespace) (max by (namespace, pod, uid) ({host_network}))"
     probes["runtime"] = (
@@ -303,13 +304,14 @@ def census_query(matchers: Sequence[LabelMatcher], lookback: str | None = None) 
 
 _NO_NAMESPACE = "doctor_no_namespace"
 _NO_NODE = "doctor_no_node"
+_ROOT = "doctor_root_cgroup"
 _SPLIT = ("container_network_transmit_bytes_total", "container_cpu_usage_seconds_total")
 
 
 def split_census(table: Table) -> Table:
     """The census probes of the split passes: series:<metric> per job, and the network rows without a
     namespace (no-namespace), on the POD sandbox (sandbox-network) or pod level (pod-network), the CPU
-    rows without a node (no-node)."""
+    rows without a node (no-node) and those of a node's root cgroup (root-cgroup)."""
     derived: dict[str, dict[tuple[tuple[str, str], ...], np.ndarray]] = {}
 
     def add(probe: str, labels: Mapping[str, str], hourly: np.ndarray) -> None:
@@ -331,6 +333,8 @@ def split_census(table: Table) -> Table:
         add("series:container_cpu_usage_seconds_total", job, row.hourly)
         if row.labels.get(_NO_NODE):
             add("no-node", job, row.hourly)
+        if row.labels.get(_ROOT):
+            add("root-cgroup", job, row.hourly)
     result = {k: v for k, v in table.items() if k not in ("network", "cpu")}
     for probe, rows in derived.items():
         result[probe] = [Row(dict(key), hourly) for key, hourly in rows.items()]
@@ -573,8 +577,25 @@ def check_census(table: Table, cluster: str, hour0: float, hours: int, data_befo
             )
         )
 
+    cpu = present["container_cpu_usage_seconds_total"]
+    root = _present(table, "root-cgroup", hours)
+    if cpu.any() and not root.any():
+        # Billing counts cAdvisor's scrapes on the root cgroup (usage.py `cadvisor_node_scrapes`): without it
+        # CPU and memory cannot be turned into core- and GiB-hours, so the doctor and billing refuse alike.
+        findings.append(
+            Finding(
+                ERROR,
+                "missing-root-cgroup",
+                cluster,
+                'container_cpu_usage_seconds_total has container series but none of a node\'s root cgroup (id="/") '
+                "in the period: the cAdvisor scrapes cannot be counted, so CPU and memory use cannot be measured",
+                'keep the root cgroup in the kubelet /metrics/cadvisor scrape (do not drop id="/" in its '
+                "metricRelabelings)",
+            )
+        )
+
     no_node = table.get("no-node", [])
-    if no_node and present["container_cpu_usage_seconds_total"].any():
+    if no_node and cpu.any():
         count = int(max(row.hourly.max() for row in no_node))
         findings.append(
             Finding(

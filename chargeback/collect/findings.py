@@ -34,6 +34,7 @@ CODES: tuple[str, ...] = (
     "unmounted-claims",
     "missing-series:<metric>",
     "missing-label:<label>",
+    "missing-root-cgroup",
     "nan-samples",
     "no-data",
     "period-not-over",
