@@ -214,6 +214,14 @@ def close(
             help="Close even though the catalog has uncommitted changes (the ledger records the checkout as dirty).",
         ),
     ] = False,
+    accept_coverage_loss: Annotated[
+        bool,
+        typer.Option(
+            "--accept-coverage-loss",
+            help="With --correct: issue the notes even though the recomputation covers fewer namespace-hours than "
+            "the month was issued with (data Prometheus lost would become credit notes).",
+        ),
+    ] = False,
 ) -> None:
     """Issue a month into the ledger (and write its reports); re-run: compare; --correct: issue corrections."""
     result: CloseResult = close_month(
@@ -229,6 +237,7 @@ def close(
         billing_mode=billing_mode,
         previous=previous,
         allow_dirty_catalog=allow_dirty_catalog,
+        accept_coverage_loss=accept_coverage_loss,
     )
     for warning in result.warnings:
         err().print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)

@@ -76,7 +76,9 @@ class PrometheusSettings(BaseModel):
         description="Seconds a whole run may take, every request, retry and backoff included (serve: at most its "
         "--interval).",
     )
-    retries: int = Field(3, ge=0, le=10, description="Retries of one request after a 5xx, a timeout or a connection error.")
+    retries: int = Field(
+        3, ge=0, le=10, description="Retries of one request after a 5xx, a timeout or a connection error."
+    )
     retry_budget: int = Field(
         12,
         ge=0,
@@ -648,7 +650,8 @@ def _status_error(response: httpx.Response, query: str, server: str, attempts: i
     status = response.status_code
     detail = _api_error(response)
     if _too_heavy(detail):
-        what = f"failed with HTTP {{}} on {attempts} attempt(s)" if status >= 500 else "gave up on the query with HTTP {}"
+        failed = f"failed with HTTP {{}} on {attempts} attempt(s)"
+        what = failed if status >= 500 else "gave up on the query with HTTP {}"
         return PrometheusQueryError(
             f"Prometheus {what.format(status)}: {detail}", query=query, server=server, hint=CHUNK_HINT
         )

@@ -10,18 +10,22 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from chargeback.collect.doctor import diagnose
 from chargeback.collect.findings import ERROR
 from chargeback.collect.prometheus import PrometheusClient, PrometheusSettings
-from chargeback.errors import ChargebackError, PrometheusUnreachableError
+from chargeback.errors import ChargebackError, LedgerError, PrometheusUnreachableError
+from chargeback.ledger.close import close_month
+from chargeback.ledger.store import Ledger
 from chargeback.period import Period
 from chargeback.rate.invoices import build_invoices
 from chargeback.run import run_period
 from pool_catalog import load_catalog
-from tests.support.catalog_edit import EXAMPLE_CATALOG
+from tests.support.catalog_edit import EXAMPLE_CATALOG, copy_example
 from tests.support.fault_proxy import Faults, fault_proxy, rewrite
 from tests.support.prometheus import ScenarioServer
 
@@ -71,9 +75,12 @@ ROOT_CGROUP = ("container_cpu_usage_seconds_total", "id", "/")
 
 
 def test_the_proxy_drops_a_series_from_every_selector_but_not_from_names_in_a_regex() -> None:
-    query = 'count(container_cpu_usage_seconds_total{id="/"}) or up{__name__=~"a|container_cpu_usage_seconds_total"}'
+    query = 'count(container_cpu_usage_seconds_total{id="/"}) or up{__name__=~"container_cpu_usage_seconds_total"}'
     assert rewrite(query, (ROOT_CGROUP,)) == (
-        'count(container_cpu_usage_seconds_total{id!="/",id="/"}) or up{__name__=~"a|container_cpu_usage_seconds_total"}'
+        'count(container_cpu_usage_seconds_total{id!="/",id="/"}) or up{__name__=~"container_cpu_usage_seconds_total"}'
+    )
+    assert rewrite("sum(container_cpu_usage_seconds_total)", (ROOT_CGROUP,)) == (
+        'sum(container_cpu_usage_seconds_total{id!="/"})'
     )
 
 
@@ -89,7 +96,9 @@ def test_the_proxy_drops_a_series_from_every_selector_but_not_from_names_in_a_re
     ],
     ids=["clean", "no-root-cgroup", "duplicated-series", "flaky"],
 )
-def test_the_doctor_and_billing_give_one_verdict(priced_prometheus: ScenarioServer, faults: Faults, verdict: str) -> None:
+def test_the_doctor_and_billing_give_one_verdict(
+    priced_prometheus: ScenarioServer, faults: Faults, verdict: str
+) -> None:
     """Before: without the root cgroup the doctor said "can bill" and billing refused; a duplicated series was
     billed twice by both; 2 % of 503s failed the month."""
     with fault_proxy(priced_prometheus.url, faults) as url:
@@ -152,10 +161,38 @@ def test_a_hung_server_fails_well_under_a_minute_with_progress(
     caplog.set_level(logging.INFO, logger="chargeback.progress")
     started = time.monotonic()
     with pytest.raises(PrometheusUnreachableError) as raised:
-        run_period(PERIOD, EXAMPLE_CATALOG, PrometheusSettings(url=url), cluster="dc1", cluster_label="cluster", now=NOW)
+        settings = PrometheusSettings(url=url)  # the defaults
+        run_period(PERIOD, EXAMPLE_CATALOG, settings, cluster="dc1", cluster_label="cluster", now=NOW)
     elapsed = time.monotonic() - started
     assert elapsed < 40, elapsed
     assert "has not answered anything for 30 s" in str(raised.value)
     assert "raise --stall" in str(raised.value)
     progress = [r.getMessage() for r in caplog.records if r.name == "chargeback.progress"]
     assert any("no answer for" in line for line in progress), progress
+
+
+def test_close_correct_refuses_to_turn_lost_data_into_credit_notes(
+    priced_prometheus: ScenarioServer, tmp_path: Path
+) -> None:
+    """Before: against a Prometheus that had since lost hours, `close --correct` issued credit notes (exit 0);
+    the coverage the month was issued with was never compared."""
+    catalog = copy_example(tmp_path)
+    out, ledger = tmp_path / "reports", str(tmp_path / "ledger.sqlite")
+    issued = close_month("2026-10", catalog, priced_prometheus.url, out, ledger, cluster="dc1", cluster_label="cluster")
+    assert issued.outcome == "issued"
+    faults = Faults(lose_after=dt.datetime(2026, 10, 1, 5, tzinfo=dt.UTC).timestamp())  # the last 3 of 8 hours
+    with fault_proxy(priced_prometheus.url, faults) as url:
+        again = {"cluster": "dc1", "cluster_label": "cluster"}
+        differs = close_month("2026-10", catalog, url, out, ledger, **again)
+        assert differs.outcome == "differs"
+        assert any("recomputed with" in w for w in differs.warnings), differs.warnings
+        with pytest.raises(LedgerError) as refused:
+            close_month("2026-10", catalog, url, out, ledger, correct=True, **again)
+        message = str(refused.value)
+        assert "refusing to correct 2026-10" in message and "--accept-coverage-loss" in message
+        with Ledger(ledger) as book:
+            assert [i.kind for i in book.issues()] == ["original"]  # nothing issued
+        corrected = close_month("2026-10", catalog, url, out, ledger, correct=True, accept_coverage_loss=True, **again)
+    assert corrected.outcome == "corrected"
+    assert corrected.issue is not None
+    assert all(Decimal(d.total) < 0 for d in corrected.issue.documents)  # what the flag lets through: credits

@@ -13,6 +13,8 @@ Each fault is one a real setup produces, made deterministic:
   (`dedup=false`, no replica label) answers each replica's copy.
 * `fail_every` — HTTP 503 (Prometheus's own status for a query timeout, and a load balancer's when a
   replica restarts) for every n-th request, counted over the proxy's life.
+* `lose_after` — samples from an instant on are gone (a Prometheus whose newest blocks were lost, or whose
+  retention passed): every answer keeps only the points before it.
 * `hang` — accept the request and never answer.
 """
 
@@ -40,6 +42,8 @@ class Faults:
     """Text of a query whose answer gets its first series twice."""
     fail_every: int = 0
     """Every n-th request is answered HTTP 503 (0: never)."""
+    lose_after: float | None = None
+    """Unix time from which no answer has points (None: nothing lost)."""
     hang: bool = False
     requests: int = 0
     failed: int = 0
@@ -93,15 +97,26 @@ def fault_proxy(upstream: str, faults: Faults) -> Iterator[str]:
                     status, body = answer.status, answer.read()
             except urllib.error.HTTPError as e:
                 status, body = e.code, e.read()
-            if faults.duplicate is not None and status == 200 and faults.duplicate in query:
-                document = json.loads(body)
-                result = document["data"]["result"]
-                if result:
-                    result.insert(1, result[0])
-                    with faults.lock:
-                        faults.duplicated += 1
-                body = json.dumps(document).encode()
+            if status == 200 and path.endswith(("/query", "/query_range")):
+                body = self._alter(body, query)
             self._send(status, body)
+
+        def _alter(self, body: bytes, query: str) -> bytes:
+            document = json.loads(body)
+            result = document["data"]["result"]
+            if faults.lose_after is not None:
+                cut = faults.lose_after
+                if document["data"]["resultType"] == "matrix":
+                    for item in result:
+                        item["values"] = [point for point in item["values"] if float(point[0]) < cut]
+                    result[:] = [item for item in result if item["values"]]
+                else:
+                    result[:] = [item for item in result if float(item["value"][0]) < cut]
+            if faults.duplicate is not None and faults.duplicate in query and result:
+                result.insert(1, result[0])
+                with faults.lock:
+                    faults.duplicated += 1
+            return json.dumps(document).encode()
 
         def _send(self, status: int, body: bytes) -> None:
             self.send_response(status)
