@@ -364,9 +364,14 @@ def duplicates_query(matchers: Sequence[LabelMatcher], lookback: str | None = No
 
 
 def targets_query(
-    matchers: Sequence[LabelMatcher], silent: bool, unmounted: bool, lookback: str | None = None
+    matchers: Sequence[LabelMatcher],
+    silent: bool,
+    unmounted: bool,
+    lookback: str | None = None,
+    containers: bool = False,
 ) -> str | None:
-    """Hourly: silent nodes with the namespaces they hide, unmounted claims (None: neither can be checked)."""
+    """Hourly: silent nodes with the namespaces they hide, unmounted claims, namespaces whose running pods have
+    no container series (`containers`) (None: none can be checked)."""
 
     def sel(metric: str, *filters: str) -> str:
         return _latest(selector(metric, matchers, *filters), lookback)
@@ -382,6 +387,14 @@ def targets_query(
         )
         scraped = f"count by (node) ({sel('container_cpu_usage_seconds_total')})"
         probes["silent"] = f"count by (node, namespace) ({running}) unless on (node) {scraped}"
+    if containers:
+        # Namespaces running pods of which cAdvisor reports no container (the same gap billing measures in
+        # usage.py `_Reducer._unreported`): every running container has a cgroup cAdvisor reports.
+        phase = sel("kube_pod_status_phase", _is("phase", "Running"))
+        reported = f"count by (namespace) ({sel('container_cpu_usage_seconds_total', _not_empty('container'))})"
+        probes["unreported"] = (
+            f"count by (namespace) (max by (namespace, pod, uid) ({phase} == 1)) unless on (namespace) {reported}"
+        )
     if unmounted:
         probes["unmounted"] = (
             "count by (namespace, persistentvolumeclaim) (max by (namespace, persistentvolumeclaim) "
@@ -693,6 +706,32 @@ def check_targets(
             )
         )
 
+    hidden: dict[str, np.ndarray] = {}  # namespace → hours a silent node explains
+    for row in silent:
+        mask = hidden.setdefault(row.labels.get("namespace", ""), np.zeros(hours, dtype=bool))
+        mask |= row.hourly > 0
+    unreported: dict[str, np.ndarray] = {}
+    for row in table.get("unreported", []):
+        namespace = row.labels.get("namespace", "")
+        gap = (row.hourly > 0) & ~hidden.get(namespace, np.zeros(hours, dtype=bool))
+        if gap.any():
+            unreported[namespace] = gap
+    if unreported:
+        shown = "; ".join(f"{ns} in {_hours_text(hour0, gap)}" for ns, gap in sorted(unreported.items()))
+        findings.append(
+            Finding(
+                WARNING,
+                "unreported-containers",
+                cluster,
+                f"pods ran but cAdvisor reported none of their containers (container_cpu_usage_seconds_total) while "
+                f"their nodes were scraped: {shown}; their CPU, memory and egress in those hours are unknown, shown "
+                "as a coverage gap and not billed",
+                "find where these series were lost: a metricRelabelings rule dropping them, a remote-write or "
+                "federation gap, or lost TSDB blocks; bill from a store that holds them",
+                namespaces=tuple(sorted(unreported)),
+            )
+        )
+
     mounted = _present(census, "series:kubelet_volume_stats_used_bytes", hours)
     claims: dict[tuple[str, str], int] = {}
     for row in table.get("unmounted", []):
@@ -906,7 +945,8 @@ def diagnose_cluster(
     every = DUPLICATE_STEP_HOURS * one_hour
     last_check = middle + ((hours - 1) // DUPLICATE_STEP_HOURS) * every
     queries = [RangeQuery(duplicates_query(matchers, lookback), middle, last_check, every)]
-    targets_text = targets_query(matchers, silent, unmounted, lookback)
+    containers = bool(present["container_cpu_usage_seconds_total"] and present["kube_pod_status_phase"])
+    targets_text = targets_query(matchers, silent, unmounted, lookback, containers)
     if targets_text is not None:
         queries.append(RangeQuery(targets_text, middle, last_middle, one_hour))
     answers = client.query_ranges(queries)

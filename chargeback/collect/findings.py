@@ -31,6 +31,7 @@ CODES: tuple[str, ...] = (
     "sandbox-container-pod",
     "duplicate-targets",
     "silent-target",
+    "unreported-containers",
     "unmounted-claims",
     "missing-series:<metric>",
     "missing-label:<label>",
