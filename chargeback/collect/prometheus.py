@@ -538,15 +538,22 @@ class PrometheusClient:
         return self.settings.stall - (self._clock() - self._last_heard)
 
     def _stall_error(self, query: str) -> PrometheusUnreachableError:
-        self._failed.set()
-        return PrometheusUnreachableError(
+        return self._run_failed(
             f"Prometheus has not answered anything for {self.settings.stall:g} s ({self._answered} of "
-            f"{max(self._planned, self._answered)} request(s) answered): it looks hung",
-            query=query,
-            server=self.settings.url,
-            hint="check that Prometheus is healthy; if its single queries really take longer, raise --stall "
+            f"{self._sent()} request(s) answered): it looks hung",
+            query,
+            "check that Prometheus is healthy; if its single queries really take longer, raise --stall "
             "(or lower --chunk-hours)",
         )
+
+    def _sent(self) -> int:
+        """Requests of the run so far: planned pieces, single requests sent, whichever is more."""
+        return max(self._planned, self._requests, self._answered)
+
+    def _run_failed(self, message: str, query: str, hint: str) -> PrometheusUnreachableError:
+        """The run's end for want of time: no further piece is sent (`_failed`)."""
+        self._failed.set()
+        return PrometheusUnreachableError(message, query=query, server=self.settings.url, hint=hint)
 
     def _start_ticker(self) -> None:
         """A thread printing progress while requests wait, so a hung server is not silence on the terminal."""
@@ -563,7 +570,7 @@ class PrometheusClient:
                 if not self._in_flight or now - self._last_progress < PROGRESS_EVERY:
                     continue
                 self._last_progress = now
-                answered, planned = self._answered, max(self._planned, self._requests, self._answered)
+                answered, planned = self._answered, self._sent()
                 waiting = now - self._last_heard
             progress_log.info(
                 "Prometheus: %d of %d requests answered in %.0f s; no answer for %.0f s",
@@ -574,13 +581,11 @@ class PrometheusClient:
             )
 
     def _deadline_error(self, query: str) -> PrometheusUnreachableError:
-        self._failed.set()
-        return PrometheusUnreachableError(
+        return self._run_failed(
             f"the run's deadline of {self.settings.deadline:g} s passed after {self._answered} of "
-            f"{max(self._planned, self._answered)} request(s) were answered",
-            query=query,
-            server=self.settings.url,
-            hint="raise --deadline, or make Prometheus answer faster (smaller --chunk-hours, fewer --match series)",
+            f"{self._sent()} request(s) were answered",
+            query,
+            "raise --deadline, or make Prometheus answer faster (smaller --chunk-hours, fewer --match series)",
         )
 
     def _answered_one(self) -> None:
