@@ -71,6 +71,8 @@ class ConnectionFlag:
         if self.unit and info.default is not None:
             default = info.default.total_seconds() if isinstance(info.default, dt.timedelta) else info.default
             text += f" (default {default / self.scale:g} {self.unit})"
+        elif isinstance(info.default, int | float) and not isinstance(info.default, bool):
+            text += f" (default {info.default:g})"
         return text
 
     def to_setting(self, value: Any) -> Any:
@@ -94,6 +96,10 @@ CONNECTION_FLAGS: tuple[ConnectionFlag, ...] = (
     ConnectionFlag("timeout", "--timeout", float | None, unit="s"),
     ConnectionFlag("chunk", "--chunk-hours", float | None, unit="hours", scale=HOUR),
     ConnectionFlag("deadline", "--deadline", float | None, unit="s"),
+    ConnectionFlag("stall", "--stall", float | None, unit="s"),
+    ConnectionFlag("retries", "--retries", int | None),
+    ConnectionFlag("retry_budget", "--retry-budget", int | None),
+    ConnectionFlag("retry_share", "--retry-share", float | None),
     ConnectionFlag("headers", "--header", list[str] | None, note="Write K=V, e.g. X-Scope-OrgID=finance (repeatable)."),
 )
 

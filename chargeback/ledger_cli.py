@@ -218,6 +218,14 @@ def close(
         ),
     ] = False,
     focus_version: FocusVersionOption = FOCUS_VERSION,
+    accept_coverage_loss: Annotated[
+        bool,
+        typer.Option(
+            "--accept-coverage-loss",
+            help="With --correct: issue the notes even though the recomputation covers fewer namespace-hours than "
+            "the month was issued with (data Prometheus lost would become credit notes).",
+        ),
+    ] = False,
 ) -> None:
     """Issue a month into the ledger (and write its reports); re-run: compare; --correct: issue corrections."""
     result: CloseResult = close_month(
@@ -234,6 +242,7 @@ def close(
         previous=previous,
         focus_version=focus_version,
         allow_dirty_catalog=allow_dirty_catalog,
+        accept_coverage_loss=accept_coverage_loss,
     )
     for warning in result.warnings:
         err().print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)

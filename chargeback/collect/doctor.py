@@ -292,7 +292,8 @@ def census_query(matchers: Sequence[LabelMatcher], lookback: str | None = None) 
     flagged = f'label_replace({network}, "{_NO_NAMESPACE}", "true", "namespace", "")'
     probes["network"] = f"count by (job, container, {_NO_NAMESPACE}) ({flagged})"
     cpu = sel("container_cpu_usage_seconds_total")
-    probes["cpu"] = f'count by (job, {_NO_NODE}) (label_replace({cpu}, "{_NO_NODE}", "true", "node", ""))'
+    no_node = f'label_replace({cpu}, "{_NO_NODE}", "true", "node", "")'
+    probes["cpu"] = f'count by (job, {_NO_NODE}, {_ROOT}) (label_replace({no_node}, "{_ROOT}", "true", "id", "/"))'
     host_network = sel("kube_pod_info", _is("host_network", "true"))
     probes["host-network"] = f"count by (namespace) (max by (namespace, pod, uid) ({host_network}))"
     probes["runtime"] = (
@@ -303,13 +304,14 @@ def census_query(matchers: Sequence[LabelMatcher], lookback: str | None = None) 
 
 _NO_NAMESPACE = "doctor_no_namespace"
 _NO_NODE = "doctor_no_node"
+_ROOT = "doctor_root_cgroup"
 _SPLIT = ("container_network_transmit_bytes_total", "container_cpu_usage_seconds_total")
 
 
 def split_census(table: Table) -> Table:
     """The census probes of the split passes: series:<metric> per job, and the network rows without a
     namespace (no-namespace), on the POD sandbox (sandbox-network) or pod level (pod-network), the CPU
-    rows without a node (no-node)."""
+    rows without a node (no-node) and those of a node's root cgroup (root-cgroup)."""
     derived: dict[str, dict[tuple[tuple[str, str], ...], np.ndarray]] = {}
 
     def add(probe: str, labels: Mapping[str, str], hourly: np.ndarray) -> None:
@@ -331,6 +333,8 @@ def split_census(table: Table) -> Table:
         add("series:container_cpu_usage_seconds_total", job, row.hourly)
         if row.labels.get(_NO_NODE):
             add("no-node", job, row.hourly)
+        if row.labels.get(_ROOT):
+            add("root-cgroup", job, row.hourly)
     result = {k: v for k, v in table.items() if k not in ("network", "cpu")}
     for probe, rows in derived.items():
         result[probe] = [Row(dict(key), hourly) for key, hourly in rows.items()]
@@ -360,9 +364,14 @@ def duplicates_query(matchers: Sequence[LabelMatcher], lookback: str | None = No
 
 
 def targets_query(
-    matchers: Sequence[LabelMatcher], silent: bool, unmounted: bool, lookback: str | None = None
+    matchers: Sequence[LabelMatcher],
+    silent: bool,
+    unmounted: bool,
+    lookback: str | None = None,
+    containers: bool = False,
 ) -> str | None:
-    """Hourly: silent nodes with the namespaces they hide, unmounted claims (None: neither can be checked)."""
+    """Hourly: silent nodes with the namespaces they hide, unmounted claims, namespaces whose running pods have
+    no container series (`containers`) (None: none can be checked)."""
 
     def sel(metric: str, *filters: str) -> str:
         return _latest(selector(metric, matchers, *filters), lookback)
@@ -378,6 +387,14 @@ def targets_query(
         )
         scraped = f"count by (node) ({sel('container_cpu_usage_seconds_total')})"
         probes["silent"] = f"count by (node, namespace) ({running}) unless on (node) {scraped}"
+    if containers:
+        # Namespaces running pods of which cAdvisor reports no container (the same gap billing measures in
+        # usage.py `_Reducer._unreported`): every running container has a cgroup cAdvisor reports.
+        phase = sel("kube_pod_status_phase", _is("phase", "Running"))
+        reported = f"count by (namespace) ({sel('container_cpu_usage_seconds_total', _not_empty('container'))})"
+        probes["unreported"] = (
+            f"count by (namespace) (max by (namespace, pod, uid) ({phase} == 1)) unless on (namespace) {reported}"
+        )
     if unmounted:
         probes["unmounted"] = (
             "count by (namespace, persistentvolumeclaim) (max by (namespace, persistentvolumeclaim) "
@@ -573,8 +590,25 @@ def check_census(table: Table, cluster: str, hour0: float, hours: int, data_befo
             )
         )
 
+    cpu = present["container_cpu_usage_seconds_total"]
+    root = _present(table, "root-cgroup", hours)
+    if cpu.any() and not root.any():
+        # Billing counts cAdvisor's scrapes on the root cgroup (usage.py `cadvisor_node_scrapes`): without it
+        # CPU and memory cannot be turned into core- and GiB-hours, so the doctor and billing refuse alike.
+        findings.append(
+            Finding(
+                ERROR,
+                "missing-root-cgroup",
+                cluster,
+                'container_cpu_usage_seconds_total has container series but none of a node\'s root cgroup (id="/") '
+                "in the period: the cAdvisor scrapes cannot be counted, so CPU and memory use cannot be measured",
+                'keep the root cgroup in the kubelet /metrics/cadvisor scrape (do not drop id="/" in its '
+                "metricRelabelings)",
+            )
+        )
+
     no_node = table.get("no-node", [])
-    if no_node and present["container_cpu_usage_seconds_total"].any():
+    if no_node and cpu.any():
         count = int(max(row.hourly.max() for row in no_node))
         findings.append(
             Finding(
@@ -669,6 +703,32 @@ def check_targets(
                 f"check the kubelet target of node {node} (Prometheus /targets, job of /metrics/cadvisor): is the "
                 "node reachable on port 10250 and the kubelet up?",
                 namespaces=tuple(namespaces),
+            )
+        )
+
+    hidden: dict[str, np.ndarray] = {}  # namespace → hours a silent node explains
+    for row in silent:
+        mask = hidden.setdefault(row.labels.get("namespace", ""), np.zeros(hours, dtype=bool))
+        mask |= row.hourly > 0
+    unreported: dict[str, np.ndarray] = {}
+    for row in table.get("unreported", []):
+        namespace = row.labels.get("namespace", "")
+        gap = (row.hourly > 0) & ~hidden.get(namespace, np.zeros(hours, dtype=bool))
+        if gap.any():
+            unreported[namespace] = gap
+    if unreported:
+        shown = "; ".join(f"{ns} in {_hours_text(hour0, gap)}" for ns, gap in sorted(unreported.items()))
+        findings.append(
+            Finding(
+                WARNING,
+                "unreported-containers",
+                cluster,
+                f"pods ran but cAdvisor reported none of their containers (container_cpu_usage_seconds_total) while "
+                f"their nodes were scraped: {shown}; their CPU, memory and egress in those hours are unknown, shown "
+                "as a coverage gap and not billed",
+                "find where these series were lost: a metricRelabelings rule dropping them, a remote-write or "
+                "federation gap, or lost TSDB blocks; bill from a store that holds them",
+                namespaces=tuple(sorted(unreported)),
             )
         )
 
@@ -885,7 +945,8 @@ def diagnose_cluster(
     every = DUPLICATE_STEP_HOURS * one_hour
     last_check = middle + ((hours - 1) // DUPLICATE_STEP_HOURS) * every
     queries = [RangeQuery(duplicates_query(matchers, lookback), middle, last_check, every)]
-    targets_text = targets_query(matchers, silent, unmounted, lookback)
+    containers = bool(present["container_cpu_usage_seconds_total"] and present["kube_pod_status_phase"])
+    targets_text = targets_query(matchers, silent, unmounted, lookback, containers)
     if targets_text is not None:
         queries.append(RangeQuery(targets_text, middle, last_middle, one_hour))
     answers = client.query_ranges(queries)

@@ -91,9 +91,29 @@ class PrometheusSettings(BaseModel):
         description="Seconds a whole run may take, every request, retry and backoff included (serve: at most its "
         "--interval).",
     )
-    retries: int = Field(3, ge=0, le=10, description="Retries after a 5xx, a timeout or a connection error.")
+    retries: int = Field(
+        3, ge=0, le=10, description="Retries of one request after a 5xx, a timeout or a connection error."
+    )
     retry_budget: int = Field(
-        12, ge=0, description="Retries one run may spend in all, so a failing server is given up on early."
+        12,
+        ge=0,
+        description="Retries one run may spend in all, on top of --retry-share of its requests, so a failing server "
+        "is given up on early.",
+    )
+    retry_share: float = Field(
+        0.1,
+        ge=0,
+        le=10,
+        allow_inf_nan=False,
+        description="Retries one run may spend per request it sends, on top of --retry-budget: 0.1 lets a month of "
+        "545 requests retry 12 + 55 times, so a server failing now and then does not fail the month.",
+    )
+    stall: float | None = Field(
+        30.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds a run may wait without any answer from Prometheus before it fails (a hung server); "
+        "raise it for a Prometheus whose single queries take longer.",
     )
     backoff: float = Field(0.5, ge=0, description="Seconds before the first retry; doubles on each further one.")
     max_points: int = Field(
@@ -213,11 +233,16 @@ class PrometheusClient:
         self._clock = time.monotonic
         self._started = self._clock()
         self._lock = threading.Lock()
-        self._retries_left = settings.retry_budget
+        self._retries_spent = 0
+        self._requests = 0
         self._planned = 0
         self._answered = 0
+        self._in_flight = 0
         self._last_progress = self._started
+        self._last_heard = self._started
         self._failed = threading.Event()
+        self._closed = threading.Event()
+        self._ticker: threading.Thread | None = None
         headers = {"Accept": "application/json", **settings.headers}
         auth: httpx.Auth | None = None
         if settings.bearer_token_file is not None:
@@ -252,6 +277,7 @@ class PrometheusClient:
         )
 
     def close(self) -> None:
+        self._closed.set()
         self._http.close()
 
     def __enter__(self) -> PrometheusClient:
@@ -417,19 +443,28 @@ class PrometheusClient:
         """GET with retries; returns (data, warnings) of a `success` answer or raises PrometheusError.
 
         Each attempt may take `timeout` seconds of wall-clock time, body included; retries come out of
-        the run's retry budget, and nothing outlives the run's deadline."""
+        the run's retry budget (`retry_budget` + `retry_share` × requests), a run that hears nothing from
+        the server for `stall` seconds fails, and nothing outlives the run's deadline."""
+        with self._lock:
+            self._requests += 1
+            self._in_flight += 1
+        self._start_ticker()
+        try:
+            return self._attempts(path, params, query)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _attempts(self, path: str, params: Mapping[str, str], query: str) -> tuple[Any, list[str]]:
         server = self.settings.url
         attempts = self.settings.retries + 1
         last_error: PrometheusError | None = None
         for attempt in range(attempts):
             if attempt:
-                if not self._take_retry():
+                budget = self._take_retry()
+                if budget is not None:
                     assert last_error is not None
-                    last_error.args = (
-                        f"{last_error.args[0]}\n  (no retries left: the run spent its budget of "
-                        f"{self.settings.retry_budget} on failing requests)",
-                    )
-                    break
+                    raise self._out_of_retries(last_error, attempt, budget)
                 delay = self.settings.backoff * 2 ** (attempt - 1)
                 remaining = self._remaining()
                 if remaining is not None and remaining <= delay:
@@ -438,17 +473,20 @@ class PrometheusClient:
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:
                 raise self._deadline_error(query)
-            limit = self.settings.timeout if remaining is None else min(self.settings.timeout, remaining)
+            silence = self._silence_left()
+            limit = min(x for x in (self.settings.timeout, remaining, silence) if x is not None)
             started = self._clock()
             try:
-                response = self._fetch(path, params, limit)
+                response = self._fetch(path, params, max(limit, 0.001))
             except (httpx.TimeoutException, _Overrun) as e:
                 log.debug("GET %s %s: no whole answer within %.1f s", path, query, limit)
-                if remaining is not None and limit < self.settings.timeout:
+                if remaining is not None and limit == remaining and limit < self.settings.timeout:
                     raise self._deadline_error(query) from e
+                silence = self._silence_left()
+                if silence is not None and silence <= 0:
+                    raise self._stall_error(query) from e
                 last_error = PrometheusUnreachableError(
-                    f"Prometheus did not answer in full within {self.settings.timeout:g} s after {attempt + 1} "
-                    "attempt(s)",
+                    f"Prometheus did not answer in full within {limit:g} s after {attempt + 1} attempt(s)",
                     query=query,
                     server=server,
                     hint="raise --timeout, or query shorter pieces (smaller --chunk-hours)",
@@ -465,6 +503,8 @@ class PrometheusClient:
                 )
                 last_error.__cause__ = e
                 continue
+            with self._lock:
+                self._last_heard = self._clock()
             log.debug(
                 "GET %s %s: HTTP %d, %d bytes in %.2f s",
                 path,
@@ -474,7 +514,7 @@ class PrometheusClient:
                 self._clock() - started,
             )
             if response.status_code >= 500:
-                last_error = _status_error(response, query, server)
+                last_error = _status_error(response, query, server, attempt + 1)
                 if response.status_code == 500 and attempt >= RETRIES_AFTER_500:
                     break
                 continue
@@ -504,21 +544,91 @@ class PrometheusClient:
             return None
         return self.settings.deadline - (self._clock() - self._started)
 
-    def _take_retry(self) -> bool:
+    def _retry_budget(self) -> int:
+        """Retries the run may spend: a fixed floor plus a share of the requests it sends (planned or sent)."""
+        requests = max(self._planned, self._requests)
+        return self.settings.retry_budget + math.ceil(self.settings.retry_share * requests - 1e-9)
+
+    def _take_retry(self) -> int | None:
+        """Spend one retry of the run's budget; None when granted, else the budget that is spent."""
         with self._lock:
-            if self._retries_left <= 0:
-                return False
-            self._retries_left -= 1
-            return True
+            budget = self._retry_budget()
+            if self._retries_spent >= budget:
+                return budget
+            self._retries_spent += 1
+            return None
+
+    def _out_of_retries(self, error: PrometheusError, attempts: int, budget: int) -> PrometheusError:
+        """The request's last error, saying that the run's retry budget (not the server on every attempt) ended it."""
+        self._failed.set()
+        requests = max(self._planned, self._requests)
+        kind = type(error)
+        first_line = str(error.args[0]).split("\n", 1)[0].split(" (server ", 1)[0]
+        return kind(
+            f"{first_line}; no retries left: the run spent all {budget} retries it may "
+            f"({self.settings.retry_budget} + {self.settings.retry_share:g} per request × {requests} requests) "
+            f"after {self._answered} answered",
+            query=error.query,
+            server=error.server,
+            hint="Prometheus fails often: raise --retry-share (or --retry-budget) to ride it out, and look at its "
+            "logs for why it answers 5xx",
+        )
+
+    def _silence_left(self) -> float | None:
+        """Seconds before the run has heard nothing from the server for `stall` seconds (None: no limit)."""
+        if self.settings.stall is None:
+            return None
+        return self.settings.stall - (self._clock() - self._last_heard)
+
+    def _stall_error(self, query: str) -> PrometheusUnreachableError:
+        return self._run_failed(
+            f"Prometheus has not answered anything for {self.settings.stall:g} s ({self._answered} of "
+            f"{self._sent()} request(s) answered): it looks hung",
+            query,
+            "check that Prometheus is healthy; if its single queries really take longer, raise --stall "
+            "(or lower --chunk-hours)",
+        )
+
+    def _sent(self) -> int:
+        """Requests of the run so far: planned pieces, single requests sent, whichever is more."""
+        return max(self._planned, self._requests, self._answered)
+
+    def _run_failed(self, message: str, query: str, hint: str) -> PrometheusUnreachableError:
+        """The run's end for want of time: no further piece is sent (`_failed`)."""
+        self._failed.set()
+        return PrometheusUnreachableError(message, query=query, server=self.settings.url, hint=hint)
+
+    def _start_ticker(self) -> None:
+        """A thread printing progress while requests wait, so a hung server is not silence on the terminal."""
+        with self._lock:
+            if self._ticker is not None:
+                return
+            self._ticker = threading.Thread(target=self._tick, name="prometheus-progress", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._closed.wait(max(PROGRESS_EVERY, 1.0)):
+            with self._lock:
+                now = self._clock()
+                if not self._in_flight or now - self._last_progress < PROGRESS_EVERY:
+                    continue
+                self._last_progress = now
+                answered, planned = self._answered, self._sent()
+                waiting = now - self._last_heard
+            progress_log.info(
+                "Prometheus: %d of %d requests answered in %.0f s; no answer for %.0f s",
+                answered,
+                planned,
+                now - self._started,
+                waiting,
+            )
 
     def _deadline_error(self, query: str) -> PrometheusUnreachableError:
-        self._failed.set()
-        return PrometheusUnreachableError(
+        return self._run_failed(
             f"the run's deadline of {self.settings.deadline:g} s passed after {self._answered} of "
-            f"{max(self._planned, self._answered)} request(s) were answered",
-            query=query,
-            server=self.settings.url,
-            hint="raise --deadline, or make Prometheus answer faster (smaller --chunk-hours, fewer --match series)",
+            f"{self._sent()} request(s) were answered",
+            query,
+            "raise --deadline, or make Prometheus answer faster (smaller --chunk-hours, fewer --match series)",
         )
 
     def _answered_one(self) -> None:
@@ -609,11 +719,12 @@ def _too_heavy(detail: str) -> bool:
     )
 
 
-def _status_error(response: httpx.Response, query: str, server: str) -> PrometheusError:
+def _status_error(response: httpx.Response, query: str, server: str, attempts: int = 1) -> PrometheusError:
     status = response.status_code
     detail = _api_error(response)
     if _too_heavy(detail):
-        what = "failed with HTTP {} on every attempt" if status >= 500 else "gave up on the query with HTTP {}"
+        failed = f"failed with HTTP {{}} on {attempts} attempt(s)"
+        what = failed if status >= 500 else "gave up on the query with HTTP {}"
         return PrometheusQueryError(
             f"Prometheus {what.format(status)}: {detail}", query=query, server=server, hint=CHUNK_HINT
         )
@@ -634,10 +745,11 @@ def _status_error(response: httpx.Response, query: str, server: str) -> Promethe
         )
     if status >= 500:
         return PrometheusQueryError(
-            f"Prometheus failed with HTTP {status} on every attempt: {detail}",
+            f"Prometheus failed with HTTP {status} on {attempts} attempt(s): {detail}",
             query=query,
             server=server,
-            hint="a timeout or too many samples usually means the piece is too long: lower --chunk-hours",
+            hint="Prometheus (or a proxy in front of it) fails: check its health and logs; raise --retries if it "
+            "recovers within seconds",
         )
     return PrometheusQueryError(
         f"Prometheus rejected the query with HTTP {status}: {detail}",
@@ -702,9 +814,25 @@ def _parse_result(data: Any, query: str, server: str) -> list[Series]:
     if kind not in ("matrix", "vector"):
         raise broken(f"result type {kind!r}, expected matrix or vector")
     series: list[Series] = []
+    seen: set[tuple[tuple[str, str], ...]] = set()
     for item in data["result"] or []:
         if not isinstance(item, dict) or not isinstance(item.get("metric"), dict):
             raise broken("a result has no metric labels")
+        labels = tuple(sorted((str(k), str(v)) for k, v in item["metric"].items()))
+        if labels in seen:
+            # One Prometheus keys result series by label set (web/api/v1/api.go writes one entry each); the
+            # same set twice comes from a federation or a Thanos Querier over replicas without deduplication.
+            # Summing both would bill the series twice, keeping one would guess which copy is right.
+            shown = "{" + ", ".join(f'{k}="{v}"' for k, v in labels) + "}"
+            raise PrometheusResponseError(
+                f"the answer holds the series {shown} more than once: summing it would count it twice",
+                query=query,
+                server=server,
+                hint="deduplicate replicas before billing: point --prometheus at one replica, or at a Thanos Querier "
+                "started with --query.replica-label (deduplication on); on a federating Prometheus drop the second "
+                "copy of the series",
+            )
+        seen.add(labels)
         try:
             if kind == "matrix":
                 points = item.get("values") or []

@@ -239,6 +239,8 @@ NEVER_OBSERVED = "never observed"
 """Estimate kind: a claim no kubelet ever reported in the period nor the day before: its use counts as 0."""
 NODE_GAP = "node not scraped"
 """Estimate kind: a node's cAdvisor was not (fully) scraped while the namespace ran pods on it."""
+UNREPORTED = "containers not reported"
+"""Estimate kind: the namespace ran pods while cAdvisor was scraped but reported none of its containers."""
 NAN_SAMPLES = "NaN samples"
 """Estimate kind: the hour's samples included NaN: the hour is left unknown (coverage 0), never billed as 0."""
 
@@ -631,6 +633,8 @@ class _Reducer:
         if refusals and strict:
             raise UsageDataError("\n".join(refusals))
         warnings += refusals
+        node_share, node_estimates, node_warnings = self._node_coverage(cluster, scrapes)
+        container_share, unreported_estimates, unreported_warnings = self._unreported(cluster, scrapes, node_share)
         keys = {key for m, h in self.measures.items() if not m.per_claim for key in h.keys}
         claims = {key for m, h in self.measures.items() if m.per_claim for key in h.keys}
         keys |= {(namespace, "storage", self._tier(namespace, claim)) for namespace, claim, _ in claims}
@@ -652,10 +656,10 @@ class _Reducer:
                     "PVCs exist but kubelet_volume_stats_used_bytes has no series: storage use cannot be measured; "
                     "scrape the kubelets' /metrics endpoint (volume statistics are not part of /metrics/cadvisor)"
                 )
-        node_share, node_estimates, node_warnings = self._node_coverage(cluster, scrapes)
         warnings += node_warnings
         coverage = _coverage_frame(scrapes, share, cluster, self.hour0, self.hours)
-        frame, nan_estimates = frame_grid.cut(share, node_share, cluster, self.hour0)
+        warnings += unreported_warnings
+        frame, nan_estimates = frame_grid.cut(share, node_share, cluster, self.hour0, container_share)
         give_back()  # the matrices, now rows
         host_network = self._host_network_estimates()
         if host_network:
@@ -664,7 +668,7 @@ class _Reducer:
                 f"cluster {cluster}: egress of hostNetwork pods is not measured (they send as the node, so their "
                 f"counters are the host's) and not billed: {pods}"
             )
-        estimates = [*host_network, *claim_estimates, *node_estimates, *nan_estimates]
+        estimates = [*host_network, *claim_estimates, *node_estimates, *unreported_estimates, *nan_estimates]
         warnings += _data_warnings(frame, coverage, self.tiers, cluster)
         if self.dropped:
             counts = ", ".join(f"{n} from {q}" for q, n in sorted(self.dropped.items()))
@@ -893,6 +897,60 @@ class _Reducer:
                     )
         return per_namespace, estimates, warnings
 
+    def _unreported(
+        self, cluster: str, scrapes: _Scrapes, node_share: Mapping[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], list[dict], list[str]]:
+        """namespace → 0 in the hours it ran pods (kube-state-metrics) while cAdvisor was scraped but reported
+        no CPU nor memory of its containers (1 elsewhere), with the estimates and warnings naming them.
+
+        Every running container has a cgroup cAdvisor reports, so such an hour is data lost between the node and
+        this answer (a dropped or lost series), not an idle namespace: its use is unknown, never billed as 0.
+        Hours a node not scraped explains are the node gap's (`node_share`), not counted twice. Measured before
+        the arrays are moved into the frame."""
+        running = next(h for m, h in self.measures.items() if m.query == "pods_running")
+        reported: dict[str, np.ndarray] = {}
+        for measure, hourly in self.measures.items():
+            if measure.column != "used" or measure.source != CADVISOR or measure.per_claim:
+                continue
+            for key, index in hourly.keys.items():
+                if key[1] in UNREPORTED_RESOURCES:
+                    seen = reported.setdefault(key[0], np.zeros(self.hours, dtype=bool))
+                    seen |= hourly.seen[index]
+        kube_state = scrapes.counts[KUBE_STATE]
+        scraped = scrapes.counts[CADVISOR] > 0
+        per_namespace: dict[str, np.ndarray] = {}
+        estimates, named = [], []
+        for key, index in sorted(running.keys.items()):
+            namespace = key[0]
+            counted = (kube_state > 0) & running.seen[index]
+            pods = np.divide(running.values[index], kube_state, out=np.zeros(self.hours), where=counted)
+            gap = (pods >= UNREPORTED_MIN_PODS) & scraped & ~reported.get(namespace, np.zeros(self.hours, dtype=bool))
+            if namespace in node_share:
+                gap &= node_share[namespace] >= 1
+            if not gap.any():
+                continue
+            per_namespace[namespace] = np.where(gap, 0.0, 1.0)
+            named.append(f"{namespace} ({_hours_list(self.start, gap)})")
+            for resource in ("cpu", "memory", "egress"):
+                estimates.append(
+                    {
+                        "namespace": namespace,
+                        "resource": resource,
+                        "tier": "",
+                        "kind": UNREPORTED,
+                        "hours": int(gap.sum()),
+                        "detail": f"{int(gap.sum())} hour(s) of running pods without cAdvisor series",
+                    }
+                )
+        warnings = []
+        if named:
+            warnings.append(
+                f"cluster {cluster}: cAdvisor was scraped but reported no container of these namespaces while they "
+                f"ran pods: {'; '.join(named)}; their cpu, memory and egress in those hours are unknown, not billed "
+                "(`chargeback doctor` shows it as unreported-containers)"
+            )
+        return per_namespace, estimates, warnings
+
     def _host_network_estimates(self) -> list[dict]:
         return [
             {
@@ -909,6 +967,21 @@ class _Reducer:
 
     def _hour(self, index: int) -> dt.datetime:
         return self.start + dt.timedelta(hours=int(index))
+
+
+UNREPORTED_RESOURCES = ("cpu", "memory")
+"""cAdvisor reports both for every running container (egress may be the node's, for hostNetwork pods)."""
+UNREPORTED_MIN_PODS = 0.5
+"""Running pods on average in an hour from which a namespace without any container series is a gap: a pod
+started in the hour's last seconds may not have been scraped by cAdvisor yet."""
+
+
+def _hours_list(start: dt.datetime, mask: np.ndarray, limit: int = 4) -> str:
+    """'24 hour(s) from 2026-10-02 00:00' style text of an hour mask."""
+    index = np.flatnonzero(mask)
+    stamps = [start + dt.timedelta(hours=int(i)) for i in index[:limit]]
+    more = f" and {len(index) - limit} more" if len(index) > limit else ""
+    return f"{len(index)} hour(s): " + ", ".join(f"{s:%Y-%m-%d %H:00}" for s in stamps) + more
 
 
 def _nansum_or_nan(matrix: np.ndarray) -> np.ndarray:
@@ -1010,9 +1083,17 @@ class _FrameGrid:
             self._write(column, [self.position[k] for k in keys], values, nan)
 
     def cut(
-        self, share: Mapping[str, np.ndarray], node_share: Mapping[str, np.ndarray], cluster: str, hour0: float
+        self,
+        share: Mapping[str, np.ndarray],
+        node_share: Mapping[str, np.ndarray],
+        cluster: str,
+        hour0: float,
+        container_share: Mapping[str, np.ndarray] | None = None,
     ) -> tuple[pd.DataFrame, list[dict]]:
-        """The rows that hold a value, or whose hour was not scraped at all (coverage 0, NaN use)."""
+        """The rows that hold a value, or whose hour was not scraped at all (coverage 0, NaN use).
+
+        `node_share`: namespace → its coverage on the nodes it ran on (node-scraped keys); `container_share`:
+        namespace → 0 in hours cAdvisor reported none of its running containers (cAdvisor keys)."""
         keys, matrices, poisoned = self.keys, self.matrices, self.poisoned
         self.matrices = {}
         namespaces = np.array([k[0] for k in keys], dtype=object)
@@ -1023,14 +1104,19 @@ class _FrameGrid:
         from_kube_state = has_request | (resources == PODS)
 
         by_source = np.column_stack([share[s] for s in SOURCES])
-        # Namespaces a silent node hid: their node-scraped keys take the node coverage (hours × such keys).
-        node_keys = [
-            k
-            for k, (n, r) in enumerate(zip(namespaces, resources, strict=True))
-            if n in node_share and used_source(r) in _NODE_SOURCES
-        ]
+        # Namespaces a silent node hid, or whose containers cAdvisor did not report: their node-scraped keys take
+        # that coverage (hours × such keys).
+        containers = container_share or {}
+        key_shares: dict[int, np.ndarray] = {}
+        for k, (n, r) in enumerate(zip(namespaces, resources, strict=True)):
+            parts = [node_share[n]] if n in node_share and used_source(r) in _NODE_SOURCES else []
+            if n in containers and used_source(r) == CADVISOR:
+                parts.append(containers[n])
+            if parts:
+                key_shares[k] = np.minimum.reduce(parts)
+        node_keys = list(key_shares)
         node_column = np.full(len(keys), -1, dtype=np.int64)
-        node_coverage = np.column_stack([node_share[namespaces[k]] for k in node_keys]) if node_keys else None
+        node_coverage = np.column_stack([key_shares[k] for k in node_keys]) if node_keys else None
         node_column[node_keys] = np.arange(len(node_keys))
         unscraped = (by_source == 0)[:, source_of]  # hours × keys, bool
         present = unscraped | poisoned  # explicit rows: unknown use

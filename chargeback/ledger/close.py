@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -118,11 +118,13 @@ def close_month(
     now: dt.datetime | None = None,
     issued_by: str | None = None,
     allow_dirty_catalog: bool = False,
+    accept_coverage_loss: bool = False,
 ) -> CloseResult:
     """Close `period`: issue it if it never was, say whether a recomputation is identical, or (with `correct`)
     issue correction notes for what changed, for units whose change reaches rates.yaml corrections.materiality.
-    A catalog with uncommitted changes is refused unless `allow_dirty_catalog`. The ledger keeps FOCUS 1.4 rows;
-    the focus.csv files written to `out` are in `focus_version`.
+    A catalog with uncommitted changes is refused unless `allow_dirty_catalog`; corrections from a recomputation
+    that covers fewer namespace-hours than the month was issued with are refused unless `accept_coverage_loss`.
+    The ledger keeps FOCUS 1.4 rows; the focus.csv files written to `out` are in `focus_version`.
     Raises LedgerError/ChargebackError/CatalogError with a message."""
     catalog = catalog if isinstance(catalog, Catalog) else load_catalog(Path(catalog))
     period = (period if isinstance(period, Period) else Period.parse(period)).in_zone(catalog.pool.billing.time_zone)
@@ -187,11 +189,29 @@ def close_month(
             # As money of the card's currency (checked to be a multiple of its minor unit): 1.00, not YAML's 1.0.
             materiality = round_money(catalog.rates.corrections.materiality, catalog.rates.currency)
             material, below = by_materiality(changes, materiality)
+            lost = coverage_lost(existing, fingerprint["coverage"])
             found = CloseResult(
-                "differs", period.label, book.name, None, changes, in_force, [], run.warnings, below, materiality
+                "differs",
+                period.label,
+                book.name,
+                None,
+                changes,
+                in_force,
+                [],
+                [*run.warnings, *lost],
+                below,
+                materiality,
             )
             if not correct:
                 return found
+            if lost and not accept_coverage_loss:
+                raise LedgerError(
+                    f"refusing to correct {period.label}: the recomputation covers less than the month was issued "
+                    "with, so its differences would credit data Prometheus has lost, not usage that changed:\n  "
+                    + "\n  ".join(lost)
+                    + "\n  fix: recompute from a Prometheus (or Thanos store) that still holds the whole month; to "
+                    "issue the notes anyway pass --accept-coverage-loss"
+                )
             # The decision is part of the issue: which units were left below the threshold, and at what amounts.
             decision = {"materiality": text(materiality), "below": [b.as_dict() for b in below]}
             last = max(existing, key=lambda i: i.sequence)
@@ -221,6 +241,25 @@ def close_month(
         return result
     recorded = issue.sequence if outcome == "below_threshold" else None
     return replace(result, below=found.below, materiality=found.materiality, recorded=recorded)
+
+
+def coverage_lost(existing: Sequence[Issue], recomputed: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What the recomputation no longer covers, per cluster, against the original issue's fingerprint coverage
+    (namespace-hours seen and covered by scrapes): lost data, which a correction would turn into credit notes."""
+    original = min((i for i in existing if i.kind == "original"), key=lambda i: i.sequence, default=None)
+    issued = (original.fingerprint.get("coverage") or {}) if original is not None else {}
+    lost = []
+    for cluster, before in sorted(issued.items()):
+        now = recomputed.get(cluster, {"namespace_hours_seen": 0, "namespace_hours_covered": "0"})
+        seen_before, seen_now = int(before["namespace_hours_seen"]), int(now["namespace_hours_seen"])
+        covered_before = Decimal(str(before["namespace_hours_covered"]))
+        covered_now = Decimal(str(now["namespace_hours_covered"]))
+        if seen_now < seen_before or covered_now < covered_before:
+            lost.append(
+                f"cluster {cluster}: issued with {covered_before} of {seen_before} namespace-hours covered by scrapes, "
+                f"recomputed with {covered_now} of {seen_now}"
+            )
+    return lost
 
 
 def _with_pdfs(issue: Issue, run: PeriodRun, out: Path, now: dt.datetime) -> Issue:

@@ -159,6 +159,7 @@ ESTIMATE_TEXT = {
     usage.NEVER_OBSERVED: "claim never mounted in the period: no kubelet reported it; its use counts as 0",
     usage.NODE_GAP: "a node running pods of this namespace was not (fully) scraped: use in those hours is incomplete",
     usage.NAN_SAMPLES: "samples were NaN: those hours are left unknown and not billed",
+    usage.UNREPORTED: "pods ran but cAdvisor reported none of their containers: those hours are unknown, not billed",
 }
 """What each estimate kind (usage.ESTIMATE_SCHEMA) means for the reader of an invoice."""
 

@@ -491,7 +491,9 @@ def allocate(amount: Decimal, weights: list[Fraction], minor: Decimal) -> list[D
 def coverage(attributed: pd.DataFrame, period: Period) -> pd.DataFrame:
     """Per namespace: hours with rows, and how much of them scrapes covered (sum of each hour's coverage).
 
-    An hour's coverage is the best of the namespace's rows in that hour. Collection adds rows with
+    An hour's coverage is the worst of the namespace's rows in that hour: a namespace whose CPU was not
+    measured is not covered because its quota was (a root cgroup lost made CPU and memory unknown while
+    kube-state-metrics answered, and the invoice said "complete"). Collection adds rows with
     coverage 0 for the hours a source was not scraped, so uncovered hours show here; hours before a
     namespace existed have no rows. Missing data is reported, never billed as zero silently.
     """
@@ -501,9 +503,9 @@ def coverage(attributed: pd.DataFrame, period: Period) -> pd.DataFrame:
     hour_number = steps_since(attributed["hour"], pd.Timestamp(period.start).as_unit("ns").value, HOUR_NS)
     hours = group_rows({"cluster": attributed["cluster"], "namespace": attributed["namespace"], "hour": hour_number})
     del hour_number
-    best = np.full(len(hours), -np.inf)
-    np.maximum.at(best, hours.codes, attributed["coverage"].to_numpy(dtype=float))
-    hourly = hours.keys.assign(coverage=np.clip(best, 0, 1))
+    worst = np.full(len(hours), np.inf)
+    np.minimum.at(worst, hours.codes, attributed["coverage"].to_numpy(dtype=float))
+    hourly = hours.keys.assign(coverage=np.clip(worst, 0, 1))
     per_namespace = hourly.groupby(["cluster", "namespace"], sort=True)["coverage"]
     frame = pd.DataFrame(
         {

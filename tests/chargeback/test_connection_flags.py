@@ -32,6 +32,10 @@ FLAGS_BEFORE = {
     "--chunk-hours": (None, False),
     "--deadline": (None, False),
     "--header": (None, False),
+    "--stall": (None, False),
+    "--retries": (None, False),
+    "--retry-budget": (None, False),
+    "--retry-share": (None, False),
 }
 
 
@@ -58,6 +62,8 @@ def test_help_texts_show_the_models_defaults() -> None:
     options = options_of("invoice")
     assert options["--timeout"].help.endswith("(default 120 s)")
     assert options["--chunk-hours"].help.endswith("(default 24 hours)")
+    assert options["--stall"].help.endswith("(default 30 s)")
+    assert options["--retry-share"].help.endswith("(default 0.1)")
     assert options["--deadline"].help.endswith("(default 3600 s)")
     result = runner.invoke(app, ["idle", "--help"], env={"COLUMNS": "250"})
     assert "Base URL of the Prometheus (or Thanos/Mimir) API" in result.output

@@ -79,7 +79,7 @@ def test_gives_up_after_the_retries_and_says_so() -> None:
         client(handler, retries=2).query(QUERY)
     assert len(calls) == 3
     message = str(raised.value)
-    assert "HTTP 503 on every attempt: timeout: query timed out" in message
+    assert "HTTP 503 on 3 attempt(s): timeout: query timed out" in message
     assert f"(server {URL})" in message and f"query: {QUERY}" in message
     assert "--chunk-hours" in message
 
