@@ -36,7 +36,7 @@ from .collect.prometheus import PrometheusSettings
 from .connection import connection_options
 from .errors import LedgerError, OutputError
 from .ledger.close import CloseResult, close_month, default_ledger
-from .ledger.datasets import billing_period_file
+from .ledger.datasets import dataset_files
 from .ledger.documents import Difference, UnitState, chargeback_lines, differences, month_in_force
 from .ledger.reading import ClosedMonthsCollector
 from .ledger.schema import LINE_FIELDS
@@ -515,11 +515,11 @@ def write_issued_files(
 ) -> list[Path]:
     """The report files of each issue under folder/<period>/, as issued, PDFs included byte for byte (e.g. to
     restore a lost reports folder), focus.csv files in `focus_version`, and beside each the FOCUS Billing Period
-    file its close wrote, derived again from `known` (the whole ledger's issues; default `issues`).
+    and Invoice Detail files its close wrote, derived again from `known` (the whole ledger's issues; default `issues`).
     Files that exist with other content are an error; nothing is overwritten."""
     files: dict[str, str | bytes] = {}
     for issue in issues:
-        issued = files_in_version(issue.files, focus_version) | billing_period_file(known or issues, issue)
+        issued = files_in_version(issue.files, focus_version) | dataset_files(known or issues, issue)
         files |= {f"{issue.period}/{name}": content for name, content in issued.items()}
     clashes = sorted(
         str(folder / name)

@@ -1,6 +1,14 @@
-"""The FOCUS 1.4 Billing Period dataset, derived from what the ledger stores (never from a recomputation).
+"""The FOCUS 1.4 Invoice Detail and Billing Period datasets, derived from what the ledger stores (never from a
+recomputation), so `chargeback ledger export --format files` writes the files a close wrote, byte for byte.
 
-One row per billing period the ledger knows when an issue is appended: the billing periods of that issue and
+Invoice Detail: one row per issued document (each unit's invoice, each credit or debit note) with its number,
+total and currency as stored; a note's ReferenceInvoiceId is the invoice it corrects, an invoice's is its own
+number (the model does not allow it empty). PaymentTerms is rates.yaml invoicing.payment_terms as the ledger
+recorded it at the close (fingerprint "invoicing"); PaymentDueDate, InvoiceDetailGrain and the Conditional
+payment-currency and purchase-order columns are left empty or out: the ledger does not know them. An issue
+recorded before the ledger kept payment terms gets no Invoice Detail file (its close wrote none).
+
+Billing Period: one row per billing period the ledger knows when an issue is appended: the billing periods of that issue and
 of every issue before it. A billing period is Closed once a month was issued in it (an original close; later
 corrections keep it closed) and Open while it only holds correction notes of earlier months. Its bounds and the
 issuer are read from the issued FOCUS rows billed in it, so `chargeback ledger export --format files` writes
@@ -28,9 +36,70 @@ BILLING_PERIOD_COLUMNS: tuple[str, ...] = (
 )
 
 
+INVOICE_DETAIL_COLUMNS: tuple[str, ...] = (
+    "InvoiceDetailId",
+    "InvoiceId",
+    "ReferenceInvoiceId",
+    "InvoiceIssueStatus",
+    "InvoiceIssueDate",
+    "InvoiceIssuerName",
+    "BillingAccountId",
+    "BillingPeriodStart",
+    "BillingPeriodEnd",
+    "ChargeCategory",
+    "BilledCost",
+    "BillingCurrency",
+    "InvoiceDetailDescription",
+    "InvoiceDetailGrain",
+    "InvoiceDetailCreated",
+    "InvoiceDetailLastUpdated",
+    "PaymentDueDate",
+    "PaymentTerms",
+)
+DESCRIPTIONS = {"invoice": "Invoice", "credit_note": "Credit note", "debit_note": "Debit note"}
+
+
+def dataset_name(issue: Issue, dataset: str) -> str:
+    """Where an issue's `dataset` file (e.g. billing-period) goes, beside its focus.csv."""
+    return focus_name(issue.kind, issue.sequence).replace("focus.csv", f"focus-{dataset}.csv")
+
+
 def billing_period_name(issue: Issue) -> str:
-    """Where an issue's Billing Period file goes, beside its focus.csv."""
-    return focus_name(issue.kind, issue.sequence).replace("focus.csv", "focus-billing-period.csv")
+    return dataset_name(issue, "billing-period")
+
+
+def invoice_detail_rows(issue: Issue) -> list[dict[str, str]]:
+    """One row per document of `issue`; BilledCost is the document's stored total, to the cent."""
+    terms = (issue.fingerprint.get("invoicing") or {}).get("payment_terms")
+    if not terms:
+        raise LedgerError(f"internal: {issue.period} #{issue.sequence} has no payment terms in the ledger")
+    rows = _focus_rows(issue)
+    if issue.documents and not rows:
+        raise LedgerError(f"{issue.period} #{issue.sequence}: documents but no FOCUS rows in the ledger")
+    return [
+        {
+            "InvoiceDetailId": document.number,
+            "InvoiceId": document.number,
+            "ReferenceInvoiceId": document.reference or document.number,
+            "InvoiceIssueStatus": "Issued",
+            "InvoiceIssueDate": issue.issued_at,
+            "InvoiceIssuerName": rows[0]["InvoiceIssuerName"],
+            "BillingAccountId": document.business_unit,
+            "BillingPeriodStart": rows[0]["BillingPeriodStart"],
+            "BillingPeriodEnd": rows[0]["BillingPeriodEnd"],
+            "ChargeCategory": "Usage" if document.kind == "invoice" else "Adjustment",
+            "BilledCost": document.total,
+            "BillingCurrency": document.currency,
+            "InvoiceDetailDescription": f"{DESCRIPTIONS.get(document.kind, document.kind)} for {issue.period}"
+            + (f", correcting {document.reference}" if document.reference else ""),
+            "InvoiceDetailGrain": "",
+            "InvoiceDetailCreated": issue.issued_at,
+            "InvoiceDetailLastUpdated": issue.issued_at,
+            "PaymentDueDate": "",
+            "PaymentTerms": terms,
+        }
+        for document in issue.documents
+    ]
 
 
 def billing_period_rows(known: Sequence[Issue], upto: Issue) -> list[dict[str, str]]:
@@ -59,9 +128,13 @@ def billing_period_rows(known: Sequence[Issue], upto: Issue) -> list[dict[str, s
     return rows
 
 
-def billing_period_file(known: Sequence[Issue], upto: Issue) -> dict[str, str]:
-    """Relative path → text of the Billing Period file written beside `upto`'s focus.csv."""
-    return {billing_period_name(upto): csv_text(BILLING_PERIOD_COLUMNS, billing_period_rows(known, upto))}
+def dataset_files(known: Sequence[Issue], upto: Issue) -> dict[str, str]:
+    """Relative path → text of the Billing Period and (when the ledger has its payment terms) Invoice Detail
+    files written beside `upto`'s focus.csv; `known`: the ledger's issues in issue order."""
+    files = {billing_period_name(upto): csv_text(BILLING_PERIOD_COLUMNS, billing_period_rows(known, upto))}
+    if (upto.fingerprint.get("invoicing") or {}).get("payment_terms"):
+        files[dataset_name(upto, "invoice-detail")] = csv_text(INVOICE_DETAIL_COLUMNS, invoice_detail_rows(upto))
+    return files
 
 
 def _focus_rows(issue: Issue) -> list[dict[str, str]]:

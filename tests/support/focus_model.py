@@ -27,6 +27,7 @@ import jsonschema
 MODEL_DIR = Path(__file__).resolve().parents[1] / "data" / "focus-1.4"
 COST_AND_USAGE = "Cost and Usage"
 BILLING_PERIOD = "Billing Period"
+INVOICE_DETAIL = "Invoice Detail"
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MONEY_TOLERANCE = Decimal("0.01")
@@ -58,10 +59,14 @@ RULES_CHECKED = (
     "Billing Period dataset: every column's presence (all Mandatory), type, nullability and allowed values "
     "(BillingPeriodStatus Open or Closed); BillingPeriodStart < BillingPeriodEnd; BillingPeriodCreated <= "
     "BillingPeriodLastUpdated; one row per billing period",
+    "Invoice Detail dataset: every Mandatory column's presence, type, nullability and allowed values "
+    "(ChargeCategory, InvoiceIssueStatus); BillingPeriodStart < BillingPeriodEnd; InvoiceDetailCreated <= "
+    "InvoiceDetailLastUpdated; one row per InvoiceDetailId",
 )
 RULES_NOT_CHECKED = (
-    "Invoice Detail and Contract Commitment datasets: not written (no commitments; the invoice documents and "
-    "the ledger are the invoice record)",
+    "Contract Commitment dataset: not written (the pool sells no commitments)",
+    "Invoice Detail's Conditional PaymentCurrency*, PurchaseOrderNumber: the pool bills in one currency without "
+    "purchase orders, so their conditions do not apply",
     "ISO 4217 membership of BillingCurrency: the model's list is not pinned here; 3 capitals are checked and "
     "rates.yaml's currency is validated when the catalog loads",
     "columns the pool has no data for and leaves out (Conditional: commitments, capacity reservations, regions, "
@@ -96,6 +101,22 @@ def billing_period_violations(content: str) -> list[str]:
     found = _dataset_violations(content, BILLING_PERIOD, _billing_period_rules)
     starts = [row["BillingPeriodStart"] for row in csv.DictReader(io.StringIO(content))]
     return found + [f"BillingPeriodStart {s}: more than one row" for s in sorted(set(starts)) if starts.count(s) > 1]
+
+
+def invoice_detail_violations(content: str) -> list[str]:
+    """Every failed check of a focus-invoice-detail.csv against the FOCUS 1.4 Invoice Detail model."""
+    found = _dataset_violations(content, INVOICE_DETAIL, _invoice_detail_rules)
+    ids = [row["InvoiceDetailId"] for row in csv.DictReader(io.StringIO(content))]
+    return found + [f"InvoiceDetailId {i}: more than one row" for i in sorted(set(ids)) if ids.count(i) > 1]
+
+
+def _invoice_detail_rules(row: dict[str, str]) -> list[str]:
+    found = []
+    if not row["BillingPeriodStart"] < row["BillingPeriodEnd"]:
+        found.append("BillingPeriodStart: MUST be before BillingPeriodEnd")
+    if not row["InvoiceDetailCreated"] <= row["InvoiceDetailLastUpdated"]:
+        found.append("InvoiceDetailLastUpdated: MUST NOT be before InvoiceDetailCreated")
+    return found
 
 
 def _dataset_violations(content: str, dataset: str, rules: Callable[[dict[str, str]], list[str]]) -> list[str]:
