@@ -8,12 +8,12 @@ recorded it at the close (fingerprint "invoicing"); PaymentDueDate, InvoiceDetai
 payment-currency and purchase-order columns are left empty or out: the ledger does not know them. An issue
 recorded before the ledger kept payment terms gets no Invoice Detail file (its close wrote none).
 
-Billing Period: one row per billing period the ledger knows when an issue is appended: the billing periods of that issue and
-of every issue before it. A billing period is Closed once a month was issued in it (an original close; later
-corrections keep it closed) and Open while it only holds correction notes of earlier months. Its bounds and the
-issuer are read from the issued FOCUS rows billed in it, so `chargeback ledger export --format files` writes
-the file a close wrote, byte for byte, without the catalog. A billing period whose issues hold no FOCUS row
-(a correction run that issued nothing) has no bounds in the ledger and is left out.
+Billing Period: one row per billing period the ledger knows when an issue is appended: the billing periods of
+that issue and of every issue before it. A billing period is Closed once a month was issued in it (an original
+close; later corrections keep it closed) and Open while it only holds correction notes of earlier months. Its
+bounds and the issuer are read from the issued FOCUS rows billed in it, so no catalog is needed. A billing
+period whose issues hold no FOCUS row (a correction run that issued nothing) has no bounds in the ledger and
+is left out.
 """
 
 from __future__ import annotations
