@@ -12,8 +12,8 @@ Billing Period: one row per billing period the ledger knows when an issue is app
 that issue and of every issue before it. A billing period is Closed once a month was issued in it (an original
 close; later corrections keep it closed) and Open while it only holds correction notes of earlier months. Its
 bounds and the issuer are read from the issued FOCUS rows billed in it, so no catalog is needed. A billing
-period whose issues hold no FOCUS row (a correction run that issued nothing) has no bounds in the ledger and
-is left out.
+period whose issues hold no FOCUS row with its bounds (a correction run that issued nothing) has no bounds in
+the ledger and is left out.
 """
 
 from __future__ import annotations
@@ -73,9 +73,12 @@ def invoice_detail_rows(issue: Issue) -> list[dict[str, str]]:
     terms = (issue.fingerprint.get("invoicing") or {}).get("payment_terms")
     if not terms:
         raise LedgerError(f"internal: {issue.period} #{issue.sequence} has no payment terms in the ledger")
-    rows = _focus_rows(issue)
+    rows = [row for row in _focus_rows(issue) if _has_bounds(row)]
     if issue.documents and not rows:
-        raise LedgerError(f"{issue.period} #{issue.sequence}: documents but no FOCUS rows in the ledger")
+        raise LedgerError(
+            f"{issue.period} #{issue.sequence}: its documents have no FOCUS rows with a billing period and issuer "
+            "in the ledger; export it with the chargeback version that issued it"
+        )
     return [
         {
             "InvoiceDetailId": document.number,
@@ -112,7 +115,7 @@ def billing_period_rows(known: Sequence[Issue], upto: Issue) -> list[dict[str, s
     rows = []
     for billing in sorted({i.billing_period for i in before}):
         issues = [i for i in before if i.billing_period == billing]
-        bounds = next((row for i in issues for row in _focus_rows(i)), None)
+        bounds = next((row for i in issues for row in _focus_rows(i) if _has_bounds(row)), None)
         if bounds is None:
             continue
         rows.append(
@@ -135,6 +138,13 @@ def dataset_files(known: Sequence[Issue], upto: Issue) -> dict[str, str]:
     if (upto.fingerprint.get("invoicing") or {}).get("payment_terms"):
         files[dataset_name(upto, "invoice-detail")] = csv_text(INVOICE_DETAIL_COLUMNS, invoice_detail_rows(upto))
     return files
+
+
+BOUNDS = ("BillingPeriodStart", "BillingPeriodEnd", "InvoiceIssuerName")
+
+
+def _has_bounds(row: dict[str, str]) -> bool:
+    return all(row.get(name) for name in BOUNDS)
 
 
 def _focus_rows(issue: Issue) -> list[dict[str, str]]:
