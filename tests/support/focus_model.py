@@ -98,25 +98,20 @@ def violations(content: str) -> list[str]:
 
 def billing_period_violations(content: str) -> list[str]:
     """Every failed check of a focus-billing-period.csv against the FOCUS 1.4 Billing Period model."""
-    found = _dataset_violations(content, BILLING_PERIOD, _billing_period_rules)
+    found = _dataset_violations(
+        content, BILLING_PERIOD, _periods_ordered("BillingPeriodCreated", "BillingPeriodLastUpdated")
+    )
     starts = [row["BillingPeriodStart"] for row in csv.DictReader(io.StringIO(content))]
     return found + [f"BillingPeriodStart {s}: more than one row" for s in sorted(set(starts)) if starts.count(s) > 1]
 
 
 def invoice_detail_violations(content: str) -> list[str]:
     """Every failed check of a focus-invoice-detail.csv against the FOCUS 1.4 Invoice Detail model."""
-    found = _dataset_violations(content, INVOICE_DETAIL, _invoice_detail_rules)
+    found = _dataset_violations(
+        content, INVOICE_DETAIL, _periods_ordered("InvoiceDetailCreated", "InvoiceDetailLastUpdated")
+    )
     ids = [row["InvoiceDetailId"] for row in csv.DictReader(io.StringIO(content))]
     return found + [f"InvoiceDetailId {i}: more than one row" for i in sorted(set(ids)) if ids.count(i) > 1]
-
-
-def _invoice_detail_rules(row: dict[str, str]) -> list[str]:
-    found = []
-    if not row["BillingPeriodStart"] < row["BillingPeriodEnd"]:
-        found.append("BillingPeriodStart: MUST be before BillingPeriodEnd")
-    if not row["InvoiceDetailCreated"] <= row["InvoiceDetailLastUpdated"]:
-        found.append("InvoiceDetailLastUpdated: MUST NOT be before InvoiceDetailCreated")
-    return found
 
 
 def _dataset_violations(content: str, dataset: str, rules: Callable[[dict[str, str]], list[str]]) -> list[str]:
@@ -147,13 +142,18 @@ def _row_violations(
     return rules(row)
 
 
-def _billing_period_rules(row: dict[str, str]) -> list[str]:
-    found = []
-    if not row["BillingPeriodStart"] < row["BillingPeriodEnd"]:
-        found.append("BillingPeriodStart: MUST be before BillingPeriodEnd")
-    if not row["BillingPeriodCreated"] <= row["BillingPeriodLastUpdated"]:
-        found.append("BillingPeriodLastUpdated: MUST NOT be before BillingPeriodCreated")
-    return found
+def _periods_ordered(created: str, updated: str) -> Callable[[dict[str, str]], list[str]]:
+    """The rules of a dataset row with a billing period and a created/last-updated pair of columns."""
+
+    def rules(row: dict[str, str]) -> list[str]:
+        found = []
+        if not row["BillingPeriodStart"] < row["BillingPeriodEnd"]:
+            found.append("BillingPeriodStart: MUST be before BillingPeriodEnd")
+        if not row[created] <= row[updated]:
+            found.append(f"{updated}: MUST NOT be before {created}")
+        return found
+
+    return rules
 
 
 def _cell_problem(spec: dict[str, Any], value: str) -> str | None:
