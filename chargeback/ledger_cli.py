@@ -36,6 +36,7 @@ from .collect.prometheus import PrometheusSettings
 from .connection import connection_options
 from .errors import LedgerError, OutputError
 from .ledger.close import CloseResult, close_month, default_ledger
+from .ledger.datasets import dataset_files
 from .ledger.documents import Difference, UnitState, chargeback_lines, differences, month_in_force
 from .ledger.reading import ClosedMonthsCollector
 from .ledger.schema import LINE_FIELDS
@@ -490,14 +491,15 @@ def export(
         start, end = _range(first, last)
         with open_existing(ledger) as book:
             issues = book.issues(billing_from=start, billing_to=end)
+            known = book.issues() if fmt == "files" else issues
         if not issues:
             raise LedgerError(f"nothing issued in ledger {ledger} for billing periods {start or '…'} to {end or '…'}")
-        return issues
+        return issues, known
 
-    issues = load()
+    issues, known = load()
     if fmt == "files":
         assert out_file is not None
-        written = write_issued_files(out_file, issues, focus_version)
+        written = write_issued_files(out_file, issues, focus_version, known)
         err().print(f"wrote {len(written)} files to {out_file}", markup=False)
         return
     content = _focus(issues, focus_version) if fmt == "focus" else EXPORTS[fmt](issues)
@@ -508,13 +510,16 @@ def export(
     err().print(f"wrote {out_file}", markup=False)
 
 
-def write_issued_files(folder: Path, issues: Sequence[Issue], focus_version: str = FOCUS_VERSION) -> list[Path]:
+def write_issued_files(
+    folder: Path, issues: Sequence[Issue], focus_version: str = FOCUS_VERSION, known: Sequence[Issue] | None = None
+) -> list[Path]:
     """The report files of each issue under folder/<period>/, as issued, PDFs included byte for byte (e.g. to
-    restore a lost reports folder), focus.csv files in `focus_version`.
+    restore a lost reports folder), focus.csv files in `focus_version`, and beside each the FOCUS Billing Period
+    and Invoice Detail files its close wrote, derived again from `known` (the whole ledger's issues; default `issues`).
     Files that exist with other content are an error; nothing is overwritten."""
     files: dict[str, str | bytes] = {}
     for issue in issues:
-        issued = files_in_version(issue.files, focus_version)
+        issued = files_in_version(issue.files, focus_version) | dataset_files(known or issues, issue)
         files |= {f"{issue.period}/{name}": content for name, content in issued.items()}
     clashes = sorted(
         str(folder / name)

@@ -1161,6 +1161,19 @@ class Corrections(_Model):
     )
 
 
+class Invoicing(_Model):
+    """Terms printed in the FOCUS Invoice Detail dataset, which the usage data cannot know."""
+
+    payment_terms: str = Field(
+        "Net 30",
+        min_length=1,
+        max_length=200,
+        pattern=r"\S",
+        description="PaymentTerms of every issued document in focus-invoice-detail.csv, e.g. 'Net 30' (the "
+        "default) or 'Internal transfer, no payment'.",
+    )
+
+
 class RateCard(_Model):
     """rates.yaml: what finance decides."""
 
@@ -1181,6 +1194,7 @@ class RateCard(_Model):
         default_factory=list, description="Billing method of each exposed capability, versioned."
     )
     corrections: Corrections = Field(default_factory=Corrections, description="Corrections of closed months.")
+    invoicing: Invoicing = Field(default_factory=Invoicing, description="Terms of the issued documents.")
     csv_bom: bool = Field(
         True,
         description="Start the spreadsheet CSVs (usage, line_items, idle, capability_lines) with a UTF-8 "

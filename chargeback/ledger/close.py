@@ -34,6 +34,7 @@ from ..outputs.writer import printed_files, write_new_files, write_reports
 from ..period import Period, iso_utc
 from ..rate.invoices import UNALLOCATED_NAME, text
 from ..run import PeriodRun, run_period
+from .datasets import dataset_files
 from .documents import (
     BelowThreshold,
     Difference,
@@ -180,6 +181,7 @@ def close_month(
             ) or previous_period(run.chargeback, out, previous)
             issue = _with_pdfs(_original(run, fingerprint, history, who, now), run, out, now)
             book.append(connection, issue)
+            datasets = dataset_files(book.issues(connection=connection), issue)
             outcome, changes, in_force = "issued", [], {}
         else:
             in_force = month_in_force(existing)
@@ -221,15 +223,16 @@ def close_month(
             fingerprint = {**fingerprint, "corrections": decision}
             issue = _with_pdfs(_correction(run, fingerprint, in_force, material, sequence, now, who), run, out, now)
             book.append(connection, issue)
+            datasets = dataset_files(book.issues(connection=connection), issue)
             outcome = "corrected" if material else "below_threshold"
     # Committed: now the files. A failure here leaves the ledger right; `chargeback ledger export` rewrites them.
     try:
         if outcome == "issued":
             written = write_reports(
-                run.chargeback, out, render_files=lambda _: issue.files, focus_version=focus_version
+                run.chargeback, out, render_files=lambda _: {**issue.files, **datasets}, focus_version=focus_version
             )
         else:
-            written = write_new_files(out, files_in_version(issue.files, focus_version))
+            written = write_new_files(out, {**files_in_version(issue.files, focus_version), **datasets})
     except OutputError as e:
         raise OutputError(
             f"{period.label} is issued in ledger {book.name}, but {e}; write them from the ledger with "

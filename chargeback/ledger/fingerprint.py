@@ -144,6 +144,7 @@ def build_fingerprint(
             "versions": rate_versions(chargeback),
         },
         "billing_mode": chargeback.billing_mode.value,
+        "invoicing": {"payment_terms": chargeback.catalog.rates.invoicing.payment_terms},
         "prometheus": {
             "url": prometheus_url,
             "version": server_version,

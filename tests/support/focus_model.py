@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,8 @@ import jsonschema
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "data" / "focus-1.4"
 COST_AND_USAGE = "Cost and Usage"
+BILLING_PERIOD = "Billing Period"
+INVOICE_DETAIL = "Invoice Detail"
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MONEY_TOLERANCE = Decimal("0.01")
@@ -53,10 +56,17 @@ RULES_CHECKED = (
     "valid against the official JSON schema (Elements, AllocatedRatio in [0, 1], x_ keys in PascalCase); "
     "AllocatedTags repeats no key of Tags",
     "Credit rows that are not corrections have BilledCost <= 0 (a correction's reversal of a credit is positive)",
+    "Billing Period dataset: every column's presence (all Mandatory), type, nullability and allowed values "
+    "(BillingPeriodStatus Open or Closed); BillingPeriodStart < BillingPeriodEnd; BillingPeriodCreated <= "
+    "BillingPeriodLastUpdated; one row per billing period",
+    "Invoice Detail dataset: every Mandatory column's presence, type, nullability and allowed values "
+    "(ChargeCategory, InvoiceIssueStatus); BillingPeriodStart < BillingPeriodEnd; InvoiceDetailCreated <= "
+    "InvoiceDetailLastUpdated; one row per InvoiceDetailId",
 )
 RULES_NOT_CHECKED = (
-    "Invoice Detail, Billing Period and Contract Commitment datasets: not written (no commitments; the "
-    "invoice documents and the ledger are the invoice record)",
+    "Contract Commitment dataset: not written (the pool sells no commitments)",
+    "Invoice Detail's Conditional PaymentCurrency*, PurchaseOrderNumber: the pool bills in one currency without "
+    "purchase orders, so their conditions do not apply",
     "ISO 4217 membership of BillingCurrency: the model's list is not pinned here; 3 capitals are checked and "
     "rates.yaml's currency is validated when the catalog loads",
     "columns the pool has no data for and leaves out (Conditional: commitments, capacity reservations, regions, "
@@ -83,18 +93,42 @@ def cost_and_usage_columns() -> dict[str, dict[str, Any]]:
 
 def violations(content: str) -> list[str]:
     """Every failed check of a focus.csv (text as written) against the FOCUS 1.4 Cost and Usage model."""
-    columns = cost_and_usage_columns()
+    return _dataset_violations(content, COST_AND_USAGE, _cross_column)
+
+
+def billing_period_violations(content: str) -> list[str]:
+    """Every failed check of a focus-billing-period.csv against the FOCUS 1.4 Billing Period model."""
+    found = _dataset_violations(
+        content, BILLING_PERIOD, _periods_ordered("BillingPeriodCreated", "BillingPeriodLastUpdated")
+    )
+    starts = [row["BillingPeriodStart"] for row in csv.DictReader(io.StringIO(content))]
+    return found + [f"BillingPeriodStart {s}: more than one row" for s in sorted(set(starts)) if starts.count(s) > 1]
+
+
+def invoice_detail_violations(content: str) -> list[str]:
+    """Every failed check of a focus-invoice-detail.csv against the FOCUS 1.4 Invoice Detail model."""
+    found = _dataset_violations(
+        content, INVOICE_DETAIL, _periods_ordered("InvoiceDetailCreated", "InvoiceDetailLastUpdated")
+    )
+    ids = [row["InvoiceDetailId"] for row in csv.DictReader(io.StringIO(content))]
+    return found + [f"InvoiceDetailId {i}: more than one row" for i in sorted(set(ids)) if ids.count(i) > 1]
+
+
+def _dataset_violations(content: str, dataset: str, rules: Callable[[dict[str, str]], list[str]]) -> list[str]:
+    columns = model()["datasets"][dataset]["columns"]
     header = content.partition("\n")[0].split(",")
     found = [f"column {name}: Mandatory in FOCUS 1.4, missing" for name, spec in columns.items()
              if spec["feature_level"] == "Mandatory" and name not in header]  # fmt: skip
     found += [f"column {name}: not a FOCUS 1.4 column and not custom (x_)" for name in header
               if name not in columns and not name.startswith("x_")]  # fmt: skip
     for index, row in enumerate(csv.DictReader(io.StringIO(content)), start=1):
-        found += [f"row {index} {problem}" for problem in _row_violations(row, columns)]
+        found += [f"row {index} {problem}" for problem in _row_violations(row, columns, rules)]
     return found
 
 
-def _row_violations(row: dict[str, str], columns: dict[str, dict[str, Any]]) -> list[str]:
+def _row_violations(
+    row: dict[str, str], columns: dict[str, dict[str, Any]], rules: Callable[[dict[str, str]], list[str]]
+) -> list[str]:
     found = []
     for name, value in row.items():
         spec = columns.get(name)
@@ -105,7 +139,21 @@ def _row_violations(row: dict[str, str], columns: dict[str, dict[str, Any]]) -> 
             found.append(f"{name}: {problem} ({value!r})")
     if found:  # the rules below read typed values
         return found
-    return _cross_column(row)
+    return rules(row)
+
+
+def _periods_ordered(created: str, updated: str) -> Callable[[dict[str, str]], list[str]]:
+    """The rules of a dataset row with a billing period and a created/last-updated pair of columns."""
+
+    def rules(row: dict[str, str]) -> list[str]:
+        found = []
+        if not row["BillingPeriodStart"] < row["BillingPeriodEnd"]:
+            found.append("BillingPeriodStart: MUST be before BillingPeriodEnd")
+        if not row[created] <= row[updated]:
+            found.append(f"{updated}: MUST NOT be before {created}")
+        return found
+
+    return rules
 
 
 def _cell_problem(spec: dict[str, Any], value: str) -> str | None:
